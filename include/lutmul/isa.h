@@ -1,0 +1,27 @@
+// Which SIMD kernels run. Chosen once from what the CPU has; the environment variable
+// LUTMUL_ISA=scalar|avx2|avx512|neon forces a level (an unsupported one is an error).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace lutmul {
+
+enum class Isa { scalar = 0, avx2 = 1, avx512 = 2, neon = 3 };
+
+// Name as accepted by LUTMUL_ISA: "scalar", "avx2", "avx512", "neon".
+std::string isa_name(Isa isa);
+// Parses a name; throws lutmul::Error for an unknown one.
+Isa parse_isa(const std::string& name);
+// True when this build has kernels for `isa` and the CPU (and OS) can run them.
+bool isa_supported(Isa isa);
+// Every supported level, best last.
+std::vector<Isa> supported_isas();
+// The best level the CPU supports.
+Isa best_isa();
+// The level in use: LUTMUL_ISA if set (checked on first use), else set_isa(), else best_isa().
+Isa active_isa();
+// Forces a level for this process; throws lutmul::Error if the CPU lacks it.
+void set_isa(Isa isa);
+
+}  // namespace lutmul

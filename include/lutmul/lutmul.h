@@ -1,0 +1,9 @@
+// The whole public API of lutmul.
+#pragma once
+
+#include "lutmul/error.h"
+#include "lutmul/isa.h"
+#include "lutmul/maddness.h"
+#include "lutmul/matrix.h"
+#include "lutmul/threading.h"
+#include "lutmul/version.h"

@@ -1,0 +1,4 @@
+#pragma once
+#define LUTMUL_VERSION_MAJOR 0
+#define LUTMUL_VERSION_MINOR 1
+#define LUTMUL_VERSION_PATCH 0

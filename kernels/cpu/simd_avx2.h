@@ -1,0 +1,111 @@
+// AVX2 (+FMA) primitives for the encoder and the scan. Include only from the AVX2
+// translation unit.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <xsimd/xsimd.hpp>
+
+namespace lutmul::kernels {
+namespace {
+
+struct Avx2Ops {
+  using XsimdArch = xsimd::avx2;
+
+  // ---- Bytes: 32 of a block's 64 bytes (rows w and 32 + w for 16 words) ----
+  using Bytes = __m256i;
+  static constexpr int kByteWidth = 32;
+  static constexpr int kOutputTile = 4;  // 16 ymm registers
+
+  static Bytes load_bytes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static Bytes broadcast_table(const uint8_t* p) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static Bytes lookup(Bytes table, Bytes index) { return _mm256_shuffle_epi8(table, index); }
+  static Bytes low_nibbles(Bytes b) { return _mm256_and_si256(b, _mm256_set1_epi8(15)); }
+  static Bytes high_nibbles(Bytes b) { return _mm256_and_si256(_mm256_srli_epi16(b, 4), _mm256_set1_epi8(15)); }
+  static Bytes zero_bytes() { return _mm256_setzero_si256(); }
+  static Bytes add_u16(Bytes a, Bytes b) { return _mm256_add_epi16(a, b); }
+  static Bytes sub_u16(Bytes a, Bytes b) { return _mm256_sub_epi16(a, b); }
+  static Bytes high_bytes_u16(Bytes a) { return _mm256_srli_epi16(a, 8); }
+  static Bytes shift_left_8_u16(Bytes a) { return _mm256_slli_epi16(a, 8); }
+  static Bytes average_u8(Bytes a, Bytes b) { return _mm256_avg_epu8(a, b); }
+  static void store_words(Bytes w, uint32_t* out) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_cvtepu16_epi32(_mm256_castsi256_si128(w)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + 8), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(w, 1)));
+  }
+  static void add_words(Bytes w, uint32_t* out) {
+    __m256i* o = reinterpret_cast<__m256i*>(out);
+    o[0] = _mm256_add_epi32(o[0], _mm256_cvtepu16_epi32(_mm256_castsi256_si128(w)));
+    o[1] = _mm256_add_epi32(o[1], _mm256_cvtepu16_epi32(_mm256_extracti128_si256(w, 1)));
+  }
+
+  // ---- Floats: 8 rows ----
+  using Floats = __m256;
+  using Ints = __m256i;
+  using NanFlag = __m256;
+  static constexpr int kLanes = 8;
+
+  static Floats load_floats(const float* p) { return _mm256_loadu_ps(p); }
+  static Ints row_offsets(int64_t stride) {
+    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int32_t>(stride)));
+  }
+  static Floats gather_floats(const float* base, Ints offsets) { return _mm256_i32gather_ps(base, offsets, 4); }
+  using Thresholds = Floats;
+  static Thresholds load_thresholds(const float* p8) { return _mm256_loadu_ps(p8); }
+  static Ints zero_ints() { return _mm256_setzero_si256(); }
+  static Ints descend(Ints node, Floats x, Thresholds thresholds) {
+    const __m256 right = _mm256_cmp_ps(x, _mm256_permutevar8x32_ps(thresholds, node), _CMP_GT_OQ);
+    // right is all ones (−1) where x goes right: node·2 − (−1).
+    return _mm256_sub_epi32(_mm256_add_epi32(node, node), _mm256_castps_si256(right));
+  }
+  static NanFlag no_nan() { return _mm256_setzero_ps(); }
+  static void track_nan(NanFlag& flag, Floats x) { flag = _mm256_or_ps(flag, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)); }
+  static bool any_nan(NanFlag flag) { return _mm256_movemask_ps(flag) != 0; }
+  // 32 codes (4 vectors of 8 int32, values < 256) to 32 bytes in row order.
+  static __m256i pack_32_rows(const Ints* v) {
+    const __m256i words01 = _mm256_packus_epi32(v[0], v[1]);
+    const __m256i words23 = _mm256_packus_epi32(v[2], v[3]);
+    const __m256i bytes = _mm256_packus_epi16(words01, words23);
+    return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  }
+  // lo/hi: codes of codebooks 2p and 2p+1 for rows 8k..8k+7 (k = 0..7).
+  static void store_codes(const Ints* lo, const Ints* hi, uint8_t* out) {
+    Ints pairs[8];
+    for (int k = 0; k < 8; ++k) pairs[k] = _mm256_or_si256(lo[k], _mm256_slli_epi32(hi[k], 4));
+    const __m256i first = pack_32_rows(pairs);       // rows 0..31
+    const __m256i second = pack_32_rows(pairs + 4);  // rows 32..63
+    const __m256i a = _mm256_unpacklo_epi8(first, second);
+    const __m256i b = _mm256_unpackhi_epi8(first, second);
+    // Byte 2w = row w, byte 2w+1 = row 32+w.
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permute2x128_si256(a, b, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), _mm256_permute2x128_si256(a, b, 0x31));
+  }
+
+  // in[i] holds output i for 8 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows.
+  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(in[i], in[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(in[i], in[i + 1]);
+    }
+    for (int g = 0; g < 2; ++g) {
+      u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+      u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+      u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+      u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);
+    for (int k = 0; k < 4; ++k) {
+      const __m256 low = _mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
+      const __m256 high = _mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
+      if (k < rows) _mm256_maskstore_ps(y + k * ldy, mask, low);
+      if (4 + k < rows) _mm256_maskstore_ps(y + (4 + k) * ldy, mask, high);
+    }
+  }
+};
+
+}  // namespace
+}  // namespace lutmul::kernels

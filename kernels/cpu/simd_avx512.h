@@ -1,0 +1,112 @@
+// AVX-512 (F, BW, DQ, VL) primitives for the encoder and the scan. Include only from the
+// AVX-512 translation unit.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <xsimd/xsimd.hpp>
+
+namespace lutmul::kernels {
+namespace {
+
+struct Avx512Ops {
+  using XsimdArch = xsimd::avx512bw;
+
+  // ---- Bytes: 64 rows of one codebook pair ----
+  using Bytes = __m512i;
+  static constexpr int kByteWidth = 64;
+  static constexpr int kOutputTile = 8;
+
+  static Bytes load_bytes(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  static Bytes broadcast_table(const uint8_t* p) {
+    return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static Bytes lookup(Bytes table, Bytes index) { return _mm512_shuffle_epi8(table, index); }
+  static Bytes low_nibbles(Bytes b) { return _mm512_and_si512(b, _mm512_set1_epi8(15)); }
+  static Bytes high_nibbles(Bytes b) { return _mm512_and_si512(_mm512_srli_epi16(b, 4), _mm512_set1_epi8(15)); }
+  static Bytes zero_bytes() { return _mm512_setzero_si512(); }
+  static Bytes add_u16(Bytes a, Bytes b) { return _mm512_add_epi16(a, b); }
+  static Bytes sub_u16(Bytes a, Bytes b) { return _mm512_sub_epi16(a, b); }
+  static Bytes high_bytes_u16(Bytes a) { return _mm512_srli_epi16(a, 8); }
+  static Bytes shift_left_8_u16(Bytes a) { return _mm512_slli_epi16(a, 8); }
+  static Bytes average_u8(Bytes a, Bytes b) { return _mm512_avg_epu8(a, b); }
+  static void store_words(Bytes w, uint32_t* out) {
+    _mm512_store_si512(out, _mm512_cvtepu16_epi32(_mm512_castsi512_si256(w)));
+    _mm512_store_si512(out + 16, _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(w, 1)));
+  }
+  static void add_words(Bytes w, uint32_t* out) {
+    const __m512i lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(w));
+    const __m512i hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(w, 1));
+    _mm512_store_si512(out, _mm512_add_epi32(_mm512_load_si512(out), lo));
+    _mm512_store_si512(out + 16, _mm512_add_epi32(_mm512_load_si512(out + 16), hi));
+  }
+
+  // ---- Floats: 16 rows ----
+  using Floats = __m512;
+  using Ints = __m512i;
+  using NanFlag = __mmask16;
+  static constexpr int kLanes = 16;
+
+  static Floats load_floats(const float* p) { return _mm512_loadu_ps(p); }
+  static Ints row_offsets(int64_t stride) {
+    return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                              _mm512_set1_epi32(static_cast<int32_t>(stride)));
+  }
+  static Floats gather_floats(const float* base, Ints offsets) { return _mm512_i32gather_ps(offsets, base, 4); }
+  using Thresholds = Floats;
+  static Thresholds load_thresholds(const float* p8) { return _mm512_castps256_ps512(_mm256_loadu_ps(p8)); }
+  static Ints zero_ints() { return _mm512_setzero_si512(); }
+  static Ints descend(Ints node, Floats x, Thresholds thresholds) {
+    const __mmask16 right = _mm512_cmp_ps_mask(x, _mm512_permutexvar_ps(node, thresholds), _CMP_GT_OQ);
+    const Ints twice = _mm512_add_epi32(node, node);
+    return _mm512_mask_add_epi32(twice, right, twice, _mm512_set1_epi32(1));
+  }
+  static NanFlag no_nan() { return 0; }
+  static void track_nan(NanFlag& flag, Floats x) { flag = static_cast<NanFlag>(flag | _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q)); }
+  static bool any_nan(NanFlag flag) { return flag != 0; }
+  // lo/hi: codes of codebooks 2p and 2p+1 for rows 16k..16k+15 (k = 0..3).
+  static void store_codes(const Ints* lo, const Ints* hi, uint8_t* out) {
+    __m128i rows[4];
+    for (int k = 0; k < 4; ++k)
+      rows[k] = _mm512_cvtepi32_epi8(_mm512_or_si512(lo[k], _mm512_slli_epi32(hi[k], 4)));
+    // Byte 2w = row w, byte 2w+1 = row 32+w.
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi8(rows[0], rows[2]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi8(rows[0], rows[2]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm_unpacklo_epi8(rows[1], rows[3]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm_unpackhi_epi8(rows[1], rows[3]));
+  }
+
+  // in[i] holds output i for 16 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows.
+  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(in[i], in[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(in[i], in[i + 1]);
+    }
+    for (int g = 0; g < 4; ++g) {
+      const __m512 a = t[4 * g], b = t[4 * g + 1], c = t[4 * g + 2], d = t[4 * g + 3];
+      u[4 * g + 0] = _mm512_shuffle_ps(a, c, 0x44);
+      u[4 * g + 1] = _mm512_shuffle_ps(a, c, 0xEE);
+      u[4 * g + 2] = _mm512_shuffle_ps(b, d, 0x44);
+      u[4 * g + 3] = _mm512_shuffle_ps(b, d, 0xEE);
+    }
+    // u[4g + k], 128-bit lane L: inputs 4g..4g+3 of element 4L + k.
+    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
+    for (int k = 0; k < 4; ++k) {
+      const __m512 v88 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88);
+      const __m512 vdd = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
+      const __m512 w88 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88);
+      const __m512 wdd = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+      const __m512 out[4] = {_mm512_shuffle_f32x4(v88, w88, 0x88), _mm512_shuffle_f32x4(vdd, wdd, 0x88),
+                             _mm512_shuffle_f32x4(v88, w88, 0xDD), _mm512_shuffle_f32x4(vdd, wdd, 0xDD)};
+      for (int q = 0; q < 4; ++q) {
+        const int row = 4 * q + k;
+        if (row < rows) _mm512_mask_storeu_ps(y + row * ldy, mask, out[q]);
+      }
+    }
+  }
+};
+
+}  // namespace
+}  // namespace lutmul::kernels

@@ -1,0 +1,114 @@
+// NEON (AArch64) primitives for the encoder and the scan. Include only from the NEON
+// translation unit.
+#pragma once
+
+#include <arm_neon.h>
+
+#include <cstdint>
+#include <xsimd/xsimd.hpp>
+
+namespace lutmul::kernels {
+namespace {
+
+struct NeonOps {
+  using XsimdArch = xsimd::neon64;
+
+  // ---- Bytes: 16 of a block's 64 bytes ----
+  using Bytes = uint8x16_t;
+  static constexpr int kByteWidth = 16;
+  static constexpr int kOutputTile = 8;
+
+  static Bytes load_bytes(const uint8_t* p) { return vld1q_u8(p); }
+  static Bytes broadcast_table(const uint8_t* p) { return vld1q_u8(p); }
+  static Bytes lookup(Bytes table, Bytes index) { return vqtbl1q_u8(table, index); }
+  static Bytes low_nibbles(Bytes b) { return vandq_u8(b, vdupq_n_u8(15)); }
+  static Bytes high_nibbles(Bytes b) { return vshrq_n_u8(b, 4); }
+  static Bytes zero_bytes() { return vdupq_n_u8(0); }
+  static Bytes add_u16(Bytes a, Bytes b) {
+    return vreinterpretq_u8_u16(vaddq_u16(vreinterpretq_u16_u8(a), vreinterpretq_u16_u8(b)));
+  }
+  static Bytes sub_u16(Bytes a, Bytes b) {
+    return vreinterpretq_u8_u16(vsubq_u16(vreinterpretq_u16_u8(a), vreinterpretq_u16_u8(b)));
+  }
+  static Bytes high_bytes_u16(Bytes a) { return vreinterpretq_u8_u16(vshrq_n_u16(vreinterpretq_u16_u8(a), 8)); }
+  static Bytes shift_left_8_u16(Bytes a) { return vreinterpretq_u8_u16(vshlq_n_u16(vreinterpretq_u16_u8(a), 8)); }
+  static Bytes average_u8(Bytes a, Bytes b) { return vrhaddq_u8(a, b); }
+  static void store_words(Bytes w, uint32_t* out) {
+    const uint16x8_t words = vreinterpretq_u16_u8(w);
+    vst1q_u32(out, vmovl_u16(vget_low_u16(words)));
+    vst1q_u32(out + 4, vmovl_u16(vget_high_u16(words)));
+  }
+  static void add_words(Bytes w, uint32_t* out) {
+    const uint16x8_t words = vreinterpretq_u16_u8(w);
+    vst1q_u32(out, vaddq_u32(vld1q_u32(out), vmovl_u16(vget_low_u16(words))));
+    vst1q_u32(out + 4, vaddq_u32(vld1q_u32(out + 4), vmovl_u16(vget_high_u16(words))));
+  }
+
+  // ---- Floats: 4 rows ----
+  using Floats = float32x4_t;
+  using Ints = uint32x4_t;
+  using NanFlag = uint32x4_t;
+  static constexpr int kLanes = 4;
+
+  static Floats load_floats(const float* p) { return vld1q_f32(p); }
+  static Ints row_offsets(int64_t stride) { return vdupq_n_u32(static_cast<uint32_t>(stride)); }
+  static Floats gather_floats(const float* base, Ints offsets) {
+    const int64_t stride = vgetq_lane_u32(offsets, 0);
+    float32x4_t x = vdupq_n_f32(base[0]);
+    x = vld1q_lane_f32(base + stride, x, 1);
+    x = vld1q_lane_f32(base + 2 * stride, x, 2);
+    return vld1q_lane_f32(base + 3 * stride, x, 3);
+  }
+  // Eight thresholds as 32 bytes for a two-register byte lookup.
+  using Thresholds = uint8x16x2_t;
+  static Thresholds load_thresholds(const float* p8) {
+    return {{vld1q_u8(reinterpret_cast<const uint8_t*>(p8)), vld1q_u8(reinterpret_cast<const uint8_t*>(p8 + 4))}};
+  }
+  static Ints zero_ints() { return vdupq_n_u32(0); }
+  static Ints descend(Ints node, Floats x, Thresholds table) {
+    // Byte indices 4·node + {0, 1, 2, 3} gather the node's threshold (node < 8: no carries).
+    const uint32x4_t index = vaddq_u32(vmulq_n_u32(node, 0x04040404u), vdupq_n_u32(0x03020100u));
+    const float32x4_t threshold = vreinterpretq_f32_u8(vqtbl2q_u8(table, vreinterpretq_u8_u32(index)));
+    const uint32x4_t right = vcgtq_f32(x, threshold);  // all ones where x goes right
+    return vsubq_u32(vaddq_u32(node, node), right);
+  }
+  static NanFlag no_nan() { return vdupq_n_u32(0); }
+  static void track_nan(NanFlag& flag, Floats x) { flag = vorrq_u32(flag, vmvnq_u32(vceqq_f32(x, x))); }
+  static bool any_nan(NanFlag flag) { return vmaxvq_u32(flag) != 0; }
+  static void store_codes(const Ints* lo, const Ints* hi, uint8_t* out) {
+    uint8x16_t rows[4];
+    for (int k = 0; k < 4; ++k) {
+      uint16x8_t words[2];
+      for (int h = 0; h < 2; ++h) {
+        const uint32x4_t a = vorrq_u32(lo[4 * k + 2 * h], vshlq_n_u32(hi[4 * k + 2 * h], 4));
+        const uint32x4_t b = vorrq_u32(lo[4 * k + 2 * h + 1], vshlq_n_u32(hi[4 * k + 2 * h + 1], 4));
+        words[h] = vcombine_u16(vmovn_u32(a), vmovn_u32(b));
+      }
+      rows[k] = vcombine_u8(vmovn_u16(words[0]), vmovn_u16(words[1]));
+    }
+    vst1q_u8(out, vzip1q_u8(rows[0], rows[2]));
+    vst1q_u8(out + 16, vzip2q_u8(rows[0], rows[2]));
+    vst1q_u8(out + 32, vzip1q_u8(rows[1], rows[3]));
+    vst1q_u8(out + 48, vzip2q_u8(rows[1], rows[3]));
+  }
+  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols) {
+    const float32x4x2_t a = vtrnq_f32(in[0], in[1]);
+    const float32x4x2_t b = vtrnq_f32(in[2], in[3]);
+    const float32x4_t out[4] = {vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0])),
+                                vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1])),
+                                vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0])),
+                                vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]))};
+    for (int r = 0; r < rows; ++r) {
+      if (cols == 4) {
+        vst1q_f32(y + r * ldy, out[r]);
+      } else {
+        float lanes[4];
+        vst1q_f32(lanes, out[r]);
+        for (int c = 0; c < cols; ++c) y[r * ldy + c] = lanes[c];
+      }
+    }
+  }
+};
+
+}  // namespace
+}  // namespace lutmul::kernels

@@ -1,0 +1,122 @@
+// Bad input of every kind gives lutmul::Error with a message naming what was wrong.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <limits>
+
+#include "lutmul/lutmul.h"
+#include "test_util.h"
+
+namespace lutmul {
+namespace {
+
+// Runs `f`, expects lutmul::Error whose message contains `needle`.
+template <typename F>
+void expect_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
+  }
+}
+
+class Errors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::getenv("LUTMUL_ISA") != nullptr) GTEST_SKIP() << "runs without LUTMUL_ISA";
+    a_ = testing::low_rank_rows(200, 12, 3, 0.1f, 4);
+    b_ = testing::uniform(12, 3, -1.f, 1.f, 5);
+  }
+  MatrixView a(int64_t rows = 200) const { return MatrixView::row_major(a_.data(), rows, 12); }
+  MatrixView b() const { return MatrixView::row_major(b_.data(), 12, 3); }
+  Maddness fitted() const {
+    MaddnessConfig config;
+    config.ncodebooks = 3;
+    Maddness m(config);
+    m.fit(a(), b());
+    return m;
+  }
+  std::vector<float> a_, b_;
+};
+
+TEST_F(Errors, BadConfigurations) {
+  MaddnessConfig config;
+  config.ncodebooks = 0;
+  expect_error([&] { Maddness m(config); }, "ncodebooks");
+  config.ncodebooks = 13;
+  expect_error([&] { Maddness(config).fit(a(), b()); }, "larger than the number of columns D (12)");
+  config.ncodebooks = 2;
+  config.heldout_fraction = 1.5;
+  expect_error([&] { Maddness m(config); }, "heldout_fraction");
+  config.heldout_fraction = 0.2;
+  config.ridge_lambdas = {-1.0};
+  expect_error([&] { Maddness(config).fit(a(), b()); }, "ridge_lambdas");
+}
+
+TEST_F(Errors, BadTrainingData) {
+  MaddnessConfig config;
+  config.ncodebooks = 2;
+  expect_error([&] { Maddness(config).fit(a(15), b()); }, "at least 16 rows");
+  expect_error([&] { Maddness(config).fit(a(0), b()); }, "at least 16 rows");
+  std::vector<float> wrong_b = testing::uniform(11, 3, -1.f, 1.f, 1);
+  expect_error([&] { Maddness(config).fit(a(), MatrixView::row_major(wrong_b.data(), 11, 3)); }, "200 x 12, B is 11 x 3");
+  a_[17 * 12 + 5] = std::numeric_limits<float>::quiet_NaN();
+  expect_error([&] { Maddness(config).fit(a(), b()); }, "row 17, column 5");
+  a_[17 * 12 + 5] = std::numeric_limits<float>::infinity();
+  expect_error([&] { Maddness(config).fit(a(), b()); }, "non-finite");
+  a_[17 * 12 + 5] = 0.f;
+  b_[4] = std::numeric_limits<float>::quiet_NaN();
+  expect_error([&] { Maddness(config).fit(a(), b()); }, "B has a non-finite value");
+  expect_error([&] { Maddness(config).fit(MatrixView::row_major(nullptr, 20, 12), b()); }, "null data");
+  expect_error([&] { Maddness(config).fit(MatrixView::row_major(a_.data(), 20, 12, 5), b()); }, "leading dimension");
+}
+
+TEST_F(Errors, BadInferenceInput) {
+  const Maddness m = fitted();
+  std::vector<float> wide = testing::uniform(10, 13, -1.f, 1.f, 2);
+  expect_error([&] { m.matmul(MatrixView::row_major(wide.data(), 10, 13)); }, "D = 12 columns, got 10 x 13");
+  std::vector<float> y(200 * 3);
+  expect_error([&] { m.matmul(a(), y.data(), 2); }, "ldy (2) is smaller than M (3)");
+  expect_error([&] { Maddness().matmul(a()); }, "not fitted");
+  MaddnessConfig config;
+  config.ncodebooks = 3;
+  Maddness encoder_only(config);
+  encoder_only.fit_encoder(a());
+  expect_error([&] { encoder_only.matmul(a()); }, "no weights");
+  expect_error([&] { encoder_only.set_weights(MatrixView::row_major(b_.data(), 11, 3)); }, "D = 12 rows");
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> bias = {0.f, nan, 0.f};
+  expect_error([&] { encoder_only.set_weights(b(), bias.data()); }, "bias has a non-finite value");
+  // NaN in a column the encoder reads.
+  std::vector<float> rows = a_;
+  rows[static_cast<size_t>(150 * 12 + m.split_dim(1, 2))] = nan;
+  expect_error([&] { m.matmul(MatrixView::row_major(rows.data(), 200, 12)); }, "NaN");
+  const EncodedRows other(10, 4);
+  expect_error([&] { m.scan(other, y.data(), 3); }, "codes have 4 codebooks, the model has 3");
+  expect_error([&] { other.code(10, 0); }, "outside 10 rows");
+}
+
+TEST_F(Errors, ThreadsAndIsas) {
+  expect_error([] { set_num_threads(0); }, "at least 1");
+  expect_error([] { parse_isa("sse9"); }, "unknown ISA 'sse9'");
+#if defined(__x86_64__)
+  expect_error([] { set_isa(Isa::neon); }, "neon is not supported");
+#endif
+}
+
+// Run by ctest with LUTMUL_ISA set to something this machine cannot run.
+TEST(Environment, UnsupportedIsaIsAnError) {
+  const char* forced = std::getenv("LUTMUL_ISA");
+  if (forced == nullptr) GTEST_SKIP() << "ctest sets LUTMUL_ISA for this test";
+  EXPECT_THROW(active_isa(), Error);
+  std::vector<float> a = testing::low_rank_rows(100, 8, 2, 0.1f, 1), b = testing::uniform(8, 2, -1.f, 1.f, 1);
+  MaddnessConfig config;
+  config.ncodebooks = 2;
+  Maddness m(config);
+  m.fit(MatrixView::row_major(a.data(), 100, 8), MatrixView::row_major(b.data(), 8, 2));
+  EXPECT_THROW(m.matmul(MatrixView::row_major(a.data(), 100, 8)), Error);
+}
+
+}  // namespace
+}  // namespace lutmul
