@@ -201,7 +201,7 @@ void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
   bool saw_nan = false;
 #pragma omp parallel num_threads(threads) reduction(|| : saw_nan)
   {
-    std::vector<float> scratch(static_cast<size_t>(config_.ncodebooks) * kernels::kTreeDepth * (kBlockRows + 1));
+    std::vector<float> scratch(kernels::encode_scratch_floats(config_.ncodebooks));
     kernels::EncodeArgs mine = args;
     mine.tail_scratch = scratch.data();
     const auto range = partition(nblocks, omp_get_num_threads(), omp_get_thread_num());

@@ -1,10 +1,18 @@
 // The encoder, written once over an ISA's primitives (Ops) and instantiated per ISA.
 //
-// A block of 64 rows is encoded one codebook pair at a time: each row walks its codebook's
-// tree (node = 2·node + (x[dim_t] > threshold[t][node])) with the threshold picked by a
-// lane permute, 64 / Ops::kLanes independent chains per level. Column-major A is read with
-// contiguous loads, anything else with strided gathers (a fused transpose). Float
-// thresholds are compared directly: converting A to bytes would cost more than the compare.
+// Column-major A: a block of 64 rows is encoded one codebook pair at a time, rows in
+// lanes: each row walks its codebook's tree (node = 2·node + (x[dim_t] > threshold[t][node]))
+// with the threshold picked by a lane permute, 64 / Ops::kLanes chains per level.
+//
+// Row-major A: codebooks in lanes, one row at a time. A gather reads the row's split
+// column of level t for Ops::kLanes codebooks (all within the row's own cache lines, which
+// are streamed once); each value is compared with all 2^t thresholds of its level at
+// once, and the path is picked from the comparison bits with scalar bit selects. The
+// row's 4-bit codes come out as one 64-bit word whose bytes are already the packed
+// codebook-pair bytes.
+//
+// Float thresholds are compared directly: converting A to bytes would cost more than the
+// compare.
 #pragma once
 
 #include <cstring>
@@ -75,10 +83,120 @@ inline void encode_partial_block(const EncodeArgs& args, int64_t row0, int valid
     for (int r = valid_rows; r < kBlockRows; ++r) out[packed_byte_offset(p, r)] = 0;
 }
 
+
+// Per-call constants of the row-major encoder, one set per group of Ops::kLanes codebooks,
+// laid out in the caller's scratch (kernels allocate nothing).
+template <class Ops>
+struct RowEncoderPlan {
+  static constexpr int kNodes = 15;  // thresholds of levels 0..3
+  int groups = 0;
+  int32_t* offsets = nullptr;  // groups × 4 × kLanes element offsets within a row
+  float* thresholds = nullptr; // groups × 15 × kLanes
+  int32_t* lines = nullptr;    // distinct touched cache lines (as element offsets), ascending
+  int nlines = 0;
+
+  RowEncoderPlan(const EncodeArgs& args, float* scratch) {
+    constexpr int kLanes = Ops::kLanes;
+    groups = (args.ncodebooks + kLanes - 1) / kLanes;
+    thresholds = scratch;
+    offsets = reinterpret_cast<int32_t*>(scratch + groups * kNodes * kLanes);
+    lines = offsets + groups * kTreeDepth * kLanes;
+    for (int g = 0; g < groups; ++g)
+      for (int lane = 0; lane < kLanes; ++lane) {
+        const int c = g * kLanes + lane < args.ncodebooks ? g * kLanes + lane : g * kLanes;
+        for (int level = 0; level < kTreeDepth; ++level) {
+          offsets[(g * kTreeDepth + level) * kLanes + lane] =
+              static_cast<int32_t>(args.split_dims[c * kTreeDepth + level] * args.col_stride);
+          for (int node = 0; node < (1 << level); ++node)
+            thresholds[(g * kNodes + (1 << level) - 1 + node) * kLanes + lane] =
+                args.thresholds[(c * kTreeDepth + level) * kThresholdStride + node];
+        }
+      }
+    for (int i = 0; i < groups * kTreeDepth * kLanes; ++i) {
+      bool seen = false;
+      for (int j = 0; j < nlines && !seen; ++j) seen = lines[j] / 16 == offsets[i] / 16;
+      if (!seen) lines[nlines++] = offsets[i];
+    }
+    for (int i = 1; i < nlines; ++i)
+      for (int j = i; j > 0 && lines[j - 1] > lines[j]; --j) {
+        const int32_t t = lines[j];
+        lines[j] = lines[j - 1];
+        lines[j - 1] = t;
+      }
+  }
+};
+
+// (b ? if_set : if_clear), bit by bit.
+inline uint32_t select_bits(uint32_t b, uint32_t if_set, uint32_t if_clear) { return (if_set & b) | (if_clear & ~b); }
+
+// Codes of one row for one group of codebooks: nibble `lane` is the code of codebook
+// (group · kLanes + lane). Adds the lanes that read NaN to `nan_bits`.
+template <class Ops>
+inline uint64_t encode_row_group(const float* x, const int32_t* offsets, const float* thresholds, uint32_t lane_mask,
+                                 uint32_t& nan_bits) {
+  using Floats = typename Ops::Floats;
+  constexpr int kLanes = Ops::kLanes;
+  const Floats x0 = Ops::gather_floats(x, Ops::load_ints(offsets));
+  const Floats x1 = Ops::gather_floats(x, Ops::load_ints(offsets + kLanes));
+  const Floats x2 = Ops::gather_floats(x, Ops::load_ints(offsets + 2 * kLanes));
+  const Floats x3 = Ops::gather_floats(x, Ops::load_ints(offsets + 3 * kLanes));
+  nan_bits |= (Ops::nan_mask(x0) | Ops::nan_mask(x1) | Ops::nan_mask(x2) | Ops::nan_mask(x3)) & lane_mask;
+  auto above = [&](Floats v, int node) { return Ops::greater_mask(v, Ops::load_floats(thresholds + node * kLanes)); };
+  // Every threshold of a level is compared; the path then picks its bit.
+  const uint32_t b0 = above(x0, 0);
+  const uint32_t b1 = select_bits(b0, above(x1, 2), above(x1, 1));
+  const uint32_t b2 = select_bits(b0, select_bits(b1, above(x2, 6), above(x2, 5)),
+                                  select_bits(b1, above(x2, 4), above(x2, 3)));
+  const uint32_t p0 = select_bits(b2, above(x3, 8), above(x3, 7));
+  const uint32_t p1 = select_bits(b2, above(x3, 10), above(x3, 9));
+  const uint32_t p2 = select_bits(b2, above(x3, 12), above(x3, 11));
+  const uint32_t p3 = select_bits(b2, above(x3, 14), above(x3, 13));
+  const uint32_t b3 = select_bits(b0, select_bits(b1, p3, p2), select_bits(b1, p1, p0));
+  // code = 8·b0 + 4·b1 + 2·b2 + b3
+  return Ops::spread_to_nibbles(b3 & lane_mask) | Ops::spread_to_nibbles(b2 & lane_mask) << 1 |
+         Ops::spread_to_nibbles(b1 & lane_mask) << 2 | Ops::spread_to_nibbles(b0 & lane_mask) << 3;
+}
+
+template <class Ops>
+inline uint32_t encode_rows_block(const EncodeArgs& args, const RowEncoderPlan<Ops>& plan, int64_t block,
+                                  uint8_t* out) {
+  constexpr int kLanes = Ops::kLanes;
+  constexpr int kRowsAhead = 4;  // gathers do not train the hardware prefetchers
+  uint32_t nan_bits = 0;
+  for (int r = 0; r < kBlockRows; ++r) {
+    const int64_t row = block * kBlockRows + r;
+    if (row + kRowsAhead < args.rows) {
+      const float* ahead = args.a + (row + kRowsAhead) * args.row_stride;
+      for (int i = 0; i < plan.nlines; ++i) __builtin_prefetch(ahead + plan.lines[i]);
+    }
+    uint8_t* dst = out + 2 * (r & 31) + (r >> 5);
+    for (int g = 0; g < plan.groups; ++g) {
+      const int first = g * kLanes;
+      const int lanes = args.ncodebooks - first < kLanes ? args.ncodebooks - first : kLanes;
+      uint64_t codes = 0;
+      if (row < args.rows) {
+        const uint32_t lane_mask = lanes == 32 ? ~0u : (1u << lanes) - 1u;
+        codes = encode_row_group<Ops>(args.a + row * args.row_stride, plan.offsets + g * kTreeDepth * kLanes,
+                                      plan.thresholds + g * RowEncoderPlan<Ops>::kNodes * kLanes, lane_mask, nan_bits);
+      }
+      // The word's bytes are the packed pair bytes of pairs first/2 ...
+      for (int q = 0; q < (lanes + 1) / 2; ++q) dst[(first / 2 + q) * kBlockRows] = static_cast<uint8_t>(codes >> (8 * q));
+    }
+  }
+  return nan_bits;
+}
+
 template <class Ops>
 bool encode_blocks(const EncodeArgs& args, int64_t block_begin, int64_t block_end) {
   typename Ops::NanFlag nan = Ops::no_nan();
   const int npairs = (args.ncodebooks + 1) / 2;
+  if (args.row_stride != 1) {
+    const RowEncoderPlan<Ops> plan(args, args.tail_scratch);
+    uint32_t nan_bits = 0;
+    for (int64_t block = block_begin; block < block_end; ++block)
+      nan_bits |= encode_rows_block<Ops>(args, plan, block, args.packed + block * npairs * kBlockRows);
+    return nan_bits != 0;
+  }
   for (int64_t block = block_begin; block < block_end; ++block) {
     const int64_t row0 = block * kBlockRows;
     uint8_t* out = args.packed + block * npairs * kBlockRows;

@@ -23,8 +23,9 @@ struct EncodeArgs {
   const int32_t* split_dims = nullptr;  // C × 4
   const float* thresholds = nullptr;    // C × 4 × 8
   uint8_t* packed = nullptr;            // nblocks × npairs × 64
-  // Caller-owned scratch for a partial last block: 4 · C · 65 floats. SIMD files take no
-  // memory of their own (an allocation there could link AVX-512 code into baseline callers).
+  // Caller-owned scratch of encode_scratch_floats(C) floats (a partial last block, the
+  // row-major encoder's plan). SIMD files take no memory of their own: an allocation there
+  // could link AVX-512 code into baseline callers.
   float* tail_scratch = nullptr;
 };
 
@@ -58,6 +59,13 @@ const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();    // nullptr if not built
 const KernelTable* avx512_kernels();  // nullptr if not built
 const KernelTable* neon_kernels();    // nullptr if not built
+
+// Scratch an encode call needs (EncodeArgs::tail_scratch), in floats.
+static inline size_t encode_scratch_floats(int ncodebooks) {
+  const size_t column_tile = static_cast<size_t>(ncodebooks) * kTreeDepth * (kBlockRows + 1);
+  const size_t row_plan = static_cast<size_t>((ncodebooks + 15) / 16) * 16 * (15 + 2 * kTreeDepth);
+  return column_tile > row_plan ? column_tile : row_plan;
+}
 
 // Position of (row-in-block r, pair p) in the packed layout: byte offset within a block.
 static inline size_t packed_byte_offset(int pair, int row_in_block) {

@@ -60,6 +60,13 @@ struct Avx2Ops {
     // right is all ones (−1) where x goes right: node·2 − (−1).
     return _mm256_sub_epi32(_mm256_add_epi32(node, node), _mm256_castps_si256(right));
   }
+  static Ints load_ints(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static uint32_t greater_mask(Floats x, Floats t) {
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_GT_OQ)));
+  }
+  static uint32_t nan_mask(Floats x) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q))); }
+  // Bit c of `bits` to bit 4c of the result.
+  static uint64_t spread_to_nibbles(uint32_t bits) { return _pdep_u64(bits, 0x1111111111111111ull); }
   static NanFlag no_nan() { return _mm256_setzero_ps(); }
   static void track_nan(NanFlag& flag, Floats x) { flag = _mm256_or_ps(flag, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)); }
   static bool any_nan(NanFlag flag) { return _mm256_movemask_ps(flag) != 0; }

@@ -62,6 +62,11 @@ struct Avx512Ops {
     const Ints twice = _mm512_add_epi32(node, node);
     return _mm512_mask_add_epi32(twice, right, twice, _mm512_set1_epi32(1));
   }
+  static Ints load_ints(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static uint32_t greater_mask(Floats x, Floats t) { return _mm512_cmp_ps_mask(x, t, _CMP_GT_OQ); }
+  static uint32_t nan_mask(Floats x) { return _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q); }
+  // Bit c of `bits` to bit 4c of the result.
+  static uint64_t spread_to_nibbles(uint32_t bits) { return _pdep_u64(bits, 0x1111111111111111ull); }
   static NanFlag no_nan() { return 0; }
   static void track_nan(NanFlag& flag, Floats x) { flag = static_cast<NanFlag>(flag | _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q)); }
   static bool any_nan(NanFlag flag) { return flag != 0; }

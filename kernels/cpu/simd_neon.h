@@ -51,13 +51,16 @@ struct NeonOps {
   static constexpr int kLanes = 4;
 
   static Floats load_floats(const float* p) { return vld1q_f32(p); }
-  static Ints row_offsets(int64_t stride) { return vdupq_n_u32(static_cast<uint32_t>(stride)); }
+  static Ints row_offsets(int64_t stride) { return row_offsets_impl(stride); }
+  static Ints row_offsets_impl(int64_t stride) {
+    const uint32_t lanes[4] = {0, 1, 2, 3};
+    return vmulq_n_u32(vld1q_u32(lanes), static_cast<uint32_t>(stride));
+  }
   static Floats gather_floats(const float* base, Ints offsets) {
-    const int64_t stride = vgetq_lane_u32(offsets, 0);
-    float32x4_t x = vdupq_n_f32(base[0]);
-    x = vld1q_lane_f32(base + stride, x, 1);
-    x = vld1q_lane_f32(base + 2 * stride, x, 2);
-    return vld1q_lane_f32(base + 3 * stride, x, 3);
+    float32x4_t x = vdupq_n_f32(base[vgetq_lane_u32(offsets, 0)]);
+    x = vld1q_lane_f32(base + vgetq_lane_u32(offsets, 1), x, 1);
+    x = vld1q_lane_f32(base + vgetq_lane_u32(offsets, 2), x, 2);
+    return vld1q_lane_f32(base + vgetq_lane_u32(offsets, 3), x, 3);
   }
   // Eight thresholds as 32 bytes for a two-register byte lookup.
   using Thresholds = uint8x16x2_t;
@@ -71,6 +74,16 @@ struct NeonOps {
     const float32x4_t threshold = vreinterpretq_f32_u8(vqtbl2q_u8(table, vreinterpretq_u8_u32(index)));
     const uint32x4_t right = vcgtq_f32(x, threshold);  // all ones where x goes right
     return vsubq_u32(vaddq_u32(node, node), right);
+  }
+  static Ints load_ints(const int32_t* p) { return vreinterpretq_u32_s32(vld1q_s32(p)); }
+  static uint32_t lane_bits(uint32x4_t all_ones_lanes) {
+    const uint32_t weights[4] = {1, 2, 4, 8};
+    return vaddvq_u32(vandq_u32(all_ones_lanes, vld1q_u32(weights)));
+  }
+  static uint32_t greater_mask(Floats x, Floats t) { return lane_bits(vcgtq_f32(x, t)); }
+  static uint32_t nan_mask(Floats x) { return lane_bits(vmvnq_u32(vceqq_f32(x, x))); }
+  static uint64_t spread_to_nibbles(uint32_t bits) {
+    return (bits & 1u) | ((bits & 2u) << 3) | ((bits & 4u) << 6) | (uint64_t{bits & 8u} << 9);
   }
   static NanFlag no_nan() { return vdupq_n_u32(0); }
   static void track_nan(NanFlag& flag, Floats x) { flag = vorrq_u32(flag, vmvnq_u32(vceqq_f32(x, x))); }

@@ -54,7 +54,7 @@ std::pair<std::vector<uint8_t>, bool> encode_with(const kernels::KernelTable& ta
   const int npairs = (e.ncodebooks + 1) / 2;
   const int64_t nblocks = (n + kBlockRows - 1) / kBlockRows;
   std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows), 0xAB);
-  std::vector<float> scratch(static_cast<size_t>(e.ncodebooks * kernels::kTreeDepth * (kBlockRows + 1)));
+  std::vector<float> scratch(kernels::encode_scratch_floats(e.ncodebooks));
   kernels::EncodeArgs args;
   args.a = a;
   args.rows = n;

@@ -1,0 +1,229 @@
+// Google Benchmark: MADDNESS stages and end to end against the exact product, same run.
+//
+//   build/bench/lutmul_bench --benchmark_filter='N:10016/' --benchmark_format=json
+//
+// Names: maddness_matmul/N/D/M/C/threads (row-major A), maddness_matmul_colmajor/...,
+// maddness_encode/N/D/C/threads, maddness_encode_colmajor/..., maddness_scan/N/M/C/threads
+// (exact accumulation; _averaged for the other mode), maddness_fit/N/D/C/threads and
+// exact_sgemm/N/D/M/threads. Tables are prebuilt; A is float, Y is float.
+//
+// Debian's OpenBLAS takes this CPU for an old one unless OPENBLAS_CORETYPE is set, which
+// must happen before the library loads: main() re-executes itself with it set.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "lutmul/lutmul.h"
+
+extern "C" char* openblas_get_corename(void);
+extern "C" char* openblas_get_config(void);
+extern "C" void openblas_set_num_threads(int);
+
+namespace {
+
+using lutmul::Maddness;
+using lutmul::MatrixView;
+
+// Rows with structure: a decaying low-rank signal plus noise (Gaussian rows flatter no one).
+std::vector<float> activations(int64_t n, int64_t d, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const int64_t rank = 16;
+  std::vector<float> factors(static_cast<size_t>(rank * d));
+  for (auto& v : factors) v = normal(rng);
+  std::vector<float> a(static_cast<size_t>(n * d));
+  for (int64_t i = 0; i < n; ++i) {
+    float z[rank];
+    for (int64_t k = 0; k < rank; ++k) z[k] = normal(rng) / static_cast<float>(k + 1);
+    for (int64_t j = 0; j < d; ++j) {
+      float v = 0.1f * normal(rng);
+      for (int64_t k = 0; k < rank; ++k) v += z[k] * factors[k * d + j];
+      a[i * d + j] = v;
+    }
+  }
+  return a;
+}
+
+std::vector<float> weights(int64_t d, int64_t m) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> b(static_cast<size_t>(d * m));
+  for (auto& v : b) v = normal(rng);
+  return b;
+}
+
+const std::vector<float>& cached_activations(int64_t n, int64_t d, bool col_major) {
+  static std::map<std::tuple<int64_t, int64_t, bool>, std::vector<float>> cache;
+  auto& a = cache[{n, d, col_major}];
+  if (a.empty()) {
+    a = activations(n, d, 1);
+    if (col_major) {
+      std::vector<float> t(a.size());
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < d; ++j) t[j * n + i] = a[i * d + j];
+      a.swap(t);
+    }
+  }
+  return a;
+}
+
+// One trained model per (D, M, C), trained on 4096 rows.
+const Maddness& cached_model(int64_t d, int64_t m, int c) {
+  static std::map<std::tuple<int64_t, int64_t, int>, std::unique_ptr<Maddness>> cache;
+  auto& model = cache[{d, m, c}];
+  if (!model) {
+    lutmul::MaddnessConfig config;
+    config.ncodebooks = c;
+    model = std::make_unique<Maddness>(config);
+    const std::vector<float> train = activations(4096, d, 2);
+    const std::vector<float> b = weights(d, m);
+    model->fit(MatrixView::row_major(train.data(), 4096, d), MatrixView::row_major(b.data(), d, m));
+  }
+  return *model;
+}
+
+MatrixView view(int64_t n, int64_t d, bool col_major) {
+  const float* a = cached_activations(n, d, col_major).data();
+  return col_major ? MatrixView::col_major(a, n, d) : MatrixView::row_major(a, n, d);
+}
+
+// Bytes a row-major encoder must stream: every 64-byte line holding a split column.
+double touched_bytes(const Maddness& model, int64_t n, int64_t d, bool col_major) {
+  std::set<int64_t> columns;
+  for (int c = 0; c < model.ncodebooks(); ++c)
+    for (int t = 0; t < 4; ++t) columns.insert(model.split_dim(c, t));
+  if (col_major) return 4.0 * static_cast<double>(columns.size()) * static_cast<double>(n);
+  std::set<int64_t> lines;  // rows are 64-byte aligned when D is a multiple of 16
+  for (int64_t j : columns) lines.insert(j / 16);
+  (void)d;
+  return 64.0 * static_cast<double>(lines.size()) * static_cast<double>(n);
+}
+
+void matmul(benchmark::State& state, bool col_major) {
+  const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
+  const int c = static_cast<int>(state.range(3));
+  lutmul::set_num_threads(static_cast<int>(state.range(4)));
+  const Maddness& model = cached_model(d, m, c);
+  const MatrixView a = view(n, d, col_major);
+  std::vector<float> y(static_cast<size_t>(n * m));
+  for (auto _ : state) {
+    model.matmul(a, y.data(), m);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["rows/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void encode(benchmark::State& state, bool col_major) {
+  const int64_t n = state.range(0), d = state.range(1);
+  const int c = static_cast<int>(state.range(2));
+  lutmul::set_num_threads(static_cast<int>(state.range(3)));
+  const Maddness& model = cached_model(d, 10, c);
+  const MatrixView a = view(n, d, col_major);
+  lutmul::EncodedRows codes;
+  for (auto _ : state) {
+    model.encode(a, codes);
+    benchmark::DoNotOptimize(codes.packed_data());
+  }
+  state.counters["touched_bytes/s"] =
+      benchmark::Counter(touched_bytes(model, n, d, col_major), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void scan(benchmark::State& state, lutmul::Accumulation accumulation) {
+  const int64_t n = state.range(0), m = state.range(1), d = 512;
+  const int c = static_cast<int>(state.range(2));
+  lutmul::set_num_threads(static_cast<int>(state.range(3)));
+  Maddness model = cached_model(d, m, c);
+  model.set_accumulation(accumulation);
+  const lutmul::EncodedRows codes = model.encode(view(n, d, true));
+  std::vector<float> y(static_cast<size_t>(n * m));
+  for (auto _ : state) {
+    model.scan(codes, y.data(), m);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["lookups/s"] = benchmark::Counter(static_cast<double>(n * m * c), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void fit(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1);
+  const int c = static_cast<int>(state.range(2));
+  lutmul::set_num_threads(static_cast<int>(state.range(3)));
+  const std::vector<float>& a = cached_activations(n, d, false);
+  lutmul::MaddnessConfig config;
+  config.ncodebooks = c;
+  for (auto _ : state) {
+    Maddness model(config);
+    model.fit_encoder(MatrixView::row_major(a.data(), n, d));
+    benchmark::DoNotOptimize(model.prototypes().data());
+  }
+}
+
+void exact_sgemm(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
+  openblas_set_num_threads(static_cast<int>(state.range(3)));
+  const std::vector<float>& a = cached_activations(n, d, false);
+  const std::vector<float> b = weights(d, m);
+  std::vector<float> y(static_cast<size_t>(n * m));
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(m), static_cast<int>(d),
+                1.f, a.data(), static_cast<int>(d), b.data(), static_cast<int>(m), 0.f, y.data(), static_cast<int>(m));
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(n * d * m), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
+}
+
+void register_all() {
+  const std::vector<int64_t> rows = {10016, 57600};
+  for (int64_t n : rows)
+    for (int64_t t : {1, 2}) {
+      for (int64_t m : {10, 100}) {
+        benchmark::RegisterBenchmark("exact_sgemm", exact_sgemm)->Args({n, 512, m, t});
+        for (int64_t c : {8, 16, 32}) {
+          benchmark::RegisterBenchmark("maddness_matmul", [](benchmark::State& s) { matmul(s, false); })->Args({n, 512, m, c, t});
+          benchmark::RegisterBenchmark("maddness_matmul_colmajor", [](benchmark::State& s) { matmul(s, true); })->Args({n, 512, m, c, t});
+          benchmark::RegisterBenchmark("maddness_scan", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact); })->Args({n, m, c, t});
+          benchmark::RegisterBenchmark("maddness_scan_averaged", [](benchmark::State& s) { scan(s, lutmul::Accumulation::averaged); })->Args({n, m, c, t});
+        }
+      }
+      for (int64_t c : {8, 16, 32}) {
+        benchmark::RegisterBenchmark("maddness_encode", [](benchmark::State& s) { encode(s, false); })->Args({n, 512, c, t});
+        benchmark::RegisterBenchmark("maddness_encode_colmajor", [](benchmark::State& s) { encode(s, true); })->Args({n, 512, c, t});
+      }
+    }
+  for (int64_t t : {1, 2})
+    for (int64_t c : {8, 16, 32}) benchmark::RegisterBenchmark("maddness_fit", fit)->Args({10000, 512, c, t})->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") == nullptr && std::getenv("LUTMUL_BENCH_KEEP_BLAS") == nullptr) {
+    __builtin_cpu_init();
+    const char* core = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : nullptr;
+    if (core != nullptr) {
+      setenv("OPENBLAS_CORETYPE", core, 1);
+      execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("blas_core", openblas_get_corename());
+  benchmark::AddCustomContext("blas_config", openblas_get_config());
+  benchmark::AddCustomContext("lutmul_isa", lutmul::isa_name(lutmul::active_isa()));
+  register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
