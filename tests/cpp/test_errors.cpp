@@ -24,7 +24,6 @@ void expect_error(F&& f, const std::string& needle) {
 class Errors : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::getenv("LUTMUL_ISA") != nullptr) GTEST_SKIP() << "runs without LUTMUL_ISA";
     a_ = testing::low_rank_rows(200, 12, 3, 0.1f, 4);
     b_ = testing::uniform(12, 3, -1.f, 1.f, 5);
   }
@@ -103,19 +102,6 @@ TEST_F(Errors, ThreadsAndIsas) {
 #if defined(__x86_64__)
   expect_error([] { set_isa(Isa::neon); }, "neon is not supported");
 #endif
-}
-
-// Run by ctest with LUTMUL_ISA set to something this machine cannot run.
-TEST(Environment, UnsupportedIsaIsAnError) {
-  const char* forced = std::getenv("LUTMUL_ISA");
-  if (forced == nullptr) GTEST_SKIP() << "ctest sets LUTMUL_ISA for this test";
-  EXPECT_THROW(active_isa(), Error);
-  std::vector<float> a = testing::low_rank_rows(100, 8, 2, 0.1f, 1), b = testing::uniform(8, 2, -1.f, 1.f, 1);
-  MaddnessConfig config;
-  config.ncodebooks = 2;
-  Maddness m(config);
-  m.fit(MatrixView::row_major(a.data(), 100, 8), MatrixView::row_major(b.data(), 8, 2));
-  EXPECT_THROW(m.matmul(MatrixView::row_major(a.data(), 100, 8)), Error);
 }
 
 }  // namespace

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test: the C++ suite through ctest (a release build with warnings as errors,
+# then an AddressSanitizer + UBSan build), then the Python suite through pytest against the
+# package installed with `pip install .` into a fresh virtual environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=$(nproc)
+
+scripts/install_deps.sh
+
+echo "== C++: release build, warnings as errors"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DLUTMUL_WERROR=ON -DLUTMUL_BENCH=ON
+cmake --build build/release -j "$jobs"
+ctest --test-dir build/release --output-on-failure -j "$jobs"
+
+echo "== C++: AddressSanitizer + UBSan build"
+cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUTMUL_SANITIZE=ON -DLUTMUL_BENCH=OFF
+cmake --build build/sanitize -j "$jobs"
+ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
+
+echo "== C++: the installed CMake package links from a fresh project"
+rm -rf build/install build/consumer
+cmake --install build/release --prefix build/install >/dev/null
+cmake -S tests/consumer -B build/consumer -DCMAKE_PREFIX_PATH="$root/build/install"
+cmake --build build/consumer -j "$jobs"
+build/consumer/lutmul_consumer
+
+if [ -f pyproject.toml ]; then
+  echo "== Python: pip install . into a fresh virtual environment, then pytest"
+  rm -rf build/venv
+  python3 -m venv build/venv
+  build/venv/bin/python -m pip install -q --upgrade pip
+  build/venv/bin/python -m pip install -q ".[test]"
+  # Run from outside the source tree so the installed package is what gets imported.
+  (cd build && "$root/build/venv/bin/python" -m pytest -q "$root/tests/python")
+fi

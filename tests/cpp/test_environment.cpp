@@ -1,0 +1,25 @@
+// Run by ctest with LUTMUL_ISA set to a level this machine cannot run: every call that
+// needs kernels must fail with lutmul::Error, never fall back silently.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "lutmul/lutmul.h"
+#include "test_util.h"
+
+namespace lutmul {
+namespace {
+
+TEST(Environment, UnsupportedIsaIsAnError) {
+  ASSERT_NE(nullptr, std::getenv("LUTMUL_ISA")) << "run through ctest, which sets LUTMUL_ISA";
+  EXPECT_THROW(active_isa(), Error);
+  std::vector<float> a = testing::low_rank_rows(100, 8, 2, 0.1f, 1), b = testing::uniform(8, 2, -1.f, 1.f, 1);
+  MaddnessConfig config;
+  config.ncodebooks = 2;
+  Maddness m(config);
+  m.fit(MatrixView::row_major(a.data(), 100, 8), MatrixView::row_major(b.data(), 8, 2));
+  EXPECT_THROW(m.matmul(MatrixView::row_major(a.data(), 100, 8)), Error);
+}
+
+}  // namespace
+}  // namespace lutmul
