@@ -19,6 +19,8 @@ bool cpu_can_run(Isa isa) {
     case Isa::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    case Isa::avx512vbmi:
+      return cpu_can_run(Isa::avx512) && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni");
     case Isa::neon: return false;
   }
   return false;
@@ -37,6 +39,9 @@ const kernels::KernelTable* built_kernels(Isa isa) {
 #endif
 #ifdef LUTMUL_HAVE_AVX512_KERNELS
     case Isa::avx512: return kernels::avx512_kernels();
+#endif
+#ifdef LUTMUL_HAVE_AVX512VBMI_KERNELS
+    case Isa::avx512vbmi: return kernels::avx512vbmi_kernels();
 #endif
 #ifdef LUTMUL_HAVE_NEON_KERNELS
     case Isa::neon: return kernels::neon_kernels();
@@ -69,22 +74,23 @@ std::string isa_name(Isa isa) {
     case Isa::scalar: return "scalar";
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
+    case Isa::avx512vbmi: return "avx512vbmi";
     case Isa::neon: return "neon";
   }
   return "unknown";
 }
 
 Isa parse_isa(const std::string& name) {
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon})
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vbmi, Isa::neon})
     if (name == isa_name(isa)) return isa;
-  detail::throw_error("unknown ISA '", name, "' (expected scalar, avx2, avx512 or neon)");
+  detail::throw_error("unknown ISA '", name, "' (expected scalar, avx2, avx512, avx512vbmi or neon)");
 }
 
 bool isa_supported(Isa isa) { return built_kernels(isa) != nullptr && cpu_can_run(isa); }
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::scalar, Isa::neon, Isa::avx2, Isa::avx512})
+  for (Isa isa : {Isa::scalar, Isa::neon, Isa::avx2, Isa::avx512, Isa::avx512vbmi})
     if (isa_supported(isa)) out.push_back(isa);
   return out;
 }

@@ -1,5 +1,7 @@
 // Which SIMD kernels run. Chosen once from what the CPU has; the environment variable
-// LUTMUL_ISA=scalar|avx2|avx512|neon forces a level (an unsupported one is an error).
+// LUTMUL_ISA=scalar|avx2|avx512|avx512vbmi|neon forces a level (an unsupported one is an
+// error). avx512 needs AVX-512 F/BW/DQ/VL; avx512vbmi adds VBMI and VNNI (Ice Lake, Zen 4)
+// for a scan built on vpermb and vpdpbusd.
 #pragma once
 
 #include <string>
@@ -7,9 +9,9 @@
 
 namespace lutmul {
 
-enum class Isa { scalar = 0, avx2 = 1, avx512 = 2, neon = 3 };
+enum class Isa { scalar = 0, avx2 = 1, avx512 = 2, neon = 3, avx512vbmi = 4 };
 
-// Name as accepted by LUTMUL_ISA: "scalar", "avx2", "avx512", "neon".
+// Name as accepted by LUTMUL_ISA: "scalar", "avx2", "avx512", "avx512vbmi", "neon".
 std::string isa_name(Isa isa);
 // Parses a name; throws lutmul::Error for an unknown one.
 Isa parse_isa(const std::string& name);

@@ -58,6 +58,7 @@ struct KernelTable {
 const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();    // nullptr if not built
 const KernelTable* avx512_kernels();  // nullptr if not built
+const KernelTable* avx512vbmi_kernels();  // nullptr if not built
 const KernelTable* neon_kernels();    // nullptr if not built
 
 // Scratch an encode call needs (EncodeArgs::tail_scratch), in floats.

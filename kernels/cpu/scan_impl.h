@@ -51,7 +51,9 @@ inline void accumulate_tile(const uint8_t* codes, int part, int pair_begin, int 
 
   const bool first_round = pair_begin == 0;
   const int row_offset = part * (kWidth / 2);
-  for (int i = 0; i < valid_outputs; ++i) {
+  // Constant trip count (and a break) keeps the accumulators in registers.
+  for (int i = 0; i < kTile; ++i) {
+    if (i >= valid_outputs) break;
     const Bytes low_rows = Ops::sub_u16(words[i], Ops::shift_left_8_u16(high[i]));
     uint32_t* out = sums + i * kBlockRows;
     if (first_round) {
