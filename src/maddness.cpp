@@ -7,6 +7,7 @@
 #include <climits>
 #include <cmath>
 
+#include "blas.h"
 #include "dispatch.h"
 #include "lookup_tables.h"
 #include "lutmul/error.h"
@@ -87,6 +88,7 @@ void Maddness::fit_encoder(const MatrixView& A_train, const ProgressCallback& pr
     for (int64_t j = 0; j < d; ++j) a[i * d + j] = A_train.at(i, j);
 
   const int threads = num_threads();
+  const detail::BlasThreadScope blas_threads(1);
   const std::vector<int64_t> bounds = train::subspace_bounds(d, C);
   train::LearnedTrees trees = train::learn_trees(a.data(), n, d, bounds, config_.split_candidates, threads, progress);
   std::vector<float> prototypes;
@@ -129,6 +131,7 @@ void Maddness::set_weights(const MatrixView& B, const float* bias) {
       new_bias[j] = bias[j];
     }
   }
+  const detail::BlasThreadScope blas_threads(1);
   detail::LookupTables t = detail::build_lookup_tables(prototypes_, config_.ncodebooks, input_dim_, B);
   output_dim_ = B.cols;
   float_tables_ = std::move(t.float_tables);

@@ -142,12 +142,18 @@ RidgeFit fit_ridge_prototypes(const float* a, int64_t n, int64_t d, const Learne
   const int64_t heldout = static_cast<int64_t>(std::floor(heldout_fraction * static_cast<double>(n)));
 
   double chosen = lambdas[lambdas.size() / 2];
+  NormalEquations split;  // all rows, summed from the two halves when there are two
   if (heldout >= kLeaves && n - heldout >= kLeaves) {
     std::vector<int64_t> held(order.begin(), order.begin() + heldout), fit_rows(order.begin() + heldout, order.end());
     std::sort(held.begin(), held.end());
     std::sort(fit_rows.begin(), fit_rows.end());
     const NormalEquations train = normal_equations(a, d, trees.codes, ncodebooks, fit_rows, threads);
     const NormalEquations test = normal_equations(a, d, trees.codes, ncodebooks, held, threads);
+    split = train;
+    split.rows += test.rows;
+    split.squares += test.squares;
+    for (size_t i = 0; i < split.gram.size(); ++i) split.gram[i] += test.gram[i];
+    for (size_t i = 0; i < split.target.size(); ++i) split.target[i] += test.target[i];
     const Eigen eig = eigendecompose(train.gram, k);
     const std::vector<double> projected_target = project(eig, train.target, k, d);
     const std::vector<double> projected_means = project(eig, means, k, d);
@@ -166,8 +172,13 @@ RidgeFit fit_ridge_prototypes(const float* a, int64_t n, int64_t d, const Learne
   if (std::isinf(chosen)) {
     fit.prototypes = trees.bucket_means;
   } else {
-    std::sort(order.begin(), order.end());
-    const NormalEquations all = normal_equations(a, d, trees.codes, ncodebooks, order, threads);
+    NormalEquations all;
+    if (split.rows > 0) {
+      all = std::move(split);  // fit rows plus held-out rows: the sums add
+    } else {
+      std::sort(order.begin(), order.end());
+      all = normal_equations(a, d, trees.codes, ncodebooks, order, threads);
+    }
     const Eigen eig = eigendecompose(all.gram, k);
     const std::vector<double> p = solve(eig, project(eig, all.target, k, d), project(eig, means, k, d),
                                         chosen * static_cast<double>(n) / kLeaves, k, d);

@@ -2,6 +2,7 @@
 // splits on the same column, each node with its own threshold, chosen to minimise the
 // summed squared error of the residual over the codebook's columns.
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -15,6 +16,41 @@ constexpr int kLeaves = 16;
 constexpr int kDepth = 4;
 constexpr int kThresholdStride = 8;
 
+// Float bits mapped so that unsigned order is numeric order (finite values).
+inline uint32_t sortable_bits(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+// Rows of a bucket ordered by column `dim`: an LSD radix sort (3 passes of 11 bits) on
+// (value bits << 32 | row) keys, stable, so ties keep row order.
+void sort_by_value(const float* a, int64_t d, int64_t dim, const std::vector<int32_t>& rows,
+                   std::vector<std::pair<float, int32_t>>& order, std::vector<uint64_t>& scratch) {
+  const size_t count = rows.size();
+  scratch.resize(2 * count);
+  uint64_t* keys = scratch.data();
+  uint64_t* other = keys + count;
+  for (size_t i = 0; i < count; ++i)
+    keys[i] = uint64_t{sortable_bits(a[rows[i] * d + dim])} << 32 | static_cast<uint32_t>(rows[i]);
+  if (count > 64) {
+    for (int shift = 32; shift < 64; shift += 11) {
+      size_t histogram[2049] = {};
+      for (size_t i = 0; i < count; ++i) ++histogram[((keys[i] >> shift) & 2047) + 1];
+      for (int b = 0; b < 2048; ++b) histogram[b + 1] += histogram[b];
+      for (size_t i = 0; i < count; ++i) other[histogram[(keys[i] >> shift) & 2047]++] = keys[i];
+      std::swap(keys, other);
+    }
+  } else {
+    std::sort(keys, keys + count);
+  }
+  order.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    const int32_t row = static_cast<int32_t>(keys[i] & 0xFFFFFFFFu);
+    order[i] = {a[row * d + dim], row};
+  }
+}
+
 struct Split {
   double gain = 0;  // Σ_col (left_sum² / n_left + right_sum² / n_right), larger is better
   float threshold = std::numeric_limits<float>::infinity();  // everything goes left
@@ -24,7 +60,7 @@ struct Split {
 // residual block `block` (n × width, row-major). `order` is scratch.
 Split best_split(const float* a, int64_t d, int64_t dim, const std::vector<int32_t>& rows,
                  const float* block, int64_t width, std::vector<std::pair<float, int32_t>>& order,
-                 std::vector<double>& left, std::vector<double>& total) {
+                 std::vector<uint64_t>& sort_scratch, std::vector<double>& left, std::vector<double>& total) {
   Split best;
   const size_t count = rows.size();
   total.assign(static_cast<size_t>(width), 0.0);
@@ -35,9 +71,7 @@ Split best_split(const float* a, int64_t d, int64_t dim, const std::vector<int32
   best.gain = count > 0 ? total_gain / static_cast<double>(count) : 0.0;  // the no-split score
   if (count < 2) return best;
 
-  order.resize(count);
-  for (size_t i = 0; i < count; ++i) order[i] = {a[rows[i] * d + dim], rows[i]};
-  std::sort(order.begin(), order.end());
+  sort_by_value(a, d, dim, rows, order, sort_scratch);
   if (order.front().first == order.back().first) return best;
 
   left.assign(static_cast<size_t>(width), 0.0);
@@ -127,11 +161,13 @@ LearnedTrees learn_trees(const float* a, int64_t n, int64_t d, const std::vector
 #pragma omp parallel num_threads(threads)
       {
         std::vector<std::pair<float, int32_t>> order;
+        std::vector<uint64_t> sort_scratch;
         std::vector<double> left, total;
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < ncand * nbuckets; ++task) {
           const int64_t k = task / nbuckets, b = task % nbuckets;
-          splits[task] = best_split(a, d, first + candidates[k], buckets[b], block.data(), width, order, left, total);
+          splits[task] = best_split(a, d, first + candidates[k], buckets[b], block.data(), width, order, sort_scratch,
+                                    left, total);
         }
       }
       int64_t best_k = 0;
