@@ -1,0 +1,183 @@
+"""The Python API: numpy conventions, round trips, errors, threads."""
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import lutmul
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    train, _, b, bias = data
+    return lutmul.Maddness(ncodebooks=12).fit(train, b, bias)
+
+
+def relative_error(exact, approx):
+    return float(np.linalg.norm(exact - approx) / np.linalg.norm(exact))
+
+
+def test_fit_and_matmul_approximate_the_product(model, data):
+    _, test, b, bias = data
+    y = model.matmul(test)
+    assert y.dtype == np.float32 and y.shape == (test.shape[0], 7)
+    assert relative_error(test @ b + bias, y) < 0.35
+    np.testing.assert_array_equal(y, model(test))
+
+
+def test_layouts_and_dtypes_agree(model, data):
+    _, test, _, _ = data
+    y = model(test)
+    np.testing.assert_array_equal(y, model(np.asfortranarray(test)))
+    np.testing.assert_array_equal(y, model(test.astype(np.float64)))  # converted once
+    padded = np.zeros((test.shape[0], 60), dtype=np.float32)
+    padded[:, :48] = test
+    np.testing.assert_array_equal(y, model(padded[:, :48]))  # strided rows, read in place
+    np.testing.assert_array_equal(y[::2], model(test[::2]))  # every other row: converted
+    out = np.full((test.shape[0], 7), np.nan, dtype=np.float32)
+    assert model.matmul(test, out=out) is out
+    np.testing.assert_array_equal(y, out)
+
+
+def test_encode_scan_and_views(model, data):
+    _, test, _, _ = data
+    codes = model.encode(test)
+    assert codes.dtype == np.uint8 and codes.shape == (test.shape[0], 12) and codes.max() <= 15
+    np.testing.assert_array_equal(model(test), model.scan(codes))
+    dims = model.split_dims
+    assert dims.shape == (12, 4)
+    q = model.quantized_tables
+    assert q.shape == (7, 6, 32) and q.dtype == np.uint8 and not q.flags.writeable
+    with pytest.raises(ValueError):
+        q[0, 0, 0] = 1
+    assert model.prototypes.shape == (12, 16, 48) and not model.prototypes.flags.writeable
+    assert model.tables.shape == (7, 12, 16)
+    # Views stay valid after the Python name of the model is gone.
+    view = lutmul.Maddness(4).fit(test, np.ones((48, 2), np.float32)).quantized_tables
+    assert view.sum() >= 0
+
+
+def test_set_weights_and_modes(data):
+    train, test, b, bias = data
+    m = lutmul.Maddness(8).fit_encoder(train)
+    m.set_weights(b, bias)
+    exact = test @ b + bias
+    err = relative_error(exact, m(test))
+    m.accumulation = "averaged"
+    assert m.accumulation == "averaged"
+    assert relative_error(exact, m(test)) < err * 1.3 + 0.01
+    m.accumulation = "exact"
+    m.float_tables_mode = True
+    assert abs(relative_error(exact, m(test)) - err) < 0.02
+    m.float_tables_mode = False
+    m.set_weights(b[:, :3])
+    assert m(test).shape == (test.shape[0], 3)
+
+
+def test_pickle_save_load_round_trip(model, data, tmp_path):
+    _, test, _, _ = data
+    y = model(test)
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(y, clone(test))
+    path = tmp_path / "m.lutmul"
+    model.save(path)
+    loaded = lutmul.load(path)
+    np.testing.assert_array_equal(y, loaded(test))
+    unfitted = pickle.loads(pickle.dumps(lutmul.Maddness(5)))
+    assert unfitted.ncodebooks == 5
+
+
+def test_damaged_files_are_rejected(model, tmp_path):
+    path = tmp_path / "m.lutmul"
+    model.save(path)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupt"):
+        lutmul.load(path)
+    path.write_bytes(bytes(raw[:100]))
+    with pytest.raises(ValueError):
+        lutmul.load(path)
+    with pytest.raises(ValueError):
+        lutmul.load(tmp_path / "missing.lutmul")
+
+
+def test_bad_inputs(model, data):
+    train, test, b, _ = data
+    with pytest.raises(ValueError, match=r"D = 48 columns, got shape \(5, 47\)"):
+        model(np.zeros((5, 47), np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        model(np.zeros(48, np.float32))
+    with pytest.raises(TypeError, match="real numbers"):
+        model(np.zeros((3, 48), dtype=complex))
+    with pytest.raises(TypeError):
+        model(np.array([["a"] * 48]))
+    bad = test.copy()
+    bad[3, model.split_dims[0, 0]] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model(bad)
+    nan_train = train.copy()
+    nan_train[10, 4] = np.inf
+    with pytest.raises(ValueError, match=r"non-finite value at \(10, 4\)"):
+        lutmul.Maddness(4).fit(nan_train, b)
+    with pytest.raises(ValueError, match="empty"):
+        lutmul.Maddness(4).fit(np.zeros((0, 48), np.float32), b)
+    with pytest.raises(ValueError, match="as many rows"):
+        lutmul.Maddness(4).fit(train, b[:40])
+    with pytest.raises(ValueError, match="larger than the number of columns"):
+        lutmul.Maddness(49).fit(train, b)
+    with pytest.raises(ValueError, match="at least 16 rows"):
+        lutmul.Maddness(4).fit(train[:10], b)
+    with pytest.raises(ValueError, match="no weights"):
+        lutmul.Maddness(4).fit_encoder(train)(test)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        lutmul.Maddness(4).fit(train, b, bias=np.zeros(3))
+    with pytest.raises(ValueError, match="out must be"):
+        model.matmul(test, out=np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError):
+        lutmul.Maddness(4, accumulation="fast")
+    with pytest.raises(ValueError):
+        lutmul.set_num_threads(0)
+    with pytest.raises(ValueError):
+        lutmul.set_isa("sse9")
+    assert model(np.zeros((0, 48), np.float32)).shape == (0, 7)
+
+
+def test_threads_give_the_same_results(model, data):
+    _, test, _, _ = data
+    big = np.tile(test, (20, 1))
+    expected = model(big)
+    results = [None] * 6
+
+    def work(i):
+        for _ in range(5):
+            results[i] = model(big)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(expected, r)
+    lutmul.set_num_threads(1)
+    try:
+        np.testing.assert_array_equal(expected, model(big))
+    finally:
+        lutmul.set_num_threads(2)
+
+
+def test_progress_callback_sees_every_stage(data):
+    train, _, b, _ = data
+    seen = []
+    lutmul.Maddness(4).fit(train, b, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert ("trees", 4, 4) in seen
+    assert any(stage == "ridge" for stage, _, _ in seen)
+    lutmul.Maddness(4).fit(train, b, progress=True)  # tqdm bar, must not fail
+
+
+def test_isa_queries():
+    assert lutmul.isa() in lutmul.supported_isas()
+    assert "scalar" in lutmul.supported_isas()
+    assert lutmul.num_threads() >= 1
