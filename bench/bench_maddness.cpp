@@ -4,11 +4,14 @@
 //
 // Names: maddness_matmul/N/D/M/C/threads (row-major A), maddness_matmul_colmajor/...,
 // maddness_encode/N/D/C/threads, maddness_encode_colmajor/..., maddness_scan/N/M/C/threads
-// (exact accumulation; _averaged for the other mode), maddness_fit/N/D/C/threads and
-// exact_sgemm/N/D/M/threads. Tables are prebuilt; A is float, Y is float.
+// (exact accumulation; _averaged for the other mode), maddness_fit/N/D/C/threads, and the
+// exact baselines exact_sgemm/N/D/M/threads (OpenBLAS, its kernel printed in the context)
+// and exact_eigen/N/D/M/threads (Eigen built for this CPU); the faster one is the baseline.
+// Tables are prebuilt; A is float, Y is float.
 //
 // Debian's OpenBLAS takes this CPU for an old one unless OPENBLAS_CORETYPE is set, which
 // must happen before the library loads: main() re-executes itself with it set.
+#include <Eigen/Dense>
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <unistd.h>
@@ -185,12 +188,31 @@ void exact_sgemm(benchmark::State& state) {
                          benchmark::Counter::kIs1000);
 }
 
+void exact_eigen(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
+  Eigen::setNbThreads(static_cast<int>(state.range(3)));
+  using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const std::vector<float>& a = cached_activations(n, d, false);
+  const std::vector<float> b = weights(d, m);
+  const Eigen::Map<const RowMatrix> a_map(a.data(), n, d), b_map(b.data(), d, m);
+  RowMatrix y(n, m);
+  for (auto _ : state) {
+    y.noalias() = a_map * b_map;
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(n * d * m), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
+}
+
 void register_all() {
   const std::vector<int64_t> rows = {10016, 57600};
   for (int64_t n : rows)
     for (int64_t t : {1, 2}) {
       for (int64_t m : {10, 100}) {
         benchmark::RegisterBenchmark("exact_sgemm", exact_sgemm)->Args({n, 512, m, t});
+        benchmark::RegisterBenchmark("exact_eigen", exact_eigen)->Args({n, 512, m, t});
         for (int64_t c : {8, 16, 32}) {
           benchmark::RegisterBenchmark("maddness_matmul", [](benchmark::State& s) { matmul(s, false); })->Args({n, 512, m, c, t});
           benchmark::RegisterBenchmark("maddness_matmul_colmajor", [](benchmark::State& s) { matmul(s, true); })->Args({n, 512, m, c, t});

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Turns a lutmul_bench JSON run into the Markdown tables of docs/performance.md.
+
+    build/release/bench/lutmul_bench --benchmark_repetitions=5 --benchmark_min_time=0.1 \\
+        --benchmark_report_aggregates_only=true --benchmark_out=run.json --benchmark_out_format=json
+    python3 bench/performance_table.py run.json > docs/performance.md
+
+Every ratio is against the fastest exact product (OpenBLAS or Eigen) of the same shape
+and thread count, measured in the same run. Times are medians of the repetitions.
+"""
+import json
+import platform
+import subprocess
+import sys
+from collections import defaultdict
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(path: str) -> None:
+    run = json.load(open(path))
+    medians = {}
+    counters = {}
+    for b in run["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        name = b["run_name"]
+        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+        medians[name] = b["real_time"] * scale
+        counters[name] = {k: v for k, v in b.items() if k.endswith("/s")}
+
+    ctx = run["context"]
+    print("# Performance\n")
+    print("Measured by `bench/lutmul_bench` (Google Benchmark) and tabulated by `bench/performance_table.py`;")
+    print("reproduce with the two commands at the top of that script. Medians of "
+          f"{ctx.get('num_repetitions', 5)} repetitions (`--benchmark_min_time=0.1`); one run, one machine.\n")
+    print(f"- Machine: {cpu_model()}, {ctx.get('num_cpus')} cores at {ctx.get('mhz_per_cpu')} MHz, "
+          f"caches L2 1 MiB/core, L3 32 MiB; {platform.system()} {platform.release()}")
+    print(f"- lutmul kernels: `{ctx.get('lutmul_isa')}`; exact baselines: OpenBLAS {ctx.get('blas_config', '')} "
+          f"(kernel `{ctx.get('blas_core')}`) and Eigen 3 built with `-march=native`; the faster one per shape is the baseline.")
+    print("- A is float32 (row-major unless noted), Y is float32 row-major, tables are prebuilt, exact accumulation "
+          "unless the row says averaged. Threads: the last number in each name.\n")
+
+    def exact_best(n, d, m, t):
+        options = [(medians.get(f"{k}/{n}/{d}/{m}/{t}"), k) for k in ("exact_sgemm", "exact_eigen")]
+        options = [o for o in options if o[0] is not None]
+        return min(options) if options else (None, None)
+
+    print("## End to end (encode + scan) against the exact product\n")
+    print("| N | M | C | threads | exact best (ms) | baseline | MADDNESS col-major A (µs) | speed-up | "
+          "row-major A (µs) | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in sorted(medians, key=lambda k: [int(x) if x.isdigit() else x for x in k.split("/")]):
+        parts = name.split("/")
+        if parts[0] != "maddness_matmul_colmajor":
+            continue
+        n, d, m, c, t = parts[1:]
+        col = medians[name]
+        row = medians.get(f"maddness_matmul/{n}/{d}/{m}/{c}/{t}")
+        best, which = exact_best(n, d, m, t)
+        if best is None:
+            continue
+        row_cells = f"{row * 1e6:.0f} | {best / row:.1f}x" if row else "- | -"
+        print(f"| {n} | {m} | {c} | {t} | {best * 1e3:.2f} | {which} | {col * 1e6:.0f} | {best / col:.1f}x | {row_cells} |")
+
+    print("\n## Stages\n")
+    print("| benchmark | median (µs) | rate |")
+    print("|---|---|---|")
+    for name in sorted(medians, key=lambda k: [int(x) if x.isdigit() else x for x in k.split("/")]):
+        if not name.startswith(("maddness_scan", "maddness_encode", "maddness_fit")):
+            continue
+        rate = ", ".join(f"{k} {v / 1e9:.1f} G" for k, v in counters[name].items())
+        print(f"| `{name}` | {medians[name] * 1e6:.0f} | {rate} |")
+
+    print("\n## Exact baselines\n")
+    print("| benchmark | median (ms) | GFLOP/s |")
+    print("|---|---|---|")
+    for name in sorted(medians):
+        if name.startswith("exact_"):
+            gflops = counters[name].get("GFLOP/s", 0) / 1e9
+            print(f"| `{name}` | {medians[name] * 1e3:.2f} | {gflops:.0f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
