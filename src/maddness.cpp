@@ -45,8 +45,14 @@ void EncodedRows::set_code(int64_t row, int codebook, uint8_t code) {
 
 std::vector<uint8_t> EncodedRows::unpacked() const {
   std::vector<uint8_t> out(static_cast<size_t>(rows_ * ncodebooks_));
-  for (int64_t r = 0; r < rows_; ++r)
-    for (int c = 0; c < ncodebooks_; ++c) out[r * ncodebooks_ + c] = code(r, c);
+  for (int64_t r = 0; r < rows_; ++r) {
+    const uint8_t* block = packed_.data() + (r / kBlockRows) * npairs() * kBlockRows;
+    const size_t offset = kernels::packed_byte_offset(0, static_cast<int>(r % kBlockRows));
+    for (int c = 0; c < ncodebooks_; ++c) {
+      const uint8_t byte = block[offset + static_cast<size_t>(c / 2) * kBlockRows];
+      out[r * ncodebooks_ + c] = c % 2 == 0 ? byte & 15 : byte >> 4;
+    }
+  }
   return out;
 }
 

@@ -126,6 +126,33 @@ struct RowEncoderPlan {
   }
 };
 
+constexpr int64_t kShortRow = 128;  // floats: a block of 64 such rows is 32 KiB
+
+// A full block of short row-major rows: transposed into a column-major tile (all columns),
+// then encoded like column-major A.
+template <class Ops>
+inline void encode_short_rows_block(const EncodeArgs& args, int64_t columns, int64_t row0, uint8_t* out,
+                                    typename Ops::NanFlag& nan) {
+  constexpr int kLanes = Ops::kLanes;
+  const int64_t d = columns;        // the columns up to the last split column
+  float* tile = args.tail_scratch;  // d × 64, column j at tile + j·64
+  const float* a = args.a + row0 * args.row_stride;
+  for (int r0 = 0; r0 < kBlockRows; r0 += kLanes) {
+    int64_t j0 = 0;
+    for (; j0 + kLanes <= d; j0 += kLanes) {
+      typename Ops::Floats rows[kLanes];
+      for (int i = 0; i < kLanes; ++i) rows[i] = Ops::load_floats(a + (r0 + i) * args.row_stride + j0);
+      Ops::transpose_store(rows, tile + j0 * kBlockRows + r0, kBlockRows, kLanes, kLanes);
+    }
+    for (; j0 < d; ++j0)
+      for (int i = 0; i < kLanes; ++i) tile[j0 * kBlockRows + r0 + i] = a[(r0 + i) * args.row_stride + j0];
+  }
+  EncodeArgs tile_args = args;
+  tile_args.row_stride = 1;
+  tile_args.col_stride = kBlockRows;
+  encode_full_block<Ops>(tile_args, tile, out, nan);
+}
+
 // (b ? if_set : if_clear), bit by bit.
 inline uint32_t select_bits(uint32_t b, uint32_t if_set, uint32_t if_clear) { return (if_set & b) | (if_clear & ~b); }
 
@@ -190,18 +217,26 @@ template <class Ops>
 bool encode_blocks(const EncodeArgs& args, int64_t block_begin, int64_t block_end) {
   typename Ops::NanFlag nan = Ops::no_nan();
   const int npairs = (args.ncodebooks + 1) / 2;
-  if (args.row_stride != 1) {
+  // Row-major A with long rows: codebooks in lanes, rows streamed line by line. Short rows
+  // (at most kShortRow floats) are transposed a block at a time instead, which costs less
+  // than the gathers.
+  if (args.row_stride != 1 && !(args.col_stride == 1 && args.row_stride <= kShortRow)) {
     const RowEncoderPlan<Ops> plan(args, args.tail_scratch);
     uint32_t nan_bits = 0;
     for (int64_t block = block_begin; block < block_end; ++block)
       nan_bits |= encode_rows_block<Ops>(args, plan, block, args.packed + block * npairs * kBlockRows);
     return nan_bits != 0;
   }
+  int64_t columns = 0;  // the short-row path copies columns [0, last split column]
+  for (int i = 0; i < args.ncodebooks * kTreeDepth; ++i)
+    columns = args.split_dims[i] + 1 > columns ? args.split_dims[i] + 1 : columns;
   for (int64_t block = block_begin; block < block_end; ++block) {
     const int64_t row0 = block * kBlockRows;
     uint8_t* out = args.packed + block * npairs * kBlockRows;
     const int64_t left = args.rows - row0;
-    if (left >= kBlockRows) {
+    if (left >= kBlockRows && args.row_stride != 1) {
+      encode_short_rows_block<Ops>(args, columns, row0, out, nan);
+    } else if (left >= kBlockRows) {
       encode_full_block<Ops>(args, args.a + row0 * args.row_stride, out, nan);
     } else {
       encode_partial_block<Ops>(args, row0, static_cast<int>(left), out, nan);

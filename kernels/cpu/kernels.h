@@ -65,7 +65,9 @@ const KernelTable* neon_kernels();    // nullptr if not built
 static inline size_t encode_scratch_floats(int ncodebooks) {
   const size_t column_tile = static_cast<size_t>(ncodebooks) * kTreeDepth * (kBlockRows + 1);
   const size_t row_plan = static_cast<size_t>((ncodebooks + 15) / 16) * 16 * (15 + 2 * kTreeDepth);
-  return column_tile > row_plan ? column_tile : row_plan;
+  const size_t short_rows_tile = 128 * kBlockRows;  // encode_impl.h: kShortRow × 64
+  const size_t most = column_tile > row_plan ? column_tile : row_plan;
+  return most > short_rows_tile ? most : short_rows_tile;
 }
 
 // Position of (row-in-block r, pair p) in the packed layout: byte offset within a block.
