@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libopenblas-dev libxsimd-dev libgtest-dev libgmock-dev
-          libbenchmark-dev libeigen3-dev nlohmann-json3-dev python3 python3-venv python3-dev)
+          libbenchmark-dev libeigen3-dev nlohmann-json3-dev python3 python3-venv python3-dev
+          g++-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -19,6 +19,9 @@ cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUTMUL_SANITIZE
 cmake --build build/sanitize -j "$jobs"
 ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
 
+echo "== C++: NEON kernels cross-built for AArch64, checked under qemu-user"
+tests/cross/check_neon.sh
+
 echo "== C++: the installed CMake package links from a fresh project"
 rm -rf build/install build/consumer
 cmake --install build/release --prefix build/install >/dev/null
