@@ -3,7 +3,8 @@
 //   build/bench/lutmul_bench --benchmark_filter='N:10016/' --benchmark_format=json
 //
 // Names: maddness_matmul/N/D/M/C/threads (row-major A), maddness_matmul_colmajor/...,
-// maddness_encode/N/D/C/threads, maddness_encode_colmajor/..., maddness_scan/N/M/C/threads
+// maddness_encode/N/D/C/threads, maddness_encode_colmajor/..., stream_read/N/D (plain loads
+// of all of a row-major A: the bound for its encoder), maddness_scan/N/M/C/threads
 // (exact accumulation; _averaged for the other mode), maddness_fit/N/D/C/threads, and the
 // exact baselines exact_sgemm/N/D/M/threads (OpenBLAS, its kernel printed in the context)
 // and exact_eigen/N/D/M/threads (Eigen built for this CPU); the faster one is the baseline.
@@ -206,6 +207,21 @@ void exact_eigen(benchmark::State& state) {
                          benchmark::Counter::kIs1000);
 }
 
+// The bound for a row-major encoder: stream every byte of A once with plain loads.
+void stream_read(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1);
+  const std::vector<float>& a = cached_activations(n, d, false);
+  const auto* words = reinterpret_cast<const uint32_t*>(a.data());
+  const size_t count = a.size();
+  for (auto _ : state) {
+    uint32_t acc = 0;  // integer xor: vectorised without reassociating floats
+    for (size_t i = 0; i < count; ++i) acc ^= words[i];
+    benchmark::DoNotOptimize(acc);
+  }
+  state.counters["bytes/s"] =
+      benchmark::Counter(4.0 * static_cast<double>(count), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all() {
   const std::vector<int64_t> rows = {10016, 57600};
   for (int64_t n : rows)
@@ -220,6 +236,7 @@ void register_all() {
           benchmark::RegisterBenchmark("maddness_scan_averaged", [](benchmark::State& s) { scan(s, lutmul::Accumulation::averaged); })->Args({n, m, c, t});
         }
       }
+      if (t == 1) benchmark::RegisterBenchmark("stream_read", stream_read)->Args({n, 512});
       for (int64_t c : {8, 16, 32}) {
         benchmark::RegisterBenchmark("maddness_encode", [](benchmark::State& s) { encode(s, false); })->Args({n, 512, c, t});
         benchmark::RegisterBenchmark("maddness_encode_colmajor", [](benchmark::State& s) { encode(s, true); })->Args({n, 512, c, t});
