@@ -26,6 +26,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench_registry.h"
 #include "lutmul/lutmul.h"
 
 extern "C" char* openblas_get_corename(void);
@@ -262,6 +263,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("blas_config", openblas_get_config());
   benchmark::AddCustomContext("lutmul_isa", lutmul::isa_name(lutmul::active_isa()));
   register_all();
+  register_operator_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -1,7 +1,10 @@
 // The whole public API of lutmul.
 #pragma once
 
+#include "lutmul/dense_linear.h"
 #include "lutmul/error.h"
+#include "lutmul/int8_linear.h"
+#include "lutmul/linear_operator.h"
 #include "lutmul/isa.h"
 #include "lutmul/maddness.h"
 #include "lutmul/matrix.h"

@@ -1,0 +1,90 @@
+// Google Benchmark: the operators of the shared contract against the exact product, same run.
+// Names: int8_linear/N/K/M/threads, and exact_sgemm/N/K/M/threads (OpenBLAS through
+// DenseLinear: sgemv for N = 1) and exact_eigen/N/K/M/threads for the same shapes.
+#include <Eigen/Dense>
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include "bench_registry.h"
+#include "lutmul/lutmul.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace {
+
+std::vector<float> structured(int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const int64_t rank = 16;
+  std::vector<float> factors(static_cast<size_t>(rank * cols));
+  for (auto& v : factors) v = normal(rng);
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  for (int64_t i = 0; i < rows; ++i) {
+    float z[rank];
+    for (auto& v : z) v = normal(rng);
+    for (int64_t j = 0; j < cols; ++j) {
+      float v = 0.1f * normal(rng);
+      for (int64_t r = 0; r < rank; ++r) v += z[r] * factors[r * cols + j];
+      out[i * cols + j] = v;
+    }
+  }
+  return out;
+}
+
+void int8_linear(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  lutmul::set_num_threads(static_cast<int>(state.range(3)));
+  const std::vector<float> x = structured(n, k, 1), w = structured(k, m, 2);
+  const lutmul::Int8Linear op(lutmul::MatrixView::row_major(w.data(), k, m));
+  std::vector<float> y(static_cast<size_t>(n * m));
+  for (auto _ : state) {
+    op.forward(lutmul::MatrixView::row_major(x.data(), n, k), y.data(), m);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n * k * m), benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+
+void dense_sgemm(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  lutmul::set_num_threads(static_cast<int>(state.range(3)));
+  const std::vector<float> x = structured(n, k, 1), w = structured(k, m, 2);
+  const lutmul::DenseLinear op(lutmul::MatrixView::row_major(w.data(), k, m));
+  std::vector<float> y(static_cast<size_t>(n * m));
+  for (auto _ : state) {
+    op.forward(lutmul::MatrixView::row_major(x.data(), n, k), y.data(), m);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n * k * m), benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+
+void dense_eigen(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  Eigen::setNbThreads(static_cast<int>(state.range(3)));
+  using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const std::vector<float> x = structured(n, k, 1), w = structured(k, m, 2);
+  const Eigen::Map<const RowMatrix> x_map(x.data(), n, k), w_map(w.data(), k, m);
+  RowMatrix y(n, m);
+  for (auto _ : state) {
+    y.noalias() = x_map * w_map;
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n * k * m), benchmark::Counter::kIsIterationInvariantRate,
+                                                benchmark::Counter::kIs1000);
+}
+
+}  // namespace
+
+void register_operator_benchmarks() {
+  for (int64_t t : {1, 2})
+    for (int64_t n : {1, 512}) {
+      benchmark::RegisterBenchmark("exact_sgemm", dense_sgemm)->Args({n, 1024, 1024, t});
+      benchmark::RegisterBenchmark("exact_eigen", dense_eigen)->Args({n, 1024, 1024, t});
+      benchmark::RegisterBenchmark("int8_linear", int8_linear)->Args({n, 1024, 1024, t});
+    }
+}

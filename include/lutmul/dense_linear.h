@@ -1,0 +1,29 @@
+// The exact baseline operator: Y = X·W + bias through the system BLAS (sgemm).
+#pragma once
+
+#include <vector>
+
+#include "lutmul/linear_operator.h"
+
+namespace lutmul {
+
+class DenseLinear final : public LinearOperator {
+ public:
+  // W is K × M (copied), bias is M floats or null.
+  DenseLinear(const MatrixView& W, const float* bias = nullptr);
+
+  std::string kind() const override { return "dense"; }
+  int64_t input_dim() const override { return k_; }
+  int64_t output_dim() const override { return m_; }
+  void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
+  using LinearOperator::forward;
+  int64_t bytes() const override;
+  double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
+
+ private:
+  int64_t k_ = 0, m_ = 0;
+  std::vector<float> weights_;  // K × M row-major
+  std::vector<float> bias_;     // M
+};
+
+}  // namespace lutmul

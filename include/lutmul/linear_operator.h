@@ -1,0 +1,43 @@
+// One contract for every compressed linear layer Y = X·W (+ bias): dense, int8, MADDNESS,
+// and the pruned and low-rank operators to come. The benchmark harness, the Python layer
+// and the runtime swap one for another per layer through it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "lutmul/matrix.h"
+
+namespace lutmul {
+
+class LinearOperator {
+ public:
+  virtual ~LinearOperator() = default;
+
+  // "dense", "int8", "maddness", ...
+  virtual std::string kind() const = 0;
+  virtual int64_t input_dim() const = 0;   // K
+  virtual int64_t output_dim() const = 0;  // M
+
+  // Y (N × M, row-major, leading dimension ldy ≥ M) = X·W + bias for X (N × K, any layout
+  // MatrixView allows). Thread-safe: any number of callers at once on one operator.
+  virtual void forward(const MatrixView& X, float* Y, int64_t ldy) const = 0;
+  Matrix forward(const MatrixView& X) const;
+
+  // Bytes the operator keeps for its weights (packed weights, scales, tables, bias).
+  virtual int64_t bytes() const = 0;
+  // Multiply-adds of an exact dense product with the same work per row (K·M), or the
+  // operator's own count where it does less (pruned, low-rank).
+  virtual double multiply_adds_per_row() const = 0;
+
+  // ||X·W + b − forward(X)||_F / ||X·W + b||_F against the exact product with `W` (K × M)
+  // and `bias` (M floats or null).
+  double relative_error(const MatrixView& X, const MatrixView& W, const float* bias = nullptr) const;
+
+ protected:
+  // Shared argument checks: X has K columns, Y is non-null with ldy ≥ M.
+  void check_forward(const MatrixView& X, const float* Y, int64_t ldy) const;
+};
+
+}  // namespace lutmul

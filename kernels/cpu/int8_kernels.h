@@ -1,0 +1,54 @@
+// Internal interface of the int8 GEMM kernels (Int8Linear). Arguments are checked by the
+// caller; kernels never throw and allocate nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lutmul::kernels {
+
+constexpr int kInt8TileOutputs = 16;  // outputs per packed weight tile
+constexpr int kInt8KGroup = 4;        // k values per 32-bit lane (vpdpbusd)
+
+struct Int8QuantizeArgs {
+  const float* x = nullptr;  // row-major, leading dimension ldx
+  int64_t ldx = 0;
+  int64_t k = 0;         // real K
+  int64_t k_padded = 0;  // multiple of 4; padded entries get the zero point
+  bool dynamic = true;   // per-row scale, else static_inverse / static_scale
+  float static_inverse = 1.f;
+  float static_scale = 1.f;
+  uint8_t* out = nullptr;  // rows × k_padded: x_q + 128
+  float* scales = nullptr; // rows: s_x
+};
+
+struct Int8GemmArgs {
+  const uint8_t* x = nullptr;  // rows × k_padded, x_q + 128
+  int64_t k_padded = 0;
+  int64_t m = 0;                 // real M (outputs written)
+  int64_t tiles = 0;             // m_padded / 16
+  const int8_t* packed = nullptr;        // [k_padded/4][tiles][16][4]
+  const int32_t* column_sums = nullptr;  // m_padded: Σ_k w_q
+  const float* row_scales = nullptr;     // rows
+  const float* weight_scales = nullptr;  // m_padded
+  const float* bias = nullptr;           // m_padded
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+
+// Quantizes rows [row_begin, row_end); returns false if any value read was not finite.
+using Int8QuantizeFn = bool (*)(const Int8QuantizeArgs&, int64_t row_begin, int64_t row_end);
+// y for rows [row_begin, row_end) (indices into x / row_scales / y) and output tiles
+// [tile_begin, tile_end).
+using Int8GemmFn = void (*)(const Int8GemmArgs&, int64_t row_begin, int64_t row_end, int64_t tile_begin,
+                            int64_t tile_end);
+
+struct Int8KernelTable {
+  Int8QuantizeFn quantize;
+  Int8GemmFn gemm;
+};
+
+const Int8KernelTable& int8_scalar_kernels();
+const Int8KernelTable* int8_vnni_kernels();  // nullptr if not built
+
+}  // namespace lutmul::kernels

@@ -1,0 +1,186 @@
+#include "lutmul/int8_linear.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "dispatch.h"
+#include "kernels/cpu/int8_kernels.h"
+#include "lutmul/error.h"
+#include "lutmul/threading.h"
+
+namespace lutmul {
+namespace {
+
+using kernels::kInt8KGroup;
+using kernels::kInt8TileOutputs;
+
+const kernels::Int8KernelTable& int8_kernels() {
+#ifdef LUTMUL_HAVE_INT8_VNNI_KERNELS
+  if (active_isa() == Isa::avx512vbmi) return *kernels::int8_vnni_kernels();
+#endif
+  return kernels::int8_scalar_kernels();
+}
+
+int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+}  // namespace
+
+Int8Linear::Int8Linear(const MatrixView& W, const float* bias, Int8Config config, const MatrixView* calibration)
+    : config_(config) {
+  check_view(W, "W");
+  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "Int8Linear: W must not be empty, got ", W.rows, " x ", W.cols);
+  LUTMUL_CHECK(W.rows <= (int64_t{1} << 24), "Int8Linear: K = ", W.rows, " is too large for exact 32-bit sums");
+  check_finite(W, "W");
+  k_ = W.rows;
+  m_ = W.cols;
+  k_padded_ = round_up(k_, kInt8KGroup);
+  m_padded_ = round_up(m_, kInt8TileOutputs);
+  const int64_t tiles = m_padded_ / kInt8TileOutputs;
+
+  weight_scales_.assign(static_cast<size_t>(m_padded_), 0.f);
+  column_sums_.assign(static_cast<size_t>(m_padded_), 0);
+  packed_.assign(static_cast<size_t>(k_padded_ * m_padded_), 0);
+  for (int64_t m = 0; m < m_; ++m) {
+    float largest = 0.f;
+    for (int64_t k = 0; k < k_; ++k) largest = std::max(largest, std::fabs(W.at(k, m)));
+    const float scale = largest > 0.f ? largest / 127.f : 1.f;
+    weight_scales_[m] = scale;
+    for (int64_t k = 0; k < k_; ++k) {
+      const float q = std::min(127.f, std::max(-127.f, std::nearbyint(W.at(k, m) / scale)));
+      const int8_t w = static_cast<int8_t>(q);
+      packed_[static_cast<size_t>(((k / kInt8KGroup) * tiles + m / kInt8TileOutputs) * 64 +
+                                  (m % kInt8TileOutputs) * kInt8KGroup + k % kInt8KGroup)] = w;
+      column_sums_[m] += w;
+    }
+  }
+  bias_.assign(static_cast<size_t>(m_padded_), 0.f);
+  if (bias != nullptr)
+    for (int64_t m = 0; m < m_; ++m) {
+      LUTMUL_CHECK(std::isfinite(bias[m]), "Int8Linear: bias has a non-finite value at index ", m);
+      bias_[m] = bias[m];
+    }
+
+  if (config_.activations == ActivationScaling::static_per_tensor) {
+    LUTMUL_CHECK(calibration != nullptr, "Int8Linear: static activation scaling needs calibration rows");
+    check_view(*calibration, "calibration");
+    LUTMUL_CHECK(calibration->cols == k_ && calibration->rows >= 1, "Int8Linear: calibration must be N x ", k_,
+                 " with N >= 1, got ", calibration->rows, " x ", calibration->cols);
+    LUTMUL_CHECK(config_.calibration_percentile > 0 && config_.calibration_percentile <= 100,
+                 "Int8Config.calibration_percentile must be in (0, 100], got ", config_.calibration_percentile);
+    check_finite(*calibration, "calibration");
+    std::vector<float> magnitudes;
+    magnitudes.reserve(static_cast<size_t>(calibration->rows * k_));
+    for (int64_t i = 0; i < calibration->rows; ++i)
+      for (int64_t k = 0; k < k_; ++k) magnitudes.push_back(std::fabs(calibration->at(i, k)));
+    const size_t index = std::min(magnitudes.size() - 1, static_cast<size_t>(std::ceil(
+                                                             config_.calibration_percentile / 100.0 * static_cast<double>(magnitudes.size()))) -
+                                                             (config_.calibration_percentile >= 100.0 ? 1 : 0));
+    std::nth_element(magnitudes.begin(), magnitudes.begin() + static_cast<long>(index), magnitudes.end());
+    const float level = magnitudes[index];
+    static_scale_ = level > 0.f ? level / 127.f : 1.f;
+  }
+}
+
+int8_t Int8Linear::quantized_weight(int64_t k, int64_t m) const {
+  LUTMUL_CHECK(k >= 0 && k < k_ && m >= 0 && m < m_, "quantized_weight: (", k, ", ", m, ") is outside ", k_, " x ", m_);
+  const int64_t tiles = m_padded_ / kInt8TileOutputs;
+  return packed_[static_cast<size_t>(((k / kInt8KGroup) * tiles + m / kInt8TileOutputs) * 64 +
+                                     (m % kInt8TileOutputs) * kInt8KGroup + k % kInt8KGroup)];
+}
+
+int64_t Int8Linear::bytes() const {
+  return static_cast<int64_t>(packed_.size() + (weight_scales_.size() + bias_.size()) * sizeof(float) +
+                              column_sums_.size() * sizeof(int32_t));
+}
+
+namespace {
+
+// Rows of X quantized a chunk at a time (X read once), then multiplied for all outputs.
+void run(const kernels::Int8KernelTable& table, const Int8Linear& op, const MatrixView& X, float* Y, int64_t ldy,
+         int64_t k_padded, const kernels::Int8GemmArgs& gemm_template, bool dynamic, float static_scale) {
+  constexpr int64_t kChunkRows = 64;
+  const int64_t chunks = (X.rows + kChunkRows - 1) / kChunkRows;
+  const int64_t tiles = gemm_template.tiles;
+  // Rows across threads; a few rows (a GEMV) split the output tiles instead.
+  const int threads = num_threads();
+  const bool split_outputs = chunks < threads;
+  bool finite = true;
+#pragma omp parallel num_threads(threads) reduction(&& : finite)
+  {
+    std::vector<uint8_t> quantized(static_cast<size_t>(kChunkRows * k_padded));
+    std::vector<float> scales(kChunkRows);
+    std::vector<float> row_major_copy;
+    const int id = omp_get_thread_num(), count = omp_get_num_threads();
+    for (int64_t chunk = split_outputs ? 0 : id; chunk < chunks; chunk += split_outputs ? 1 : count) {
+      const int64_t r0 = chunk * kChunkRows, rows = std::min(kChunkRows, X.rows - r0);
+      const float* x = X.data + r0 * X.leading_dim();
+      int64_t ldx = X.leading_dim();
+      if (X.layout == Layout::col_major) {  // the kernels read rows: copy this chunk once
+        row_major_copy.resize(static_cast<size_t>(rows * op.input_dim()));
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t k = 0; k < op.input_dim(); ++k) row_major_copy[i * op.input_dim() + k] = X.at(r0 + i, k);
+        x = row_major_copy.data();
+        ldx = op.input_dim();
+      }
+      kernels::Int8QuantizeArgs q;
+      q.x = x;
+      q.ldx = ldx;
+      q.k = op.input_dim();
+      q.k_padded = k_padded;
+      q.dynamic = dynamic;
+      q.static_scale = static_scale;
+      q.static_inverse = 1.f / static_scale;
+      q.out = quantized.data();
+      q.scales = scales.data();
+      finite = table.quantize(q, 0, rows) && finite;
+      kernels::Int8GemmArgs g = gemm_template;
+      g.x = quantized.data();
+      g.row_scales = scales.data();
+      g.y = Y + r0 * ldy;
+      g.ldy = ldy;
+      int64_t t0 = 0, t1 = tiles;
+      if (split_outputs) {
+        t0 = tiles * id / count;
+        t1 = tiles * (id + 1) / count;
+      }
+      table.gemm(g, 0, rows, t0, t1);
+    }
+  }
+  LUTMUL_CHECK(finite, "int8 forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
+}
+
+}  // namespace
+
+void Int8Linear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
+  check_forward(X, Y, ldy);
+  if (X.rows == 0) return;
+  kernels::Int8GemmArgs g;
+  g.k_padded = k_padded_;
+  g.m = m_;
+  g.tiles = m_padded_ / kInt8TileOutputs;
+  g.packed = packed_.data();
+  g.column_sums = column_sums_.data();
+  g.weight_scales = weight_scales_.data();
+  g.bias = bias_.data();
+  run(int8_kernels(), *this, X, Y, ldy, k_padded_, g, config_.activations == ActivationScaling::dynamic_per_row,
+      static_scale_);
+}
+
+void Int8Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const {
+  check_forward(X, Y, ldy);
+  if (X.rows == 0) return;
+  kernels::Int8GemmArgs g;
+  g.k_padded = k_padded_;
+  g.m = m_;
+  g.tiles = m_padded_ / kInt8TileOutputs;
+  g.packed = packed_.data();
+  g.column_sums = column_sums_.data();
+  g.weight_scales = weight_scales_.data();
+  g.bias = bias_.data();
+  run(kernels::int8_scalar_kernels(), *this, X, Y, ldy, k_padded_, g,
+      config_.activations == ActivationScaling::dynamic_per_row, static_scale_);
+}
+
+}  // namespace lutmul

@@ -1,0 +1,48 @@
+#include "lutmul/linear_operator.h"
+
+#include <cmath>
+#include <vector>
+
+#include "blas.h"
+#include "lutmul/error.h"
+
+namespace lutmul {
+
+Matrix LinearOperator::forward(const MatrixView& X) const {
+  Matrix Y(X.rows, output_dim());
+  forward(X, Y.data(), output_dim());
+  return Y;
+}
+
+void LinearOperator::check_forward(const MatrixView& X, const float* Y, int64_t ldy) const {
+  check_view(X, "X");
+  LUTMUL_CHECK(X.cols == input_dim(), kind(), " forward: X must have K = ", input_dim(), " columns, got ", X.rows,
+               " x ", X.cols);
+  LUTMUL_CHECK(ldy >= output_dim(), kind(), " forward: ldy (", ldy, ") is smaller than M (", output_dim(), ")");
+  LUTMUL_CHECK(Y != nullptr || X.rows == 0, kind(), " forward: Y is null");
+}
+
+double LinearOperator::relative_error(const MatrixView& X, const MatrixView& W, const float* bias) const {
+  check_view(W, "W");
+  LUTMUL_CHECK(W.rows == input_dim() && W.cols == output_dim(), "relative_error: W must be ", input_dim(), " x ",
+               output_dim(), ", got ", W.rows, " x ", W.cols);
+  const Matrix approx = forward(X);
+  double num = 0, den = 0;
+  std::vector<double> exact(static_cast<size_t>(W.cols));
+  for (int64_t i = 0; i < X.rows; ++i) {
+    for (int64_t j = 0; j < W.cols; ++j) exact[j] = bias != nullptr ? bias[j] : 0.0;
+    for (int64_t k = 0; k < X.cols; ++k) {
+      const double x = X.at(i, k);
+      for (int64_t j = 0; j < W.cols; ++j) exact[j] += x * W.at(k, j);
+    }
+    for (int64_t j = 0; j < W.cols; ++j) {
+      const double diff = exact[j] - approx(i, j);
+      num += diff * diff;
+      den += exact[j] * exact[j];
+    }
+  }
+  LUTMUL_CHECK(den > 0, "relative_error: the exact product is zero");
+  return std::sqrt(num / den);
+}
+
+}  // namespace lutmul

@@ -1,0 +1,115 @@
+// The operator contract: dense against exact math, int8 kernels against their scalar
+// reference bit for bit, int8 error on structured data, and bad input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <tuple>
+
+#include "lutmul/lutmul.h"
+#include "test_util.h"
+
+namespace lutmul {
+namespace {
+
+using Shape = std::tuple<int64_t, int64_t, int64_t>;  // N, K, M
+
+class Int8Grid : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(Int8Grid, KernelsEqualTheScalarReference) {
+  const auto [n, k, m] = GetParam();
+  const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, static_cast<uint64_t>(k * 7 + m));
+  std::vector<float> x = testing::low_rank_rows(n, k, 4, 0.2f, static_cast<uint64_t>(n + k));
+  if (n > 2) x[static_cast<size_t>(k)] = 1e4f;  // an outlier, clamped under static scaling
+  const std::vector<float> bias = testing::uniform(1, m, -1.f, 1.f, 5);
+  const std::vector<float> x_col = testing::to_col_major(x, n, k);
+  for (bool dynamic : {true, false}) {
+    Int8Config config;
+    config.activations = dynamic ? ActivationScaling::dynamic_per_row : ActivationScaling::static_per_tensor;
+    config.calibration_percentile = 99.0;
+    const MatrixView calibration = MatrixView::row_major(x.data(), n, k);
+    const Int8Linear op(MatrixView::row_major(w.data(), k, m), bias.data(), config, &calibration);
+    const int64_t ldy = m + 3;
+    std::vector<float> expected(static_cast<size_t>(n * ldy), -1.f), got(expected), got_col(expected);
+    op.forward_reference(MatrixView::row_major(x.data(), n, k), expected.data(), ldy);
+    op.forward(MatrixView::row_major(x.data(), n, k), got.data(), ldy);
+    op.forward(MatrixView::col_major(x_col.data(), n, k), got_col.data(), ldy);
+    ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
+        << (dynamic ? "dynamic" : "static") << " scaling, isa " << isa_name(active_isa());
+    ASSERT_EQ(0, std::memcmp(expected.data(), got_col.data(), expected.size() * sizeof(float)));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Int8Grid,
+                         ::testing::Combine(::testing::Values<int64_t>(1, 3, 65, 200),
+                                            ::testing::Values<int64_t>(1, 3, 4, 63, 65, 1000),
+                                            ::testing::Values<int64_t>(1, 15, 16, 17, 100)),
+                         [](const ::testing::TestParamInfo<Shape>& param_info) {
+                           return "N" + std::to_string(std::get<0>(param_info.param)) + "_K" +
+                                  std::to_string(std::get<1>(param_info.param)) + "_M" +
+                                  std::to_string(std::get<2>(param_info.param));
+                         });
+
+TEST(Int8, LargestProductsStayExact) {
+  // Every activation and weight at the extreme of its range: sums of 127·127·K that would
+  // overflow 16-bit intermediates. The result is exactly the scaled integer sum.
+  const int64_t n = 5, k = 1000, m = 33;
+  std::vector<float> w(static_cast<size_t>(k * m), 1.f), x(static_cast<size_t>(n * k), -2.f);
+  const Int8Linear op(MatrixView::row_major(w.data(), k, m));
+  const Matrix y = op.forward(MatrixView::row_major(x.data(), n, k));
+  Matrix reference(n, m);
+  op.forward_reference(MatrixView::row_major(x.data(), n, k), reference.data(), m);
+  EXPECT_EQ(reference.values, y.values);
+  for (float v : y.values) EXPECT_NEAR(-2000.f, v, 1e-3f);
+}
+
+TEST(Int8, SmallErrorOnStructuredActivations) {
+  const int64_t n = 256, k = 384, m = 96;
+  const std::vector<float> x = testing::low_rank_rows(n, k, 16, 0.05f, 3);
+  const std::vector<float> w = testing::low_rank_rows(k, m, 32, 0.5f, 4);
+  const Int8Linear op(MatrixView::row_major(w.data(), k, m));
+  const double err = op.relative_error(MatrixView::row_major(x.data(), n, k), MatrixView::row_major(w.data(), k, m));
+  std::printf("int8 relative error %.4f\n", err);
+  EXPECT_LT(err, 0.02);
+  EXPECT_EQ(k * m + 3 * m * 4, op.bytes());  // packed int8, then scales, bias, column sums (M = 96 needs no padding)
+}
+
+TEST(Dense, MatchesExactMath) {
+  const int64_t n = 37, k = 29, m = 13;
+  const std::vector<float> x = testing::uniform(n, k, -1.f, 1.f, 1), w = testing::uniform(k, m, -1.f, 1.f, 2);
+  const std::vector<float> bias = testing::uniform(1, m, -1.f, 1.f, 3);
+  const DenseLinear op(MatrixView::row_major(w.data(), k, m), bias.data());
+  EXPECT_LT(op.relative_error(MatrixView::row_major(x.data(), n, k), MatrixView::row_major(w.data(), k, m), bias.data()),
+            1e-6);
+  const std::vector<float> x_col = testing::to_col_major(x, n, k);
+  EXPECT_EQ(op.forward(MatrixView::row_major(x.data(), n, k)).values,
+            op.forward(MatrixView::col_major(x_col.data(), n, k)).values);
+  EXPECT_EQ("dense", op.kind());
+  EXPECT_EQ(k * m, op.multiply_adds_per_row());
+}
+
+TEST(Operators, BadInput) {
+  std::vector<float> w = testing::uniform(8, 4, -1.f, 1.f, 1), x = testing::uniform(3, 8, -1.f, 1.f, 2);
+  const Int8Linear op(MatrixView::row_major(w.data(), 8, 4));
+  std::vector<float> wide(3 * 9);
+  EXPECT_THROW(op.forward(MatrixView::row_major(wide.data(), 3, 9)), Error);
+  std::vector<float> y(12);
+  EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, 8), y.data(), 3), Error);
+  x[5] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, 8)), Error);
+  w[2] = std::numeric_limits<float>::infinity();
+  EXPECT_THROW(Int8Linear(MatrixView::row_major(w.data(), 8, 4)), Error);
+  EXPECT_THROW(DenseLinear(MatrixView::row_major(w.data(), 8, 4)), Error);
+  w[2] = 0.f;
+  Int8Config config;
+  config.activations = ActivationScaling::static_per_tensor;
+  EXPECT_THROW(Int8Linear(MatrixView::row_major(w.data(), 8, 4), nullptr, config), Error);
+  config.calibration_percentile = 0;
+  const MatrixView calibration = MatrixView::row_major(w.data(), 4, 8);
+  EXPECT_THROW(Int8Linear(MatrixView::row_major(w.data(), 8, 4), nullptr, config, &calibration), Error);
+  EXPECT_THROW(Int8Linear(MatrixView::row_major(w.data(), 0, 4)), Error);
+}
+
+}  // namespace
+}  // namespace lutmul
