@@ -50,5 +50,6 @@ struct Int8KernelTable {
 
 const Int8KernelTable& int8_scalar_kernels();
 const Int8KernelTable* int8_vnni_kernels();  // nullptr if not built
+const Int8KernelTable* int8_avx2_kernels();  // nullptr if not built
 
 }  // namespace lutmul::kernels

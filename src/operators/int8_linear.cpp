@@ -17,8 +17,12 @@ using kernels::kInt8KGroup;
 using kernels::kInt8TileOutputs;
 
 const kernels::Int8KernelTable& int8_kernels() {
+  const Isa isa = active_isa();
 #ifdef LUTMUL_HAVE_INT8_VNNI_KERNELS
-  if (active_isa() == Isa::avx512vbmi) return *kernels::int8_vnni_kernels();
+  if (isa == Isa::avx512vbmi) return *kernels::int8_vnni_kernels();
+#endif
+#ifdef LUTMUL_HAVE_INT8_AVX2_KERNELS
+  if (isa == Isa::avx2 || isa == Isa::avx512) return *kernels::int8_avx2_kernels();
 #endif
   return kernels::int8_scalar_kernels();
 }

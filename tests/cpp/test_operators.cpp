@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <tuple>
@@ -12,6 +13,18 @@
 
 namespace lutmul {
 namespace {
+
+// ctest runs this suite again with each LUTMUL_ISA; a level this CPU lacks skips it all.
+class RequiredIsa : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const char* required = std::getenv("LUTMUL_TEST_REQUIRE_ISA");
+    if (required == nullptr) return;
+    if (!isa_supported(parse_isa(required))) GTEST_SKIP() << "LUTMUL_ISA=" << required << " is not supported here";
+    ASSERT_EQ(parse_isa(required), active_isa());
+  }
+};
+const ::testing::Environment* const required_isa = ::testing::AddGlobalTestEnvironment(new RequiredIsa);
 
 using Shape = std::tuple<int64_t, int64_t, int64_t>;  // N, K, M
 
