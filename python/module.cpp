@@ -41,6 +41,29 @@ py::array readonly_view(const std::vector<T>& values, std::vector<py::ssize_t> s
 
 }  // namespace
 
+// Y = op(X) into a caller's row-major float32 array (checked), GIL released.
+void forward_into(const lutmul::LinearOperator& op, const py::array& x, py::array& y) {
+  const MatrixView view = view_of(x, "X");
+  const bool empty = y.ndim() == 2 && y.shape(0) == 0;
+  if (y.ndim() != 2 || y.dtype().kind() != 'f' || y.itemsize() != 4 || !y.writeable() || y.shape(0) != x.shape(0) ||
+      y.shape(1) != op.output_dim() ||
+      (!empty && (y.strides(1) != 4 || y.strides(0) % 4 != 0 || y.strides(0) / 4 < op.output_dim())))
+    throw py::value_error("out must be a writable row-major float32 array of shape (" + std::to_string(x.shape(0)) +
+                          ", " + std::to_string(op.output_dim()) + ")");
+  if (x.shape(0) == 0) return;
+  float* out = static_cast<float*>(y.mutable_data());
+  const int64_t ldy = y.shape(0) > 1 ? y.strides(0) / 4 : op.output_dim();
+  py::gil_scoped_release release;
+  op.forward(view, out, ldy);
+}
+
+const float* optional_bias(const std::optional<py::array>& bias, int64_t m) {
+  if (!bias) return nullptr;
+  if (bias->ndim() != 1 || bias->shape(0) != m || bias->dtype().kind() != 'f' || bias->itemsize() != 4 || bias->strides(0) != 4)
+    throw py::value_error("bias must be a contiguous float32 vector of length M = " + std::to_string(m));
+  return static_cast<const float*>(bias->data());
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "lutmul C++ core (use the lutmul package, not this module)";
   py::register_exception<lutmul::Error>(m, "LutmulError", PyExc_ValueError);
@@ -54,6 +77,35 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_isa", [](const std::string& name) { lutmul::set_isa(lutmul::parse_isa(name)); });
   m.def("set_num_threads", &lutmul::set_num_threads);
   m.def("num_threads", &lutmul::num_threads);
+
+  py::class_<lutmul::LinearOperator>(m, "LinearOperator")
+      .def_property_readonly("kind", &lutmul::LinearOperator::kind)
+      .def_property_readonly("input_dim", &lutmul::LinearOperator::input_dim)
+      .def_property_readonly("output_dim", &lutmul::LinearOperator::output_dim)
+      .def_property_readonly("bytes", &lutmul::LinearOperator::bytes)
+      .def_property_readonly("multiply_adds_per_row", &lutmul::LinearOperator::multiply_adds_per_row)
+      .def("forward_into", &forward_into);
+
+  py::class_<lutmul::DenseLinear, lutmul::LinearOperator>(m, "DenseLinear")
+      .def(py::init([](const py::array& w, const std::optional<py::array>& bias) {
+        const MatrixView view = view_of(w, "W");
+        return lutmul::DenseLinear(view, optional_bias(bias, view.cols));
+      }));
+
+  py::class_<lutmul::Int8Linear, lutmul::LinearOperator>(m, "Int8Linear")
+      .def(py::init([](const py::array& w, const std::optional<py::array>& bias, bool static_scaling, double percentile,
+                       const std::optional<py::array>& calibration) {
+        const MatrixView view = view_of(w, "W");
+        lutmul::Int8Config config;
+        config.activations = static_scaling ? lutmul::ActivationScaling::static_per_tensor
+                                            : lutmul::ActivationScaling::dynamic_per_row;
+        config.calibration_percentile = percentile;
+        MatrixView calibration_view;
+        if (calibration) calibration_view = view_of(*calibration, "calibration");
+        return lutmul::Int8Linear(view, optional_bias(bias, view.cols), config,
+                                  calibration ? &calibration_view : nullptr);
+      }))
+      .def_property_readonly("static_activation_scale", &lutmul::Int8Linear::static_activation_scale);
 
   py::class_<Maddness>(m, "Maddness")
       .def(py::init([](int ncodebooks, int split_candidates, bool ridge, std::vector<double> lambdas, double heldout,

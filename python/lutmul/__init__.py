@@ -25,7 +25,7 @@ import numpy as np
 from . import _core
 from ._core import LutmulError
 
-__all__ = ["Maddness", "load", "isa", "supported_isas", "set_isa", "set_num_threads", "num_threads", "LutmulError"]
+__all__ = ["Maddness", "DenseLinear", "Int8Linear", "load", "isa", "supported_isas", "set_isa", "set_num_threads", "num_threads", "LutmulError"]
 __version__ = "0.1.0"
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -318,6 +318,9 @@ def load(path: PathLike) -> Maddness:
                            heldout_fraction=0.2, seed=0, averaged=model._core.averaged,
                            float_tables=model._core.float_tables_mode)
     return model
+
+
+from .operators import DenseLinear, Int8Linear  # noqa: E402  (operators use _as_matrix above)
 
 
 def _progress_callback(progress):

@@ -1,0 +1,76 @@
+"""The operators' Python side: dense and int8 on real activations (scikit-learn digits
+through a small trained network), numpy conventions and errors."""
+import warnings
+
+import numpy as np
+import pytest
+
+import lutmul
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.neural_network import MLPClassifier  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def network():
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier(hidden_layer_sizes=(128,), max_iter=300, random_state=0).fit(x[:1400], y[:1400])
+    w1, w2 = (w.astype(np.float32) for w in mlp.coefs_)
+    b1, b2 = (b.astype(np.float32) for b in mlp.intercepts_)
+    hidden = np.maximum(x[1400:] @ w1 + b1, 0).astype(np.float32)
+    return x[1400:], hidden, (w1, b1), (w2, b2), y[1400:], mlp
+
+
+def test_int8_error_on_real_activations(network):
+    x, hidden, (w1, b1), (w2, b2), labels, mlp = network
+    for inputs, (w, b) in ((x, (w1, b1)), (hidden, (w2, b2))):
+        op = lutmul.Int8Linear.from_dense(w, b)
+        err = op.relative_error(inputs, w, b)
+        print(f"int8 layer {w.shape}: relative error {err:.4f}")
+        assert err < 0.02
+        static = lutmul.Int8Linear.from_dense(w, b, activations="static", calibration=inputs, percentile=99.9)
+        assert static.relative_error(inputs, w, b) < 0.05
+    # The whole network with both layers in int8 keeps its accuracy.
+    l1 = lutmul.Int8Linear.from_dense(w1, b1)
+    l2 = lutmul.Int8Linear.from_dense(w2, b2)
+    logits = l2(np.maximum(l1(x), 0))
+    exact_accuracy = np.mean(mlp.predict(x) == labels)
+    assert np.mean(logits.argmax(1) == labels) >= exact_accuracy - 0.01
+
+
+def test_dense_is_exact_and_layouts_agree(network):
+    x, _, (w1, b1), _, _, _ = network
+    dense = lutmul.DenseLinear(w1, b1)
+    assert dense.relative_error(x, w1, b1) < 1e-6
+    np.testing.assert_array_equal(dense(x), dense(np.asfortranarray(x)))
+    op = lutmul.Int8Linear.from_dense(w1, b1)
+    np.testing.assert_array_equal(op(x), op(np.asfortranarray(x)))
+    np.testing.assert_array_equal(op(x[:1]), op(x)[:1])  # one row (a GEMV) equals the batch
+    assert op.bytes < dense.bytes / 3
+    assert op.kind == "int8" and dense.kind == "dense"
+
+
+def test_operator_errors(network):
+    x, _, (w1, b1), _, _, _ = network
+    op = lutmul.Int8Linear.from_dense(w1, b1)
+    with pytest.raises(ValueError, match="K = 64 columns"):
+        op(x[:, :10])
+    bad = x.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        op(bad)
+    bad_w = w1.copy()
+    bad_w[0, 0] = np.inf
+    with pytest.raises(ValueError):
+        lutmul.Int8Linear.from_dense(bad_w)
+    with pytest.raises(ValueError, match="calibration"):
+        lutmul.Int8Linear.from_dense(w1, activations="static")
+    with pytest.raises(ValueError, match="bias must have shape"):
+        lutmul.DenseLinear(w1, np.zeros(3))
+    with pytest.raises(TypeError):
+        lutmul.Int8Linear(w1)
+    assert op(np.zeros((0, 64), np.float32)).shape == (0, 128)
