@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Turns a lutmul_bench JSON run into the Markdown tables of docs/performance.md.
 
-    build/release/bench/lutmul_bench --benchmark_repetitions=5 --benchmark_min_time=0.1 \\
-        --benchmark_report_aggregates_only=true --benchmark_out=run.json --benchmark_out_format=json
+    build/release/bench/lutmul_bench --benchmark_repetitions=9 --benchmark_min_time=0.1 \\
+        --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \\
+        --benchmark_out=run.json --benchmark_out_format=json
     python3 bench/performance_table.py run.json > docs/performance.md
 
 Every ratio is against the fastest exact product (OpenBLAS or Eigen) of the same shape
@@ -38,10 +39,13 @@ def main(path: str) -> None:
         counters[name] = {k: v for k, v in b.items() if k.endswith("/s")}
 
     ctx = run["context"]
+    repetitions = max((b.get("repetitions", 0) for b in run["benchmarks"]), default=0)
     print("# Performance\n")
     print("Measured by `bench/lutmul_bench` (Google Benchmark) and tabulated by `bench/performance_table.py`;")
     print("reproduce with the two commands at the top of that script. Medians of "
-          f"{ctx.get('num_repetitions', 5)} repetitions (`--benchmark_min_time=0.1`); one run, one machine.\n")
+          f"{repetitions} repetitions (`--benchmark_min_time=0.1`); one run, one machine.")
+    print("The machine is a shared 2-vCPU VM: repeated runs move single figures by 10–20 % (two-thread")
+    print("ratios the most), ratios within one run far less.\n")
     print(f"- Machine: {cpu_model()}, {ctx.get('num_cpus')} cores at {ctx.get('mhz_per_cpu')} MHz, "
           f"caches L2 1 MiB/core, L3 32 MiB; {platform.system()} {platform.release()}")
     print(f"- lutmul kernels: `{ctx.get('lutmul_isa')}`; exact baselines: OpenBLAS {ctx.get('blas_config', '')} "
