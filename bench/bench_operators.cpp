@@ -1,5 +1,5 @@
 // Google Benchmark: the operators of the shared contract against the exact product, same run.
-// Names: int8_linear/N/K/M/threads, and exact_sgemm/N/K/M/threads (OpenBLAS through
+// Names: int8_linear/N/K/M/threads, sparse_linear/N/K/M/sparsity%/threads, and exact_sgemm/N/K/M/threads (OpenBLAS through
 // DenseLinear: sgemv for N = 1) and exact_eigen/N/K/M/threads for the same shapes.
 #include <Eigen/Dense>
 #include <benchmark/benchmark.h>
@@ -63,6 +63,23 @@ void dense_sgemm(benchmark::State& state) {
                                                 benchmark::Counter::kIs1000);
 }
 
+void sparse_linear(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  lutmul::set_num_threads(static_cast<int>(state.range(4)));
+  const std::vector<float> x = structured(n, k, 1), w = structured(k, m, 2);
+  lutmul::SparseConfig config;
+  config.sparsity = static_cast<double>(state.range(3)) / 100.0;
+  const lutmul::SparseLinear op(lutmul::MatrixView::row_major(w.data(), k, m), nullptr, config);
+  std::vector<float> y(static_cast<size_t>(n * m));
+  for (auto _ : state) {
+    op.forward(lutmul::MatrixView::row_major(x.data(), n, k), y.data(), m);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["kept GMAC/s"] = benchmark::Counter(static_cast<double>(n) * op.multiply_adds_per_row(),
+                                                     benchmark::Counter::kIsIterationInvariantRate,
+                                                     benchmark::Counter::kIs1000);
+}
+
 void dense_eigen(benchmark::State& state) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   Eigen::setNbThreads(static_cast<int>(state.range(3)));
@@ -87,4 +104,10 @@ void register_operator_benchmarks() {
       benchmark::RegisterBenchmark("exact_eigen", dense_eigen)->Args({n, 1024, 1024, t});
       benchmark::RegisterBenchmark("int8_linear", int8_linear)->Args({n, 1024, 1024, t});
     }
+  for (int64_t t : {1, 2}) {
+    benchmark::RegisterBenchmark("exact_sgemm", dense_sgemm)->Args({256, 1024, 1024, t});
+    benchmark::RegisterBenchmark("exact_eigen", dense_eigen)->Args({256, 1024, 1024, t});
+    for (int64_t sparsity : {50, 90, 95})
+      benchmark::RegisterBenchmark("sparse_linear", sparse_linear)->Args({256, 1024, 1024, sparsity, t});
+  }
 }

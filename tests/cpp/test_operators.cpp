@@ -126,3 +126,75 @@ TEST(Operators, BadInput) {
 
 }  // namespace
 }  // namespace lutmul
+
+namespace lutmul {
+namespace {
+
+class SparseGrid : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t, double>> {};
+
+TEST_P(SparseGrid, KernelEqualsReferenceAndThePrunedDenseProduct) {
+  const auto [n, k, m, sparsity] = GetParam();
+  const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, static_cast<uint64_t>(k + 3 * m));
+  const std::vector<float> x = testing::uniform(n, k, -1.f, 1.f, static_cast<uint64_t>(n + k));
+  const std::vector<float> bias = testing::uniform(1, m, -1.f, 1.f, 9);
+  SparseConfig config;
+  config.sparsity = sparsity;
+  const SparseLinear op(MatrixView::row_major(w.data(), k, m), bias.data(), config);
+  EXPECT_EQ(static_cast<int64_t>(std::llround((1 - sparsity) * static_cast<double>(k * m))), op.nonzeros());
+  const int64_t ldy = m + 2;
+  std::vector<float> expected(static_cast<size_t>(n * ldy), -3.f), got(expected), got_col(expected);
+  op.forward_reference(MatrixView::row_major(x.data(), n, k), expected.data(), ldy);
+  op.forward(MatrixView::row_major(x.data(), n, k), got.data(), ldy);
+  const std::vector<float> x_col = testing::to_col_major(x, n, k);
+  op.forward(MatrixView::col_major(x_col.data(), n, k), got_col.data(), ldy);
+  ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float))) << isa_name(active_isa());
+  ASSERT_EQ(0, std::memcmp(expected.data(), got_col.data(), expected.size() * sizeof(float)));
+  // The same as the dense product of the pruned weight, to float tolerance.
+  const std::vector<float> pruned = op.pruned_dense();
+  const std::vector<float> dense = testing::exact_product(x, pruned, n, k, m);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < m; ++j)
+      ASSERT_NEAR(dense[i * m + j] + bias[j], got[i * ldy + j], 1e-4f * (1.f + std::fabs(dense[i * m + j])));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, SparseGrid,
+                         ::testing::Combine(::testing::Values<int64_t>(1, 31, 33, 100), ::testing::Values<int64_t>(1, 7, 64, 300),
+                                            ::testing::Values<int64_t>(1, 15, 17, 64), ::testing::Values(0.0, 0.5, 0.9)));
+
+TEST(Sparse, CalibrationAwareScoringKeepsWhatTheDataUses) {
+  // Anisotropic activations: a few input channels carry most of the energy.
+  const int64_t n = 400, k = 96, m = 32;
+  std::vector<float> x = testing::uniform(n, k, -1.f, 1.f, 1);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < 8; ++j) x[i * k + j] *= 20.f;
+  const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, 2);
+  SparseConfig config;
+  config.sparsity = 0.7;
+  const MatrixView calibration = MatrixView::row_major(x.data(), n, k);
+  const SparseLinear magnitude(MatrixView::row_major(w.data(), k, m), nullptr, config);
+  const SparseLinear aware(MatrixView::row_major(w.data(), k, m), nullptr, config, &calibration);
+  const MatrixView xv = MatrixView::row_major(x.data(), n, k), wv = MatrixView::row_major(w.data(), k, m);
+  const double err_magnitude = magnitude.relative_error(xv, wv), err_aware = aware.relative_error(xv, wv);
+  std::printf("70%% sparsity: magnitude %.4f, calibration-aware %.4f\n", err_magnitude, err_aware);
+  EXPECT_LT(err_aware, err_magnitude * 0.8);
+}
+
+TEST(Sparse, BadInput) {
+  std::vector<float> w = testing::uniform(8, 4, -1.f, 1.f, 1);
+  SparseConfig config;
+  config.sparsity = 1.0;
+  EXPECT_THROW(SparseLinear(MatrixView::row_major(w.data(), 8, 4), nullptr, config), Error);
+  config.sparsity = -0.1;
+  EXPECT_THROW(SparseLinear(MatrixView::row_major(w.data(), 8, 4), nullptr, config), Error);
+  w[0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(SparseLinear(MatrixView::row_major(w.data(), 8, 4)), Error);
+  w[0] = 1.f;
+  const SparseLinear op(MatrixView::row_major(w.data(), 8, 4));
+  std::vector<float> x(3 * 8, 1.f);
+  x[4] = std::numeric_limits<float>::infinity();
+  EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, 8)), Error);
+  EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, 7)), Error);
+}
+
+}  // namespace
+}  // namespace lutmul

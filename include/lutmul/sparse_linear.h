@@ -1,0 +1,49 @@
+// Unstructured pruning: the smallest weights (by magnitude, or by |W|·||X_k|| as in Wanda
+// when calibration rows are given) set to zero, the rest kept in a compressed sparse column
+// layout (one column per output), and a product vectorised across the batch: for a tile of
+// rows, every kept weight is one fused multiply-add of 16 rows at once.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "lutmul/linear_operator.h"
+
+namespace lutmul {
+
+struct SparseConfig {
+  double sparsity = 0.9;  // share of weights set to zero, in [0, 1)
+};
+
+class SparseLinear final : public LinearOperator {
+ public:
+  // W is K × M, bias M floats or null. With calibration rows (N × K) weights are scored by
+  // |W[k,m]|·||X[:,k]||, else by |W[k,m]|. Ties keep the earlier weight.
+  SparseLinear(const MatrixView& W, const float* bias = nullptr, SparseConfig config = {},
+               const MatrixView* calibration = nullptr);
+
+  std::string kind() const override { return "sparse"; }
+  int64_t input_dim() const override { return k_; }
+  int64_t output_dim() const override { return m_; }
+  void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
+  using LinearOperator::forward;
+  // The scalar reference, whatever the CPU.
+  void forward_reference(const MatrixView& X, float* Y, int64_t ldy) const;
+  int64_t bytes() const override;
+  double multiply_adds_per_row() const override { return static_cast<double>(values_.size()); }
+
+  int64_t nonzeros() const { return static_cast<int64_t>(values_.size()); }
+  // The pruned weight as a dense K × M row-major matrix (zeros where pruned).
+  std::vector<float> pruned_dense() const;
+
+ private:
+  void run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const;
+
+  int64_t k_ = 0, m_ = 0;
+  std::vector<int64_t> column_start_;  // M + 1
+  std::vector<int32_t> rows_;          // input index k of each kept weight, ascending per column
+  std::vector<float> values_;
+  std::vector<float> bias_;            // M
+};
+
+}  // namespace lutmul

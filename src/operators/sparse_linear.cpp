@@ -1,0 +1,136 @@
+#include "lutmul/sparse_linear.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "dispatch.h"
+#include "kernels/cpu/sparse_kernels.h"
+#include "lutmul/error.h"
+#include "lutmul/threading.h"
+
+namespace lutmul {
+
+SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig config, const MatrixView* calibration) {
+  check_view(W, "W");
+  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "SparseLinear: W must not be empty, got ", W.rows, " x ", W.cols);
+  LUTMUL_CHECK(W.rows <= INT32_MAX, "SparseLinear: K = ", W.rows, " is too large");
+  LUTMUL_CHECK(config.sparsity >= 0 && config.sparsity < 1, "SparseConfig.sparsity must be in [0, 1), got ",
+               config.sparsity);
+  check_finite(W, "W");
+  k_ = W.rows;
+  m_ = W.cols;
+
+  // Input-channel norms for calibration-aware scoring (Wanda: |W|·||X_k||).
+  std::vector<double> channel_norm(static_cast<size_t>(k_), 1.0);
+  if (calibration != nullptr) {
+    check_view(*calibration, "calibration");
+    LUTMUL_CHECK(calibration->cols == k_ && calibration->rows >= 1, "SparseLinear: calibration must be N x ", k_,
+                 " with N >= 1, got ", calibration->rows, " x ", calibration->cols);
+    check_finite(*calibration, "calibration");
+    std::fill(channel_norm.begin(), channel_norm.end(), 0.0);
+    for (int64_t i = 0; i < calibration->rows; ++i)
+      for (int64_t k = 0; k < k_; ++k) channel_norm[k] += double{calibration->at(i, k)} * calibration->at(i, k);
+    for (double& v : channel_norm) v = std::sqrt(v);
+  }
+
+  // Keep the round((1 − sparsity)·K·M) highest scores; ties keep the lower flat index.
+  const int64_t total = k_ * m_;
+  const auto keep = static_cast<int64_t>(std::llround((1.0 - config.sparsity) * static_cast<double>(total)));
+  std::vector<std::pair<double, int64_t>> scored(static_cast<size_t>(total));
+  for (int64_t k = 0; k < k_; ++k)
+    for (int64_t m = 0; m < m_; ++m)
+      scored[k * m_ + m] = {std::fabs(double{W.at(k, m)}) * channel_norm[k], k * m_ + m};
+  auto better = [](const std::pair<double, int64_t>& a, const std::pair<double, int64_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  std::vector<uint8_t> kept(static_cast<size_t>(total), 0);
+  if (keep > 0) {
+    std::nth_element(scored.begin(), scored.begin() + (keep - 1), scored.end(), better);
+    for (int64_t i = 0; i < keep; ++i) kept[scored[i].second] = 1;
+  }
+
+  column_start_.assign(static_cast<size_t>(m_) + 1, 0);
+  for (int64_t m = 0; m < m_; ++m) {
+    for (int64_t k = 0; k < k_; ++k)
+      if (kept[k * m_ + m]) {
+        rows_.push_back(static_cast<int32_t>(k));
+        values_.push_back(W.at(k, m));
+      }
+    column_start_[m + 1] = static_cast<int64_t>(values_.size());
+  }
+  bias_.assign(static_cast<size_t>(m_), 0.f);
+  if (bias != nullptr)
+    for (int64_t m = 0; m < m_; ++m) {
+      LUTMUL_CHECK(std::isfinite(bias[m]), "SparseLinear: bias has a non-finite value at index ", m);
+      bias_[m] = bias[m];
+    }
+}
+
+std::vector<float> SparseLinear::pruned_dense() const {
+  std::vector<float> w(static_cast<size_t>(k_ * m_), 0.f);
+  for (int64_t m = 0; m < m_; ++m)
+    for (int64_t i = column_start_[m]; i < column_start_[m + 1]; ++i) w[rows_[i] * m_ + m] = values_[i];
+  return w;
+}
+
+int64_t SparseLinear::bytes() const {
+  return static_cast<int64_t>(values_.size() * (sizeof(float) + sizeof(int32_t)) +
+                              column_start_.size() * sizeof(int64_t) + bias_.size() * sizeof(float));
+}
+
+void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const {
+  check_forward(X, Y, ldy);
+  if (X.rows == 0) return;
+  kernels::SparseFn kernel = kernels::sparse_scalar_kernel();
+#ifdef LUTMUL_HAVE_AVX512_KERNELS
+  if (!reference && (active_isa() == Isa::avx512 || active_isa() == Isa::avx512vbmi))
+    kernel = kernels::sparse_avx512_kernel();
+#else
+  (void)reference;
+#endif
+  constexpr int64_t kChunkRows = 32;
+  const int64_t chunks = (X.rows + kChunkRows - 1) / kChunkRows;
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
+  bool finite = true;
+#pragma omp parallel num_threads(threads) reduction(&& : finite)
+  {
+    const std::unique_ptr<float[]> scratch(new float[static_cast<size_t>(kernels::sparse_scratch_floats(k_))]);
+    std::vector<float> row_major;
+    for (int64_t chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
+      const int64_t r0 = chunk * kChunkRows, rows = std::min(kChunkRows, X.rows - r0);
+      kernels::SparseArgs args;
+      // Rows must be contiguous for the kernels: copy this chunk of a column-major X.
+      if (X.layout == Layout::col_major) {
+        row_major.resize(static_cast<size_t>(rows * k_));
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t k = 0; k < k_; ++k) row_major[i * k_ + k] = X.at(r0 + i, k);
+        args.x = row_major.data();
+        args.ldx = k_;
+      } else {
+        args.x = X.data + r0 * X.leading_dim();
+        args.ldx = X.leading_dim();
+      }
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t k = 0; k < k_; ++k) finite = finite && std::isfinite(args.x[i * args.ldx + k]);
+      args.k = k_;
+      args.m = m_;
+      args.column_start = column_start_.data();
+      args.rows = rows_.data();
+      args.values = values_.data();
+      args.bias = bias_.data();
+      args.y = Y + r0 * ldy;
+      args.ldy = ldy;
+      args.scratch = scratch.get();
+      kernel(args, 0, rows);
+    }
+  }
+  LUTMUL_CHECK(finite, "sparse forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
+}
+
+void SparseLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, false); }
+void SparseLinear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, true); }
+
+}  // namespace lutmul
