@@ -107,6 +107,19 @@ PYBIND11_MODULE(_core, m) {
       }))
       .def_property_readonly("static_activation_scale", &lutmul::Int8Linear::static_activation_scale);
 
+  py::class_<lutmul::SparseLinear, lutmul::LinearOperator>(m, "SparseLinear")
+      .def(py::init([](const py::array& w, const std::optional<py::array>& bias, double sparsity,
+                       const std::optional<py::array>& calibration) {
+        const MatrixView view = view_of(w, "W");
+        lutmul::SparseConfig config;
+        config.sparsity = sparsity;
+        MatrixView calibration_view;
+        if (calibration) calibration_view = view_of(*calibration, "calibration");
+        return lutmul::SparseLinear(view, optional_bias(bias, view.cols), config,
+                                    calibration ? &calibration_view : nullptr);
+      }))
+      .def_property_readonly("nonzeros", &lutmul::SparseLinear::nonzeros);
+
   py::class_<Maddness>(m, "Maddness")
       .def(py::init([](int ncodebooks, int split_candidates, bool ridge, std::vector<double> lambdas, double heldout,
                        uint64_t seed, bool averaged, bool float_tables) {

@@ -27,6 +27,11 @@ class Int8Linear(LinearOperator):
                  calibration: Optional[np.ndarray]) -> None: ...
     static_activation_scale: float
 
+class SparseLinear(LinearOperator):
+    def __init__(self, w: np.ndarray, bias: Optional[np.ndarray], sparsity: float,
+                 calibration: Optional[np.ndarray]) -> None: ...
+    nonzeros: int
+
 class Maddness:
     def __init__(self, ncodebooks: int, split_candidates: int, ridge: bool, ridge_lambdas: List[float],
                  heldout_fraction: float, seed: int, averaged: bool, float_tables: bool) -> None: ...

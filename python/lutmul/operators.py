@@ -108,3 +108,27 @@ class Int8Linear(_Operator):
         op = cls.__new__(cls)
         op._core = _core.Int8Linear(W, _bias(bias, W.shape[1]), activations == "static", float(percentile), calibration)
         return op
+
+
+class SparseLinear(_Operator):
+    """Unstructured pruning: the lowest-scoring weights set to zero, the rest stored sparse.
+
+    Build with :meth:`from_dense`. Weights are scored by ``|W|``, or by ``|W| * ||X_k||``
+    (Wanda) when ``calibration`` rows are given.
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("use SparseLinear.from_dense(W, bias, sparsity=...)")
+
+    @classmethod
+    def from_dense(cls, W, bias=None, *, sparsity: float = 0.9, calibration=None) -> "SparseLinear":
+        W = _matrix(W, "W")
+        calibration = _matrix(calibration, "calibration") if calibration is not None else None
+        op = cls.__new__(cls)
+        op._core = _core.SparseLinear(W, _bias(bias, W.shape[1]), float(sparsity), calibration)
+        return op
+
+    @property
+    def nonzeros(self) -> int:
+        """Weights kept."""
+        return self._core.nonzeros

@@ -74,3 +74,17 @@ def test_operator_errors(network):
     with pytest.raises(TypeError):
         lutmul.Int8Linear(w1)
     assert op(np.zeros((0, 64), np.float32)).shape == (0, 128)
+
+
+def test_sparse_equals_the_pruned_product(network):
+    x, hidden, (w1, b1), (w2, b2), labels, mlp = network
+    op = lutmul.SparseLinear.from_dense(w1, b1, sparsity=0.5)
+    assert op.nonzeros == round(0.5 * w1.size)
+    kept = np.zeros_like(w1)
+    order = np.lexsort((np.arange(w1.size), -np.abs(w1).ravel()))[: op.nonzeros]
+    kept.ravel()[order] = w1.ravel()[order]
+    np.testing.assert_allclose(op(x), x @ kept + b1, rtol=1e-4, atol=1e-4)
+    aware = lutmul.SparseLinear.from_dense(w1, b1, sparsity=0.5, calibration=x)
+    assert aware.relative_error(x, w1, b1) <= op.relative_error(x, w1, b1)
+    with pytest.raises(ValueError, match="sparsity"):
+        lutmul.SparseLinear.from_dense(w1, sparsity=1.0)
