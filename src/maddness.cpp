@@ -186,7 +186,11 @@ std::pair<int64_t, int64_t> partition(int64_t count, int parts, int index) {
 }
 }  // namespace
 
-kernels::EncodeArgs Maddness::make_encode_args(const MatrixView& A, EncodedRows& codes) const {
+void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
+  check_input(A, "encode");
+  if (codes.rows() != A.rows || codes.ncodebooks() != config_.ncodebooks) codes = EncodedRows(A.rows, config_.ncodebooks);
+  if (A.rows == 0) return;
+
   kernels::EncodeArgs args;
   args.a = A.data;
   args.rows = A.rows;
@@ -197,30 +201,6 @@ kernels::EncodeArgs Maddness::make_encode_args(const MatrixView& A, EncodedRows&
   args.split_dims = split_dims_.data();
   args.thresholds = thresholds_.data();
   args.packed = codes.packed_data();
-  return args;
-}
-
-kernels::ScanArgs Maddness::make_scan_args(const EncodedRows& codes, float* Y, int64_t ldy) const {
-  kernels::ScanArgs args;
-  args.packed = codes.packed_data();
-  args.rows = codes.rows();
-  args.npairs = codes.npairs();
-  args.tables = quantized_tables_.data();
-  args.outputs = output_dim_;
-  args.averaged = config_.accumulation == Accumulation::averaged;
-  args.scale = (args.averaged ? 2.f : 1.f) / table_scale_;
-  args.offsets = args.averaged ? averaged_offsets_.data() : output_offsets_.data();
-  args.y = Y;
-  args.ldy = ldy;
-  return args;
-}
-
-void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
-  check_input(A, "encode");
-  if (codes.rows() != A.rows || codes.ncodebooks() != config_.ncodebooks) codes = EncodedRows(A.rows, config_.ncodebooks);
-  if (A.rows == 0) return;
-
-  const kernels::EncodeArgs args = make_encode_args(A, codes);
   // Gathers use 32-bit offsets within a block of 64 rows.
   const bool gather_ok = args.row_stride <= INT32_MAX / kBlockRows;
   const kernels::KernelTable& table = gather_ok ? detail::active_kernels() : kernels::scalar_kernels();
@@ -267,7 +247,17 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {
     return;
   }
 
-  const kernels::ScanArgs args = make_scan_args(codes, Y, ldy);
+  kernels::ScanArgs args;
+  args.packed = codes.packed_data();
+  args.rows = codes.rows();
+  args.npairs = codes.npairs();
+  args.tables = quantized_tables_.data();
+  args.outputs = m;
+  args.averaged = config_.accumulation == Accumulation::averaged;
+  args.scale = (args.averaged ? 2.f : 1.f) / table_scale_;
+  args.offsets = args.averaged ? averaged_offsets_.data() : output_offsets_.data();
+  args.y = Y;
+  args.ldy = ldy;
   const kernels::KernelTable& table = detail::active_kernels();
 
   // Rows first; with fewer blocks than threads, outputs are split too.

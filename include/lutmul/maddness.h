@@ -26,10 +26,6 @@
 #include "lutmul/matrix.h"
 
 namespace lutmul {
-namespace kernels {
-struct EncodeArgs;
-struct ScanArgs;
-}  // namespace kernels
 
 // How the scan adds 8-bit table entries.
 enum class Accumulation {
@@ -170,8 +166,6 @@ class Maddness {
  private:
   void check_input(const MatrixView& A, const char* what) const;
   void build_output_offsets();
-  kernels::EncodeArgs make_encode_args(const MatrixView& A, EncodedRows& codes) const;
-  kernels::ScanArgs make_scan_args(const EncodedRows& codes, float* Y, int64_t ldy) const;
 
   MaddnessConfig config_;
   int64_t input_dim_ = 0;
