@@ -15,6 +15,9 @@
 #include "lutmul/linear_operator.h"
 
 namespace lutmul {
+namespace kernels {
+struct Int8KernelTable;
+}
 
 enum class ActivationScaling {
   dynamic_per_row,    // s_x from each row's own max |x|
@@ -52,6 +55,8 @@ class Int8Linear final : public LinearOperator {
   int8_t quantized_weight(int64_t k, int64_t m) const;
 
  private:
+  void forward_with(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy) const;
+
   Int8Config config_;
   int64_t k_ = 0, m_ = 0;
   int64_t k_padded_ = 0, m_padded_ = 0;    // K to a multiple of 4, M to a multiple of 16

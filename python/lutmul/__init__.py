@@ -85,6 +85,17 @@ def _check_finite(x: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} of shape {x.shape} has a non-finite value at {tuple(int(i) for i in bad)}")
 
 
+def _as_bias(bias, m: int) -> Optional[np.ndarray]:
+    """A contiguous float32 (m,) vector with finite values, or None."""
+    if bias is None:
+        return None
+    bias = np.ascontiguousarray(np.asarray(bias, dtype=np.float32))
+    if bias.shape != (m,):
+        raise ValueError(f"bias must have shape ({m},), got {bias.shape}")
+    _check_finite(bias[None, :], "bias")
+    return bias
+
+
 class Maddness:
     """MADDNESS approximate matrix product ``A @ B (+ bias)`` with B known ahead of time.
 
@@ -291,13 +302,7 @@ class Maddness:
     # ---- helpers ----
     @staticmethod
     def _bias(bias, m: int) -> Optional[np.ndarray]:
-        if bias is None:
-            return None
-        bias = np.ascontiguousarray(np.asarray(bias, dtype=np.float32))
-        if bias.shape != (m,):
-            raise ValueError(f"bias must have shape ({m},), got {bias.shape}")
-        _check_finite(bias[None, :], "bias")
-        return bias
+        return _as_bias(bias, m)
 
     def _require_weights(self) -> None:
         if not self._core.has_weights:

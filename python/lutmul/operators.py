@@ -22,12 +22,9 @@ def _matrix(x, name: str) -> np.ndarray:
 
 
 def _bias(bias, m: int) -> Optional[np.ndarray]:
-    if bias is None:
-        return None
-    bias = np.ascontiguousarray(np.asarray(bias, dtype=np.float32))
-    if bias.shape != (m,):
-        raise ValueError(f"bias must have shape ({m},), got {bias.shape}")
-    return bias
+    from . import _as_bias
+
+    return _as_bias(bias, m)
 
 
 class _Operator:

@@ -158,21 +158,15 @@ void run(const kernels::Int8KernelTable& table, const Int8Linear& op, const Matr
 }  // namespace
 
 void Int8Linear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
-  check_forward(X, Y, ldy);
-  if (X.rows == 0) return;
-  kernels::Int8GemmArgs g;
-  g.k_padded = k_padded_;
-  g.m = m_;
-  g.tiles = m_padded_ / kInt8TileOutputs;
-  g.packed = packed_.data();
-  g.column_sums = column_sums_.data();
-  g.weight_scales = weight_scales_.data();
-  g.bias = bias_.data();
-  run(int8_kernels(), *this, X, Y, ldy, k_padded_, g, config_.activations == ActivationScaling::dynamic_per_row,
-      static_scale_);
+  forward_with(int8_kernels(), X, Y, ldy);
 }
 
 void Int8Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const {
+  forward_with(kernels::int8_scalar_kernels(), X, Y, ldy);
+}
+
+void Int8Linear::forward_with(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y,
+                              int64_t ldy) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
   kernels::Int8GemmArgs g;
@@ -183,8 +177,7 @@ void Int8Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) c
   g.column_sums = column_sums_.data();
   g.weight_scales = weight_scales_.data();
   g.bias = bias_.data();
-  run(kernels::int8_scalar_kernels(), *this, X, Y, ldy, k_padded_, g,
-      config_.activations == ActivationScaling::dynamic_per_row, static_scale_);
+  run(table, *this, X, Y, ldy, k_padded_, g, config_.activations == ActivationScaling::dynamic_per_row, static_scale_);
 }
 
 }  // namespace lutmul
