@@ -120,6 +120,17 @@ PYBIND11_MODULE(_core, m) {
       }))
       .def_property_readonly("nonzeros", &lutmul::SparseLinear::nonzeros);
 
+  py::class_<lutmul::ChannelPrunedLinear, lutmul::LinearOperator>(m, "ChannelPrunedLinear")
+      .def(py::init([](const py::array& w, const std::optional<py::array>& bias, double fraction, bool inputs) {
+        const MatrixView view = view_of(w, "W");
+        lutmul::ChannelPruningConfig config;
+        config.fraction = fraction;
+        config.channels = inputs ? lutmul::PrunedChannels::inputs : lutmul::PrunedChannels::outputs;
+        return lutmul::ChannelPrunedLinear(view, optional_bias(bias, view.cols), config);
+      }))
+      .def_property_readonly("kept_inputs", &lutmul::ChannelPrunedLinear::kept_inputs)
+      .def_property_readonly("kept_outputs", &lutmul::ChannelPrunedLinear::kept_outputs);
+
   py::class_<Maddness>(m, "Maddness")
       .def(py::init([](int ncodebooks, int split_candidates, bool ridge, std::vector<double> lambdas, double heldout,
                        uint64_t seed, bool averaged, bool float_tables) {

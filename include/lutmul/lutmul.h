@@ -1,6 +1,7 @@
 // The whole public API of lutmul.
 #pragma once
 
+#include "lutmul/channel_pruned_linear.h"
 #include "lutmul/dense_linear.h"
 #include "lutmul/error.h"
 #include "lutmul/int8_linear.h"

@@ -32,6 +32,11 @@ class SparseLinear(LinearOperator):
                  calibration: Optional[np.ndarray]) -> None: ...
     nonzeros: int
 
+class ChannelPrunedLinear(LinearOperator):
+    def __init__(self, w: np.ndarray, bias: Optional[np.ndarray], fraction: float, inputs: bool) -> None: ...
+    kept_inputs: List[int]
+    kept_outputs: List[int]
+
 class Maddness:
     def __init__(self, ncodebooks: int, split_candidates: int, ridge: bool, ridge_lambdas: List[float],
                  heldout_fraction: float, seed: int, averaged: bool, float_tables: bool) -> None: ...

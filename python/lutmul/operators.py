@@ -129,3 +129,29 @@ class SparseLinear(_Operator):
     def nonzeros(self) -> int:
         """Weights kept."""
         return self._core.nonzeros
+
+
+class ChannelPrunedLinear(_Operator):
+    """Structured pruning: whole output (or input) channels with the smallest L2 norms removed,
+    leaving a smaller dense product. Pruned outputs are their bias alone.
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("use ChannelPrunedLinear.from_dense(W, bias, fraction=...)")
+
+    @classmethod
+    def from_dense(cls, W, bias=None, *, fraction: float = 0.5, channels: str = "outputs") -> "ChannelPrunedLinear":
+        if channels not in ("outputs", "inputs"):
+            raise ValueError(f"channels must be 'outputs' or 'inputs', got {channels!r}")
+        W = _matrix(W, "W")
+        op = cls.__new__(cls)
+        op._core = _core.ChannelPrunedLinear(W, _bias(bias, W.shape[1]), float(fraction), channels == "inputs")
+        return op
+
+    @property
+    def kept_inputs(self) -> list:
+        return list(self._core.kept_inputs)
+
+    @property
+    def kept_outputs(self) -> list:
+        return list(self._core.kept_outputs)

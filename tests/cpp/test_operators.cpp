@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <tuple>
@@ -194,6 +195,41 @@ TEST(Sparse, BadInput) {
   x[4] = std::numeric_limits<float>::infinity();
   EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, 8)), Error);
   EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, 7)), Error);
+}
+
+}  // namespace
+}  // namespace lutmul
+
+namespace lutmul {
+namespace {
+
+TEST(ChannelPruned, EqualsTheDenseProductOfThePrunedWeight) {
+  const int64_t n = 23, k = 40, m = 30;
+  std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, 4);
+  for (int64_t i = 0; i < k; ++i) w[i * m + 7] *= 0.01f;  // output 7 and input 3: the weakest
+  for (int64_t j = 0; j < m; ++j) w[3 * m + j] *= 0.01f;
+  const std::vector<float> x = testing::uniform(n, k, -1.f, 1.f, 5), bias = testing::uniform(1, m, -1.f, 1.f, 6);
+  for (PrunedChannels channels : {PrunedChannels::outputs, PrunedChannels::inputs}) {
+    ChannelPruningConfig config;
+    config.channels = channels;
+    config.fraction = 0.4;
+    const ChannelPrunedLinear op(MatrixView::row_major(w.data(), k, m), bias.data(), config);
+    const bool outputs = channels == PrunedChannels::outputs;
+    const auto& kept = outputs ? op.kept_outputs() : op.kept_inputs();
+    EXPECT_EQ(static_cast<size_t>((outputs ? m : k) - std::llround(0.4 * static_cast<double>(outputs ? m : k))), kept.size());
+    EXPECT_EQ(kept.end(), std::find(kept.begin(), kept.end(), outputs ? 7 : 3));  // the weak channel went
+    std::vector<float> pruned(w.size(), 0.f);
+    for (int64_t i : op.kept_inputs())
+      for (int64_t j : op.kept_outputs()) pruned[i * m + j] = w[i * m + j];
+    const std::vector<float> expected = testing::exact_product(x, pruned, n, k, m);
+    const Matrix y = op.forward(MatrixView::row_major(x.data(), n, k));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < m; ++j) ASSERT_NEAR(expected[i * m + j] + bias[j], y(i, j), 1e-4);
+    EXPECT_EQ(static_cast<double>(op.kept_inputs().size() * op.kept_outputs().size()), op.multiply_adds_per_row());
+  }
+  ChannelPruningConfig bad;
+  bad.fraction = 1.0;
+  EXPECT_THROW(ChannelPrunedLinear(MatrixView::row_major(w.data(), k, m), nullptr, bad), Error);
 }
 
 }  // namespace

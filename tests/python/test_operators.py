@@ -88,3 +88,18 @@ def test_sparse_equals_the_pruned_product(network):
     assert aware.relative_error(x, w1, b1) <= op.relative_error(x, w1, b1)
     with pytest.raises(ValueError, match="sparsity"):
         lutmul.SparseLinear.from_dense(w1, sparsity=1.0)
+
+
+def test_channel_pruning_gives_a_smaller_exact_product(network):
+    x, hidden, (w1, b1), (w2, b2), labels, mlp = network
+    op = lutmul.ChannelPrunedLinear.from_dense(w2, b2, fraction=0.25, channels="inputs")
+    kept = op.kept_inputs
+    assert len(kept) == 96
+    np.testing.assert_allclose(op(hidden), hidden[:, kept] @ w2[kept] + b2, rtol=1e-4, atol=1e-4)
+    assert op.multiply_adds_per_row == 96 * 10
+    out = lutmul.ChannelPrunedLinear.from_dense(w1, b1, fraction=0.5)
+    y = out(x)
+    dropped = sorted(set(range(128)) - set(out.kept_outputs))
+    np.testing.assert_allclose(y[:, dropped], np.broadcast_to(b1[dropped], (x.shape[0], len(dropped))))
+    with pytest.raises(ValueError):
+        lutmul.ChannelPrunedLinear.from_dense(w1, channels="rows")

@@ -1,0 +1,79 @@
+#include "lutmul/channel_pruned_linear.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "blas.h"
+#include "lutmul/error.h"
+#include "lutmul/threading.h"
+
+namespace lutmul {
+
+ChannelPrunedLinear::ChannelPrunedLinear(const MatrixView& W, const float* bias, ChannelPruningConfig config) {
+  check_view(W, "W");
+  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "ChannelPrunedLinear: W must not be empty, got ", W.rows, " x ", W.cols);
+  LUTMUL_CHECK(config.fraction >= 0 && config.fraction < 1, "ChannelPruningConfig.fraction must be in [0, 1), got ",
+               config.fraction);
+  check_finite(W, "W");
+  k_ = W.rows;
+  m_ = W.cols;
+  const bool outputs = config.channels == PrunedChannels::outputs;
+  const int64_t channels = outputs ? m_ : k_;
+  std::vector<double> norm(static_cast<size_t>(channels), 0.0);
+  for (int64_t k = 0; k < k_; ++k)
+    for (int64_t m = 0; m < m_; ++m) norm[outputs ? m : k] += double{W.at(k, m)} * W.at(k, m);
+  const auto keep = std::max<int64_t>(
+      1, channels - static_cast<int64_t>(std::llround(config.fraction * static_cast<double>(channels))));
+  std::vector<int64_t> order(static_cast<size_t>(channels));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return norm[a] > norm[b]; });
+  std::vector<int64_t> kept(order.begin(), order.begin() + keep);
+  std::sort(kept.begin(), kept.end());
+  kept_inputs_.resize(static_cast<size_t>(k_));
+  std::iota(kept_inputs_.begin(), kept_inputs_.end(), 0);
+  kept_outputs_.resize(static_cast<size_t>(m_));
+  std::iota(kept_outputs_.begin(), kept_outputs_.end(), 0);
+  (outputs ? kept_outputs_ : kept_inputs_) = kept;
+
+  const int64_t kk = static_cast<int64_t>(kept_inputs_.size()), mk = static_cast<int64_t>(kept_outputs_.size());
+  weights_.resize(static_cast<size_t>(kk * mk));
+  for (int64_t i = 0; i < kk; ++i)
+    for (int64_t j = 0; j < mk; ++j) weights_[i * mk + j] = W.at(kept_inputs_[i], kept_outputs_[j]);
+  bias_.assign(static_cast<size_t>(m_), 0.f);
+  if (bias != nullptr)
+    for (int64_t m = 0; m < m_; ++m) {
+      LUTMUL_CHECK(std::isfinite(bias[m]), "ChannelPrunedLinear: bias has a non-finite value at index ", m);
+      bias_[m] = bias[m];
+    }
+}
+
+int64_t ChannelPrunedLinear::bytes() const {
+  return static_cast<int64_t>((weights_.size() + bias_.size()) * sizeof(float) +
+                              (kept_inputs_.size() + kept_outputs_.size()) * sizeof(int64_t));
+}
+
+void ChannelPrunedLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
+  check_forward(X, Y, ldy);
+  if (X.rows == 0) return;
+  const int64_t n = X.rows, kk = static_cast<int64_t>(kept_inputs_.size()), mk = static_cast<int64_t>(kept_outputs_.size());
+  // The kept inputs of X, row-major (a copy: the product needs them contiguous).
+  std::vector<float> x(static_cast<size_t>(n * kk));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < kk; ++j) x[i * kk + j] = X.at(i, kept_inputs_[j]);
+  for (float v : x) LUTMUL_CHECK(std::isfinite(v), "channel-pruned forward: X has a non-finite value in a kept input");
+  std::vector<float> y(static_cast<size_t>(n * mk));
+  {
+    const detail::BlasThreadScope threads(num_threads());
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(mk), static_cast<int>(kk),
+                1.f, x.data(), static_cast<int>(kk), weights_.data(), static_cast<int>(mk), 0.f, y.data(),
+                static_cast<int>(mk));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    float* row = Y + i * ldy;
+    std::copy(bias_.begin(), bias_.end(), row);  // pruned outputs keep their bias
+    for (int64_t j = 0; j < mk; ++j) row[kept_outputs_[j]] += y[i * mk + j];
+  }
+}
+
+}  // namespace lutmul
