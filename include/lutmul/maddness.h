@@ -30,8 +30,9 @@ namespace lutmul {
 // How the scan adds 8-bit table entries.
 enum class Accumulation {
   exact,     // exact integer sums (uint16 lanes, widened before they can overflow)
-  averaged,  // pairs of codebooks averaged with rounding (vpavgb) first: faster, adds
-             // rounding noise; the expected +1/4 per pair rounding bias is corrected
+  averaged,  // pairs of codebooks averaged with rounding (vpavgb) first: fewer adds in
+             // the vpshufb scans (AVX2, AVX-512), a little rounding noise; the expected
+             // +1/4 per pair is corrected. With AVX-512 VBMI the exact scan is the faster.
 };
 
 // How prototypes (the 16 D-dimensional vectors per codebook) are chosen.
