@@ -38,26 +38,6 @@ namespace {
 using lutmul::Maddness;
 using lutmul::MatrixView;
 
-// Rows with structure: a decaying low-rank signal plus noise (Gaussian rows flatter no one).
-std::vector<float> activations(int64_t n, int64_t d, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  const int64_t rank = 16;
-  std::vector<float> factors(static_cast<size_t>(rank * d));
-  for (auto& v : factors) v = normal(rng);
-  std::vector<float> a(static_cast<size_t>(n * d));
-  for (int64_t i = 0; i < n; ++i) {
-    float z[rank];
-    for (int64_t k = 0; k < rank; ++k) z[k] = normal(rng) / static_cast<float>(k + 1);
-    for (int64_t j = 0; j < d; ++j) {
-      float v = 0.1f * normal(rng);
-      for (int64_t k = 0; k < rank; ++k) v += z[k] * factors[k * d + j];
-      a[i * d + j] = v;
-    }
-  }
-  return a;
-}
-
 std::vector<float> weights(int64_t d, int64_t m) {
   std::mt19937_64 rng(7);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -66,11 +46,11 @@ std::vector<float> weights(int64_t d, int64_t m) {
   return b;
 }
 
-const std::vector<float>& cached_activations(int64_t n, int64_t d, bool col_major) {
+const std::vector<float>& cached_structured_rows(int64_t n, int64_t d, bool col_major) {
   static std::map<std::tuple<int64_t, int64_t, bool>, std::vector<float>> cache;
   auto& a = cache[{n, d, col_major}];
   if (a.empty()) {
-    a = activations(n, d, 1);
+    a = structured_rows(n, d, 1);
     if (col_major) {
       std::vector<float> t(a.size());
       for (int64_t i = 0; i < n; ++i)
@@ -89,7 +69,7 @@ const Maddness& cached_model(int64_t d, int64_t m, int c) {
     lutmul::MaddnessConfig config;
     config.ncodebooks = c;
     model = std::make_unique<Maddness>(config);
-    const std::vector<float> train = activations(4096, d, 2);
+    const std::vector<float> train = structured_rows(4096, d, 2);
     const std::vector<float> b = weights(d, m);
     model->fit(MatrixView::row_major(train.data(), 4096, d), MatrixView::row_major(b.data(), d, m));
   }
@@ -97,7 +77,7 @@ const Maddness& cached_model(int64_t d, int64_t m, int c) {
 }
 
 MatrixView view(int64_t n, int64_t d, bool col_major) {
-  const float* a = cached_activations(n, d, col_major).data();
+  const float* a = cached_structured_rows(n, d, col_major).data();
   return col_major ? MatrixView::col_major(a, n, d) : MatrixView::row_major(a, n, d);
 }
 
@@ -163,7 +143,7 @@ void fit(benchmark::State& state) {
   const int64_t n = state.range(0), d = state.range(1);
   const int c = static_cast<int>(state.range(2));
   lutmul::set_num_threads(static_cast<int>(state.range(3)));
-  const std::vector<float>& a = cached_activations(n, d, false);
+  const std::vector<float>& a = cached_structured_rows(n, d, false);
   lutmul::MaddnessConfig config;
   config.ncodebooks = c;
   for (auto _ : state) {
@@ -176,7 +156,7 @@ void fit(benchmark::State& state) {
 void exact_sgemm(benchmark::State& state) {
   const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
   openblas_set_num_threads(static_cast<int>(state.range(3)));
-  const std::vector<float>& a = cached_activations(n, d, false);
+  const std::vector<float>& a = cached_structured_rows(n, d, false);
   const std::vector<float> b = weights(d, m);
   std::vector<float> y(static_cast<size_t>(n * m));
   for (auto _ : state) {
@@ -194,7 +174,7 @@ void exact_eigen(benchmark::State& state) {
   const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
   Eigen::setNbThreads(static_cast<int>(state.range(3)));
   using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const std::vector<float>& a = cached_activations(n, d, false);
+  const std::vector<float>& a = cached_structured_rows(n, d, false);
   const std::vector<float> b = weights(d, m);
   const Eigen::Map<const RowMatrix> a_map(a.data(), n, d), b_map(b.data(), d, m);
   RowMatrix y(n, m);
@@ -211,7 +191,7 @@ void exact_eigen(benchmark::State& state) {
 // The bound for a row-major encoder: stream every byte of A once with plain loads.
 void stream_read(benchmark::State& state) {
   const int64_t n = state.range(0), d = state.range(1);
-  const std::vector<float>& a = cached_activations(n, d, false);
+  const std::vector<float>& a = cached_structured_rows(n, d, false);
   const auto* words = reinterpret_cast<const uint32_t*>(a.data());
   const size_t count = a.size();
   for (auto _ : state) {

@@ -4,9 +4,6 @@
 #include <Eigen/Dense>
 #include <benchmark/benchmark.h>
 
-#include <map>
-#include <random>
-#include <tuple>
 #include <vector>
 
 #include "bench_registry.h"
@@ -16,75 +13,50 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace {
 
-std::vector<float> structured(int64_t rows, int64_t cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  const int64_t rank = 16;
-  std::vector<float> factors(static_cast<size_t>(rank * cols));
-  for (auto& v : factors) v = normal(rng);
-  std::vector<float> out(static_cast<size_t>(rows * cols));
-  for (int64_t i = 0; i < rows; ++i) {
-    float z[rank];
-    for (auto& v : z) v = normal(rng);
-    for (int64_t j = 0; j < cols; ++j) {
-      float v = 0.1f * normal(rng);
-      for (int64_t r = 0; r < rank; ++r) v += z[r] * factors[r * cols + j];
-      out[i * cols + j] = v;
-    }
+// Times op.forward on N structured rows; reports multiply-adds per second (`macs` per row).
+void time_forward(benchmark::State& state, const lutmul::LinearOperator& op, int64_t n, double macs_per_row) {
+  const std::vector<float> x = structured_rows(n, op.input_dim(), 1);
+  std::vector<float> y(static_cast<size_t>(n * op.output_dim()));
+  for (auto _ : state) {
+    op.forward(lutmul::MatrixView::row_major(x.data(), n, op.input_dim()), y.data(), op.output_dim());
+    benchmark::DoNotOptimize(y.data());
   }
-  return out;
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n) * macs_per_row,
+                                                benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 void int8_linear(benchmark::State& state) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   lutmul::set_num_threads(static_cast<int>(state.range(3)));
-  const std::vector<float> x = structured(n, k, 1), w = structured(k, m, 2);
+  const std::vector<float> w = structured_rows(k, m, 2);
   const lutmul::Int8Linear op(lutmul::MatrixView::row_major(w.data(), k, m));
-  std::vector<float> y(static_cast<size_t>(n * m));
-  for (auto _ : state) {
-    op.forward(lutmul::MatrixView::row_major(x.data(), n, k), y.data(), m);
-    benchmark::DoNotOptimize(y.data());
-  }
-  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n * k * m), benchmark::Counter::kIsIterationInvariantRate,
-                                                benchmark::Counter::kIs1000);
+  time_forward(state, op, n, op.multiply_adds_per_row());
 }
 
 void dense_sgemm(benchmark::State& state) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   lutmul::set_num_threads(static_cast<int>(state.range(3)));
-  const std::vector<float> x = structured(n, k, 1), w = structured(k, m, 2);
+  const std::vector<float> w = structured_rows(k, m, 2);
   const lutmul::DenseLinear op(lutmul::MatrixView::row_major(w.data(), k, m));
-  std::vector<float> y(static_cast<size_t>(n * m));
-  for (auto _ : state) {
-    op.forward(lutmul::MatrixView::row_major(x.data(), n, k), y.data(), m);
-    benchmark::DoNotOptimize(y.data());
-  }
-  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n * k * m), benchmark::Counter::kIsIterationInvariantRate,
-                                                benchmark::Counter::kIs1000);
+  time_forward(state, op, n, op.multiply_adds_per_row());
 }
 
+// Counts the kept multiply-adds only, so GMAC/s is the useful rate.
 void sparse_linear(benchmark::State& state) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   lutmul::set_num_threads(static_cast<int>(state.range(4)));
-  const std::vector<float> x = structured(n, k, 1), w = structured(k, m, 2);
+  const std::vector<float> w = structured_rows(k, m, 2);
   lutmul::SparseConfig config;
   config.sparsity = static_cast<double>(state.range(3)) / 100.0;
   const lutmul::SparseLinear op(lutmul::MatrixView::row_major(w.data(), k, m), nullptr, config);
-  std::vector<float> y(static_cast<size_t>(n * m));
-  for (auto _ : state) {
-    op.forward(lutmul::MatrixView::row_major(x.data(), n, k), y.data(), m);
-    benchmark::DoNotOptimize(y.data());
-  }
-  state.counters["kept GMAC/s"] = benchmark::Counter(static_cast<double>(n) * op.multiply_adds_per_row(),
-                                                     benchmark::Counter::kIsIterationInvariantRate,
-                                                     benchmark::Counter::kIs1000);
+  time_forward(state, op, n, op.multiply_adds_per_row());
 }
 
 void dense_eigen(benchmark::State& state) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   Eigen::setNbThreads(static_cast<int>(state.range(3)));
   using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const std::vector<float> x = structured(n, k, 1), w = structured(k, m, 2);
+  const std::vector<float> x = structured_rows(n, k, 1), w = structured_rows(k, m, 2);
   const Eigen::Map<const RowMatrix> x_map(x.data(), n, k), w_map(w.data(), k, m);
   RowMatrix y(n, m);
   for (auto _ : state) {

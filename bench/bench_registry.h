@@ -1,3 +1,10 @@
-// Benchmark families registered by main() in bench_maddness.cpp.
+// Shared by the benchmark files: the operator family registered by main() in
+// bench_maddness.cpp, and the structured test data every benchmark uses.
 #pragma once
+
+#include <cstdint>
+#include <vector>
+
 void register_operator_benchmarks();
+// n × d row-major: a decaying rank-16 signal plus 10 % noise.
+std::vector<float> structured_rows(int64_t n, int64_t d, uint64_t seed);

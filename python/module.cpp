@@ -64,6 +64,13 @@ const float* optional_bias(const std::optional<py::array>& bias, int64_t m) {
   return static_cast<const float*>(bias->data());
 }
 
+// A view of optional calibration rows; `storage` keeps the view alive for the call.
+const MatrixView* optional_view(const std::optional<py::array>& rows, MatrixView& storage) {
+  if (!rows) return nullptr;
+  storage = view_of(*rows, "calibration");
+  return &storage;
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "lutmul C++ core (use the lutmul package, not this module)";
   py::register_exception<lutmul::Error>(m, "LutmulError", PyExc_ValueError);
@@ -100,10 +107,8 @@ PYBIND11_MODULE(_core, m) {
         config.activations = static_scaling ? lutmul::ActivationScaling::static_per_tensor
                                             : lutmul::ActivationScaling::dynamic_per_row;
         config.calibration_percentile = percentile;
-        MatrixView calibration_view;
-        if (calibration) calibration_view = view_of(*calibration, "calibration");
-        return lutmul::Int8Linear(view, optional_bias(bias, view.cols), config,
-                                  calibration ? &calibration_view : nullptr);
+        MatrixView storage;
+        return lutmul::Int8Linear(view, optional_bias(bias, view.cols), config, optional_view(calibration, storage));
       }))
       .def_property_readonly("static_activation_scale", &lutmul::Int8Linear::static_activation_scale);
 
@@ -113,10 +118,8 @@ PYBIND11_MODULE(_core, m) {
         const MatrixView view = view_of(w, "W");
         lutmul::SparseConfig config;
         config.sparsity = sparsity;
-        MatrixView calibration_view;
-        if (calibration) calibration_view = view_of(*calibration, "calibration");
-        return lutmul::SparseLinear(view, optional_bias(bias, view.cols), config,
-                                    calibration ? &calibration_view : nullptr);
+        MatrixView storage;
+        return lutmul::SparseLinear(view, optional_bias(bias, view.cols), config, optional_view(calibration, storage));
       }))
       .def_property_readonly("nonzeros", &lutmul::SparseLinear::nonzeros);
 
