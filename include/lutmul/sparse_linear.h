@@ -1,7 +1,8 @@
 // Unstructured pruning: the smallest weights (by magnitude, or by |W|·||X_k|| as in Wanda
 // when calibration rows are given) set to zero, the rest kept in a compressed sparse column
-// layout (one column per output), and a product vectorised across the batch: for a tile of
-// rows, every kept weight is one fused multiply-add of 16 rows at once.
+// layout (one column per output, cut into blocks of 128 inputs so that the kernel's slice of
+// X stays in cache), and a product vectorised across the batch: for a tile of rows, every
+// kept weight is one fused multiply-add of 16 rows at once.
 #pragma once
 
 #include <cstdint>
@@ -40,8 +41,9 @@ class SparseLinear final : public LinearOperator {
   void run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const;
 
   int64_t k_ = 0, m_ = 0;
-  std::vector<int64_t> column_start_;  // M + 1
-  std::vector<int32_t> rows_;          // input index k of each kept weight, ascending per column
+  int64_t blocks_ = 0;                  // K-blocks of the kernels' block size
+  std::vector<int64_t> segment_start_;  // blocks·M + 1: block b, column m at b·M + m
+  std::vector<int32_t> rows_;           // input index k of each kept weight, ascending per segment
   std::vector<float> values_;
   std::vector<float> bias_;            // M
 };

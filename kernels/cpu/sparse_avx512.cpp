@@ -1,9 +1,10 @@
-// The pruned product for AVX-512: a tile of 32 rows of X is transposed once (K × 32 floats);
-// each kept weight is then one broadcast fused multiply-add into two 16-row accumulators,
-// four outputs interleaved to hide the FMA latency, and 16 outputs at a time are
-// transposed back into row-major Y. Every output adds its weights in ascending k, as the
-// scalar reference does. (Chunking K so that the tile fits L1 measured slower: the chunk
-// bookkeeping cost more than the L2 traffic it saved.)
+// The pruned product for AVX-512: a tile of up to 32 rows of X is transposed once (K × 32
+// floats). The weights are stored in K-blocks of 128 inputs, so the block's slice of the tile
+// stays in L1 while the weights of every output column in that block are applied: per kept
+// weight one broadcast and one fused multiply-add per 16 rows, four outputs interleaved to
+// hide the FMA latency. Partial sums are carried from block to block in a column buffer and
+// transposed back into row-major Y at the end. Every output adds its weights in ascending k,
+// as the scalar reference does.
 #include <immintrin.h>
 
 #include "kernels/cpu/simd_avx512.h"
@@ -12,65 +13,94 @@
 namespace lutmul::kernels {
 namespace {
 
-constexpr int kTileRows = 32;
-constexpr int kColumns = 4;  // outputs accumulated together (16 is a multiple)
+constexpr int kColumns = 4;  // outputs accumulated together
 
-inline void add_weight(const float* tile, const SparseArgs& args, int64_t i, __m512& a, __m512& b) {
-  const float* column = tile + int64_t{args.rows[i]} * kTileRows;
-  const __m512 w = _mm512_set1_ps(args.values[i]);
-  a = _mm512_fmadd_ps(_mm512_loadu_ps(column), w, a);
-  b = _mm512_fmadd_ps(_mm512_loadu_ps(column + 16), w, b);
-}
+// Kernels for tiles of 16·V rows; a tail of up to 16 rows uses V = 1 so that it does not pay
+// for 32. (64-row tiles measured no faster: the block's slice then fills L1.)
+template <int V>
+struct Tile {
+  static constexpr int kRows = 16 * V;
 
-void sparse_avx512(const SparseArgs& args, int64_t row_begin, int64_t row_end) {
-  float* tile = args.scratch;  // K × 32: tile[k·32 + r]
-  for (int64_t r0 = row_begin; r0 < row_end; r0 += kTileRows) {
-    const int rows = row_end - r0 < kTileRows ? static_cast<int>(row_end - r0) : kTileRows;
-    // Transpose the rows into the tile, 16 × 16 at a time (rows past the end repeat row r0).
-    for (int half = 0; half < 2; ++half) {
+  // Transposes rows r0 .. r0 + rows of X into tile[k·kRows + r] (rows past the end repeat r0).
+  static void transpose_rows(const SparseArgs& args, int64_t r0, int rows, float* tile) {
+    for (int part = 0; part < V; ++part) {
       const float* x[16];
       for (int i = 0; i < 16; ++i) {
-        const int r = 16 * half + i;
+        const int r = 16 * part + i;
         x[i] = args.x + (r0 + (r < rows ? r : 0)) * args.ldx;
       }
       int64_t k0 = 0;
       for (; k0 + 16 <= args.k; k0 += 16) {
         __m512 in[16];
         for (int i = 0; i < 16; ++i) in[i] = _mm512_loadu_ps(x[i] + k0);
-        Avx512Ops::transpose_store(in, tile + k0 * kTileRows + 16 * half, kTileRows, 16, 16);
+        Avx512Ops::transpose_store(in, tile + k0 * kRows + 16 * part, kRows, 16, 16);
       }
       for (; k0 < args.k; ++k0)
-        for (int i = 0; i < 16; ++i) tile[k0 * kTileRows + 16 * half + i] = x[i][k0];
-    }
-    for (int64_t m0 = 0; m0 < args.m; m0 += 16) {
-      const int count = args.m - m0 < 16 ? static_cast<int>(args.m - m0) : 16;
-      __m512 low[16], high[16];
-      for (int j = 0; j < count; j += kColumns) {
-        __m512 a[kColumns], b[kColumns];
-        int64_t next[kColumns], end[kColumns];
-        for (int c = 0; c < kColumns; ++c) {
-          a[c] = b[c] = _mm512_setzero_ps();
-          const int64_t m = m0 + (j + c < count ? j + c : j);
-          next[c] = args.column_start[m];
-          end[c] = j + c < count ? args.column_start[m + 1] : next[c];
-        }
-        int64_t common = end[0] - next[0];
-        for (int c = 1; c < kColumns; ++c) common = end[c] - next[c] < common ? end[c] - next[c] : common;
-        for (int64_t step = 0; step < common; ++step)
-          for (int c = 0; c < kColumns; ++c) add_weight(tile, args, next[c] + step, a[c], b[c]);
-        for (int c = 0; c < kColumns; ++c) {
-          if (j + c >= count) break;
-          for (int64_t i = next[c] + common; i < end[c]; ++i) add_weight(tile, args, i, a[c], b[c]);
-          const __m512 bias = _mm512_set1_ps(args.bias[m0 + j + c]);
-          low[j + c] = _mm512_add_ps(a[c], bias);
-          high[j + c] = _mm512_add_ps(b[c], bias);
-        }
-      }
-      for (int j = count; j < 16; ++j) low[j] = high[j] = _mm512_setzero_ps();
-      Avx512Ops::transpose_store(low, args.y + r0 * args.ldy + m0, args.ldy, rows < 16 ? rows : 16, count);
-      if (rows > 16) Avx512Ops::transpose_store(high, args.y + (r0 + 16) * args.ldy + m0, args.ldy, rows - 16, count);
+        for (int i = 0; i < 16; ++i) tile[k0 * kRows + 16 * part + i] = x[i][k0];
     }
   }
+
+  static inline void add_weight(const float* tile, const SparseArgs& args, int64_t i, __m512* acc) {
+    const float* x = tile + int64_t{args.rows[i]} * kRows;
+    const __m512 w = _mm512_set1_ps(args.values[i]);
+    for (int v = 0; v < V; ++v) acc[v] = _mm512_fmadd_ps(_mm512_loadu_ps(x + 16 * v), w, acc[v]);
+  }
+
+  // Applies block `block`'s weights of every column to the partial sums (partial[m·kRows + r]).
+  static void apply_block(const SparseArgs& args, const float* tile, int64_t block, float* partial) {
+    const int64_t* start = args.segment_start + block * args.m;
+    for (int64_t m0 = 0; m0 < args.m; m0 += kColumns) {
+      const int count = args.m - m0 < kColumns ? static_cast<int>(args.m - m0) : kColumns;
+      __m512 acc[kColumns][V];
+      int64_t next[kColumns], end[kColumns];
+      for (int c = 0; c < kColumns; ++c) {
+        const int64_t m = m0 + (c < count ? c : 0);
+        const float* sums = partial + m * kRows;
+        for (int v = 0; v < V; ++v) acc[c][v] = block == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(sums + 16 * v);
+        next[c] = start[m];
+        end[c] = c < count ? start[m + 1] : next[c];
+      }
+      int64_t common = end[0] - next[0];
+      for (int c = 1; c < kColumns; ++c) common = end[c] - next[c] < common ? end[c] - next[c] : common;
+      for (int64_t step = 0; step < common; ++step)
+        for (int c = 0; c < kColumns; ++c) add_weight(tile, args, next[c] + step, acc[c]);
+      for (int c = 0; c < count; ++c) {
+        for (int64_t i = next[c] + common; i < end[c]; ++i) add_weight(tile, args, i, acc[c]);
+        float* sums = partial + (m0 + c) * kRows;
+        for (int v = 0; v < V; ++v) _mm512_storeu_ps(sums + 16 * v, acc[c][v]);
+      }
+    }
+  }
+
+  // Y rows r0 .. r0 + rows (rows ≤ kRows). K ≥ 1, so there is at least one block and every
+  // partial sum is written before it is read.
+  static void run(const SparseArgs& args, int64_t r0, int rows) {
+    float* tile = args.scratch;                      // K × kRows
+    float* partial = args.scratch + args.k * kRows;  // M × kRows
+    transpose_rows(args, r0, rows, tile);
+    for (int64_t block = 0; block < args.blocks; ++block) apply_block(args, tile, block, partial);
+    // Bias, then back to row-major Y, 16 outputs × 16 rows at a time.
+    for (int64_t m0 = 0; m0 < args.m; m0 += 16) {
+      const int count = args.m - m0 < 16 ? static_cast<int>(args.m - m0) : 16;
+      for (int v = 0; v < V && 16 * v < rows; ++v) {
+        __m512 out[16];
+        for (int j = 0; j < 16; ++j)
+          out[j] = j < count ? _mm512_add_ps(_mm512_loadu_ps(partial + (m0 + j) * kRows + 16 * v),
+                                             _mm512_set1_ps(args.bias[m0 + j]))
+                             : _mm512_setzero_ps();
+        const int left = rows - 16 * v;
+        Avx512Ops::transpose_store(out, args.y + (r0 + 16 * v) * args.ldy + m0, args.ldy, left < 16 ? left : 16, count);
+      }
+    }
+  }
+};
+
+void sparse_avx512(const SparseArgs& args, int64_t row_begin, int64_t row_end) {
+  int64_t r0 = row_begin;
+  for (; row_end - r0 >= Tile<2>::kRows; r0 += Tile<2>::kRows) Tile<2>::run(args, r0, Tile<2>::kRows);
+  const int left = static_cast<int>(row_end - r0);
+  if (left > 16) Tile<2>::run(args, r0, left);
+  else if (left > 0) Tile<1>::run(args, r0, left);
 }
 
 }  // namespace

@@ -11,21 +11,28 @@ struct SparseArgs {
   int64_t ldx = 0;
   int64_t k = 0;
   int64_t m = 0;
-  const int64_t* column_start = nullptr;  // M + 1
-  const int32_t* rows = nullptr;          // input index per kept weight
+  // Kept weights in K-blocks of kSparseBlockK inputs: segment b·M + m holds column m's
+  // weights with k in block b, ascending k, at [segment_start[b·M + m], segment_start[b·M + m + 1]).
+  int64_t blocks = 0;                      // ceil(K / kSparseBlockK)
+  const int64_t* segment_start = nullptr;  // blocks·M + 1
+  const int32_t* rows = nullptr;           // input index per kept weight
   const float* values = nullptr;
   const float* bias = nullptr;  // M
   float* y = nullptr;
   int64_t ldy = 0;
-  // Scratch of sparse_scratch_floats(k) floats (the transposed row tile).
+  // Scratch of sparse_scratch_floats(k, m) floats (the transposed row tile, partial sums).
   float* scratch = nullptr;
 };
 
+// Inputs per block: 32 rows × 128 inputs of transposed X are 16 KB, which stays in L1 while
+// every output column's weights of that block are applied.
+constexpr int64_t kSparseBlockK = 128;
+
 // y[r][m] = fma(x[r][k_last], w_last, ... fma(x[r][k_first], w_first, 0)) + bias[m], the
-// kept weights of column m in ascending k: every kernel rounds exactly so.
+// kept weights of column m in ascending k (block by block): every kernel rounds exactly so.
 using SparseFn = void (*)(const SparseArgs&, int64_t row_begin, int64_t row_end);
 
-static inline int64_t sparse_scratch_floats(int64_t k) { return 32 * k; }
+static inline int64_t sparse_scratch_floats(int64_t k, int64_t m) { return 32 * (k + m); }
 
 SparseFn sparse_scalar_kernel();
 SparseFn sparse_avx512_kernel();  // nullptr if not built

@@ -12,8 +12,11 @@ void sparse_reference(const SparseArgs& args, int64_t row_begin, int64_t row_end
     const float* x = args.x + r * args.ldx;
     for (int64_t m = 0; m < args.m; ++m) {
       float acc = 0.f;
-      for (int64_t i = args.column_start[m]; i < args.column_start[m + 1]; ++i)
-        acc = std::fma(x[args.rows[i]], args.values[i], acc);
+      for (int64_t b = 0; b < args.blocks; ++b) {
+        const int64_t segment = b * args.m + m;
+        for (int64_t i = args.segment_start[segment]; i < args.segment_start[segment + 1]; ++i)
+          acc = std::fma(x[args.rows[i]], args.values[i], acc);
+      }
       args.y[r * args.ldy + m] = acc + args.bias[m];
     }
   }

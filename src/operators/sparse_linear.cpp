@@ -16,7 +16,7 @@ namespace lutmul {
 SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig config, const MatrixView* calibration) {
   check_view(W, "W");
   LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "SparseLinear: W must not be empty, got ", W.rows, " x ", W.cols);
-  LUTMUL_CHECK(W.rows <= INT32_MAX, "SparseLinear: K = ", W.rows, " is too large");
+  LUTMUL_CHECK(W.rows <= INT32_MAX && W.cols <= INT32_MAX, "SparseLinear: W is too large (", W.rows, " x ", W.cols, ")");
   LUTMUL_CHECK(config.sparsity >= 0 && config.sparsity < 1, "SparseConfig.sparsity must be in [0, 1), got ",
                config.sparsity);
   check_finite(W, "W");
@@ -52,14 +52,20 @@ SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig 
     for (int64_t i = 0; i < keep; ++i) kept[scored[i].second] = 1;
   }
 
-  column_start_.assign(static_cast<size_t>(m_) + 1, 0);
-  for (int64_t m = 0; m < m_; ++m) {
-    for (int64_t k = 0; k < k_; ++k)
-      if (kept[k * m_ + m]) {
-        rows_.push_back(static_cast<int32_t>(k));
-        values_.push_back(W.at(k, m));
-      }
-    column_start_[m + 1] = static_cast<int64_t>(values_.size());
+  blocks_ = (k_ + kernels::kSparseBlockK - 1) / kernels::kSparseBlockK;
+  segment_start_.assign(static_cast<size_t>(blocks_ * m_) + 1, 0);
+  rows_.reserve(static_cast<size_t>(keep));
+  values_.reserve(static_cast<size_t>(keep));
+  for (int64_t b = 0; b < blocks_; ++b) {
+    const int64_t k_end = std::min(k_, (b + 1) * kernels::kSparseBlockK);
+    for (int64_t m = 0; m < m_; ++m) {
+      for (int64_t k = b * kernels::kSparseBlockK; k < k_end; ++k)
+        if (kept[k * m_ + m]) {
+          rows_.push_back(static_cast<int32_t>(k));
+          values_.push_back(W.at(k, m));
+        }
+      segment_start_[b * m_ + m + 1] = static_cast<int64_t>(values_.size());
+    }
   }
   bias_.assign(static_cast<size_t>(m_), 0.f);
   if (bias != nullptr)
@@ -71,14 +77,15 @@ SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig 
 
 std::vector<float> SparseLinear::pruned_dense() const {
   std::vector<float> w(static_cast<size_t>(k_ * m_), 0.f);
-  for (int64_t m = 0; m < m_; ++m)
-    for (int64_t i = column_start_[m]; i < column_start_[m + 1]; ++i) w[rows_[i] * m_ + m] = values_[i];
+  for (int64_t segment = 0; segment < blocks_ * m_; ++segment)
+    for (int64_t i = segment_start_[segment]; i < segment_start_[segment + 1]; ++i)
+      w[rows_[i] * m_ + segment % m_] = values_[i];
   return w;
 }
 
 int64_t SparseLinear::bytes() const {
   return static_cast<int64_t>(values_.size() * (sizeof(float) + sizeof(int32_t)) +
-                              column_start_.size() * sizeof(int64_t) + bias_.size() * sizeof(float));
+                              segment_start_.size() * sizeof(int64_t) + bias_.size() * sizeof(float));
 }
 
 void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const {
@@ -97,7 +104,7 @@ void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool referenc
   bool finite = true;
 #pragma omp parallel num_threads(threads) reduction(&& : finite)
   {
-    const std::unique_ptr<float[]> scratch(new float[static_cast<size_t>(kernels::sparse_scratch_floats(k_))]);
+    const std::unique_ptr<float[]> scratch(new float[static_cast<size_t>(kernels::sparse_scratch_floats(k_, m_))]);
     std::vector<float> row_major;
     for (int64_t chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
       const int64_t r0 = chunk * kChunkRows, rows = std::min(kChunkRows, X.rows - r0);
@@ -117,7 +124,8 @@ void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool referenc
         for (int64_t k = 0; k < k_; ++k) finite = finite && std::isfinite(args.x[i * args.ldx + k]);
       args.k = k_;
       args.m = m_;
-      args.column_start = column_start_.data();
+      args.blocks = blocks_;
+      args.segment_start = segment_start_.data();
       args.rows = rows_.data();
       args.values = values_.data();
       args.bias = bias_.data();
