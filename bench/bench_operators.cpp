@@ -1,5 +1,6 @@
 // Google Benchmark: the operators of the shared contract against the exact product, same run.
-// Names: int8_linear/N/K/M/threads, sparse_linear/N/K/M/sparsity%/threads, and exact_sgemm/N/K/M/threads (OpenBLAS through
+// Names: int8_linear/N/K/M/threads, sparse_linear/N/K/M/sparsity%/threads,
+// sparse24_linear/N/K/M/threads, and exact_sgemm/N/K/M/threads (OpenBLAS through
 // DenseLinear: sgemv for N = 1) and exact_eigen/N/K/M/threads for the same shapes.
 #include <Eigen/Dense>
 #include <benchmark/benchmark.h>
@@ -52,6 +53,14 @@ void sparse_linear(benchmark::State& state) {
   time_forward(state, op, n, op.multiply_adds_per_row());
 }
 
+void sparse24_linear(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  lutmul::set_num_threads(static_cast<int>(state.range(3)));
+  const std::vector<float> w = structured_rows(k, m, 2);
+  const lutmul::Sparse24Linear op(lutmul::MatrixView::row_major(w.data(), k, m));
+  time_forward(state, op, n, op.multiply_adds_per_row());
+}
+
 void dense_eigen(benchmark::State& state) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   Eigen::setNbThreads(static_cast<int>(state.range(3)));
@@ -81,5 +90,6 @@ void register_operator_benchmarks() {
     benchmark::RegisterBenchmark("exact_eigen", dense_eigen)->Args({256, 1024, 1024, t});
     for (int64_t sparsity : {50, 90, 95})
       benchmark::RegisterBenchmark("sparse_linear", sparse_linear)->Args({256, 1024, 1024, sparsity, t});
+    benchmark::RegisterBenchmark("sparse24_linear", sparse24_linear)->Args({256, 1024, 1024, t});
   }
 }

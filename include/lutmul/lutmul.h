@@ -9,6 +9,7 @@
 #include "lutmul/isa.h"
 #include "lutmul/maddness.h"
 #include "lutmul/matrix.h"
+#include "lutmul/sparse24_linear.h"
 #include "lutmul/sparse_linear.h"
 #include "lutmul/threading.h"
 #include "lutmul/version.h"

@@ -7,7 +7,7 @@
 // as the scalar reference does.
 #include <immintrin.h>
 
-#include "kernels/cpu/simd_avx512.h"
+#include "kernels/cpu/row_tile_avx512.h"
 #include "kernels/cpu/sparse_kernels.h"
 
 namespace lutmul::kernels {
@@ -20,25 +20,6 @@ constexpr int kColumns = 4;  // outputs accumulated together
 template <int V>
 struct Tile {
   static constexpr int kRows = 16 * V;
-
-  // Transposes rows r0 .. r0 + rows of X into tile[k·kRows + r] (rows past the end repeat r0).
-  static void transpose_rows(const SparseArgs& args, int64_t r0, int rows, float* tile) {
-    for (int part = 0; part < V; ++part) {
-      const float* x[16];
-      for (int i = 0; i < 16; ++i) {
-        const int r = 16 * part + i;
-        x[i] = args.x + (r0 + (r < rows ? r : 0)) * args.ldx;
-      }
-      int64_t k0 = 0;
-      for (; k0 + 16 <= args.k; k0 += 16) {
-        __m512 in[16];
-        for (int i = 0; i < 16; ++i) in[i] = _mm512_loadu_ps(x[i] + k0);
-        Avx512Ops::transpose_store(in, tile + k0 * kRows + 16 * part, kRows, 16, 16);
-      }
-      for (; k0 < args.k; ++k0)
-        for (int i = 0; i < 16; ++i) tile[k0 * kRows + 16 * part + i] = x[i][k0];
-    }
-  }
 
   static inline void add_weight(const float* tile, const SparseArgs& args, int64_t i, __m512* acc) {
     const float* x = tile + int64_t{args.rows[i]} * kRows;
@@ -77,21 +58,9 @@ struct Tile {
   static void run(const SparseArgs& args, int64_t r0, int rows) {
     float* tile = args.scratch;                      // K × kRows
     float* partial = args.scratch + args.k * kRows;  // M × kRows
-    transpose_rows(args, r0, rows, tile);
+    transpose_rows<kRows>(args.x, args.ldx, args.k, r0, rows, tile);
     for (int64_t block = 0; block < args.blocks; ++block) apply_block(args, tile, block, partial);
-    // Bias, then back to row-major Y, 16 outputs × 16 rows at a time.
-    for (int64_t m0 = 0; m0 < args.m; m0 += 16) {
-      const int count = args.m - m0 < 16 ? static_cast<int>(args.m - m0) : 16;
-      for (int v = 0; v < V && 16 * v < rows; ++v) {
-        __m512 out[16];
-        for (int j = 0; j < 16; ++j)
-          out[j] = j < count ? _mm512_add_ps(_mm512_loadu_ps(partial + (m0 + j) * kRows + 16 * v),
-                                             _mm512_set1_ps(args.bias[m0 + j]))
-                             : _mm512_setzero_ps();
-        const int left = rows - 16 * v;
-        Avx512Ops::transpose_store(out, args.y + (r0 + 16 * v) * args.ldy + m0, args.ldy, left < 16 ? left : 16, count);
-      }
-    }
+    store_column_sums<kRows>(partial, args.bias, args.m, args.y, args.ldy, r0, rows);
   }
 };
 

@@ -1,0 +1,141 @@
+#include "lutmul/sparse24_linear.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "kernels/cpu/sparse24_kernels.h"
+#include "lutmul/error.h"
+#include "lutmul/isa.h"
+#include "lutmul/threading.h"
+
+namespace lutmul {
+
+Sparse24Linear::Sparse24Linear(const MatrixView& W, const float* bias, const MatrixView* calibration) {
+  check_view(W, "W");
+  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "Sparse24Linear: W must not be empty, got ", W.rows, " x ", W.cols);
+  LUTMUL_CHECK(W.rows % 4 == 0, "Sparse24Linear: 2:4 pruning needs K divisible by 4, got K = ", W.rows);
+  check_finite(W, "W");
+  groups_ = W.rows / 4;
+  m_ = W.cols;
+
+  std::vector<double> channel_norm(static_cast<size_t>(W.rows), 1.0);
+  if (calibration != nullptr) {
+    check_view(*calibration, "calibration");
+    LUTMUL_CHECK(calibration->cols == W.rows && calibration->rows >= 1, "Sparse24Linear: calibration must be N x ",
+                 W.rows, " with N >= 1, got ", calibration->rows, " x ", calibration->cols);
+    check_finite(*calibration, "calibration");
+    std::fill(channel_norm.begin(), channel_norm.end(), 0.0);
+    for (int64_t i = 0; i < calibration->rows; ++i)
+      for (int64_t k = 0; k < W.rows; ++k) channel_norm[k] += double{calibration->at(i, k)} * calibration->at(i, k);
+    for (double& v : channel_norm) v = std::sqrt(v);
+  }
+
+  const kernels::Sparse24Layout layout{groups_, m_};
+  values_.assign(static_cast<size_t>(layout.value_count()), 0.f);
+  codes_.assign(static_cast<size_t>(layout.code_count()), 0);
+  for (int64_t block = 0; block < layout.blocks(); ++block)
+    for (int64_t m = 0; m < m_; ++m) {
+      float* values = values_.data() + layout.value_offset(block, m);
+      uint8_t* codes = codes_.data() + layout.code_offset(block, m);
+      for (int64_t g = 0; g < layout.count(block); ++g) {
+        const int64_t k0 = 4 * (block * kernels::kSparse24BlockGroups + g);
+        double score[4];
+        for (int j = 0; j < 4; ++j) score[j] = std::fabs(double{W.at(k0 + j, m)}) * channel_norm[k0 + j];
+        // The best two positions, the lower input winning ties, then stored in ascending order.
+        int best = 0;
+        for (int j = 1; j < 4; ++j)
+          if (score[j] > score[best]) best = j;
+        int second = best == 0 ? 1 : 0;
+        for (int j = 0; j < 4; ++j)
+          if (j != best && score[j] > score[second]) second = j;
+        const int low = std::min(best, second), high = std::max(best, second);
+        values[2 * g] = W.at(k0 + low, m);
+        values[2 * g + 1] = W.at(k0 + high, m);
+        codes[g / 2] = static_cast<uint8_t>(codes[g / 2] | (low | high << 2) << (4 * (g % 2)));
+      }
+    }
+  bias_.assign(static_cast<size_t>(m_), 0.f);
+  if (bias != nullptr)
+    for (int64_t m = 0; m < m_; ++m) {
+      LUTMUL_CHECK(std::isfinite(bias[m]), "Sparse24Linear: bias has a non-finite value at index ", m);
+      bias_[m] = bias[m];
+    }
+}
+
+std::vector<float> Sparse24Linear::pruned_dense() const {
+  const kernels::Sparse24Layout layout{groups_, m_};
+  std::vector<float> w(static_cast<size_t>(4 * groups_ * m_), 0.f);
+  for (int64_t block = 0; block < layout.blocks(); ++block)
+    for (int64_t m = 0; m < m_; ++m) {
+      const float* values = values_.data() + layout.value_offset(block, m);
+      const uint8_t* codes = codes_.data() + layout.code_offset(block, m);
+      for (int64_t g = 0; g < layout.count(block); ++g) {
+        const int64_t k0 = 4 * (block * kernels::kSparse24BlockGroups + g);
+        const int code = kernels::sparse24_code(codes, g);
+        w[(k0 + (code & 3)) * m_ + m] = values[2 * g];
+        w[(k0 + (code >> 2)) * m_ + m] = values[2 * g + 1];
+      }
+    }
+  return w;
+}
+
+int64_t Sparse24Linear::bytes() const {
+  return static_cast<int64_t>(values_.size() * sizeof(float) + codes_.size() + bias_.size() * sizeof(float));
+}
+
+void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const {
+  check_forward(X, Y, ldy);
+  if (X.rows == 0) return;
+  const int64_t k = 4 * groups_;
+  const kernels::Sparse24Layout layout{groups_, m_};
+  kernels::Sparse24Fn kernel = kernels::sparse24_scalar_kernel();
+#ifdef LUTMUL_HAVE_AVX512_KERNELS
+  if (!reference && (active_isa() == Isa::avx512 || active_isa() == Isa::avx512vbmi))
+    kernel = kernels::sparse24_avx512_kernel();
+#else
+  (void)reference;
+#endif
+  constexpr int64_t kChunkRows = 64;
+  const int64_t chunks = (X.rows + kChunkRows - 1) / kChunkRows;
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
+  bool finite = true;
+#pragma omp parallel num_threads(threads) reduction(&& : finite)
+  {
+    const std::unique_ptr<float[]> scratch(new float[static_cast<size_t>(kernels::sparse24_scratch_floats(layout))]);
+    std::vector<float> row_major;
+    for (int64_t chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
+      const int64_t r0 = chunk * kChunkRows, rows = std::min(kChunkRows, X.rows - r0);
+      kernels::Sparse24Args args;
+      // Rows must be contiguous for the kernels: copy this chunk of a column-major X.
+      if (X.layout == Layout::col_major) {
+        row_major.resize(static_cast<size_t>(rows * k));
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t j = 0; j < k; ++j) row_major[i * k + j] = X.at(r0 + i, j);
+        args.x = row_major.data();
+        args.ldx = k;
+      } else {
+        args.x = X.data + r0 * X.leading_dim();
+        args.ldx = X.leading_dim();
+      }
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < k; ++j) finite = finite && std::isfinite(args.x[i * args.ldx + j]);
+      args.layout = layout;
+      args.values = values_.data();
+      args.codes = codes_.data();
+      args.scratch = scratch.get();
+      args.bias = bias_.data();
+      args.y = Y + r0 * ldy;
+      args.ldy = ldy;
+      kernel(args, 0, rows);
+    }
+  }
+  LUTMUL_CHECK(finite, "2:4 sparse forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
+}
+
+void Sparse24Linear::forward(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, false); }
+void Sparse24Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, true); }
+
+}  // namespace lutmul
