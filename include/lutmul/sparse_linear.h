@@ -14,6 +14,9 @@ namespace lutmul {
 
 struct SparseConfig {
   double sparsity = 0.9;  // share of weights set to zero, in [0, 1)
+  // If ≥ 0, keep exactly this many weights (at most K·M) and ignore `sparsity`: how
+  // prune_globally hands each layer its share of a budget ranked across layers.
+  int64_t kept_weights = -1;
 };
 
 class SparseLinear final : public LinearOperator {
@@ -47,5 +50,13 @@ class SparseLinear final : public LinearOperator {
   std::vector<float> values_;
   std::vector<float> bias_;            // M
 };
+
+// Global pruning: one ranking of every weight of several layers (by |W|, or |W|·||X_k|| for the
+// layers given calibration rows), the lowest `sparsity` share of them all set to zero, so
+// that layers whose weights matter less lose more. Ties keep the earlier layer, then the
+// earlier weight. `biases` and `calibrations` are empty or one entry (possibly null) per layer.
+std::vector<SparseLinear> prune_globally(const std::vector<MatrixView>& weights, double sparsity,
+                                         const std::vector<const float*>& biases = {},
+                                         const std::vector<const MatrixView*>& calibrations = {});
 
 }  // namespace lutmul

@@ -10,6 +10,7 @@
 #include "lutmul/error.h"
 #include "lutmul/isa.h"
 #include "lutmul/threading.h"
+#include "operators/pruning_scores.h"
 
 namespace lutmul {
 
@@ -21,17 +22,7 @@ Sparse24Linear::Sparse24Linear(const MatrixView& W, const float* bias, const Mat
   groups_ = W.rows / 4;
   m_ = W.cols;
 
-  std::vector<double> channel_norm(static_cast<size_t>(W.rows), 1.0);
-  if (calibration != nullptr) {
-    check_view(*calibration, "calibration");
-    LUTMUL_CHECK(calibration->cols == W.rows && calibration->rows >= 1, "Sparse24Linear: calibration must be N x ",
-                 W.rows, " with N >= 1, got ", calibration->rows, " x ", calibration->cols);
-    check_finite(*calibration, "calibration");
-    std::fill(channel_norm.begin(), channel_norm.end(), 0.0);
-    for (int64_t i = 0; i < calibration->rows; ++i)
-      for (int64_t k = 0; k < W.rows; ++k) channel_norm[k] += double{calibration->at(i, k)} * calibration->at(i, k);
-    for (double& v : channel_norm) v = std::sqrt(v);
-  }
+  const std::vector<double> scores = detail::pruning_scores(W, calibration, "Sparse24Linear");
 
   const kernels::Sparse24Layout layout{groups_, m_};
   values_.assign(static_cast<size_t>(layout.value_count()), 0.f);
@@ -43,7 +34,7 @@ Sparse24Linear::Sparse24Linear(const MatrixView& W, const float* bias, const Mat
       for (int64_t g = 0; g < layout.count(block); ++g) {
         const int64_t k0 = 4 * (block * kernels::kSparse24BlockGroups + g);
         double score[4];
-        for (int j = 0; j < 4; ++j) score[j] = std::fabs(double{W.at(k0 + j, m)}) * channel_norm[k0 + j];
+        for (int j = 0; j < 4; ++j) score[j] = scores[(k0 + j) * m_ + m];
         // The best two positions, the lower input winning ties, then stored in ascending order.
         int best = 0;
         for (int j = 1; j < 4; ++j)

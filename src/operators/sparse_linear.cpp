@@ -10,6 +10,7 @@
 #include "kernels/cpu/sparse_kernels.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
+#include "operators/pruning_scores.h"
 
 namespace lutmul {
 
@@ -17,32 +18,24 @@ SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig 
   check_view(W, "W");
   LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "SparseLinear: W must not be empty, got ", W.rows, " x ", W.cols);
   LUTMUL_CHECK(W.rows <= INT32_MAX && W.cols <= INT32_MAX, "SparseLinear: W is too large (", W.rows, " x ", W.cols, ")");
-  LUTMUL_CHECK(config.sparsity >= 0 && config.sparsity < 1, "SparseConfig.sparsity must be in [0, 1), got ",
+  LUTMUL_CHECK(config.kept_weights >= 0 || (config.sparsity >= 0 && config.sparsity < 1), "SparseConfig.sparsity must be in [0, 1), got ",
                config.sparsity);
   check_finite(W, "W");
   k_ = W.rows;
   m_ = W.cols;
 
-  // Input-channel norms for calibration-aware scoring (Wanda: |W|·||X_k||).
-  std::vector<double> channel_norm(static_cast<size_t>(k_), 1.0);
-  if (calibration != nullptr) {
-    check_view(*calibration, "calibration");
-    LUTMUL_CHECK(calibration->cols == k_ && calibration->rows >= 1, "SparseLinear: calibration must be N x ", k_,
-                 " with N >= 1, got ", calibration->rows, " x ", calibration->cols);
-    check_finite(*calibration, "calibration");
-    std::fill(channel_norm.begin(), channel_norm.end(), 0.0);
-    for (int64_t i = 0; i < calibration->rows; ++i)
-      for (int64_t k = 0; k < k_; ++k) channel_norm[k] += double{calibration->at(i, k)} * calibration->at(i, k);
-    for (double& v : channel_norm) v = std::sqrt(v);
-  }
+  const std::vector<double> scores = detail::pruning_scores(W, calibration, "SparseLinear");
 
-  // Keep the round((1 − sparsity)·K·M) highest scores; ties keep the lower flat index.
+  // Keep the round((1 − sparsity)·K·M) highest scores (or exactly config.kept_weights); ties
+  // keep the lower flat index.
   const int64_t total = k_ * m_;
-  const auto keep = static_cast<int64_t>(std::llround((1.0 - config.sparsity) * static_cast<double>(total)));
+  LUTMUL_CHECK(config.kept_weights <= total, "SparseConfig.kept_weights = ", config.kept_weights, " exceeds K x M = ",
+               total);
+  const int64_t keep = config.kept_weights >= 0
+                           ? config.kept_weights
+                           : static_cast<int64_t>(std::llround((1.0 - config.sparsity) * static_cast<double>(total)));
   std::vector<std::pair<double, int64_t>> scored(static_cast<size_t>(total));
-  for (int64_t k = 0; k < k_; ++k)
-    for (int64_t m = 0; m < m_; ++m)
-      scored[k * m_ + m] = {std::fabs(double{W.at(k, m)}) * channel_norm[k], k * m_ + m};
+  for (int64_t i = 0; i < total; ++i) scored[i] = {scores[i], i};
   auto better = [](const std::pair<double, int64_t>& a, const std::pair<double, int64_t>& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
@@ -140,5 +133,53 @@ void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool referenc
 
 void SparseLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, false); }
 void SparseLinear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, true); }
+
+std::vector<SparseLinear> prune_globally(const std::vector<MatrixView>& weights, double sparsity,
+                                         const std::vector<const float*>& biases,
+                                         const std::vector<const MatrixView*>& calibrations) {
+  const size_t layers = weights.size();
+  LUTMUL_CHECK(layers >= 1, "prune_globally: no layers given");
+  LUTMUL_CHECK(sparsity >= 0 && sparsity < 1, "prune_globally: sparsity must be in [0, 1), got ", sparsity);
+  LUTMUL_CHECK(biases.empty() || biases.size() == layers, "prune_globally: ", biases.size(), " biases for ", layers,
+               " layers");
+  LUTMUL_CHECK(calibrations.empty() || calibrations.size() == layers, "prune_globally: ", calibrations.size(),
+               " calibration sets for ", layers, " layers");
+  // One ranking over every weight: (score, layer, flat index).
+  struct Scored {
+    double score;
+    uint32_t layer;
+    int64_t index;
+  };
+  std::vector<Scored> all;
+  for (size_t l = 0; l < layers; ++l) {
+    check_view(weights[l], "W");
+    LUTMUL_CHECK(weights[l].rows >= 1 && weights[l].cols >= 1, "prune_globally: layer ", l, " is empty");
+    check_finite(weights[l], "W");
+    const std::vector<double> scores =
+        detail::pruning_scores(weights[l], calibrations.empty() ? nullptr : calibrations[l], "prune_globally");
+    for (int64_t i = 0; i < static_cast<int64_t>(scores.size()); ++i)
+      all.push_back({scores[i], static_cast<uint32_t>(l), i});
+  }
+  const auto keep = static_cast<int64_t>(std::llround((1.0 - sparsity) * static_cast<double>(all.size())));
+  std::vector<int64_t> kept(layers, 0);
+  if (keep > 0) {
+    std::nth_element(all.begin(), all.begin() + (keep - 1), all.end(), [](const Scored& a, const Scored& b) {
+      if (a.score != b.score) return a.score > b.score;
+      return a.layer != b.layer ? a.layer < b.layer : a.index < b.index;
+    });
+    for (int64_t i = 0; i < keep; ++i) ++kept[all[i].layer];
+  }
+  // Each layer keeps its own top `kept` by the same order, which are exactly the weights the
+  // global ranking chose.
+  std::vector<SparseLinear> result;
+  result.reserve(layers);
+  for (size_t l = 0; l < layers; ++l) {
+    SparseConfig config;
+    config.kept_weights = kept[l];
+    result.emplace_back(weights[l], biases.empty() ? nullptr : biases[l], config,
+                        calibrations.empty() ? nullptr : calibrations[l]);
+  }
+  return result;
+}
 
 }  // namespace lutmul

@@ -180,6 +180,42 @@ TEST(Sparse, CalibrationAwareScoringKeepsWhatTheDataUses) {
   EXPECT_LT(err_aware, err_magnitude * 0.8);
 }
 
+TEST(Sparse, GlobalPruningRanksWeightsAcrossLayers) {
+  // Layer 1's weights are ten times layer 0's: a global 60 % cut must take mostly from layer 0.
+  const int64_t k0 = 48, m0 = 20, k1 = 32, m1 = 24;
+  const std::vector<float> w0 = testing::uniform(k0, m0, -1.f, 1.f, 1);
+  std::vector<float> w1 = testing::uniform(k1, m1, -1.f, 1.f, 2);
+  for (float& v : w1) v *= 10.f;
+  const std::vector<MatrixView> weights = {MatrixView::row_major(w0.data(), k0, m0),
+                                           MatrixView::row_major(w1.data(), k1, m1)};
+  const std::vector<SparseLinear> layers = prune_globally(weights, 0.6);
+  ASSERT_EQ(2u, layers.size());
+  const int64_t total = k0 * m0 + k1 * m1;
+  EXPECT_EQ(std::llround(0.4 * static_cast<double>(total)), layers[0].nonzeros() + layers[1].nonzeros());
+  EXPECT_GT(layers[1].nonzeros(), 3 * layers[0].nonzeros());
+  // Every kept weight scores at least as high as every dropped one, across both layers.
+  float smallest_kept = INFINITY, largest_dropped = 0.f;
+  for (size_t l = 0; l < 2; ++l) {
+    const std::vector<float> pruned = layers[l].pruned_dense();
+    const std::vector<float>& w = l == 0 ? w0 : w1;
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (pruned[i] != 0.f) smallest_kept = std::min(smallest_kept, std::fabs(w[i]));
+      else largest_dropped = std::max(largest_dropped, std::fabs(w[i]));
+    }
+  }
+  EXPECT_GE(smallest_kept, largest_dropped);
+  // One layer: the same as pruning it alone.
+  SparseConfig config;
+  config.sparsity = 0.6;
+  const SparseLinear alone(weights[0], nullptr, config);
+  EXPECT_EQ(alone.pruned_dense(), prune_globally({weights[0]}, 0.6)[0].pruned_dense());
+  // Bad input.
+  EXPECT_THROW(prune_globally({}, 0.5), Error);
+  EXPECT_THROW(prune_globally(weights, 1.0), Error);
+  EXPECT_THROW(prune_globally(weights, 0.5, {nullptr}), Error);
+  EXPECT_THROW(prune_globally(weights, 0.5, {}, {nullptr}), Error);
+}
+
 TEST(Sparse, BadInput) {
   std::vector<float> w = testing::uniform(8, 4, -1.f, 1.f, 1);
   SparseConfig config;
