@@ -57,6 +57,15 @@ void forward_into(const lutmul::LinearOperator& op, const py::array& x, py::arra
   op.forward(view, out, ldy);
 }
 
+// The pruned weight of a pruning operator as a new K × M float32 array.
+template <typename Op>
+py::array_t<float> pruned_dense_array(const Op& op) {
+  const std::vector<float> w = op.pruned_dense();
+  py::array_t<float> out({op.input_dim(), op.output_dim()});
+  std::memcpy(out.mutable_data(), w.data(), w.size() * sizeof(float));
+  return out;
+}
+
 const float* optional_bias(const std::optional<py::array>& bias, int64_t m) {
   if (!bias) return nullptr;
   if (bias->ndim() != 1 || bias->shape(0) != m || bias->dtype().kind() != 'f' || bias->itemsize() != 4 || bias->strides(0) != 4)
@@ -91,7 +100,25 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("output_dim", &lutmul::LinearOperator::output_dim)
       .def_property_readonly("bytes", &lutmul::LinearOperator::bytes)
       .def_property_readonly("multiply_adds_per_row", &lutmul::LinearOperator::multiply_adds_per_row)
-      .def("forward_into", &forward_into);
+      .def("forward_into", &forward_into)
+      .def("save",
+           [](const lutmul::LinearOperator& op, const std::string& path) {
+             py::gil_scoped_release release;
+             op.save(path);
+           })
+      .def("serialize", [](const lutmul::LinearOperator& op) {
+        const std::vector<uint8_t> bytes = op.serialize();
+        return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      });
+  // pybind11 hands back the most derived registered class of what these return.
+  m.def("load_operator", [](const std::string& path) {
+    py::gil_scoped_release release;
+    return lutmul::LinearOperator::load(path);
+  });
+  m.def("deserialize_operator", [](const py::bytes& data) {
+    const std::string_view view(data);
+    return lutmul::LinearOperator::deserialize(reinterpret_cast<const uint8_t*>(view.data()), view.size());
+  });
 
   py::class_<lutmul::DenseLinear, lutmul::LinearOperator>(m, "DenseLinear")
       .def(py::init([](const py::array& w, const std::optional<py::array>& bias) {
@@ -121,7 +148,35 @@ PYBIND11_MODULE(_core, m) {
         MatrixView storage;
         return lutmul::SparseLinear(view, optional_bias(bias, view.cols), config, optional_view(calibration, storage));
       }))
-      .def_property_readonly("nonzeros", &lutmul::SparseLinear::nonzeros);
+      .def_property_readonly("nonzeros", &lutmul::SparseLinear::nonzeros)
+      .def("pruned_dense", [](const lutmul::SparseLinear& op) { return pruned_dense_array(op); });
+
+  py::class_<lutmul::Sparse24Linear, lutmul::LinearOperator>(m, "Sparse24Linear")
+      .def(py::init([](const py::array& w, const std::optional<py::array>& bias,
+                       const std::optional<py::array>& calibration) {
+        const MatrixView view = view_of(w, "W");
+        MatrixView storage;
+        return lutmul::Sparse24Linear(view, optional_bias(bias, view.cols), optional_view(calibration, storage));
+      }))
+      .def("pruned_dense", [](const lutmul::Sparse24Linear& op) { return pruned_dense_array(op); });
+
+  m.def("prune_globally", [](const std::vector<py::array>& weights, double sparsity,
+                             const std::vector<std::optional<py::array>>& biases,
+                             const std::vector<std::optional<py::array>>& calibrations) {
+    std::vector<MatrixView> views;
+    for (const py::array& w : weights) views.push_back(view_of(w, "W"));
+    if (!biases.empty() && biases.size() != views.size())
+      throw py::value_error("prune_globally: one bias (or None) per layer, or none at all");
+    if (!calibrations.empty() && calibrations.size() != views.size())
+      throw py::value_error("prune_globally: one calibration array (or None) per layer, or none at all");
+    std::vector<const float*> bias_pointers;
+    for (size_t i = 0; i < biases.size(); ++i) bias_pointers.push_back(optional_bias(biases[i], views[i].cols));
+    std::vector<MatrixView> storage(calibrations.size());
+    std::vector<const MatrixView*> calibration_pointers;
+    for (size_t i = 0; i < calibrations.size(); ++i) calibration_pointers.push_back(optional_view(calibrations[i], storage[i]));
+    py::gil_scoped_release release;
+    return lutmul::prune_globally(views, sparsity, bias_pointers, calibration_pointers);
+  });
 
   py::class_<lutmul::ChannelPrunedLinear, lutmul::LinearOperator>(m, "ChannelPrunedLinear")
       .def(py::init([](const py::array& w, const std::optional<py::array>& bias, double fraction, bool inputs) {
@@ -133,6 +188,19 @@ PYBIND11_MODULE(_core, m) {
       }))
       .def_property_readonly("kept_inputs", &lutmul::ChannelPrunedLinear::kept_inputs)
       .def_property_readonly("kept_outputs", &lutmul::ChannelPrunedLinear::kept_outputs);
+
+  py::class_<lutmul::MaddnessLinear, lutmul::LinearOperator>(m, "MaddnessLinear")
+      .def(py::init([](const py::array& w, const std::optional<py::array>& bias, const py::array& calibration,
+                       int ncodebooks) {
+        const MatrixView view = view_of(w, "W");
+        const MatrixView rows = view_of(calibration, "calibration");
+        const float* b = optional_bias(bias, view.cols);
+        lutmul::MaddnessConfig config;
+        config.ncodebooks = ncodebooks;
+        py::gil_scoped_release release;
+        return lutmul::MaddnessLinear(view, b, rows, config);
+      }))
+      .def_property_readonly("ncodebooks", [](const lutmul::MaddnessLinear& op) { return op.model().ncodebooks(); });
 
   py::class_<Maddness>(m, "Maddness")
       .def(py::init([](int ncodebooks, int split_candidates, bool ridge, std::vector<double> lambdas, double heldout,

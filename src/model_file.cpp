@@ -1,82 +1,20 @@
-// Model files. Layout (little-endian):
-//   "LUTMULMD" | u32 format version | u32 0x01020304 (byte-order check) | u64 payload bytes
-//   | payload | u32 CRC-32 of the payload
-// Every count read back is checked against the bytes that remain before anything is
-// allocated, so a truncated or lying file is an Error, never a crash or a huge allocation.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
+// MADDNESS model files: the library's container (src/file_format.h) with magic "LUTMULMD"
+// around the trained encoder, prototypes and tables.
 #include <cmath>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 
-#include "checksum.h"
+#include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/maddness.h"
 
 namespace lutmul {
 namespace {
 
-constexpr char kMagic[8] = {'L', 'U', 'T', 'M', 'U', 'L', 'M', 'D'};
+constexpr detail::Magic kMagic = {'L', 'U', 'T', 'M', 'U', 'L', 'M', 'D'};
 constexpr uint32_t kFormatVersion = 1;
-constexpr uint32_t kByteOrderMark = 0x01020304u;
-constexpr size_t kHeaderBytes = 8 + 4 + 4 + 8;
 
-class Writer {
- public:
-  template <typename T>
-  void put(T value) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&value);
-    bytes_.insert(bytes_.end(), p, p + sizeof(T));
-  }
-  template <typename T>
-  void put_array(const std::vector<T>& values) {
-    put<uint64_t>(values.size());
-    const auto* p = reinterpret_cast<const uint8_t*>(values.data());
-    bytes_.insert(bytes_.end(), p, p + values.size() * sizeof(T));
-  }
-  std::vector<uint8_t>& bytes() { return bytes_; }
-
- private:
-  std::vector<uint8_t> bytes_;
-};
-
-class Reader {
- public:
-  Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-  template <typename T>
-  T get(const char* what) {
-    LUTMUL_CHECK(size_ - offset_ >= sizeof(T), "model file is truncated (reading ", what, " at byte ", offset_, ")");
-    T value;
-    std::memcpy(&value, data_ + offset_, sizeof(T));
-    offset_ += sizeof(T);
-    return value;
-  }
-  template <typename T>
-  std::vector<T> get_array(const char* what, uint64_t expected) {
-    const uint64_t count = get<uint64_t>(what);
-    LUTMUL_CHECK(count == expected, "model file is corrupt: ", what, " has ", count, " entries, expected ", expected);
-    LUTMUL_CHECK(count <= (size_ - offset_) / sizeof(T), "model file is truncated (", what, " needs ",
-                 count * sizeof(T), " bytes, ", size_ - offset_, " remain)");
-    std::vector<T> values(static_cast<size_t>(count));
-    if (count > 0) std::memcpy(values.data(), data_ + offset_, count * sizeof(T));
-    offset_ += count * sizeof(T);
-    return values;
-  }
-  bool done() const { return offset_ == size_; }
-
- private:
-  const uint8_t* data_;
-  size_t size_;
-  size_t offset_ = 0;
-};
-
-template <typename T>
-void check_all_finite(const std::vector<T>& values, const char* what) {
-  for (const T& v : values) LUTMUL_CHECK(std::isfinite(v), "model file is corrupt: ", what, " has a non-finite value");
-}
+using detail::check_all_finite;
+using Writer = detail::ByteWriter;
+using Reader = detail::ByteReader;
 
 }  // namespace
 
@@ -103,37 +41,11 @@ std::vector<uint8_t> Maddness::serialize() const {
   w.put_array(table_offsets_);
   w.put_array(bias_);
 
-  std::vector<uint8_t> payload = std::move(w.bytes());
-  Writer file;
-  for (char c : kMagic) file.put<char>(c);
-  file.put<uint32_t>(kFormatVersion);
-  file.put<uint32_t>(kByteOrderMark);
-  file.put<uint64_t>(payload.size());
-  std::vector<uint8_t>& out = file.bytes();
-  out.insert(out.end(), payload.begin(), payload.end());
-  const uint32_t crc = detail::crc32(payload.data(), payload.size());
-  file.put<uint32_t>(crc);
-  return std::move(file.bytes());
+  return detail::wrap_payload(kMagic, kFormatVersion, w.bytes());
 }
 
 Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
-  LUTMUL_CHECK(data != nullptr || size == 0, "deserialize: null data");
-  LUTMUL_CHECK(size >= kHeaderBytes + 4, "not a lutmul model file: ", size, " bytes is shorter than the header");
-  LUTMUL_CHECK(std::memcmp(data, kMagic, 8) == 0, "not a lutmul model file (bad magic bytes)");
-  Reader header(data + 8, kHeaderBytes - 8);
-  const uint32_t version = header.get<uint32_t>("version");
-  const uint32_t mark = header.get<uint32_t>("byte order");
-  const uint64_t payload_size = header.get<uint64_t>("payload size");
-  LUTMUL_CHECK(mark == kByteOrderMark, "model file was written on a machine of another byte order");
-  LUTMUL_CHECK(version == kFormatVersion, "model file format version ", version, " is not supported (this lutmul reads ",
-               kFormatVersion, ")");
-  LUTMUL_CHECK(payload_size == size - kHeaderBytes - 4, "model file is truncated or has trailing bytes: header says ",
-               payload_size, " payload bytes, file has ", size - kHeaderBytes - 4);
-  const uint8_t* payload = data + kHeaderBytes;
-  uint32_t stored_crc;
-  std::memcpy(&stored_crc, payload + payload_size, 4);
-  LUTMUL_CHECK(detail::crc32(payload, payload_size) == stored_crc, "model file is corrupt (checksum mismatch)");
-
+  const auto [payload, payload_size] = detail::unwrap_payload(data, size, kMagic, kFormatVersion, "model file");
   Reader r(payload, payload_size);
   MaddnessConfig config;
   config.ncodebooks = r.get<int32_t>("ncodebooks");
@@ -198,41 +110,11 @@ Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
 
 void Maddness::save(const std::string& path) const {
   LUTMUL_CHECK(encoder_fitted(), "save: the model is not fitted");
-  const std::vector<uint8_t> bytes = serialize();
-  // Write a temporary file beside the target, flush it to disk, then rename over the
-  // target: readers see the old file or the new one, never half of one.
-  std::string tmp = path + ".tmp-XXXXXX";
-  const int fd = mkstemp(tmp.data());
-  LUTMUL_CHECK(fd >= 0, "save: cannot create a temporary file beside '", path, "': ", std::strerror(errno));
-  size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      detail::throw_error("save: writing '", tmp, "' failed: ", std::strerror(err));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    detail::throw_error("save: flushing '", tmp, "' failed: ", std::strerror(err));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    detail::throw_error("save: renaming onto '", path, "' failed: ", std::strerror(err));
-  }
+  detail::write_file_atomically(path, serialize(), "save");
 }
 
 Maddness Maddness::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  LUTMUL_CHECK(in.good(), "load: cannot open '", path, "': ", std::strerror(errno));
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  LUTMUL_CHECK(!in.bad(), "load: reading '", path, "' failed");
+  const std::vector<uint8_t> bytes = detail::read_whole_file(path, "load");
   try {
     return deserialize(bytes.data(), bytes.size());
   } catch (const Error& e) {

@@ -3,7 +3,9 @@
 // outputs are their bias alone; pruned inputs are never read.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "lutmul/linear_operator.h"
@@ -35,7 +37,11 @@ class ChannelPrunedLinear final : public LinearOperator {
   const std::vector<int64_t>& kept_inputs() const { return kept_inputs_; }
   const std::vector<int64_t>& kept_outputs() const { return kept_outputs_; }
 
+  std::vector<uint8_t> payload() const override;
+  static std::unique_ptr<ChannelPrunedLinear> from_payload(const uint8_t* data, size_t size);
+
  private:
+  ChannelPrunedLinear() = default;
   int64_t k_ = 0, m_ = 0;
   std::vector<int64_t> kept_inputs_, kept_outputs_;  // ascending
   std::vector<float> weights_;                       // kept inputs × kept outputs, row-major

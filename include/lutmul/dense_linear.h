@@ -1,6 +1,8 @@
 // The exact baseline operator: Y = X·W + bias through the system BLAS (sgemm).
 #pragma once
 
+#include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "lutmul/linear_operator.h"
@@ -20,7 +22,11 @@ class DenseLinear final : public LinearOperator {
   int64_t bytes() const override;
   double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
 
+  std::vector<uint8_t> payload() const override;
+  static std::unique_ptr<DenseLinear> from_payload(const uint8_t* data, size_t size);
+
  private:
+  DenseLinear() = default;
   int64_t k_ = 0, m_ = 0;
   std::vector<float> weights_;  // K × M row-major
   std::vector<float> bias_;     // M

@@ -9,7 +9,9 @@
 // are exact; every kernel equals the scalar reference bit for bit.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "lutmul/linear_operator.h"
@@ -54,7 +56,11 @@ class Int8Linear final : public LinearOperator {
   // Quantized weight w_q[k][m].
   int8_t quantized_weight(int64_t k, int64_t m) const;
 
+  std::vector<uint8_t> payload() const override;
+  static std::unique_ptr<Int8Linear> from_payload(const uint8_t* data, size_t size);
+
  private:
+  Int8Linear() = default;
   void forward_with(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy) const;
 
   Int8Config config_;

@@ -3,9 +3,11 @@
 // and the runtime swap one for another per layer through it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "lutmul/matrix.h"
 
@@ -34,6 +36,19 @@ class LinearOperator {
   // ||X·W + b − forward(X)||_F / ||X·W + b||_F against the exact product with `W` (K × M)
   // and `bias` (M floats or null).
   double relative_error(const MatrixView& X, const MatrixView& W, const float* bias = nullptr) const;
+
+  // The library's versioned file format (magic "LUTMULOP", CRC-32, atomic writes): the
+  // kind, then the operator's state. load() gives back the operator a file holds, whatever
+  // its kind, and throws lutmul::Error for a missing, truncated, corrupt or foreign file.
+  std::vector<uint8_t> serialize() const;
+  void save(const std::string& path) const;
+  static std::unique_ptr<LinearOperator> deserialize(const uint8_t* data, size_t size);
+  static std::unique_ptr<LinearOperator> load(const std::string& path);
+
+  // The operator's state as bytes, read back by its kind's from_payload (the table in
+  // src/operators/operator_file.cpp). A kind that cannot be saved keeps this default, which
+  // throws lutmul::Error.
+  virtual std::vector<uint8_t> payload() const;
 
  protected:
   // Shared argument checks: X has K columns, Y is non-null with ldy ≥ M.

@@ -8,6 +8,7 @@
 #include "lutmul/linear_operator.h"
 #include "lutmul/isa.h"
 #include "lutmul/maddness.h"
+#include "lutmul/maddness_linear.h"
 #include "lutmul/matrix.h"
 #include "lutmul/sparse24_linear.h"
 #include "lutmul/sparse_linear.h"

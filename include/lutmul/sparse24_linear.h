@@ -5,7 +5,9 @@
 // inputs picked by address arithmetic on a transposed tile of rows.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "lutmul/linear_operator.h"
@@ -30,7 +32,11 @@ class Sparse24Linear final : public LinearOperator {
   // The pruned weight as a dense K × M row-major matrix (zeros where pruned).
   std::vector<float> pruned_dense() const;
 
+  std::vector<uint8_t> payload() const override;
+  static std::unique_ptr<Sparse24Linear> from_payload(const uint8_t* data, size_t size);
+
  private:
+  Sparse24Linear() = default;
   void run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const;
 
   int64_t groups_ = 0, m_ = 0;

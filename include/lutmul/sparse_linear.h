@@ -5,7 +5,9 @@
 // kept weight is one fused multiply-add of 16 rows at once.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "lutmul/linear_operator.h"
@@ -40,7 +42,11 @@ class SparseLinear final : public LinearOperator {
   // The pruned weight as a dense K × M row-major matrix (zeros where pruned).
   std::vector<float> pruned_dense() const;
 
+  std::vector<uint8_t> payload() const override;
+  static std::unique_ptr<SparseLinear> from_payload(const uint8_t* data, size_t size);
+
  private:
+  SparseLinear() = default;
   void run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const;
 
   int64_t k_ = 0, m_ = 0;

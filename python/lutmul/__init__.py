@@ -25,7 +25,8 @@ import numpy as np
 from . import _core
 from ._core import LutmulError
 
-__all__ = ["Maddness", "DenseLinear", "Int8Linear", "SparseLinear", "ChannelPrunedLinear", "load", "isa", "supported_isas", "set_isa", "set_num_threads", "num_threads", "LutmulError"]
+__all__ = ["Maddness", "DenseLinear", "Int8Linear", "SparseLinear", "ChannelPrunedLinear", "MaddnessLinear",
+           "prune_globally", "load_operator", "load", "isa", "supported_isas", "set_isa", "set_num_threads", "num_threads", "LutmulError"]
 __version__ = "0.1.0"
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -325,7 +326,8 @@ def load(path: PathLike) -> Maddness:
     return model
 
 
-from .operators import ChannelPrunedLinear, DenseLinear, Int8Linear, SparseLinear  # noqa: E402  (operators use _as_matrix above)
+from .operators import (  # noqa: E402  (operators use _as_matrix above)
+    ChannelPrunedLinear, DenseLinear, Int8Linear, MaddnessLinear, SparseLinear, load_operator, prune_globally)
 
 
 def _progress_callback(progress):

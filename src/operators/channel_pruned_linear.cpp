@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "blas.h"
+#include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
 
@@ -74,6 +75,41 @@ void ChannelPrunedLinear::forward(const MatrixView& X, float* Y, int64_t ldy) co
     std::copy(bias_.begin(), bias_.end(), row);  // pruned outputs keep their bias
     for (int64_t j = 0; j < mk; ++j) row[kept_outputs_[j]] += y[i * mk + j];
   }
+}
+
+std::vector<uint8_t> ChannelPrunedLinear::payload() const {
+  detail::ByteWriter w;
+  w.put<int64_t>(k_);
+  w.put<int64_t>(m_);
+  w.put_array(kept_inputs_);
+  w.put_array(kept_outputs_);
+  w.put_array(weights_);
+  w.put_array(bias_);
+  return std::move(w.bytes());
+}
+
+std::unique_ptr<ChannelPrunedLinear> ChannelPrunedLinear::from_payload(const uint8_t* data, size_t size) {
+  detail::ByteReader r(data, size, "operator file");
+  std::unique_ptr<ChannelPrunedLinear> op(new ChannelPrunedLinear());
+  op->k_ = r.get<int64_t>("K");
+  op->m_ = r.get<int64_t>("M");
+  LUTMUL_CHECK(op->k_ >= 1 && op->m_ >= 1 && op->k_ <= INT32_MAX && op->m_ <= INT32_MAX,
+               "operator file is corrupt: channel-pruned K = ", op->k_, ", M = ", op->m_);
+  op->kept_inputs_ = r.get_array<int64_t>("kept inputs");
+  op->kept_outputs_ = r.get_array<int64_t>("kept outputs");
+  const auto ascending_within = [](const std::vector<int64_t>& kept, int64_t limit) {
+    for (size_t i = 0; i < kept.size(); ++i)
+      if (kept[i] < 0 || kept[i] >= limit || (i > 0 && kept[i] <= kept[i - 1])) return false;
+    return !kept.empty();
+  };
+  LUTMUL_CHECK(ascending_within(op->kept_inputs_, op->k_) && ascending_within(op->kept_outputs_, op->m_),
+               "operator file is corrupt: kept channels are not ascending indices within K x M");
+  op->weights_ = r.get_array<float>("weights", op->kept_inputs_.size() * op->kept_outputs_.size());
+  op->bias_ = r.get_array<float>("bias", static_cast<uint64_t>(op->m_));
+  LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the channel-pruned weights");
+  detail::check_all_finite(op->weights_, "weights", "operator file");
+  detail::check_all_finite(op->bias_, "bias", "operator file");
+  return op;
 }
 
 }  // namespace lutmul

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "blas.h"
+#include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
 
@@ -45,6 +46,27 @@ void DenseLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
 
 int64_t DenseLinear::bytes() const {
   return static_cast<int64_t>((weights_.size() + bias_.size()) * sizeof(float));
+}
+
+std::vector<uint8_t> DenseLinear::payload() const {
+  detail::ByteWriter w;
+  w.put<int64_t>(k_);
+  w.put<int64_t>(m_);
+  w.put_array(weights_);
+  w.put_array(bias_);
+  return std::move(w.bytes());
+}
+
+std::unique_ptr<DenseLinear> DenseLinear::from_payload(const uint8_t* data, size_t size) {
+  detail::ByteReader r(data, size, "operator file");
+  const int64_t k = r.get<int64_t>("K"), m = r.get<int64_t>("M");
+  LUTMUL_CHECK(k >= 1 && m >= 1 && k <= INT32_MAX && m <= INT32_MAX, "operator file is corrupt: dense K = ", k, ", M = ", m);
+  const std::vector<float> weights = r.get_array<float>("weights", static_cast<uint64_t>(k) * static_cast<uint64_t>(m));
+  const std::vector<float> bias = r.get_array<float>("bias", static_cast<uint64_t>(m));
+  LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the dense weights");
+  detail::check_all_finite(weights, "weights", "operator file");
+  detail::check_all_finite(bias, "bias", "operator file");
+  return std::make_unique<DenseLinear>(MatrixView::row_major(weights.data(), k, m), bias.data());
 }
 
 }  // namespace lutmul

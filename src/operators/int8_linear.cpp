@@ -7,6 +7,7 @@
 
 #include "dispatch.h"
 #include "kernels/cpu/int8_kernels.h"
+#include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
 
@@ -178,6 +179,59 @@ void Int8Linear::forward_with(const kernels::Int8KernelTable& table, const Matri
   g.weight_scales = weight_scales_.data();
   g.bias = bias_.data();
   run(table, *this, X, Y, ldy, k_padded_, g, config_.activations == ActivationScaling::dynamic_per_row, static_scale_);
+}
+
+std::vector<uint8_t> Int8Linear::payload() const {
+  detail::ByteWriter w;
+  w.put<int32_t>(static_cast<int32_t>(config_.activations));
+  w.put<double>(config_.calibration_percentile);
+  w.put<int64_t>(k_);
+  w.put<int64_t>(m_);
+  w.put<float>(static_scale_);
+  w.put_array(packed_);
+  w.put_array(weight_scales_);
+  w.put_array(bias_);
+  return std::move(w.bytes());
+}
+
+std::unique_ptr<Int8Linear> Int8Linear::from_payload(const uint8_t* data, size_t size) {
+  detail::ByteReader r(data, size, "operator file");
+  std::unique_ptr<Int8Linear> op(new Int8Linear());
+  const int32_t activations = r.get<int32_t>("activation scaling");
+  LUTMUL_CHECK(activations == 0 || activations == 1, "operator file is corrupt: int8 activation scaling ", activations);
+  op->config_.activations = static_cast<ActivationScaling>(activations);
+  op->config_.calibration_percentile = r.get<double>("calibration percentile");
+  op->k_ = r.get<int64_t>("K");
+  op->m_ = r.get<int64_t>("M");
+  LUTMUL_CHECK(op->k_ >= 1 && op->m_ >= 1 && op->k_ <= (int64_t{1} << 24) && op->m_ <= INT32_MAX,
+               "operator file is corrupt: int8 K = ", op->k_, ", M = ", op->m_);
+  op->k_padded_ = round_up(op->k_, kInt8KGroup);
+  op->m_padded_ = round_up(op->m_, kInt8TileOutputs);
+  op->static_scale_ = r.get<float>("static activation scale");
+  const auto kp = static_cast<uint64_t>(op->k_padded_), mp = static_cast<uint64_t>(op->m_padded_);
+  op->packed_ = r.get_array<int8_t>("packed weights", kp * mp);
+  op->weight_scales_ = r.get_array<float>("weight scales", mp);
+  op->bias_ = r.get_array<float>("bias", mp);
+  LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the int8 weights");
+  detail::check_all_finite(op->weight_scales_, "weight scales", "operator file");
+  detail::check_all_finite(op->bias_, "bias", "operator file");
+  LUTMUL_CHECK(std::isfinite(op->static_scale_) && op->static_scale_ >= 0,
+               "operator file is corrupt: static activation scale ", op->static_scale_);
+  if (op->config_.activations == ActivationScaling::static_per_tensor)
+    LUTMUL_CHECK(op->static_scale_ > 0, "operator file is corrupt: static scaling without a scale");
+  // Weights in [-127, 127] and padding zero, as the constructor packs them; the column sums
+  // the kernels need are rebuilt rather than trusted.
+  const int64_t tiles = op->m_padded_ / kInt8TileOutputs;
+  op->column_sums_.assign(mp, 0);
+  for (int64_t k = 0; k < op->k_padded_; ++k)
+    for (int64_t m = 0; m < op->m_padded_; ++m) {
+      const int8_t w = op->packed_[static_cast<size_t>(((k / kInt8KGroup) * tiles + m / kInt8TileOutputs) * 64 +
+                                                       (m % kInt8TileOutputs) * kInt8KGroup + k % kInt8KGroup)];
+      LUTMUL_CHECK(w >= -127 && (w == 0 || (k < op->k_ && m < op->m_)),
+                   "operator file is corrupt: int8 weight ", int{w}, " at (", k, ", ", m, ")");
+      op->column_sums_[m] += w;
+    }
+  return op;
 }
 
 }  // namespace lutmul

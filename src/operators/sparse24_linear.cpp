@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "kernels/cpu/sparse24_kernels.h"
+#include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/isa.h"
 #include "lutmul/threading.h"
@@ -128,5 +129,38 @@ void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool refere
 
 void Sparse24Linear::forward(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, false); }
 void Sparse24Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, true); }
+
+std::vector<uint8_t> Sparse24Linear::payload() const {
+  detail::ByteWriter w;
+  w.put<int64_t>(groups_);
+  w.put<int64_t>(m_);
+  w.put_array(values_);
+  w.put_array(codes_);
+  w.put_array(bias_);
+  return std::move(w.bytes());
+}
+
+std::unique_ptr<Sparse24Linear> Sparse24Linear::from_payload(const uint8_t* data, size_t size) {
+  detail::ByteReader r(data, size, "operator file");
+  std::unique_ptr<Sparse24Linear> op(new Sparse24Linear());
+  op->groups_ = r.get<int64_t>("groups");
+  op->m_ = r.get<int64_t>("M");
+  LUTMUL_CHECK(op->groups_ >= 1 && op->m_ >= 1 && op->groups_ <= INT32_MAX / 4 && op->m_ <= INT32_MAX,
+               "operator file is corrupt: 2:4 groups = ", op->groups_, ", M = ", op->m_);
+  const kernels::Sparse24Layout layout{op->groups_, op->m_};
+  op->values_ = r.get_array<float>("values", static_cast<uint64_t>(layout.value_count()));
+  op->codes_ = r.get_array<uint8_t>("positions", static_cast<uint64_t>(layout.code_count()));
+  op->bias_ = r.get_array<float>("bias", static_cast<uint64_t>(op->m_));
+  LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the 2:4 weights");
+  detail::check_all_finite(op->values_, "values", "operator file");
+  detail::check_all_finite(op->bias_, "bias", "operator file");
+  for (int64_t block = 0; block < layout.blocks(); ++block)
+    for (int64_t m = 0; m < op->m_; ++m)
+      for (int64_t g = 0; g < layout.count(block); ++g) {
+        const int code = kernels::sparse24_code(op->codes_.data() + layout.code_offset(block, m), g);
+        LUTMUL_CHECK((code & 3) < (code >> 2), "operator file is corrupt: 2:4 positions ", code & 3, " and ", code >> 2);
+      }
+  return op;
+}
 
 }  // namespace lutmul

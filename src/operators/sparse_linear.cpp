@@ -8,6 +8,7 @@
 
 #include "dispatch.h"
 #include "kernels/cpu/sparse_kernels.h"
+#include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
 #include "operators/pruning_scores.h"
@@ -180,6 +181,50 @@ std::vector<SparseLinear> prune_globally(const std::vector<MatrixView>& weights,
                         calibrations.empty() ? nullptr : calibrations[l]);
   }
   return result;
+}
+
+std::vector<uint8_t> SparseLinear::payload() const {
+  detail::ByteWriter w;
+  w.put<int64_t>(k_);
+  w.put<int64_t>(m_);
+  w.put_array(segment_start_);
+  w.put_array(rows_);
+  w.put_array(values_);
+  w.put_array(bias_);
+  return std::move(w.bytes());
+}
+
+std::unique_ptr<SparseLinear> SparseLinear::from_payload(const uint8_t* data, size_t size) {
+  detail::ByteReader r(data, size, "operator file");
+  std::unique_ptr<SparseLinear> op(new SparseLinear());
+  op->k_ = r.get<int64_t>("K");
+  op->m_ = r.get<int64_t>("M");
+  LUTMUL_CHECK(op->k_ >= 1 && op->m_ >= 1 && op->k_ <= INT32_MAX && op->m_ <= INT32_MAX,
+               "operator file is corrupt: sparse K = ", op->k_, ", M = ", op->m_);
+  op->blocks_ = (op->k_ + kernels::kSparseBlockK - 1) / kernels::kSparseBlockK;
+  op->segment_start_ = r.get_array<int64_t>("segment starts", static_cast<uint64_t>(op->blocks_ * op->m_) + 1);
+  op->rows_ = r.get_array<int32_t>("row indices");
+  op->values_ = r.get_array<float>("values", op->rows_.size());
+  op->bias_ = r.get_array<float>("bias", static_cast<uint64_t>(op->m_));
+  LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the sparse weights");
+  detail::check_all_finite(op->values_, "values", "operator file");
+  detail::check_all_finite(op->bias_, "bias", "operator file");
+  // The kernels index X with these: every segment in order, inside its block, ascending.
+  const auto nonzeros = static_cast<int64_t>(op->rows_.size());
+  LUTMUL_CHECK(op->segment_start_.front() == 0 && op->segment_start_.back() == nonzeros,
+               "operator file is corrupt: sparse segments do not cover the ", nonzeros, " kept weights");
+  for (int64_t segment = 0; segment < op->blocks_ * op->m_; ++segment) {
+    const int64_t begin = op->segment_start_[segment], end = op->segment_start_[segment + 1];
+    LUTMUL_CHECK(begin <= end, "operator file is corrupt: sparse segment ", segment, " ends before it starts");
+    const int64_t block = segment / op->m_;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t k = op->rows_[i];
+      LUTMUL_CHECK(k >= block * kernels::kSparseBlockK && k < std::min(op->k_, (block + 1) * kernels::kSparseBlockK) &&
+                       (i == begin || k > op->rows_[i - 1]),
+                   "operator file is corrupt: sparse row index ", k, " in segment ", segment);
+    }
+  }
+  return op;
 }
 
 }  // namespace lutmul

@@ -103,3 +103,73 @@ def test_channel_pruning_gives_a_smaller_exact_product(network):
     np.testing.assert_allclose(y[:, dropped], np.broadcast_to(b1[dropped], (x.shape[0], len(dropped))))
     with pytest.raises(ValueError):
         lutmul.ChannelPrunedLinear.from_dense(w1, channels="rows")
+
+
+def test_two_of_four_pruning(network):
+    x, hidden, (w1, b1), (w2, b2), labels, mlp = network
+    op = lutmul.SparseLinear.from_dense(w1, b1, pattern="2:4")
+    assert op.pattern == "2:4" and op.kind == "sparse24"
+    pruned = op.pruned_dense()
+    # Two kept per group of four inputs, the two largest |w|, the others zero.
+    groups = np.abs(w1).reshape(16, 4, 128)
+    kept = pruned.reshape(16, 4, 128) != 0
+    assert (kept.sum(axis=1) == 2).all()
+    expected = np.argsort(-groups, axis=1, kind="stable")[:, :2, :]
+    assert (np.take_along_axis(kept, expected, axis=1)).all()
+    np.testing.assert_allclose(op(x), x @ pruned + b1, rtol=1e-4, atol=1e-4)
+    assert op.nonzeros == 64 // 2 * 128 and op.multiply_adds_per_row == op.nonzeros
+    aware = lutmul.SparseLinear.from_dense(w1, b1, pattern="2:4", calibration=x)
+    assert aware.relative_error(x, w1, b1) <= op.relative_error(x, w1, b1)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        lutmul.SparseLinear.from_dense(w1[:62], pattern="2:4")
+    with pytest.raises(ValueError, match="sparsity 0.5"):
+        lutmul.SparseLinear.from_dense(w1, pattern="2:4", sparsity=0.9)
+    with pytest.raises(ValueError, match="pattern"):
+        lutmul.SparseLinear.from_dense(w1, pattern="4:8")
+
+
+def test_global_pruning_takes_more_from_the_layer_that_matters_less(network):
+    x, hidden, (w1, b1), (w2, b2), labels, mlp = network
+    layers = lutmul.prune_globally([w1, w2 * 10], 0.8, biases=[b1, b2])
+    total = w1.size + w2.size
+    assert sum(layer.nonzeros for layer in layers) == round(0.2 * total)
+    assert layers[1].nonzeros / w2.size > 2 * layers[0].nonzeros / w1.size
+    threshold = min(np.abs(layers[0].pruned_dense()[layers[0].pruned_dense() != 0]).min(),
+                    np.abs(layers[1].pruned_dense()[layers[1].pruned_dense() != 0]).min())
+    dropped = np.concatenate([np.abs(w1)[layers[0].pruned_dense() == 0], np.abs(w2 * 10)[layers[1].pruned_dense() == 0]])
+    assert dropped.max() <= threshold
+    with pytest.raises(ValueError):
+        lutmul.prune_globally([w1, w2], 0.5, biases=[b1])
+    with pytest.raises(ValueError):
+        lutmul.prune_globally([], 0.5)
+
+
+def test_every_operator_saves_loads_and_pickles(network, tmp_path):
+    import pickle
+
+    x, hidden, (w1, b1), (w2, b2), labels, mlp = network
+    ops = [
+        lutmul.DenseLinear(w1, b1),
+        lutmul.Int8Linear.from_dense(w1, b1),
+        lutmul.SparseLinear.from_dense(w1, b1, sparsity=0.7),
+        lutmul.SparseLinear.from_dense(w1, b1, pattern="2:4"),
+        lutmul.ChannelPrunedLinear.from_dense(w1, b1, fraction=0.25),
+        lutmul.MaddnessLinear.from_dense(w1, b1, calibration=x, ncodebooks=8),
+    ]
+    for i, op in enumerate(ops):
+        path = tmp_path / f"op{i}.lutmul"
+        op.save(path)
+        back = lutmul.load_operator(path)
+        assert type(back) is type(op) and back.kind == op.kind
+        np.testing.assert_array_equal(back(x), op(x))
+        again = pickle.loads(pickle.dumps(op))
+        np.testing.assert_array_equal(again(x), op(x))
+    maddness = ops[-1]
+    assert maddness.relative_error(x, w1, b1) < 0.3
+    (tmp_path / "junk.lutmul").write_bytes(b"not an operator" * 10)
+    with pytest.raises(ValueError, match="not a lutmul operator file"):
+        lutmul.load_operator(tmp_path / "junk.lutmul")
+    data = ops[1].serialize()
+    (tmp_path / "cut.lutmul").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        lutmul.load_operator(tmp_path / "cut.lutmul")
