@@ -60,6 +60,7 @@ class Int8Linear final : public LinearOperator {
   static std::unique_ptr<Int8Linear> from_payload(const uint8_t* data, size_t size);
 
  private:
+  friend struct Int8KernelProbe;  // the tests run every built kernel table through forward_with
   Int8Linear() = default;
   void forward_with(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy) const;
 

@@ -49,7 +49,10 @@ struct Int8KernelTable {
 };
 
 const Int8KernelTable& int8_scalar_kernels();
-const Int8KernelTable* int8_vnni_kernels();  // nullptr if not built
-const Int8KernelTable* int8_avx2_kernels();  // nullptr if not built
+// Each is declared where it is built (x86-64); callers check the CPU first.
+const Int8KernelTable* int8_vnni_kernels();           // AVX-512 VNNI (512-bit vpdpbusd)
+const Int8KernelTable* int8_avxvnni_kernels();        // AVX-VNNI (VEX 256-bit vpdpbusd)
+const Int8KernelTable* int8_vnni_ymm_evex_kernels();  // the same with EVEX encoding, for tests
+const Int8KernelTable* int8_avx2_kernels();           // AVX2 vpmaddwd
 
 }  // namespace lutmul::kernels

@@ -17,13 +17,20 @@ namespace {
 using kernels::kInt8KGroup;
 using kernels::kInt8TileOutputs;
 
+// The int8 kernels need dot-product instructions that the ISA levels do not name, so the
+// CPU is asked as well: 512-bit VNNI at the AVX-512 levels where the CPU has it (Cascade Lake
+// and later, Zen 4), else 256-bit AVX-VNNI where present (Alder Lake, Zen 5), else AVX2.
 const kernels::Int8KernelTable& int8_kernels() {
   const Isa isa = active_isa();
-#ifdef LUTMUL_HAVE_INT8_VNNI_KERNELS
-  if (isa == Isa::avx512vbmi) return *kernels::int8_vnni_kernels();
+#if defined(LUTMUL_HAVE_INT8_VNNI_KERNELS) && (defined(__x86_64__) || defined(_M_X64))
+  __builtin_cpu_init();
+  if ((isa == Isa::avx512 || isa == Isa::avx512vbmi) && __builtin_cpu_supports("avx512vnni"))
+    return *kernels::int8_vnni_kernels();
+  if ((isa == Isa::avx2 || isa == Isa::avx512 || isa == Isa::avx512vbmi) && __builtin_cpu_supports("avxvnni"))
+    return *kernels::int8_avxvnni_kernels();
 #endif
 #ifdef LUTMUL_HAVE_INT8_AVX2_KERNELS
-  if (isa == Isa::avx2 || isa == Isa::avx512) return *kernels::int8_avx2_kernels();
+  if (isa == Isa::avx2 || isa == Isa::avx512 || isa == Isa::avx512vbmi) return *kernels::int8_avx2_kernels();
 #endif
   return kernels::int8_scalar_kernels();
 }
