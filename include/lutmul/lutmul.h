@@ -6,6 +6,7 @@
 #include "lutmul/error.h"
 #include "lutmul/int8_linear.h"
 #include "lutmul/linear_operator.h"
+#include "lutmul/lowrank_linear.h"
 #include "lutmul/isa.h"
 #include "lutmul/maddness.h"
 #include "lutmul/matrix.h"
