@@ -20,6 +20,9 @@ class DenseLinear final : public LinearOperator {
   int64_t bytes() const override;
   double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
 
+  const std::vector<float>& weights() const { return weights_; }  // K × M, row-major
+  const std::vector<float>& bias() const { return bias_; }        // M (zeros when none was given)
+
  private:
   int64_t k_ = 0, m_ = 0;
   std::vector<float> weights_;  // K × M row-major
