@@ -24,11 +24,12 @@ namespace lutmul {
 struct LoraAdapter {
   std::string name;
   int32_t id = -1;
-  int64_t rank = 0;
+  int64_t rank = 0, m = 0;  // r, M
   float alpha = 0.f;
-  std::vector<float> a;  // K × r, row-major
-  std::vector<float> b;  // r × M, row-major
+  std::vector<float> a;         // K × r, row-major
+  std::vector<float> b_panels;  // B (r × M) in panels of 16 outputs: [⌈M/16⌉][r][16], zero past M
   float scale() const { return alpha / static_cast<float>(rank); }
+  std::vector<float> b() const;  // B as r × M, row-major
 };
 
 class LoraLinear final : public LinearOperator {
@@ -45,7 +46,8 @@ class LoraLinear final : public LinearOperator {
   using LinearOperator::forward;
   // Row i adds adapter adapter_ids[i] (an id from add_adapter, or kNoAdapter); null ids means
   // no adapters. A row naming a merged adapter gets it once, from the merged base.
-  // Rejects non-finite values in X and ids that are not loaded.
+  // Rejects non-finite values in X and ids that are not loaded (on such an error Y may be
+  // partly written).
   void forward(const MatrixView& X, const int32_t* adapter_ids, float* Y, int64_t ldy) const;
   Matrix forward(const MatrixView& X, const int32_t* adapter_ids) const;
   // Y += the adapter terms alone (no base): grouped kernels, or one row at a time through the

@@ -26,17 +26,33 @@ struct LoraLinear::State {
   std::map<std::string, int32_t> ids;
 };
 
+std::vector<float> LoraAdapter::b() const {
+  const int64_t panel = kernels::kLoraPanel;
+  std::vector<float> out(static_cast<size_t>(rank * m));
+  for (int64_t s = 0; s < rank; ++s)
+    for (int64_t j = 0; j < m; ++j) out[s * m + j] = b_panels[j / panel * panel * rank + s * panel + j % panel];
+  return out;
+}
+
 namespace {
 
 constexpr int64_t kWorkRows = 64;  // rows of one segment per parallel work item
 
-// Throws unless every value of X is finite; names the first bad one.
-void check_rows_finite(const MatrixView& X) {
+// Throws, naming the first bad value, unless row i of X is finite for every i with
+// rows[i] true (all rows when `rows` is null).
+void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows) {
   const bool row_major = X.layout == Layout::row_major;
-  const int64_t lines = row_major ? X.rows : X.cols, length = row_major ? X.cols : X.rows;
-  for (int64_t i = 0; i < lines; ++i)
-    if (!detail::all_finite(X.data + i * X.leading_dim(), static_cast<size_t>(length)))
-      check_finite(X, "lora forward: X");
+  bool finite = true;
+  if (row_major) {
+    for (int64_t i = 0; i < X.rows && finite; ++i)
+      if (rows == nullptr || (*rows)[i])
+        finite = detail::all_finite(X.data + i * X.leading_dim(), static_cast<size_t>(X.cols));
+  } else {
+    for (int64_t i = 0; i < X.rows && finite; ++i)
+      if (rows == nullptr || (*rows)[i])
+        for (int64_t k = 0; k < X.cols; ++k) finite = finite && std::isfinite(X.at(i, k));
+  }
+  if (!finite) check_finite(X, "lora forward: X");
 }
 
 }  // namespace
@@ -68,7 +84,7 @@ int64_t LoraLinear::bytes() const {
   const auto state = snapshot();
   int64_t total = state->base->bytes();
   for (const auto& adapter : state->by_id)
-    if (adapter) total += static_cast<int64_t>((adapter->a.size() + adapter->b.size() + 1) * sizeof(float));
+    if (adapter) total += static_cast<int64_t>((adapter->a.size() + adapter->b_panels.size() + 1) * sizeof(float));
   return total;
 }
 
@@ -88,12 +104,14 @@ int32_t LoraLinear::add_adapter(const std::string& name, const MatrixView& A, co
   adapter->name = name;
   adapter->rank = A.cols;
   adapter->alpha = alpha;
+  adapter->m = m_;
   adapter->a.resize(static_cast<size_t>(k_ * adapter->rank));
-  adapter->b.resize(static_cast<size_t>(adapter->rank * m_));
   for (int64_t i = 0; i < k_; ++i)
     for (int64_t s = 0; s < adapter->rank; ++s) adapter->a[i * adapter->rank + s] = A.at(i, s);
-  for (int64_t s = 0; s < adapter->rank; ++s)
-    for (int64_t j = 0; j < m_; ++j) adapter->b[s * m_ + j] = B.at(s, j);
+  const int64_t r = adapter->rank, panel = kernels::kLoraPanel;
+  adapter->b_panels.assign(static_cast<size_t>(kernels::lora_b_panel_floats(r, m_)), 0.f);
+  for (int64_t s = 0; s < r; ++s)
+    for (int64_t j = 0; j < m_; ++j) adapter->b_panels[j / panel * panel * r + s * panel + j % panel] = B.at(s, j);
 
   std::shared_ptr<const State> old;
   std::lock_guard<std::mutex> lock(writer_mutex_);
@@ -172,7 +190,8 @@ void LoraLinear::merge(const std::string& name) {
   LUTMUL_CHECK(dense != nullptr, "LoraLinear.merge: merging needs a dense base; this base is \"", old->base->kind(), "\"");
   const LoraAdapter& adapter = *old->by_id[it->second];
   // ΔW = (alpha/r)·A·B in double, added to W and rounded once.
-  std::vector<double> a(adapter.a.begin(), adapter.a.end()), b(adapter.b.begin(), adapter.b.end());
+  const std::vector<float> b_rows = adapter.b();
+  std::vector<double> a(adapter.a.begin(), adapter.a.end()), b(b_rows.begin(), b_rows.end());
   std::vector<double> w(dense->weights().begin(), dense->weights().end());
   {
     const detail::BlasThreadScope threads(num_threads());
@@ -198,7 +217,8 @@ void LoraLinear::unmerge(const std::string& name) {
   LUTMUL_CHECK(old->merged[it->second], "LoraLinear.unmerge: \"", name, "\" is not merged");
   const auto* dense = dynamic_cast<const DenseLinear*>(old->base.get());  // merged implies dense
   const LoraAdapter& adapter = *old->by_id[it->second];
-  std::vector<double> a(adapter.a.begin(), adapter.a.end()), b(adapter.b.begin(), adapter.b.end());
+  const std::vector<float> b_rows = adapter.b();
+  std::vector<double> a(adapter.a.begin(), adapter.a.end()), b(b_rows.begin(), b_rows.end());
   std::vector<double> w(dense->weights().begin(), dense->weights().end());
   {
     const detail::BlasThreadScope threads(num_threads());
@@ -247,16 +267,24 @@ void LoraLinear::run(const MatrixView& X, const int32_t* adapter_ids, float* Y, 
 
   // Group rows by adapter: a counting sort over ids (merged adapters and kNoAdapter skipped).
   std::vector<int64_t> start(static_cast<size_t>(slots) + 1, 0);
+  std::vector<uint8_t> base_only(static_cast<size_t>(n), 1);  // rows no adapter kernel reads
   if (adapter_ids != nullptr)
     for (int64_t i = 0; i < n; ++i) {
       const int32_t id = adapter_ids[i];
       if (id == kNoAdapter) continue;
       LUTMUL_CHECK(id >= 0 && id < slots && state->by_id[id] != nullptr, "lora forward: row ", i, " names adapter id ",
                    id, ", which is not loaded (removed, or never added)");
-      if (!state->merged[id]) ++start[id + 1];
+      if (!state->merged[id]) {
+        ++start[id + 1];
+        base_only[i] = 0;
+      }
     }
-  check_rows_finite(X);
-  if (with_base) state->base->forward(X, Y, ldy);
+  // Rows of the adapters are checked by the kernels (through X·A); the others here, since a
+  // base may not check its input.
+  if (with_base) {
+    check_rows_finite(X, &base_only);
+    state->base->forward(X, Y, ldy);
+  }
   for (int64_t s = 0; s < slots; ++s) start[s + 1] += start[s];
   const int64_t grouped = start[slots];
   if (grouped == 0) return;
@@ -299,7 +327,8 @@ void LoraLinear::run(const MatrixView& X, const int32_t* adapter_ids, float* Y, 
   }
   const auto items = static_cast<int64_t>(work.size());
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), items));
-#pragma omp parallel num_threads(threads)
+  bool finite = true;
+#pragma omp parallel num_threads(threads) reduction(&& : finite)
   {
     std::vector<float> scratch(static_cast<size_t>(kernels::lora_scratch_floats(max_rank)));
 #pragma omp for schedule(dynamic, 1)
@@ -312,13 +341,17 @@ void LoraLinear::run(const MatrixView& X, const int32_t* adapter_ids, float* Y, 
       args.m = m_;
       args.r = adapter.rank;
       args.a = adapter.a.data();
-      args.b = adapter.b.data();
+      args.b = adapter.b_panels.data();
       args.scale = adapter.scale();
       args.y = Y;
       args.ldy = ldy;
       args.scratch = scratch.data();
-      kernel(args, order.data() + work[w].begin, work[w].end - work[w].begin);
+      finite = kernel(args, order.data() + work[w].begin, work[w].end - work[w].begin) && finite;
     }
+  }
+  if (!finite) {
+    check_rows_finite(X, nullptr);
+    detail::throw_error("lora forward: X·A overflowed float (inputs or adapter too large)");
   }
 }
 

@@ -142,7 +142,8 @@ TEST(Lora, MixedBatchesEqualThePerRowReferenceOnEveryBase) {
       for (int64_t j = 0; j < m; ++j)
         ASSERT_NEAR(y(i, j), base_y(i, j) + term[j], 1e-4 * (1 + std::fabs(term[j]))) << base->kind() << " row " << i;
     }
-    EXPECT_EQ(op.bytes(), base->bytes() + 4 * ((1 + 4 + 16 + 7 + 33) * (k + m) + 5));  // A, B and alpha
+    // A, B (in panels of 16 outputs: M = 40 padded to 48) and alpha.
+    EXPECT_EQ(op.bytes(), base->bytes() + 4 * ((1 + 4 + 16 + 7 + 33) * (k + 48) + 5));
   }
 }
 
@@ -293,7 +294,37 @@ TEST(Lora, BadInputIsAnError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("row 1, column 5"), std::string::npos) << e.what();
   }
+  // In a row with an adapter the kernels find it (through X·A), for the whole forward and for
+  // the adapter terms alone, in either layout.
+  x[k + 5] = 0.5f;
+  x[2 * k + 7] = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> x_col = testing::to_col_major(x, 3, k);
   std::vector<float> y(3 * m);
+  for (const MatrixView& view : {xv, MatrixView::col_major(x_col.data(), 3, k)})
+    for (bool whole : {true, false})
+      try {
+        if (whole) {
+          op.forward(view, ids.data(), y.data(), m);
+        } else {
+          op.add_adapter_terms(view, ids.data(), y.data(), m);
+        }
+        FAIL() << "accepted a NaN in a row with an adapter";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("row 2, column 7"), std::string::npos) << e.what();
+      }
+  // Finite inputs whose product overflows float.
+  const std::vector<float> ones_a(static_cast<size_t>(k), 1.f), ones_b(static_cast<size_t>(m), 1.f);
+  const int32_t ones = op.add_adapter("ones", MatrixView::row_major(ones_a.data(), k, 1),
+                                      MatrixView::row_major(ones_b.data(), 1, m), 1.f);
+  x[2 * k + 7] = 3e38f;
+  x[2 * k + 8] = 3e38f;
+  ids = {again, LoraLinear::kNoAdapter, ones};
+  try {
+    op.forward(xv, ids.data(), y.data(), m);
+    FAIL() << "accepted an overflow";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("overflowed"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, k - 1), ids.data(), y.data(), m), Error);
   EXPECT_EQ(op.forward(MatrixView::row_major(x.data(), 0, k), ids.data()).rows, 0);
 }
@@ -371,6 +402,7 @@ TEST(Peft, AdaptersLoadBackExactly) {
   LoraLinear op(std::make_shared<DenseLinear>(MatrixView::row_major(w.data(), k, m)));
   const int32_t id = op.load_peft(dir.path.string(), "tuned", "q_proj");
   EXPECT_EQ(op.adapter("tuned")->a, qa);
+  EXPECT_EQ(op.adapter("tuned")->b(), qb);
   EXPECT_EQ(op.adapter("tuned")->alpha, 8.f);
   const std::vector<float> x = uniform(2, k, -1.f, 1.f, 6);
   const std::vector<int32_t> ids = {id, id};
