@@ -326,6 +326,9 @@ def load(path: PathLike) -> Maddness:
 
 
 from .operators import ChannelPrunedLinear, DenseLinear, Int8Linear, SparseLinear  # noqa: E402  (operators use _as_matrix above)
+from .lowrank import LoraLinear, LowRankLinear, peft_modules, read_safetensors  # noqa: E402
+
+__all__ += ["LowRankLinear", "LoraLinear", "read_safetensors", "peft_modules"]
 
 
 def _progress_callback(progress):
