@@ -232,7 +232,7 @@ std::vector<float> SafetensorsFile::to_float(const std::string& name) const {
   std::vector<float> out(n);
   switch (t.dtype) {
     case TensorDType::F32:
-      std::memcpy(out.data(), p, n * sizeof(float));
+      if (n > 0) std::memcpy(out.data(), p, n * sizeof(float));
       break;
     case TensorDType::F64:
       for (size_t i = 0; i < n; ++i) {
