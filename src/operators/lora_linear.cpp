@@ -37,6 +37,11 @@ std::vector<float> LoraAdapter::b() const {
 namespace {
 
 constexpr int64_t kWorkRows = 64;  // rows of one segment per parallel work item
+// Multiply-adds below which one more thread does not pay. The adapter term is a few per cent
+// of the base's work; a parallel region for it left libgomp's idle workers spinning into the
+// base's next OpenBLAS call, which with 2 cores made a 2-thread forward 2-3x slower than the
+// base alone (see docs/design.md).
+constexpr double kMacsPerThread = 32e6;
 
 // Throws, naming the first bad value, unless row i of X is finite for every i with
 // rows[i] true (all rows when `rows` is null).
@@ -319,14 +324,17 @@ void LoraLinear::run(const MatrixView& X, const int32_t* adapter_ids, float* Y, 
   };
   std::vector<Work> work;
   int64_t max_rank = 0;
+  double macs = 0;
   for (int64_t s = 0; s < slots; ++s) {
     if (start[s + 1] == start[s]) continue;
     max_rank = std::max(max_rank, state->by_id[s]->rank);
+    macs += static_cast<double>((start[s + 1] - start[s]) * state->by_id[s]->rank * (k_ + m_));
     for (int64_t b = start[s]; b < start[s + 1]; b += kWorkRows)
       work.push_back({static_cast<int32_t>(s), b, std::min(b + kWorkRows, start[s + 1])});
   }
   const auto items = static_cast<int64_t>(work.size());
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), items));
+  const auto worth = std::max<int64_t>(1, static_cast<int64_t>(macs / kMacsPerThread));
+  const int threads = static_cast<int>(std::min<int64_t>({num_threads(), items, worth}));
   bool finite = true;
 #pragma omp parallel num_threads(threads) reduction(&& : finite)
   {

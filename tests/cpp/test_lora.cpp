@@ -112,6 +112,26 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LoraGrid,
                                   "_M" + std::to_string(std::get<2>(p.param)) + "_r" + std::to_string(std::get<3>(p.param));
                          });
 
+TEST(Lora, LargeBatchesSplitAcrossThreadsExactly) {
+  // Enough work (≈ 100 M multiply-adds) for the adapter term to run on several threads.
+  const int64_t n = 1500, k = 512, m = 512;
+  const std::vector<float> w = uniform(k, m, -1.f, 1.f, 1);
+  LoraLinear op(std::make_shared<DenseLinear>(MatrixView::row_major(w.data(), k, m)));
+  std::vector<int32_t> ids;
+  for (int a = 0; a < 5; ++a) ids.push_back(add(op, "a" + std::to_string(a), make_adapter(k, m, 64, 1.f, 60 + a)));
+  const std::vector<int32_t> row_ids = random_ids(n, ids, 61);
+  const std::vector<float> x = uniform(n, k, -1.f, 1.f, 62);
+  const int saved = num_threads();
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    std::vector<float> expected(static_cast<size_t>(n * m), 0.f), got(expected);
+    op.add_adapter_terms_reference(MatrixView::row_major(x.data(), n, k), row_ids.data(), expected.data(), m);
+    op.add_adapter_terms(MatrixView::row_major(x.data(), n, k), row_ids.data(), got.data(), m);
+    ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float))) << threads << " threads";
+  }
+  set_num_threads(saved);
+}
+
 TEST(Lora, MixedBatchesEqualThePerRowReferenceOnEveryBase) {
   const int64_t n = 150, k = 72, m = 40;
   const std::vector<float> w = uniform(k, m, -1.f, 1.f, 2), bias = uniform(1, m, -1.f, 1.f, 3);
