@@ -244,6 +244,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("lutmul_isa", lutmul::isa_name(lutmul::active_isa()));
   register_all();
   register_operator_benchmarks();
+  register_lowrank_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

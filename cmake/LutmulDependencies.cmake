@@ -12,3 +12,6 @@ if(NOT TARGET xtl)
   add_library(xtl INTERFACE IMPORTED)
 endif()
 find_package(xsimd 8 REQUIRED)
+
+# JSON for the safetensors headers and PEFT adapter configs (header-only, a private build dependency).
+find_package(nlohmann_json 3 REQUIRED)

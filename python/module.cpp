@@ -80,6 +80,8 @@ const MatrixView* optional_view(const std::optional<py::array>& rows, MatrixView
   return &storage;
 }
 
+void bind_lowrank_lora(py::module_& m);  // bind_lowrank_lora.cpp
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "lutmul C++ core (use the lutmul package, not this module)";
   py::register_exception<lutmul::Error>(m, "LutmulError", PyExc_ValueError);
@@ -361,4 +363,5 @@ PYBIND11_MODULE(_core, m) {
         const std::string_view view(data);
         return Maddness::deserialize(reinterpret_cast<const uint8_t*>(view.data()), view.size());
       });
+  bind_lowrank_lora(m);
 }

@@ -14,6 +14,11 @@ void openblas_set_num_threads(int threads);
 void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
              double* work, const int* lwork, int* iwork, const int* liwork, int* info, size_t jobz_len,
              size_t uplo_len);
+
+// LAPACK singular value decomposition (divide and conquer), column-major A = U·diag(s)·VT.
+void dgesdd_(const char* jobz, const int* m, const int* n, double* a, const int* lda, double* s, double* u,
+             const int* ldu, double* vt, const int* ldvt, double* work, const int* lwork, int* iwork, int* info,
+             size_t jobz_len);
 }
 
 namespace lutmul::detail {

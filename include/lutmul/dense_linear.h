@@ -24,6 +24,8 @@ class DenseLinear final : public LinearOperator {
 
   std::vector<uint8_t> payload() const override;
   static std::unique_ptr<DenseLinear> from_payload(const uint8_t* data, size_t size);
+  const std::vector<float>& weights() const { return weights_; }  // K × M, row-major
+  const std::vector<float>& bias() const { return bias_; }        // M (zeros when none was given)
 
  private:
   DenseLinear() = default;

@@ -328,6 +328,9 @@ def load(path: PathLike) -> Maddness:
 
 from .operators import (  # noqa: E402  (operators use _as_matrix above)
     ChannelPrunedLinear, DenseLinear, Int8Linear, MaddnessLinear, SparseLinear, load_operator, prune_globally)
+from .lowrank import LoraLinear, LowRankLinear, peft_modules, read_safetensors  # noqa: E402
+
+__all__ += ["LowRankLinear", "LoraLinear", "read_safetensors", "peft_modules"]
 
 
 def _progress_callback(progress):
