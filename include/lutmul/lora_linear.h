@@ -11,6 +11,7 @@
 // adapter.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -80,6 +81,9 @@ class LoraLinear final : public LinearOperator {
   void unmerge(const std::string& name);
   bool merged(const std::string& name) const;
   std::shared_ptr<const LinearOperator> base() const;
+
+  std::vector<uint8_t> payload() const override;
+  static std::unique_ptr<LoraLinear> from_payload(const uint8_t* data, size_t size);
 
  private:
   struct State;

@@ -9,7 +9,9 @@
 // term δ·‖ΔW‖² in the objective.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "lutmul/linear_operator.h"
@@ -63,6 +65,9 @@ class LowRankLinear final : public LinearOperator {
   // SVD in double precision (the float forward adds rounding of about 1e-7); else (or when
   // X·W + bias is zero on them) empty.
   const std::vector<double>& calibration_errors() const { return calibration_errors_; }
+
+  std::vector<uint8_t> payload() const override;
+  static std::unique_ptr<LowRankLinear> from_payload(const uint8_t* data, size_t size);
 
  private:
   int64_t k_ = 0, m_ = 0, rank_ = 0;

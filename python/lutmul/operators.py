@@ -246,7 +246,9 @@ _CLASSES = {
 
 
 def _wrap(core) -> _Operator:
-    cls = _CLASSES.get(core.kind)
+    from .lowrank import LoraLinear, LowRankLinear  # lowrank imports this module
+
+    cls = {**_CLASSES, "low_rank": LowRankLinear, "lora": LoraLinear}.get(core.kind)
     if cls is None:
         raise ValueError(f"no Python class for operators of kind {core.kind!r}")
     op = cls.__new__(cls)

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "blas.h"
+#include "file_format.h"
 #include "finite.h"
 #include "kernels/cpu/lora_kernels.h"
 #include "lutmul/dense_linear.h"
@@ -361,6 +362,73 @@ void LoraLinear::run(const MatrixView& X, const int32_t* adapter_ids, float* Y, 
     check_rows_finite(X, nullptr);
     detail::throw_error("lora forward: X·A overflowed float (inputs or adapter too large)");
   }
+}
+
+// The base operator's own file, then every adapter id slot (removed ids stay holes, so ids a
+// caller holds stay valid): name, alpha, A, B (r × M), merged. A merged adapter is already in
+// the saved base.
+std::vector<uint8_t> LoraLinear::payload() const {
+  const std::shared_ptr<const State> state = snapshot();
+  detail::ByteWriter w;
+  w.put<int64_t>(k_);
+  w.put<int64_t>(m_);
+  w.put_bytes(state->base->serialize());
+  w.put<uint64_t>(state->by_id.size());
+  for (size_t id = 0; id < state->by_id.size(); ++id) {
+    const std::shared_ptr<const LoraAdapter>& adapter = state->by_id[id];
+    w.put<uint8_t>(adapter != nullptr ? 1 : 0);
+    if (adapter == nullptr) continue;
+    w.put_string(adapter->name);
+    w.put<float>(adapter->alpha);
+    w.put<int64_t>(adapter->rank);
+    w.put_array(adapter->a);
+    w.put_array(adapter->b());
+    w.put<uint8_t>(state->merged[id]);
+  }
+  return std::move(w.bytes());
+}
+
+std::unique_ptr<LoraLinear> LoraLinear::from_payload(const uint8_t* data, size_t size) {
+  detail::ByteReader r(data, size, "operator file");
+  const int64_t k = r.get<int64_t>("K"), m = r.get<int64_t>("M");
+  const std::vector<uint8_t> base_file = r.get_array<uint8_t>("base operator");
+  std::shared_ptr<const LinearOperator> base = LinearOperator::deserialize(base_file.data(), base_file.size());
+  LUTMUL_CHECK(base->input_dim() == k && base->output_dim() == m, "operator file is corrupt: LoRA is ", k, " x ", m,
+               " but its base is ", base->input_dim(), " x ", base->output_dim());
+  auto op = std::make_unique<LoraLinear>(base);
+  const uint64_t slots = r.get<uint64_t>("adapter slots");
+  LUTMUL_CHECK(slots <= size, "operator file is corrupt: ", slots, " adapter slots");
+  std::vector<uint8_t> present(static_cast<size_t>(slots), 0), merged(static_cast<size_t>(slots), 0);
+  for (uint64_t id = 0; id < slots; ++id) {
+    present[id] = r.get<uint8_t>("adapter present");
+    if (present[id] == 0) continue;
+    const std::string name = r.get_string("adapter name", 1 << 16);
+    const float alpha = r.get<float>("alpha");
+    const int64_t rank = r.get<int64_t>("rank");
+    LUTMUL_CHECK(rank >= 1 && rank <= INT32_MAX, "operator file is corrupt: adapter rank ", rank);
+    const std::vector<float> a = r.get_array<float>("A", static_cast<uint64_t>(k) * static_cast<uint64_t>(rank));
+    const std::vector<float> b = r.get_array<float>("B", static_cast<uint64_t>(rank) * static_cast<uint64_t>(m));
+    merged[id] = r.get<uint8_t>("merged");
+    LUTMUL_CHECK(merged[id] <= 1 && (merged[id] == 0 || base->kind() == "dense"),
+                 "operator file is corrupt: adapter \"", name, "\" is marked merged into a ", base->kind(), " base");
+    // add_adapter validates and packs; ids are put back in their slots below.
+    op->add_adapter(name, MatrixView::row_major(a.data(), k, rank), MatrixView::row_major(b.data(), rank, m), alpha);
+  }
+  LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the adapters");
+  auto state = std::make_shared<State>(*op->snapshot());
+  std::vector<std::shared_ptr<const LoraAdapter>> by_id(static_cast<size_t>(slots));
+  size_t next = 0;
+  for (uint64_t id = 0; id < slots; ++id) {
+    if (present[id] == 0) continue;
+    auto adapter = std::make_shared<LoraAdapter>(*state->by_id[next++]);
+    adapter->id = static_cast<int32_t>(id);
+    state->ids[adapter->name] = adapter->id;
+    by_id[id] = std::move(adapter);
+  }
+  state->by_id = std::move(by_id);
+  state->merged = std::move(merged);
+  op->publish(std::move(state));
+  return op;
 }
 
 }  // namespace lutmul

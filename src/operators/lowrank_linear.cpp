@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "blas.h"
+#include "file_format.h"
 #include "finite.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
@@ -292,6 +293,31 @@ void LowRankLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(n), to_int(m_), to_int(rank_), 1.f, t.data(),
                 to_int(rank_), v_.data(), to_int(m_), 1.f, Y, to_int(ldy));
   }
+}
+
+std::vector<uint8_t> LowRankLinear::payload() const {
+  detail::ByteWriter w;
+  w.put<int64_t>(k_);
+  w.put<int64_t>(m_);
+  w.put<int64_t>(rank_);
+  w.put_array(u_);
+  w.put_array(v_);
+  w.put_array(bias_);
+  return std::move(w.bytes());
+}
+
+std::unique_ptr<LowRankLinear> LowRankLinear::from_payload(const uint8_t* data, size_t size) {
+  detail::ByteReader r(data, size, "operator file");
+  const int64_t k = r.get<int64_t>("K"), m = r.get<int64_t>("M"), rank = r.get<int64_t>("rank");
+  LUTMUL_CHECK(k >= 1 && m >= 1 && rank >= 1 && k <= INT32_MAX && m <= INT32_MAX && rank <= std::min(k, m),
+               "operator file is corrupt: low-rank K = ", k, ", M = ", m, ", rank = ", rank);
+  const std::vector<float> u = r.get_array<float>("U", static_cast<uint64_t>(k * rank));
+  const std::vector<float> v = r.get_array<float>("V", static_cast<uint64_t>(rank * m));
+  const std::vector<float> bias = r.get_array<float>("bias", static_cast<uint64_t>(m));
+  LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the low-rank factors");
+  // The factor constructor checks that every value is finite.
+  return std::make_unique<LowRankLinear>(MatrixView::row_major(u.data(), k, rank), MatrixView::row_major(v.data(), rank, m),
+                                         bias.data());
 }
 
 }  // namespace lutmul

@@ -9,6 +9,8 @@
 #include "lutmul/error.h"
 #include "lutmul/int8_linear.h"
 #include "lutmul/linear_operator.h"
+#include "lutmul/lora_linear.h"
+#include "lutmul/lowrank_linear.h"
 #include "lutmul/maddness_linear.h"
 #include "lutmul/sparse24_linear.h"
 #include "lutmul/sparse_linear.h"
@@ -30,6 +32,8 @@ const std::map<std::string, Loader>& loaders() {
       {"sparse24", [](const uint8_t* d, size_t n) { return Sparse24Linear::from_payload(d, n); }},
       {"channel_pruned", [](const uint8_t* d, size_t n) { return ChannelPrunedLinear::from_payload(d, n); }},
       {"maddness", [](const uint8_t* d, size_t n) { return MaddnessLinear::from_payload(d, n); }},
+      {"low_rank", [](const uint8_t* d, size_t n) { return LowRankLinear::from_payload(d, n); }},
+      {"lora", [](const uint8_t* d, size_t n) { return LoraLinear::from_payload(d, n); }},
   };
   return table;
 }

@@ -44,6 +44,20 @@ std::vector<std::pair<std::string, std::function<std::unique_ptr<LinearOperator>
        }},
       {"sparse24", [=] { return std::make_unique<Sparse24Linear>(W, bias.data()); }},
       {"channel_pruned", [=] { return std::make_unique<ChannelPrunedLinear>(W, bias.data()); }},
+      {"low_rank",
+       [=] {
+         LowRankConfig config;
+         config.rank = 9;
+         config.data_aware = true;
+         return std::make_unique<LowRankLinear>(W, bias.data(), config, &C);
+       }},
+      {"lora_over_int8",
+       [=] {
+         auto lora = std::make_unique<LoraLinear>(std::make_shared<Int8Linear>(W, bias.data()));
+         const std::vector<float> a = testing::uniform(kK, 4, -0.3f, 0.3f, 15), b = testing::uniform(4, kM, -0.3f, 0.3f, 16);
+         lora->add_adapter("one", MatrixView::row_major(a.data(), kK, 4), MatrixView::row_major(b.data(), 4, kM), 8.f);
+         return lora;
+       }},
       {"maddness",
        [=] {
          MaddnessConfig config;
@@ -143,6 +157,34 @@ TEST(OperatorFileContents, LyingContentsWithAValidChecksumAreRejected) {
   foreign[24 + 8] = 'x';
   reseal(foreign);
   EXPECT_THROW(LinearOperator::deserialize(foreign.data(), foreign.size()), Error);
+}
+
+TEST(OperatorFileContents, LoraKeepsItsAdaptersIdsAndMerges) {
+  const std::vector<float> w = testing::uniform(kK, kM, -1.f, 1.f, 21), x = testing::uniform(kN, kK, -1.f, 1.f, 22);
+  LoraLinear lora(std::make_shared<DenseLinear>(MatrixView::row_major(w.data(), kK, kM)));
+  std::vector<std::vector<float>> factors;
+  for (int i = 0; i < 3; ++i) {
+    factors.push_back(testing::uniform(kK, 2 + i, -0.5f, 0.5f, static_cast<uint64_t>(30 + i)));
+    factors.push_back(testing::uniform(2 + i, kM, -0.5f, 0.5f, static_cast<uint64_t>(40 + i)));
+    lora.add_adapter("a" + std::to_string(i), MatrixView::row_major(factors[2 * i].data(), kK, 2 + i),
+                     MatrixView::row_major(factors[2 * i + 1].data(), 2 + i, kM), 1.5f + static_cast<float>(i));
+  }
+  lora.remove_adapter("a0");  // id 0 becomes a hole
+  lora.merge("a2");
+  std::vector<int32_t> ids(static_cast<size_t>(kN));
+  for (int64_t i = 0; i < kN; ++i) ids[i] = i % 3 == 0 ? LoraLinear::kNoAdapter : static_cast<int32_t>(1 + i % 2);
+  const std::vector<uint8_t> bytes = lora.serialize();
+  const std::unique_ptr<LinearOperator> back = LinearOperator::deserialize(bytes.data(), bytes.size());
+  const auto* loaded = dynamic_cast<const LoraLinear*>(back.get());
+  ASSERT_NE(nullptr, loaded);
+  EXPECT_EQ(1, loaded->adapter_id("a1"));
+  EXPECT_EQ(2, loaded->adapter_id("a2"));
+  EXPECT_TRUE(loaded->merged("a2"));
+  EXPECT_FALSE(loaded->merged("a1"));
+  EXPECT_THROW(loaded->adapter_id("a0"), Error);
+  const MatrixView xv = MatrixView::row_major(x.data(), kN, kK);
+  EXPECT_EQ(lora.forward(xv, ids.data()).values, loaded->forward(xv, ids.data()).values);
+  EXPECT_EQ(bytes, loaded->serialize());
 }
 
 TEST(OperatorFileContents, ModelFilesAndUnsavableKindsAreRefused) {

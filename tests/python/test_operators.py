@@ -154,6 +154,7 @@ def test_every_operator_saves_loads_and_pickles(network, tmp_path):
         lutmul.SparseLinear.from_dense(w1, b1, sparsity=0.7),
         lutmul.SparseLinear.from_dense(w1, b1, pattern="2:4"),
         lutmul.ChannelPrunedLinear.from_dense(w1, b1, fraction=0.25),
+        lutmul.LowRankLinear.from_dense(w1, b1, rank=8),
         lutmul.MaddnessLinear.from_dense(w1, b1, calibration=x, ncodebooks=8),
     ]
     for i, op in enumerate(ops):
@@ -164,6 +165,16 @@ def test_every_operator_saves_loads_and_pickles(network, tmp_path):
         np.testing.assert_array_equal(back(x), op(x))
         again = pickle.loads(pickle.dumps(op))
         np.testing.assert_array_equal(again(x), op(x))
+    lora = lutmul.LoraLinear(lutmul.Int8Linear.from_dense(w1, b1))
+    rng = np.random.default_rng(0)
+    lora.add_adapter("style", rng.standard_normal((64, 4)).astype(np.float32),
+                     rng.standard_normal((4, 128)).astype(np.float32), 2.0)
+    lora.save(tmp_path / "lora.lutmul")
+    back = lutmul.load_operator(tmp_path / "lora.lutmul")
+    assert isinstance(back, lutmul.LoraLinear) and back.adapter_names == ["style"]
+    ids = ["style" if i % 2 else None for i in range(x.shape[0])]
+    np.testing.assert_array_equal(back.forward(x, ids), lora.forward(x, ids))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(lora)).forward(x, ids), lora.forward(x, ids))
     maddness = ops[-1]
     assert maddness.relative_error(x, w1, b1) < 0.3
     (tmp_path / "junk.lutmul").write_bytes(b"not an operator" * 10)
