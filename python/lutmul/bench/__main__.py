@@ -38,12 +38,23 @@ def main(argv=None) -> int:
                         help="comma-separated product keys or prefixes, e.g. 'digits,minilm.0' (default: all)")
     parser.add_argument("--repeats", type=int, default=None, help="timed samples per setting (default 5 quick, 9 full)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--render", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="measure nothing: redraw the report and plots of an earlier results.json into --out")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
 
-    from .harness import Config, run
+    import json
+
+    from .harness import Config, render, run
     from .report import summary_line, terminal_table
+
+    if args.render is not None:
+        result = json.loads(args.render.read_text())
+        args.out.mkdir(parents=True, exist_ok=True)
+        print(terminal_table(result))
+        print(f"\nreport: {render(result, args.out, args.markdown)}")
+        return 0
 
     config = Config(quick=args.quick, out=args.out, markdown=args.markdown,
                     products=[p.strip() for p in args.products.split(",")] if args.products else None,

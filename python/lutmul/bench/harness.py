@@ -17,7 +17,7 @@ import numpy as np
 from . import analysis, report
 from .operators import families_missing, settings_for
 from .products import MinilmSetup, Product, digits, minilm_layers
-from .timing import all_threads, machine, median, threads, timed_samples
+from .timing import all_threads, load_thread_pools, machine, median, threads, timed_samples
 
 FORMAT_VERSION = 1
 
@@ -177,6 +177,7 @@ def run(config: Config) -> dict:
     started = time.time()
     progress = _Progress(config.progress)
     thread_counts = sorted({1, all_threads()})
+    load_thread_pools()
     try:
         with threads(1):  # everything untimed runs on one thread (see timing)
             products, skipped_products = _build_products(config, progress)
@@ -207,7 +208,13 @@ def run(config: Config) -> dict:
     }
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "results.json").write_text(json.dumps(result, indent=1))
-    markdown = config.markdown or config.out / "report.md"
-    plots = report.write_plots(result, config.out)
-    markdown.write_text(report.markdown(result, plots, markdown.parent))
+    render(result, config.out, config.markdown)
     return result
+
+
+def render(result: dict, out: Path, markdown: Optional[Path] = None) -> Path:
+    """Writes the plots into ``out`` and the report to ``markdown`` (default ``out/report.md``)."""
+    markdown = markdown or out / "report.md"
+    plots = report.write_plots(result, out)
+    markdown.write_text(report.markdown(result, plots, markdown.parent))
+    return markdown

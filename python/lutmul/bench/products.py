@@ -142,10 +142,10 @@ def english_sentences() -> List[str]:
 class MinilmSetup:
     """How many sentences feed the transformer products."""
 
-    train_sentences: int = 4000  # at most: fewer when the documentation has fewer sentences
+    train_sentences: int = 2500  # at most: fewer when the documentation has fewer sentences
     test_sentences: int = 400
-    metric_sentences: int = 200
-    max_train_rows: int = 40_000
+    metric_sentences: int = 128
+    max_train_rows: int = 30_000
     time_rows: int = 2048
     layers: Sequence[Tuple[int, str]] = tuple((block, layer) for block in (0, 5)
                                              for layer in ("query", "key", "value", "attn_out", "ffn_in", "ffn_out"))

@@ -48,6 +48,14 @@ def all_threads() -> int:
         return os.cpu_count() or 1
 
 
+def load_thread_pools() -> None:
+    """Loads every library with a thread pool the harness uses (scikit-learn's OpenMP, scipy's
+    BLAS), so that :func:`threads` limits them too: threadpoolctl sees loaded libraries only."""
+    import scipy.special  # noqa: F401
+    import sklearn.cluster  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+
+
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
     """Runs lutmul's loops, its BLAS and numpy's BLAS on ``n`` threads."""
