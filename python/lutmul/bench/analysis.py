@@ -87,4 +87,8 @@ def maddness_trend(records: Sequence[dict]) -> str:
     if all(f is not None for f in floats):
         text += "; with float tables instead of 8-bit ones: " + ", ".join(
             f"C={r['params']['ncodebooks']} {f:.4f}" for r, f in zip(maddness, floats))
+        lossy = [f"C={r['params']['ncodebooks']}" for r, f in zip(maddness, floats) if r["error"] > 1.25 * f + 0.01]
+        if lossy:
+            text += (". The 8-bit tables lose much of the accuracy here (" + ", ".join(lossy) + "): one scale for "
+                     "all tables cannot hold outputs of very different sizes")
     return text + "."

@@ -14,7 +14,9 @@ The encoder is BERT with post-layer-norm blocks (Devlin et al. 2019):
     sentence embedding = normalise(mean of h over the sentence's tokens)
 
 Sentences are run in groups of equal token count, so no padding or attention mask is
-needed and the rows of every layer's input are exactly the sentences' tokens.
+needed and the rows of every layer's input are exactly the sentences' tokens. The pass
+reproduces the similarity matrix that sentence-transformers documents for this model to
+four decimals (tests/python/test_bench.py).
 """
 
 from __future__ import annotations
