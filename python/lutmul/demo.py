@@ -3,17 +3,18 @@
 A logistic-regression classifier is trained on 75% of the digits; its product X·W on the
 held-out 25% is then computed exactly, by MADDNESS at several codebook counts, and by
 plain product quantisation (k-means per subspace) for comparison. Prints accuracy,
-relative error and time per product. Run: ``python -m lutmul.demo``.
+relative error and time per product. Run: ``python -m lutmul.demo``; the full comparison of
+every operator on more products is ``python -m lutmul.bench``.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 
 import lutmul
+from lutmul.bench.pq import ProductQuantizer
 
 
 def _median_seconds(fn, repeats: int = 15) -> float:
@@ -23,19 +24,6 @@ def _median_seconds(fn, repeats: int = 15) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
-
-
-def _product_quantization(x_train, x_test, w, ncodebooks, seed=0):
-    from sklearn.cluster import KMeans
-
-    bounds = np.linspace(0, x_train.shape[1], ncodebooks + 1).round().astype(int)
-    y = np.zeros((x_test.shape[0], w.shape[1]), dtype=np.float32)
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            km = KMeans(n_clusters=16, n_init=3, random_state=seed).fit(x_train[:, lo:hi])
-        y += (km.cluster_centers_ @ w[lo:hi])[km.predict(x_test[:, lo:hi])].astype(np.float32)
-    return y
 
 
 def main() -> None:
@@ -73,7 +61,7 @@ def main() -> None:
         acc = float(np.mean(approx.argmax(1) == y_test))
         print(f"{'maddness C=' + str(c):<22}{acc:>9.4f}{err:>12.4f}{t * 1e6:>9.0f}us{exact_time / t:>9.2f}x")
     for c in (4, 16):
-        pq = _product_quantization(x_train, x_test, w, c) + b
+        pq = ProductQuantizer(c).fit(x_train, w, b).forward(x_test)
         err = np.linalg.norm(pq - exact) / np.linalg.norm(exact)
         acc = float(np.mean(pq.argmax(1) == y_test))
         print(f"{'k-means PQ C=' + str(c):<22}{acc:>9.4f}{err:>12.4f}{'(not timed)':>21}")

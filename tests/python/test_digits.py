@@ -1,34 +1,18 @@
 """Real data that a package ships: scikit-learn's digits. A logistic-regression classifier's
 product X·W is replaced by MADDNESS trained on the training rows, and compared with exact
 math and with plain product quantisation (k-means per subspace) at the same code size."""
-import warnings
-
 import numpy as np
 import pytest
 
 import lutmul
 
 sklearn = pytest.importorskip("sklearn")
-from sklearn.cluster import KMeans  # noqa: E402
+from lutmul.bench.pq import ProductQuantizer  # noqa: E402  (plain PQ, shared with the harness)
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 CODEBOOKS = [2, 4, 8, 16, 32]
-
-
-def product_quantization(x_train, x_test, w, ncodebooks, seed=0):
-    """Plain PQ: 16 k-means centroids per contiguous subspace, tables of centroid·W."""
-    d = x_train.shape[1]
-    bounds = np.linspace(0, d, ncodebooks + 1).round().astype(int)
-    y = np.zeros((x_test.shape[0], w.shape[1]))
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        with warnings.catch_warnings():  # constant border pixels give fewer than 16 distinct points
-            warnings.simplefilter("ignore")
-            km = KMeans(n_clusters=16, n_init=3, random_state=seed).fit(x_train[:, lo:hi])
-        table = km.cluster_centers_ @ w[lo:hi]
-        y += table[km.predict(x_test[:, lo:hi])]
-    return y
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +34,7 @@ def test_digits_accuracy_and_error(digits):
     for c in CODEBOOKS:
         model = lutmul.Maddness(ncodebooks=c).fit(x_train, w, b)
         approx = model(x_test)
-        pq = product_quantization(x_train, x_test, w, c) + b
+        pq = ProductQuantizer(c).fit(x_train, w, b).forward(x_test)
         rows.append((c, float(np.mean(approx.argmax(1) == y_test)), np.linalg.norm(approx - exact) / np.linalg.norm(exact),
                      float(np.mean(pq.argmax(1) == y_test)), np.linalg.norm(pq - exact) / np.linalg.norm(exact)))
     print(f"\nexact accuracy {exact_accuracy:.4f}")

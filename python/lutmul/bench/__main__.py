@@ -1,0 +1,75 @@
+"""Command line of the harness: ``python -m lutmul.bench --help``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .timing import CORETYPE_VARIABLE, openblas_core_for_this_cpu
+
+
+def _ensure_fast_blas() -> None:
+    """Re-executes this command with OPENBLAS_CORETYPE set when it is not: Debian's OpenBLAS
+    reads it only when it loads, and may otherwise pick a slow generic kernel for this CPU,
+    which would flatter every speed-up. LUTMUL_BENCH_KEEP_BLAS=1 keeps the environment as is."""
+    if os.environ.get(CORETYPE_VARIABLE) or os.environ.get("LUTMUL_BENCH_KEEP_BLAS"):
+        return
+    core = openblas_core_for_this_cpu()
+    if not core:
+        return
+    os.environ[CORETYPE_VARIABLE] = core
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "lutmul.bench", *sys.argv[1:]])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lutmul.bench", description=__doc__.splitlines()[0] + " "
+                                     "Measures every lutmul operator on real products: error, task metric, bytes, "
+                                     "time at one thread and at all threads.")
+    parser.add_argument("--quick", action="store_true", help="fewer products, settings and repeats (under 2 minutes)")
+    parser.add_argument("--out", type=Path, default=Path("lutmul-bench"),
+                        help="folder for results.json, report.md and the plots (default: ./lutmul-bench)")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="write the Markdown report here instead of OUT/report.md (image links follow)")
+    parser.add_argument("--products", default=None,
+                        help="comma-separated product keys or prefixes, e.g. 'digits,minilm.0' (default: all)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed samples per setting (default 5 quick, 9 full)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--render", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="measure nothing: redraw the report and plots of an earlier results.json into --out")
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+
+    import json
+
+    from .harness import Config, render, run
+    from .report import summary_line, terminal_table
+
+    if args.render is not None:
+        result = json.loads(args.render.read_text())
+        args.out.mkdir(parents=True, exist_ok=True)
+        print(terminal_table(result))
+        print(f"\nreport: {render(result, args.out, args.markdown)}")
+        return 0
+
+    config = Config(quick=args.quick, out=args.out, markdown=args.markdown,
+                    products=[p.strip() for p in args.products.split(",")] if args.products else None,
+                    repeats=args.repeats, progress=not args.no_progress,
+                    command=["python -m lutmul.bench", *(argv if argv is not None else sys.argv[1:])])
+    result = run(config)
+    print(terminal_table(result))
+    for skipped in result["skipped_products"]:
+        print(f"\nskipped {skipped['key']}: {skipped['reason']}")
+    markdown = args.markdown or args.out / "report.md"
+    print("\n" + summary_line(result, markdown))
+    print(f"results: {args.out / 'results.json'}; plots: {args.out}/*.png")
+    return 0
+
+
+if __name__ == "__main__":
+    _ensure_fast_blas()
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The operator settings the harness builds for each product, one family at a time.
+
+A setting knows how to build itself from a product's weights and training rows; what it
+builds has ``forward(X, out)`` and a byte count. Families the installed lutmul lacks
+(low-rank, 2:4 pruning arrive in later versions) are left out, never faked.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+import lutmul
+
+from .pq import ProductQuantizer
+from .products import Product
+
+
+@dataclass
+class Built:
+    """A ready operator: ``forward(X, out=None)`` returns ``X @ W + b`` (approximately)."""
+
+    forward: Callable[..., np.ndarray]
+    bytes: int
+    info: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Setting:
+    key: str
+    family: str
+    label: str
+    params: Dict[str, object]
+    implementation: str
+    build: Callable[[Product], Built]
+
+
+# Families in the order tables and plots list them.
+FAMILIES = ("exact", "maddness", "pq", "int8", "lowrank", "pruned", "2:4", "channels")
+FAMILY_NAMES = {"exact": "exact", "maddness": "MADDNESS", "pq": "product quantisation", "int8": "int8",
+                "lowrank": "low-rank", "pruned": "unstructured pruning", "2:4": "2:4 pruning",
+                "channels": "channel pruning"}
+
+
+def maddness_bytes(model: lutmul.Maddness) -> int:
+    """Bytes MADDNESS keeps for inference: 8-bit tables M·ceil(C/2)·32, per codebook 4 split
+    columns (int32), 15 thresholds and a table offset (float32), one scale, M biases."""
+    c, m = model.ncodebooks, model.output_dim
+    return int(model.quantized_tables.nbytes + c * (4 * 4 + 15 * 4 + 4) + 4 + m * 4)
+
+
+def _lutmul_op(op) -> Built:
+    return Built(forward=op.forward, bytes=int(op.bytes))
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _numpy_exact(p: Product) -> Built:
+    w, b = p.W, p.bias
+
+    def forward(x, out=None):
+        out = np.matmul(x, w, out=out)
+        out += b
+        return out
+
+    return Built(forward=forward, bytes=int(w.nbytes + b.nbytes))
+
+
+def _maddness(c: int) -> Callable[[Product], Built]:
+    def build(p: Product) -> Built:
+        model = lutmul.Maddness(ncodebooks=c).fit(p.X_train, p.W, p.bias)
+        # What the 8-bit tables cost: the same model with float tables, on the held-out rows.
+        model.float_tables_mode = True
+        exact = p.exact_test()
+        float_error = float(np.linalg.norm(exact - model(p.X_test)) / np.linalg.norm(exact))
+        model.float_tables_mode = False
+        return Built(forward=model.matmul, bytes=maddness_bytes(model),
+                     info={"ridge_lambda": model.ridge_lambda, "error_float_tables": float_error})
+
+    return build
+
+
+def _pq(c: int) -> Callable[[Product], Built]:
+    def build(p: Product) -> Built:
+        pq = ProductQuantizer(c).fit(p.X_train, p.W, p.bias)
+        return Built(forward=pq.forward, bytes=pq.bytes)
+
+    return build
+
+
+def _lowrank(rank: int, calibrated: bool) -> Callable[[Product], Built]:
+    def build(p: Product) -> Built:
+        kwargs: Dict[str, object] = {"rank": rank}
+        if calibrated:
+            name = "calibration" if _accepts(lutmul.LowRankLinear.from_dense, "calibration") else "calib"
+            kwargs[name] = p.X_train
+        return _lutmul_op(lutmul.LowRankLinear.from_dense(p.W, p.bias, **kwargs))
+
+    return build
+
+
+def has_lowrank() -> bool:
+    return hasattr(lutmul, "LowRankLinear")
+
+
+def has_two_four() -> bool:
+    return _accepts(lutmul.SparseLinear.from_dense, "pattern")
+
+
+def settings_for(product: Product, quick: bool) -> List[Setting]:
+    """Every setting measured on ``product``: fewer in quick mode."""
+    k, m = product.shape
+    native = f"lutmul C++ ({lutmul.isa()})"
+    out = [
+        Setting("exact/numpy", "exact", "exact (numpy)", {}, "numpy matmul, its bundled OpenBLAS", _numpy_exact),
+        Setting("exact/dense", "exact", "exact (lutmul.DenseLinear)", {}, "lutmul DenseLinear, system OpenBLAS",
+                lambda p: _lutmul_op(lutmul.DenseLinear(p.W, p.bias))),
+    ]
+    for c in ([4, 8, 16] if quick else [4, 8, 16, 32, 64]):
+        if c <= k:
+            out.append(Setting(f"maddness/C={c}", "maddness", f"MADDNESS C={c}", {"ncodebooks": c}, native, _maddness(c)))
+    for c in ([16] if quick else [8, 16, 32]):
+        if c <= k:
+            out.append(Setting(f"pq/C={c}", "pq", f"PQ C={c} (numpy)", {"ncodebooks": c},
+                               "numpy (k-means encoder, float tables)", _pq(c)))
+    out.append(Setting("int8/dynamic", "int8", "int8", {"activations": "dynamic"}, native,
+                       lambda p: _lutmul_op(lutmul.Int8Linear.from_dense(p.W, p.bias))))
+    if not quick:
+        out.append(Setting("int8/static", "int8", "int8 static (p99.9)", {"activations": "static", "percentile": 99.9},
+                           native, lambda p: _lutmul_op(lutmul.Int8Linear.from_dense(
+                               p.W, p.bias, activations="static", calibration=p.X_train, percentile=99.9))))
+    if has_lowrank():
+        fractions = [1 / 8, 1 / 4] if quick else [1 / 16, 1 / 8, 1 / 4, 1 / 2]
+        for rank in sorted({max(1, int(round(min(k, m) * f))) for f in fractions}):
+            out.append(Setting(f"lowrank/r={rank}", "lowrank", f"low-rank r={rank}", {"rank": rank}, native,
+                               _lowrank(rank, calibrated=False)))
+            if not quick:
+                out.append(Setting(f"lowrank/r={rank}/calibrated", "lowrank", f"low-rank r={rank} (calibrated)",
+                                   {"rank": rank, "calibrated": True}, native, _lowrank(rank, calibrated=True)))
+    for sparsity in ([0.5, 0.9] if quick else [0.5, 0.75, 0.9, 0.95]):
+        out.append(Setting(f"pruned/{sparsity:g}", "pruned", f"pruned {sparsity:.0%} (Wanda)",
+                           {"sparsity": sparsity, "calibrated": True}, native,
+                           lambda p, s=sparsity: _lutmul_op(lutmul.SparseLinear.from_dense(
+                               p.W, p.bias, sparsity=s, calibration=p.X_train))))
+    if not quick:
+        out.append(Setting("pruned/0.5/magnitude", "pruned", "pruned 50% (magnitude)", {"sparsity": 0.5}, native,
+                           lambda p: _lutmul_op(lutmul.SparseLinear.from_dense(p.W, p.bias, sparsity=0.5))))
+    if has_two_four():
+        out.append(Setting("2:4", "2:4", "pruned 2:4", {"pattern": "2:4"}, native,
+                           lambda p: _lutmul_op(lutmul.SparseLinear.from_dense(p.W, p.bias, pattern="2:4"))))
+    for fraction, channels in ([(0.5, "inputs")] if quick else [(0.25, "inputs"), (0.5, "inputs"), (0.25, "outputs")]):
+        out.append(Setting(f"channels/{channels}/{fraction:g}", "channels", f"{fraction:.0%} of {channels} pruned",
+                           {"fraction": fraction, "channels": channels}, native,
+                           lambda p, f=fraction, c=channels: _lutmul_op(lutmul.ChannelPrunedLinear.from_dense(
+                               p.W, p.bias, fraction=f, channels=c))))
+    return out
+
+
+def families_missing() -> List[str]:
+    """Operator families this lutmul does not have yet (named in the report)."""
+    missing = []
+    if not has_lowrank():
+        missing.append("low-rank (lutmul.LowRankLinear)")
+    if not has_two_four():
+        missing.append("2:4 pruning (lutmul.SparseLinear.from_dense(..., pattern='2:4'))")
+    return missing
+
+
+def find(settings: List[Setting], key: str) -> Optional[Setting]:
+    return next((s for s in settings if s.key == key), None)
