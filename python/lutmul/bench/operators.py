@@ -99,9 +99,9 @@ def _pq(c: int) -> Callable[[Product], Built]:
 def _lowrank(rank: int, calibrated: bool) -> Callable[[Product], Built]:
     def build(p: Product) -> Built:
         kwargs: Dict[str, object] = {"rank": rank}
-        if calibrated:
-            name = "calibration" if _accepts(lutmul.LowRankLinear.from_dense, "calibration") else "calib"
-            kwargs[name] = p.X_train
+        if calibrated:  # whitened by the training rows' second moment: error judged on X @ W
+            kwargs["calibration"] = p.X_train
+            kwargs["data_aware"] = True
         return _lutmul_op(lutmul.LowRankLinear.from_dense(p.W, p.bias, **kwargs))
 
     return build
@@ -143,7 +143,7 @@ def settings_for(product: Product, quick: bool) -> List[Setting]:
             out.append(Setting(f"lowrank/r={rank}", "lowrank", f"low-rank r={rank}", {"rank": rank}, native,
                                _lowrank(rank, calibrated=False)))
             if not quick:
-                out.append(Setting(f"lowrank/r={rank}/calibrated", "lowrank", f"low-rank r={rank} (calibrated)",
+                out.append(Setting(f"lowrank/r={rank}/calibrated", "lowrank", f"low-rank r={rank} (data-aware)",
                                    {"rank": rank, "calibrated": True}, native, _lowrank(rank, calibrated=True)))
     for sparsity in ([0.5, 0.9] if quick else [0.5, 0.75, 0.9, 0.95]):
         out.append(Setting(f"pruned/{sparsity:g}", "pruned", f"pruned {sparsity:.0%} (Wanda)",

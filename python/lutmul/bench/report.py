@@ -183,7 +183,7 @@ def markdown(result: dict, plots: Dict[str, Path], folder: Path) -> str:
             "tables and the encoder's split columns and thresholds.",
             "- PQ is a numpy implementation (k-means encoder by a BLAS product and argmin, float tables gathered by numpy), "
             "not a SIMD kernel: its times are what the algorithm costs in numpy.",
-            "- MADDNESS, PQ, Wanda pruning, static int8 and calibrated low-rank learn from the product's training rows.",
+            "- MADDNESS, PQ, Wanda pruning, static int8 and data-aware low-rank learn from the product's training rows.",
             "- Frontier: settings that no other setting beats on both speed and error at that thread count."]
     busy = [p for p in result["products"] if (p["load_average"]["after"] or 0) > result["machine"]["threads_available"]]
     if busy:
