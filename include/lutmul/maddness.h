@@ -54,8 +54,11 @@ struct MaddnessConfig {
   // Ridge strengths tried, as multiples of the mean bucket size (N / 16). Empty: a default
   // grid. The bucket-mean solution (λ → ∞) always competes too.
   std::vector<double> ridge_lambdas;
-  double heldout_fraction = 0.2;  // rows held out to choose λ (then refit on all rows)
-  uint64_t seed = 0;              // shuffles the held-out split; fits are deterministic
+  // λ is chosen by cross-validation over round(1 / heldout_fraction) folds (2 to 10), each
+  // holding out about this share of the rows, then the prototypes are refit on all rows.
+  // 0: no held-out rows (the middle λ of the grid).
+  double heldout_fraction = 0.2;
+  uint64_t seed = 0;              // shuffles the folds; fits are deterministic
   Accumulation accumulation = Accumulation::exact;
   TableMode tables = TableMode::uint8;
 };
