@@ -38,7 +38,7 @@ enum class Accumulation {
 // How prototypes (the 16 D-dimensional vectors per codebook) are chosen.
 enum class PrototypeMethod {
   ridge,         // joint ridge regression over all codebooks, λ picked on held-out rows
-  bucket_means,  // the residual bucket means of tree learning (no ridge step)
+  bucket_means,  // each leaf's mean over its codebook's columns (no ridge step)
 };
 
 // Lookup-table precision.
@@ -49,13 +49,16 @@ enum class TableMode {
 
 struct MaddnessConfig {
   int ncodebooks = 16;      // C: 1 ≤ C ≤ D. Each codebook reads 4 columns of A.
-  int split_candidates = 4; // dimensions tried per tree level (largest residual SSE)
+  int split_candidates = 4; // dimensions tried per tree level (largest within-bucket SSE)
   PrototypeMethod prototypes = PrototypeMethod::ridge;
   // Ridge strengths tried, as multiples of the mean bucket size (N / 16). Empty: a default
   // grid. The bucket-mean solution (λ → ∞) always competes too.
   std::vector<double> ridge_lambdas;
-  double heldout_fraction = 0.2;  // rows held out to choose λ (then refit on all rows)
-  uint64_t seed = 0;              // shuffles the held-out split; fits are deterministic
+  // λ is chosen by cross-validation over round(1 / heldout_fraction) folds (2 to 10), each
+  // holding out about this share of the rows, then the prototypes are refit on all rows.
+  // 0: no held-out rows (the middle λ of the grid).
+  double heldout_fraction = 0.2;
+  uint64_t seed = 0;              // shuffles the folds; fits are deterministic
   Accumulation accumulation = Accumulation::exact;
   TableMode tables = TableMode::uint8;
 };

@@ -16,10 +16,10 @@ struct LearnedTrees {
   std::vector<int32_t> split_dims;  // C × 4
   std::vector<float> thresholds;    // C × 4 × 8
   std::vector<uint8_t> codes;       // N × C leaf of each training row
-  std::vector<float> bucket_means;  // 16C × D residual bucket means (prototypes without ridge)
+  std::vector<float> bucket_means;  // 16C × D leaf means over each codebook's block, zero elsewhere
 };
 
-// Learns one balanced 4-level tree per codebook, codebook after codebook on the residual.
+// Learns one balanced 4-level tree per codebook, each on its own column block of A.
 // `a` is N × D row-major and finite.
 LearnedTrees learn_trees(const float* a, int64_t n, int64_t d, const std::vector<int64_t>& bounds,
                          int split_candidates, int threads, const ProgressCallback& progress);

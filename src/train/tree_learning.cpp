@@ -1,6 +1,7 @@
 // Hash-tree learning (MADDNESS §4.2): per codebook, four levels; every node of a level
 // splits on the same column, each node with its own threshold, chosen to minimise the
-// summed squared error of the residual over the codebook's columns.
+// summed squared error over the codebook's columns. Each tree is learned on its own
+// column block of A, not on what earlier codebooks leave (see docs/quality.md).
 #include <algorithm>
 #include <cstring>
 #include <cmath>
@@ -56,11 +57,11 @@ struct Split {
   float threshold = std::numeric_limits<float>::infinity();  // everything goes left
 };
 
-// Best threshold on column `dim` of the original data for one bucket, scored on the
-// residual block `block` (n × width, row-major). `order` is scratch.
-Split best_split(const float* a, int64_t d, int64_t dim, const std::vector<int32_t>& rows,
-                 const float* block, int64_t width, std::vector<std::pair<float, int32_t>>& order,
-                 std::vector<uint64_t>& sort_scratch, std::vector<double>& left, std::vector<double>& total) {
+// Best threshold on column `dim` of the block (n × width, row-major) for one bucket,
+// scored on all of the block's columns. `order` is scratch.
+Split best_split(int64_t dim, const std::vector<int32_t>& rows, const float* block, int64_t width,
+                 std::vector<std::pair<float, int32_t>>& order, std::vector<uint64_t>& sort_scratch,
+                 std::vector<double>& left, std::vector<double>& total) {
   Split best;
   const size_t count = rows.size();
   total.assign(static_cast<size_t>(width), 0.0);
@@ -71,7 +72,7 @@ Split best_split(const float* a, int64_t d, int64_t dim, const std::vector<int32
   best.gain = count > 0 ? total_gain / static_cast<double>(count) : 0.0;  // the no-split score
   if (count < 2) return best;
 
-  sort_by_value(a, d, dim, rows, order, sort_scratch);
+  sort_by_value(block, width, dim, rows, order, sort_scratch);
   if (order.front().first == order.back().first) return best;
 
   left.assign(static_cast<size_t>(width), 0.0);
@@ -116,16 +117,13 @@ LearnedTrees learn_trees(const float* a, int64_t n, int64_t d, const std::vector
   out.codes.assign(static_cast<size_t>(n * ncodebooks), 0);
   out.bucket_means.assign(static_cast<size_t>(ncodebooks) * kLeaves * d, 0.f);
 
-  std::vector<float> residual(a, a + n * d);
   std::vector<float> block;
-
   for (int c = 0; c < ncodebooks; ++c) {
     const int64_t first = bounds[c], width = bounds[c + 1] - bounds[c];
-    // The codebook's residual columns, contiguous per row.
+    // The codebook's columns, contiguous per row: what its tree splits on and is scored on.
     block.resize(static_cast<size_t>(n * width));
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i)
-      std::copy(&residual[i * d + first], &residual[i * d + first + width], &block[i * width]);
+    for (int64_t i = 0; i < n; ++i) std::copy(&a[i * d + first], &a[i * d + first + width], &block[i * width]);
 
     std::vector<std::vector<int32_t>> buckets(1);
     buckets[0].resize(static_cast<size_t>(n));
@@ -166,8 +164,7 @@ LearnedTrees learn_trees(const float* a, int64_t n, int64_t d, const std::vector
 #pragma omp for schedule(dynamic)
         for (int64_t task = 0; task < ncand * nbuckets; ++task) {
           const int64_t k = task / nbuckets, b = task % nbuckets;
-          splits[task] = best_split(a, d, first + candidates[k], buckets[b], block.data(), width, order, sort_scratch,
-                                    left, total);
+          splits[task] = best_split(candidates[k], buckets[b], block.data(), width, order, sort_scratch, left, total);
         }
       }
       int64_t best_k = 0;
@@ -177,37 +174,33 @@ LearnedTrees learn_trees(const float* a, int64_t n, int64_t d, const std::vector
         for (int64_t b = 0; b < nbuckets; ++b) gain += splits[k * nbuckets + b].gain;
         if (gain > best_gain) best_gain = gain, best_k = k;
       }
-      const int64_t dim = first + candidates[best_k];
-      out.split_dims[c * kDepth + level] = static_cast<int32_t>(dim);
+      const int64_t dim = candidates[best_k];
+      out.split_dims[c * kDepth + level] = static_cast<int32_t>(first + dim);
       std::vector<std::vector<int32_t>> children(static_cast<size_t>(2 * nbuckets));
       for (int64_t b = 0; b < nbuckets; ++b) {
         const float threshold = splits[best_k * nbuckets + b].threshold;
         out.thresholds[(c * kDepth + level) * kThresholdStride + b] = threshold;
-        for (int32_t r : buckets[b]) children[2 * b + (a[r * d + dim] > threshold ? 1 : 0)].push_back(r);
+        for (int32_t r : buckets[b]) children[2 * b + (block[r * width + dim] > threshold ? 1 : 0)].push_back(r);
       }
       buckets.swap(children);
     }
 
-    // Leaves: codes, full-width residual means, and the residual update.
-    float* means = &out.bucket_means[static_cast<size_t>(c) * kLeaves * d];
+    // Leaves: codes and each leaf's mean over the block (zero outside it). Earlier
+    // codebooks' means are not subtracted first: on the real data (digits) trees learned on
+    // that residual generalised worse (docs/quality.md), and the ridge step fits all
+    // codebooks' prototypes jointly anyway.
+    std::vector<double> acc(static_cast<size_t>(width));
     for (int leaf = 0; leaf < kLeaves; ++leaf) {
       const auto& rows = buckets[leaf];
       if (rows.empty()) continue;
-      float* mean = means + leaf * d;
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t j0 = 0; j0 < d; j0 += 64) {
-        const int64_t j1 = std::min(d, j0 + 64);
-        double acc[64] = {};
-        for (int32_t r : rows)
-          for (int64_t j = j0; j < j1; ++j) acc[j - j0] += residual[r * d + j];
-        for (int64_t j = j0; j < j1; ++j) mean[j] = static_cast<float>(acc[j - j0] / static_cast<double>(rows.size()));
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int32_t r : rows) {
+        const float* x = &block[r * width];
+        for (int64_t j = 0; j < width; ++j) acc[j] += x[j];
       }
+      float* mean = &out.bucket_means[(static_cast<size_t>(c) * kLeaves + leaf) * d + first];
+      for (int64_t j = 0; j < width; ++j) mean[j] = static_cast<float>(acc[j] / static_cast<double>(rows.size()));
       for (int32_t r : rows) out.codes[r * ncodebooks + c] = static_cast<uint8_t>(leaf);
-    }
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const float* mean = means + out.codes[i * ncodebooks + c] * d;
-      for (int64_t j = 0; j < d; ++j) residual[i * d + j] -= mean[j];
     }
     if (progress) progress("trees", c + 1, ncodebooks);
   }

@@ -44,7 +44,10 @@ def test_digits_accuracy_and_error(digits):
     errors = [r[2] for r in rows]
     assert all(later < earlier for earlier, later in zip(errors, errors[1:])), errors
     accuracy = {c: r[1] for c, r in zip(CODEBOOKS, rows)}
-    # Measured: exact 0.960; MADDNESS 0.927 at C = 16 and 0.951 at C = 32 (PQ: 0.944, 0.944).
-    # The issue asks for 2 points at C = 16; lutmul reaches that at C = 32 (see docs/quality.md).
+    # Measured: exact 0.960 (432 of 450); MADDNESS 0.944 (425) at C = 16 and 0.951 at C = 32
+    # (PQ: 0.944, 0.944). The bar at C = 16 needs 423. See docs/quality.md.
+    assert accuracy[16] >= exact_accuracy - 0.02, accuracy
     assert accuracy[32] >= exact_accuracy - 0.02, accuracy
-    assert accuracy[16] >= exact_accuracy - 0.04, accuracy
+    # The error itself, a smoother signal than accuracy: 0.219 at C = 16 (0.241 when each tree
+    # was learned on the residual of the codebooks before it).
+    assert errors[CODEBOOKS.index(16)] < 0.23, errors
