@@ -47,8 +47,9 @@ struct DenseGpu::Impl {
   }
 };
 
-DenseGpu::DenseGpu(const MatrixView& W, const float* bias, GpuPrecision precision) : impl_(std::make_unique<Impl>()) {
-  detail::require_device("DenseGpu");
+DenseGpu::DenseGpu(const MatrixView& W, const float* bias, GpuPrecision precision)
+    : impl_((detail::require_device("DenseGpu"), std::make_unique<Impl>())) {
+  // (The device check runs before Impl exists: without a device no library handle is made.)
   check_view(W, "W");
   LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "DenseGpu: W must not be empty, got ", W.rows, " x ", W.cols);
   LUTMUL_CHECK(W.rows <= INT_MAX && W.cols <= INT_MAX, "DenseGpu: W is too large for cuBLAS (", W.rows, " x ", W.cols,

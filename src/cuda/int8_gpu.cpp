@@ -77,8 +77,9 @@ struct Int8Gpu::Impl {
   }
 };
 
-Int8Gpu::Int8Gpu(const MatrixView& W, const float* bias) : impl_(std::make_unique<Impl>()) {
-  detail::require_device("Int8Gpu");
+Int8Gpu::Int8Gpu(const MatrixView& W, const float* bias)
+    : impl_((detail::require_device("Int8Gpu"), std::make_unique<Impl>())) {
+  // (The device check runs before Impl exists: without a device no library handle is made.)
   const Int8Linear cpu(W, bias);  // checks W and bias; defines the quantisation
   Impl& s = *impl_;
   s.k = cpu.input_dim();

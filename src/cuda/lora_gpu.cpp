@@ -58,8 +58,8 @@ struct LoraGpu::Impl {
 };
 
 LoraGpu::LoraGpu(int64_t input_dim, int64_t output_dim, const std::vector<LoraAdapterView>& adapters)
-    : impl_(std::make_unique<Impl>()) {
-  detail::require_device("LoraGpu");
+    : impl_((detail::require_device("LoraGpu"), std::make_unique<Impl>())) {
+  // (The device check runs before Impl exists: without a device no library handle is made.)
   // M: the expand kernel's grid has ceil(M / 128) ≤ 65535 rows of blocks.
   LUTMUL_CHECK(input_dim >= 1 && output_dim >= 1 && input_dim <= INT_MAX && output_dim <= int64_t{65535} * 128,
                "LoraGpu: need 1 <= K < 2^31 and 1 <= M <= 8388480, got K = ", input_dim, ", M = ", output_dim);

@@ -72,8 +72,8 @@ EncodePlan plan_row_major_encode(const Maddness& model) {
 
 }  // namespace
 
-MaddnessGpu::MaddnessGpu(const Maddness& model) : impl_(std::make_unique<Impl>()) {
-  detail::require_device("MaddnessGpu");
+MaddnessGpu::MaddnessGpu(const Maddness& model)
+    : impl_((detail::require_device("MaddnessGpu"), std::make_unique<Impl>())) {
   LUTMUL_CHECK(model.encoder_fitted() && model.has_weights(), "MaddnessGpu: the model must be fitted and have weights");
   LUTMUL_CHECK(model.config().tables == TableMode::uint8,
                "MaddnessGpu: the model uses float tables (TableMode::float32), a CPU measurement mode; the GPU scan "
