@@ -121,13 +121,11 @@ __global__ void __launch_bounds__(kGroupThreads) lora_group_kernel(LoraParams p,
     const int a = i < p.rows ? __ldg(p.ids + i) : -1;
     const int key = (a >= 0 && a < A) ? a : -1;
     const unsigned peers = __match_any_sync(0xffffffffu, key);
-    if (key >= 0) {
-      const int leader = __ffs(peers) - 1;
-      int start = 0;
-      if (lane == leader) start = atomicAdd(&cursor[key], __popc(peers));
-      start = __shfl_sync(peers, start, leader);
-      w.order[segment[key] + start + __popc(peers & lanes_below)] = static_cast<int32_t>(i);
-    }
+    const int leader = __ffs(peers) - 1;
+    int start = 0;
+    if (key >= 0 && lane == leader) start = atomicAdd(&cursor[key], __popc(peers));
+    start = __shfl_sync(0xffffffffu, start, leader);  // each lane reads its own group's leader
+    if (key >= 0) w.order[segment[key] + start + __popc(peers & lanes_below)] = static_cast<int32_t>(i);
   }
 }
 
