@@ -183,7 +183,7 @@ class MaddnessGpu final : public LinearOperator {
   double multiply_adds_per_row() const override;
 
   // Device A (N × D, row-major or column-major, any leading dimension) to packed codes
-  // (code_bytes(N) bytes of device memory). With check_nan the call waits for the kernel
+  // (code_bytes(N) bytes of device memory, 2-byte aligned: lanes store 16-bit words). With check_nan the call waits for the kernel
   // and throws lutmul::Error if a value the encoder read was NaN; without it the call is
   // asynchronous and a NaN goes left at its node.
   void encode(const MatrixView& A, uint8_t* codes, StreamView stream = {}, bool check_nan = true) const;

@@ -161,6 +161,7 @@ void MaddnessGpu::encode(const MatrixView& A, uint8_t* codes, StreamView stream,
                " x ", A.cols);
   if (A.rows == 0) return;
   LUTMUL_CHECK(codes != nullptr, "MaddnessGpu::encode: codes is null");
+  LUTMUL_CHECK(reinterpret_cast<uintptr_t>(codes) % 2 == 0, "MaddnessGpu::encode: codes must be 2-byte aligned");
   const cudaStream_t native_stream = native(stream);
   StreamScratch flag(check_nan ? sizeof(int) : 0, native_stream);
 
@@ -197,6 +198,7 @@ void MaddnessGpu::scan(const uint8_t* codes, int64_t rows, float* Y, int64_t ldy
   LUTMUL_CHECK(ldy >= s.output_dim, "MaddnessGpu::scan: ldy (", ldy, ") is smaller than M (", s.output_dim, ")");
   if (rows == 0) return;
   LUTMUL_CHECK(codes != nullptr && Y != nullptr, "MaddnessGpu::scan: codes or Y is null");
+  LUTMUL_CHECK(reinterpret_cast<uintptr_t>(codes) % 2 == 0, "MaddnessGpu::scan: codes must be 2-byte aligned");
   kernels::ScanParams p;
   p.packed = codes;
   p.rows = rows;

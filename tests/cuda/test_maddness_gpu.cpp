@@ -293,6 +293,8 @@ TEST(MaddnessGpu, BadInputIsAnError) {
   EXPECT_THROW(gpu.matmul(MatrixView::row_major(a.data(), 10, kDim), y.data(), 3), Error);
   EXPECT_THROW(gpu.matmul(MatrixView::row_major(a.data(), 10, kDim), nullptr, 4), Error);
   EXPECT_THROW(gpu.code_bytes(-1), Error);
+  EXPECT_THROW(gpu.encode(MatrixView::row_major(a.data(), 10, kDim), codes.data() + 1), Error);  // misaligned
+  EXPECT_THROW(gpu.scan(codes.data() + 1, 10, y.data(), 4), Error);
   EXPECT_NO_THROW(gpu.matmul(MatrixView::row_major(nullptr, 0, kDim), nullptr, 4));
 }
 

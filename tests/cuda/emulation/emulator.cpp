@@ -183,6 +183,11 @@ void run_block(Block& b, std::mt19937& rng) {
 
 }  // namespace
 
+void misaligned(const void* p, size_t alignment) {
+  std::fprintf(stderr, "CUDA emulator: misaligned load of %zu-byte aligned data at %p\n", alignment, p);
+  std::abort();
+}
+
 const uint3& thread_index() { return g_block->current->thread; }
 const uint3& block_index() { return g_block->index; }
 const dim3& block_dim() { return g_block->block_dim; }

@@ -113,8 +113,15 @@ unsigned __match_any_sync(unsigned mask, T v) {
   return static_cast<unsigned>(emu::warp_collective(emu::WarpOp::match_any, mask, emu::bits(v), 0));
 }
 
+namespace emu {
+[[noreturn]] void misaligned(const void* p, size_t alignment);
+}
+// A GPU faults on a misaligned load; so does the emulator, loudly.
 template <typename T>
-T __ldg(const T* p) { return *p; }
+T __ldg(const T* p) {
+  if (reinterpret_cast<uintptr_t>(p) % alignof(T) != 0) emu::misaligned(p, alignof(T));
+  return *p;
+}
 inline int __ffs(unsigned x) { return __builtin_ffs(static_cast<int>(x)); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
