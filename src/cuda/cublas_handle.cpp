@@ -19,7 +19,7 @@ CublasHandle::~CublasHandle() {
 CublasHandle::Binding CublasHandle::bind(cudaStream_t stream) const {
   Binding binding{std::unique_lock<std::mutex>(mutex_), std::make_unique<StreamScratch>(kWorkspaceBytes, stream)};
   LUTMUL_CUBLAS_CHECK(cublasSetStream(handle_, stream));
-  LUTMUL_CUBLAS_CHECK(cublasSetWorkspace(handle_, binding.workspace->get(), kWorkspaceBytes));
+  LUTMUL_CUBLAS_CHECK(cublasSetWorkspace(handle_, binding.workspace->carve<char>(kWorkspaceBytes), kWorkspaceBytes));
   return binding;
 }
 

@@ -138,8 +138,33 @@ const DeviceLimits& current_device_limits() {
   return limits;
 }
 
+// lutmul's own stream-ordered pool per device: it keeps freed scratch for the next call
+// (release threshold: never), where the default pool would hand it back to the driver at
+// every synchronisation. It is not the default pool, so other users' memory is untouched.
+cudaMemPool_t scratch_pool() {
+  static std::mutex mutex;
+  static std::vector<cudaMemPool_t> pools;
+  int device = 0;
+  LUTMUL_CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (pools.size() <= static_cast<size_t>(device)) pools.resize(static_cast<size_t>(device) + 1, nullptr);
+  cudaMemPool_t& pool = pools[static_cast<size_t>(device)];
+  if (pool == nullptr) {
+    cudaMemPoolProps properties{};
+    properties.allocType = cudaMemAllocationTypePinned;
+    properties.location.type = cudaMemLocationTypeDevice;
+    properties.location.id = device;
+    cudaMemPool_t created = nullptr;
+    LUTMUL_CUDA_CHECK(cudaMemPoolCreate(&created, &properties));
+    uint64_t keep_all = UINT64_MAX;
+    LUTMUL_CUDA_CHECK(cudaMemPoolSetAttribute(created, cudaMemPoolAttrReleaseThreshold, &keep_all));
+    pool = created;
+  }
+  return pool;
+}
+
 StreamScratch::StreamScratch(size_t bytes, cudaStream_t stream) : bytes_(bytes), stream_(stream) {
-  if (bytes > 0) LUTMUL_CUDA_CHECK(cudaMallocAsync(&pointer_, bytes + 256, stream));
+  if (bytes > 0) LUTMUL_CUDA_CHECK(cudaMallocFromPoolAsync(&pointer_, bytes + 256, scratch_pool(), stream));
 }
 
 StreamScratch::~StreamScratch() {

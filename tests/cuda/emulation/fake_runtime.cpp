@@ -160,6 +160,18 @@ cudaError_t cudaMalloc(void** p, size_t bytes) { return emu::allocate(p, bytes);
 cudaError_t cudaFree(void* p) { return emu::release(p); }
 cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) { return emu::allocate(p, bytes); }
 cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return emu::release(p); }
+cudaError_t cudaMemPoolCreate(cudaMemPool_t* pool, const cudaMemPoolProps* properties) {
+  if (properties == nullptr || properties->location.type != cudaMemLocationTypeDevice) return last_error() = cudaErrorInvalidValue;
+  *pool = reinterpret_cast<cudaMemPool_t>(new int(0));
+  return cudaSuccess;
+}
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr, void* value) {
+  return pool == nullptr || value == nullptr ? (last_error() = cudaErrorInvalidValue) : cudaSuccess;
+}
+cudaError_t cudaMallocFromPoolAsync(void** p, size_t bytes, cudaMemPool_t pool, cudaStream_t) {
+  if (pool == nullptr) return last_error() = cudaErrorInvalidValue;
+  return emu::allocate(p, bytes);
+}
 cudaError_t cudaMemcpyAsync(void* destination, const void* source, size_t bytes, cudaMemcpyKind, cudaStream_t) {
   if (bytes > 0 && (destination == nullptr || source == nullptr)) return last_error() = cudaErrorInvalidValue;
   std::memmove(destination, source, bytes);
