@@ -81,6 +81,21 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const float* x,
   }
 }
 
+// One thread per output, 4 k per __dp4a; rows of xq and wt are 16-byte aligned (k_padded is
+// a multiple of 16). Simple on purpose: only shapes cuBLASLt refuses come here.
+__global__ void int8_gemm_kernel(const int8_t* xq, const int8_t* wt, int64_t rows, int64_t k_padded, int64_t m_padded,
+                                 int32_t* acc) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.y) * 8 + threadIdx.y; i < rows; i += static_cast<int64_t>(gridDim.y) * 8)
+    for (int64_t j = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x; j < m_padded;
+         j += static_cast<int64_t>(gridDim.x) * 32) {
+      const int* x = reinterpret_cast<const int*>(xq + i * k_padded);
+      const int* w = reinterpret_cast<const int*>(wt + j * k_padded);
+      int sum = 0;
+      for (int64_t q = 0; q < k_padded / 4; ++q) sum = __dp4a(__ldg(x + q), __ldg(w + q), sum);
+      acc[i * m_padded + j] = sum;
+    }
+}
+
 __global__ void int8_epilogue_kernel(const int32_t* acc, int64_t ld_acc, int64_t rows, int64_t cols,
                                      const float* row_scales, const float* weight_scales, const float* bias, float* y,
                                      int64_t ldy) {
@@ -119,6 +134,13 @@ cudaError_t launch_quantize_rows(const float* x, int64_t rows, int64_t k, int64_
   const int64_t blocks = std::min<int64_t>((rows + kThreads / 32 - 1) / (kThreads / 32), resident);
   quantize_rows_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(x, rows, k, row_stride, col_stride,
                                                                                k_padded, out, scales, nonfinite_flag);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_int8_gemm(const int8_t* xq, const int8_t* wt, int64_t rows, int64_t k_padded, int64_t m_padded,
+                             int32_t* acc, cudaStream_t stream) {
+  if (rows == 0 || m_padded == 0) return cudaSuccess;
+  int8_gemm_kernel<<<grid_2d(rows, m_padded, 8), dim3(32, 8), 0, stream>>>(xq, wt, rows, k_padded, m_padded, acc);
   return cudaGetLastError();
 }
 

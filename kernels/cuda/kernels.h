@@ -80,6 +80,10 @@ cudaError_t launch_convert_16bit(const float* x, int64_t rows, int64_t cols, int
 // a row holds a NaN or infinity.
 cudaError_t launch_quantize_rows(const float* x, int64_t rows, int64_t k, int64_t row_stride, int64_t col_stride,
                                  int64_t k_padded, int8_t* out, float* scales, int* nonfinite_flag, cudaStream_t stream);
+// acc (rows × m_padded, row-major) = xq (rows × k_padded) · wtᵀ (wt: m_padded × k_padded),
+// exact int32 sums with __dp4a: where cuBLASLt offers no int8 algorithm for a shape.
+cudaError_t launch_int8_gemm(const int8_t* xq, const int8_t* wt, int64_t rows, int64_t k_padded, int64_t m_padded,
+                             int32_t* acc, cudaStream_t stream);
 // y[i][j] = float(acc[i][j])·(row_scales[i]·weight_scales[j]) + bias[j], two roundings.
 cudaError_t launch_int8_epilogue(const int32_t* acc, int64_t ld_acc, int64_t rows, int64_t cols, const float* row_scales,
                                  const float* weight_scales, const float* bias, float* y, int64_t ldy,

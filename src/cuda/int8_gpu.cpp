@@ -3,6 +3,9 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cuda/kernels.h"
@@ -48,14 +51,16 @@ struct Int8Gpu::Impl {
   MatmulDesc matmul;
   LtLayout weight_layout;
   mutable std::mutex mutex;
-  mutable std::map<int64_t, cublasLtMatmulAlgo_t> algorithms;  // by N
+  mutable std::map<int64_t, std::optional<cublasLtMatmulAlgo_t>> algorithms;  // by N
 
   ~Impl() {
     if (lt != nullptr) cublasLtDestroy(lt);
   }
 
-  // The heuristic's best algorithm for N rows, asked once per N.
-  cublasLtMatmulAlgo_t algorithm(int64_t rows, cublasLtMatrixLayout_t x_layout, cublasLtMatrixLayout_t acc_layout) const {
+  // The heuristic's best algorithm for N rows, asked once per N; none where cuBLASLt has no
+  // int8 algorithm for the shape (then lutmul's own __dp4a kernel runs).
+  std::optional<cublasLtMatmulAlgo_t> algorithm(int64_t rows, cublasLtMatrixLayout_t x_layout,
+                                                cublasLtMatrixLayout_t acc_layout) const {
     const std::lock_guard<std::mutex> lock(mutex);
     const auto found = algorithms.find(rows);
     if (found != algorithms.end()) return found->second;
@@ -67,13 +72,15 @@ struct Int8Gpu::Impl {
                                                              sizeof(workspace)));
     cublasLtMatmulHeuristicResult_t result{};
     int count = 0;
-    LUTMUL_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, matmul.get(), weight_layout.get(), x_layout, acc_layout,
-                                                       acc_layout, raw, 1, &result, &count));
-    LUTMUL_CHECK(count > 0, "Int8Gpu: cuBLASLt has no int8 algorithm for N = ", rows, ", K = ", k_padded,
-                 ", M = ", m_padded, " on this device");
+    const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt, matmul.get(), weight_layout.get(), x_layout,
+                                                                  acc_layout, acc_layout, raw, 1, &result, &count);
+    if (status != CUBLAS_STATUS_SUCCESS && status != CUBLAS_STATUS_NOT_SUPPORTED)
+      detail::throw_cublas(status, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+    std::optional<cublasLtMatmulAlgo_t> chosen;
+    if (status == CUBLAS_STATUS_SUCCESS && count > 0) chosen = result.algo;
     if (algorithms.size() >= 256) algorithms.clear();  // many distinct N: keep the cache small
-    algorithms.emplace(rows, result.algo);
-    return result.algo;
+    algorithms.emplace(rows, chosen);
+    return chosen;
   }
 };
 
@@ -144,11 +151,19 @@ void Int8Gpu::forward_device(const MatrixView& X, float* Y, int64_t ldy, StreamV
                                                   check_finite ? flag : nullptr, st));
   const LtLayout x_layout = make_layout(CUDA_R_8I, s.k_padded, X.rows, s.k_padded);
   const LtLayout acc_layout = make_layout(CUDA_R_32I, s.m_padded, X.rows, s.m_padded);
-  const cublasLtMatmulAlgo_t algorithm = s.algorithm(X.rows, x_layout.get(), acc_layout.get());
-  const int32_t one = 1, zero = 0;
-  LUTMUL_CUBLAS_CHECK(cublasLtMatmul(s.lt, s.matmul.get(), &one, s.weights.data(), s.weight_layout.get(), quantized,
-                                     x_layout.get(), &zero, acc, acc_layout.get(), acc, acc_layout.get(), &algorithm,
-                                     workspace, kWorkspaceBytes, st));
+  // LUTMUL_CUDA_INT8_GEMM=fallback forces lutmul's own kernel (the tests run both paths).
+  const char* forced = std::getenv("LUTMUL_CUDA_INT8_GEMM");
+  const bool fallback_forced = forced != nullptr && std::strcmp(forced, "fallback") == 0;
+  const std::optional<cublasLtMatmulAlgo_t> algorithm =
+      fallback_forced ? std::nullopt : s.algorithm(X.rows, x_layout.get(), acc_layout.get());
+  if (algorithm) {
+    const int32_t one = 1, zero = 0;
+    LUTMUL_CUBLAS_CHECK(cublasLtMatmul(s.lt, s.matmul.get(), &one, s.weights.data(), s.weight_layout.get(), quantized,
+                                       x_layout.get(), &zero, acc, acc_layout.get(), acc, acc_layout.get(),
+                                       &*algorithm, workspace, kWorkspaceBytes, st));
+  } else {
+    LUTMUL_CUDA_CHECK(kernels::launch_int8_gemm(quantized, s.weights.data(), X.rows, s.k_padded, s.m_padded, acc, st));
+  }
   LUTMUL_CUDA_CHECK(kernels::launch_int8_epilogue(acc, s.m_padded, X.rows, s.m, row_scales, s.weight_scales.data(),
                                                   s.bias.data(), Y, ldy, st));
   if (check_finite)

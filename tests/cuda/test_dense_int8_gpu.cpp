@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <sstream>
@@ -126,16 +127,19 @@ TEST_P(Int8GpuGrid, EqualsTheCpuReferenceBitForBit) {
   const float fill = -999.f;
   std::vector<float> expected(static_cast<size_t>(n * ldy), fill);
   cpu.forward_reference(MatrixView::row_major(x.data(), n, k), expected.data(), ldy);
-  for (Layout layout : {Layout::row_major, Layout::col_major}) {
-    SCOPED_TRACE(layout == Layout::row_major ? "row-major" : "column-major");
-    const testing::DeviceMatrix dx = testing::to_device(x, n, k, layout, 3, 1);
-    cuda::DeviceBuffer<float> y = testing::filled_device(n, ldy, fill);
-    gpu.forward_device(dx.view, y.data(), ldy);
-    std::vector<float> got = y.download();
-    got.resize(expected.size());
-    ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
-        << "max |diff| " << testing::max_abs_difference(expected, got);
-  }
+  for (const char* gemm : {"cublaslt", "fallback"})  // LUTMUL_CUDA_INT8_GEMM: both integer products
+    for (Layout layout : {Layout::row_major, Layout::col_major}) {
+      SCOPED_TRACE(::testing::Message() << gemm << (layout == Layout::row_major ? " row-major" : " column-major"));
+      setenv("LUTMUL_CUDA_INT8_GEMM", gemm, 1);
+      const testing::DeviceMatrix dx = testing::to_device(x, n, k, layout, 3, 1);
+      cuda::DeviceBuffer<float> y = testing::filled_device(n, ldy, fill);
+      gpu.forward_device(dx.view, y.data(), ldy);
+      unsetenv("LUTMUL_CUDA_INT8_GEMM");
+      std::vector<float> got = y.download();
+      got.resize(expected.size());
+      ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
+          << "max |diff| " << testing::max_abs_difference(expected, got);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Int8GpuGrid,
