@@ -144,7 +144,7 @@ TEST_P(Int8GpuGrid, EqualsTheCpuReferenceBitForBit) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Int8GpuGrid,
                          ::testing::Combine(::testing::Values<int64_t>(1, 3, 65, 200),
-                                            ::testing::Values<int64_t>(1, 3, 4, 63, 65, 1000),
+                                            ::testing::Values<int64_t>(1, 3, 4, 63, 64, 65, 1000),
                                             ::testing::Values<int64_t>(1, 15, 16, 17, 100)));
 
 TEST(Int8Gpu, LargeProductEqualsTheReference) {
