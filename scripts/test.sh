@@ -10,7 +10,7 @@ jobs=$(nproc)
 scripts/install_deps.sh
 
 echo "== C++: release build, warnings as errors"
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DLUTMUL_WERROR=ON -DLUTMUL_BENCH=ON
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DLUTMUL_WERROR=ON -DLUTMUL_BENCH=ON -DLUTMUL_CUDA=OFF
 cmake --build build/release -j "$jobs"
 ctest --test-dir build/release --output-on-failure -j "$jobs"
 
@@ -28,6 +28,28 @@ cmake --install build/release --prefix build/install >/dev/null
 cmake -S tests/consumer -B build/consumer -DCMAKE_PREFIX_PATH="$root/build/install"
 cmake --build build/consumer -j "$jobs"
 build/consumer/lutmul_consumer
+
+# Where nvcc exists, the same release build with LUTMUL_CUDA=ON also builds lutmul_cuda, its
+# tests and benchmarks (only those targets are new). Without a GPU the CUDA tests skip with
+# the reason, and the same suite runs on the CPU emulator (tests/cuda/emulation) instead;
+# scripts/gpu_check.sh is the run for a GPU machine.
+nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+if [ -x "$nvcc" ]; then
+  echo "== C++: lutmul_cuda (nvcc found): build, its tests (they skip without a GPU), its package"
+  cmake -S . -B build/release -DLUTMUL_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" >/dev/null
+  cmake --build build/release -j "$jobs" --target lutmul_cuda_tests lutmul_bench_cuda lutmul_cuda_emulated_tests
+  # One process for the whole suite (ctest -R '^cuda\.' runs the same tests one process each);
+  # the repeated skip messages are dropped, the reason is printed once.
+  build/release/tests/cuda/lutmul_cuda_tests --gtest_brief=1 | grep -v -E 'Skipped$|^no CUDA device: '
+  ctest --test-dir build/release --output-on-failure -R '^gpu_code_on_cpu_emulator$'
+  rm -rf build/install-cuda build/consumer-cuda
+  cmake --build build/release -j "$jobs" >/dev/null  # install wants every target built
+  cmake --install build/release --prefix build/install-cuda >/dev/null
+  cmake -S tests/consumer -B build/consumer-cuda -DCMAKE_PREFIX_PATH="$root/build/install-cuda" \
+    -DLUTMUL_CONSUMER_CUDA=ON >/dev/null
+  cmake --build build/consumer-cuda -j "$jobs"
+  build/consumer-cuda/lutmul_consumer_cuda
+fi
 
 if [ -f pyproject.toml ]; then
   echo "== Python: pip install . into a fresh virtual environment, then pytest"

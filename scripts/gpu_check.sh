@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The GPU work in one command, for a machine with an NVIDIA GPU (an H100 is the target):
+# configure with LUTMUL_CUDA=ON, build the CUDA tests and benchmarks, run the tests (a missing
+# GPU fails them here instead of skipping), run them under compute-sanitizer (memcheck over
+# the suite, racecheck over the shared-memory kernels), run the benchmarks, and tabulate them.
+# Every stage runs even if an earlier one failed; the exit status says whether all passed.
+#
+#   scripts/gpu_check.sh                      # every stage
+#   scripts/gpu_check.sh build test           # chosen stages, in the order given:
+#                                             #   build test memcheck racecheck bench table
+#
+# Results (logs, gtest XML, benchmark JSON, the Markdown tables) go to $RESULTS (default
+# build/gpu/results) and are copied into $OUT when that is set. Settings from the
+# environment: CUDA_ARCHITECTURES (default: the project's "80;90"), BENCH_REPETITIONS (5),
+# BENCH_FILTER (all), MEMCHECK_FILTER (the non-grid tests and a tenth of the grids).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build=build/gpu
+results=${RESULTS:-$build/results}
+mkdir -p "$results"
+jobs=$(nproc)
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(build test memcheck racecheck bench table)
+failed=()
+tests_binary=$build/tests/cuda/lutmul_cuda_tests
+bench_binary=$build/bench/lutmul_bench_cuda
+
+find_tool() {  # a CUDA tool on PATH, under CUDA_HOME or /usr/local/cuda
+  for candidate in "$(command -v "$1" 2>/dev/null)" "${CUDA_HOME:-/nonexistent}/bin/$1" "/usr/local/cuda/bin/$1"; do
+    [ -n "$candidate" ] && [ -x "$candidate" ] && { echo "$candidate"; return 0; }
+  done
+  return 1
+}
+
+stage_build() {
+  if command -v apt-get >/dev/null; then
+    scripts/install_deps.sh || echo "warning: scripts/install_deps.sh failed (no network?); trying with what is installed"
+  fi
+  local nvcc
+  nvcc=$(find_tool nvcc) || { echo "no nvcc found (PATH, CUDA_HOME, /usr/local/cuda)"; return 1; }
+  local arch=()
+  [ -n "${CUDA_ARCHITECTURES:-}" ] && arch=(-DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHITECTURES")
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLUTMUL_CUDA=ON -DLUTMUL_WERROR=ON -DLUTMUL_TESTS=ON \
+    -DLUTMUL_BENCH=ON -DCMAKE_CUDA_COMPILER="$nvcc" ${arch[@]+"${arch[@]}"} || return 1
+  cmake --build "$build" -j "$jobs" --target lutmul_cuda_tests lutmul_bench_cuda
+}
+
+stage_test() {
+  { command -v nvidia-smi >/dev/null && nvidia-smi; } > "$results/nvidia-smi.txt" 2>&1
+  cat "$results/nvidia-smi.txt"
+  LUTMUL_CUDA_REQUIRE_DEVICE=1 "$tests_binary" --gtest_output="xml:$results/cuda_tests.xml" 2>&1 |
+    tee "$results/cuda_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|device:"
+}
+
+sanitize() {  # tool, filter, log name
+  local sanitizer
+  sanitizer=$(find_tool compute-sanitizer) || { echo "compute-sanitizer not found"; return 1; }
+  local extra=()
+  [ "$1" = memcheck ] && extra=(--leak-check full)
+  LUTMUL_CUDA_REQUIRE_DEVICE=1 "$sanitizer" --tool "$1" ${extra[@]+"${extra[@]}"} --error-exitcode 99 --print-limit 50 \
+    "$tests_binary" --gtest_filter="$2" > "$results/$3" 2>&1
+  local status=$?
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY|^\[  (FAILED|PASSED) " "$results/$3"
+  return $status
+}
+
+stage_memcheck() {
+  sanitize memcheck "${MEMCHECK_FILTER:-NoDevice*:Runtime*:MaddnessGpu.*:DenseGpu.*:Int8Gpu.*:LoraGpu.*:*Grid*/*7}" \
+    compute_sanitizer_memcheck.log
+}
+
+stage_racecheck() {  # shared memory: the encoder's tile, the scan's tables and staging, LoRA
+  sanitize racecheck "${RACECHECK_FILTER:-MaddnessGpu.LargeCodebook*:MaddnessGpu.OneColumn*:*MaddnessGpuGrid*/*9:LoraGpu.Mixed*:LoraGpu.ManyAdapters*}" \
+    compute_sanitizer_racecheck.log
+}
+
+stage_bench() {
+  "$bench_binary" --benchmark_repetitions="${BENCH_REPETITIONS:-5}" --benchmark_report_aggregates_only=true \
+    --benchmark_filter="${BENCH_FILTER:-.}" --benchmark_out="$results/bench_cuda.json" --benchmark_out_format=json \
+    2>&1 | tee "$results/bench_cuda.txt"
+}
+
+stage_table() {
+  python3 bench/cuda_table.py "$results/bench_cuda.json" | tee "$results/performance_cuda.md"
+}
+
+for stage in "${stages[@]}"; do
+  echo "== gpu_check: $stage"
+  if ! declare -F "stage_$stage" >/dev/null; then
+    echo "unknown stage '$stage' (build test memcheck racecheck bench table)"
+    exit 2
+  fi
+  start=$(date +%s)
+  if "stage_$stage"; then status=ok; else status=FAILED; failed+=("$stage"); fi
+  echo "== gpu_check: $stage $status ($(( $(date +%s) - start )) s)"
+done
+
+if [ -n "${OUT:-}" ] && [ -d "${OUT}" ]; then cp -r "$results" "$OUT/lutmul_gpu_results"; fi
+echo "== gpu_check: results in $root/$results"
+if ((${#failed[@]})); then
+  echo "== gpu_check: FAILED stages: ${failed[*]}"
+  exit 1
+fi
+echo "== gpu_check: all stages passed"
