@@ -111,14 +111,14 @@ class Maddness:
     split_candidates : int
         Columns tried per tree level.
     ridge : bool
-        Fit prototypes by ridge regression (λ chosen on held-out rows); False keeps the
+        Fit prototypes by ridge regression (λ chosen by cross-validation); False keeps the
         trees' bucket means.
     ridge_lambdas : sequence of float, optional
         Ridge strengths to try, in multiples of the mean bucket size.
     heldout_fraction : float
-        Share of training rows held out to choose λ.
+        λ is chosen by cross-validation over round(1 / heldout_fraction) folds (2 to 10).
     seed : int
-        Seed of the held-out split; fits are deterministic.
+        Seed of the fold shuffle; fits are deterministic.
     accumulation : {"exact", "averaged"}
         Exact integer sums, or sums of rounded pair averages (faster on CPUs without
         AVX-512 VBMI, slightly less accurate).
