@@ -120,41 +120,34 @@ def main(path: str) -> None:
         met = value <= target if "under" in label else value >= target
         print(f"| {label} | {value:.3g} | {'yes' if met else 'no'} |")
 
+    def by_shape(family):
+        """Medians of one benchmark family in numeric order, as (name, the numbers in its name)."""
+        for name in sorted(medians, key=lambda k: [int(x) if x.isdigit() else x for x in k.split("/")]):
+            parts = name.split("/")
+            if parts[0] == family:
+                yield name, parts[1:]
+
+    def operator_table(family, column, extra=None):
+        """One row per shape against the exact product; `extra` is the index of a setting
+        (sparsity) in the name, shown after N."""
+        head = "| N |" + (" sparsity |" if extra is not None else "") + f" threads | exact best (µs) | baseline | {column} (µs) | speed-up |"
+        print(head)
+        print("|" + "---|" * (head.count("|") - 1))
+        for name, args in by_shape(family):
+            setting = args.pop(extra) if extra is not None else None
+            n, k, m, t = args
+            best, which = exact_best(n, k, m, t)
+            if best:
+                cells = [n] + ([f"{setting} %"] if setting is not None else []) + [
+                    t, f"{best * 1e6:.0f}", which, f"{medians[name] * 1e6:.0f}", f"{best / medians[name]:.2f}x"]
+                print("| " + " | ".join(cells) + " |")
+
     print("\n## Operators (K = M = 1024)\n")
-    print("| N | threads | exact best (µs) | baseline | int8 (µs) | speed-up |")
-    print("|---|---|---|---|---|---|")
-    for name in sorted(medians, key=lambda k: [int(x) if x.isdigit() else x for x in k.split("/")]):
-        parts = name.split("/")
-        if parts[0] != "int8_linear":
-            continue
-        n, k, m, t = parts[1:]
-        best, which = exact_best(n, k, m, t)
-        if best:
-            print(f"| {n} | {t} | {best * 1e6:.0f} | {which} | {medians[name] * 1e6:.0f} | {best / medians[name]:.2f}x |")
-    print("\nint8: dynamic per-row activation scales, per-channel weights, AVX-512 VNNI kernel. Bars of the")
-    print("operators issue: at least 2.5x at N = 512 and 2x at N = 1 (one thread).\n")
-    print("| N | sparsity | threads | exact best (µs) | baseline | pruned (µs) | speed-up |")
-    print("|---|---|---|---|---|---|---|")
-    for name in sorted(medians, key=lambda k: [int(x) if x.isdigit() else x for x in k.split("/")]):
-        parts = name.split("/")
-        if parts[0] != "sparse_linear":
-            continue
-        n, k, m, sparsity, t = parts[1:]
-        best, which = exact_best(n, k, m, t)
-        if best:
-            print(f"| {n} | {sparsity} % | {t} | {best * 1e6:.0f} | {which} | {medians[name] * 1e6:.0f} | "
-                  f"{best / medians[name]:.2f}x |")
+    operator_table("int8_linear", "int8")
+    print("\nint8: dynamic per-row activation scales, per-channel weights, AVX-512 VNNI kernel.\n")
+    operator_table("sparse_linear", "pruned", extra=3)
     print("\nPruned: unstructured, CSC by output in blocks of 128 inputs, AVX-512 kernel.\n")
-    print("| N | threads | exact best (µs) | baseline | 2:4 (µs) | speed-up |")
-    print("|---|---|---|---|---|---|")
-    for name in sorted(medians, key=lambda k: [int(x) if x.isdigit() else x for x in k.split("/")]):
-        parts = name.split("/")
-        if parts[0] != "sparse24_linear":
-            continue
-        n, k, m, t = parts[1:]
-        best, which = exact_best(n, k, m, t)
-        if best:
-            print(f"| {n} | {t} | {best * 1e6:.0f} | {which} | {medians[name] * 1e6:.0f} | {best / medians[name]:.2f}x |")
+    operator_table("sparse24_linear", "2:4")
     print("\n2:4: two kept of every four inputs per output, values plus 2-bit positions, AVX-512 kernel.")
 
     def speedup(name, n, k="1024", m="1024", t="1"):
