@@ -10,7 +10,7 @@ jobs=$(nproc)
 scripts/install_deps.sh
 
 echo "== C++: release build, warnings as errors"
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DLUTMUL_WERROR=ON -DLUTMUL_BENCH=ON -DLUTMUL_CUDA=OFF
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DLUTMUL_WERROR=ON -DLUTMUL_BENCH=ON -DLUTMUL_CUDA=OFF -DLUTMUL_TESTS=ON
 cmake --build build/release -j "$jobs"
 ctest --test-dir build/release --output-on-failure -j "$jobs"
 
