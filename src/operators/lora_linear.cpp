@@ -185,6 +185,28 @@ bool LoraLinear::merged(const std::string& name) const {
   return state->merged[it->second] != 0;
 }
 
+namespace {
+
+// A new dense base W + sign·(alpha/r)·A·B, computed in double and rounded once, so that
+// merging then unmerging restores W to within float rounding. DenseLinear checks the result
+// is finite (a huge adapter could overflow float).
+std::shared_ptr<const DenseLinear> fold_adapter(const DenseLinear& dense, const LoraAdapter& adapter, int64_t k,
+                                                int64_t m, double sign) {
+  const std::vector<float> b_rows = adapter.b();
+  std::vector<double> a(adapter.a.begin(), adapter.a.end()), b(b_rows.begin(), b_rows.end());
+  std::vector<double> w(dense.weights().begin(), dense.weights().end());
+  {
+    const detail::BlasThreadScope threads(num_threads());
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(k), static_cast<int>(m),
+                static_cast<int>(adapter.rank), sign * static_cast<double>(adapter.alpha) / static_cast<double>(adapter.rank),
+                a.data(), static_cast<int>(adapter.rank), b.data(), static_cast<int>(m), 1.0, w.data(), static_cast<int>(m));
+  }
+  const std::vector<float> folded(w.begin(), w.end());
+  return std::make_shared<DenseLinear>(MatrixView::row_major(folded.data(), k, m), dense.bias().data());
+}
+
+}  // namespace
+
 void LoraLinear::merge(const std::string& name) {
   std::shared_ptr<const State> old;
   std::lock_guard<std::mutex> lock(writer_mutex_);
@@ -194,22 +216,8 @@ void LoraLinear::merge(const std::string& name) {
   LUTMUL_CHECK(!old->merged[it->second], "LoraLinear.merge: \"", name, "\" is already merged");
   const auto* dense = dynamic_cast<const DenseLinear*>(old->base.get());
   LUTMUL_CHECK(dense != nullptr, "LoraLinear.merge: merging needs a dense base; this base is \"", old->base->kind(), "\"");
-  const LoraAdapter& adapter = *old->by_id[it->second];
-  // ΔW = (alpha/r)·A·B in double, added to W and rounded once.
-  const std::vector<float> b_rows = adapter.b();
-  std::vector<double> a(adapter.a.begin(), adapter.a.end()), b(b_rows.begin(), b_rows.end());
-  std::vector<double> w(dense->weights().begin(), dense->weights().end());
-  {
-    const detail::BlasThreadScope threads(num_threads());
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(k_), static_cast<int>(m_),
-                static_cast<int>(adapter.rank), static_cast<double>(adapter.alpha) / static_cast<double>(adapter.rank),
-                a.data(), static_cast<int>(adapter.rank), b.data(), static_cast<int>(m_), 1.0, w.data(),
-                static_cast<int>(m_));
-  }
-  const std::vector<float> merged_w(w.begin(), w.end());
   auto next = std::make_shared<State>(*old);
-  // DenseLinear checks the merged weight is finite (a huge adapter could overflow float).
-  next->base = std::make_shared<DenseLinear>(MatrixView::row_major(merged_w.data(), k_, m_), dense->bias().data());
+  next->base = fold_adapter(*dense, *old->by_id[it->second], k_, m_, 1.0);
   next->merged[it->second] = 1;
   publish(std::move(next));
 }
@@ -222,20 +230,8 @@ void LoraLinear::unmerge(const std::string& name) {
   LUTMUL_CHECK(it != old->ids.end(), "LoraLinear.unmerge: no adapter called \"", name, "\"");
   LUTMUL_CHECK(old->merged[it->second], "LoraLinear.unmerge: \"", name, "\" is not merged");
   const auto* dense = dynamic_cast<const DenseLinear*>(old->base.get());  // merged implies dense
-  const LoraAdapter& adapter = *old->by_id[it->second];
-  const std::vector<float> b_rows = adapter.b();
-  std::vector<double> a(adapter.a.begin(), adapter.a.end()), b(b_rows.begin(), b_rows.end());
-  std::vector<double> w(dense->weights().begin(), dense->weights().end());
-  {
-    const detail::BlasThreadScope threads(num_threads());
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(k_), static_cast<int>(m_),
-                static_cast<int>(adapter.rank), -static_cast<double>(adapter.alpha) / static_cast<double>(adapter.rank),
-                a.data(), static_cast<int>(adapter.rank), b.data(), static_cast<int>(m_), 1.0, w.data(),
-                static_cast<int>(m_));
-  }
-  const std::vector<float> restored(w.begin(), w.end());
   auto next = std::make_shared<State>(*old);
-  next->base = std::make_shared<DenseLinear>(MatrixView::row_major(restored.data(), k_, m_), dense->bias().data());
+  next->base = fold_adapter(*dense, *old->by_id[it->second], k_, m_, -1.0);
   next->merged[it->second] = 0;
   publish(std::move(next));
 }
