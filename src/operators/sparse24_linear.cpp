@@ -7,7 +7,9 @@
 #include <memory>
 
 #include "kernels/cpu/sparse24_kernels.h"
+#include "aligned_scratch.h"
 #include "file_format.h"
+#include "finite.h"
 #include "lutmul/error.h"
 #include "lutmul/isa.h"
 #include "lutmul/threading.h"
@@ -96,7 +98,7 @@ void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool refere
   bool finite = true;
 #pragma omp parallel num_threads(threads) reduction(&& : finite)
   {
-    const std::unique_ptr<float[]> scratch(new float[static_cast<size_t>(kernels::sparse24_scratch_floats(layout))]);
+    const detail::AlignedFloats scratch = detail::aligned_floats(static_cast<size_t>(kernels::sparse24_scratch_floats(layout)));
     std::vector<float> row_major;
     for (int64_t chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
       const int64_t r0 = chunk * kChunkRows, rows = std::min(kChunkRows, X.rows - r0);
@@ -112,8 +114,7 @@ void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool refere
         args.x = X.data + r0 * X.leading_dim();
         args.ldx = X.leading_dim();
       }
-      for (int64_t i = 0; i < rows; ++i)
-        for (int64_t j = 0; j < k; ++j) finite = finite && std::isfinite(args.x[i * args.ldx + j]);
+      for (int64_t i = 0; i < rows; ++i) finite = finite && detail::all_finite(args.x + i * args.ldx, static_cast<size_t>(k));
       args.layout = layout;
       args.values = values_.data();
       args.codes = codes_.data();

@@ -8,7 +8,9 @@
 
 #include "dispatch.h"
 #include "kernels/cpu/sparse_kernels.h"
+#include "aligned_scratch.h"
 #include "file_format.h"
+#include "finite.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
 #include "operators/pruning_scores.h"
@@ -98,7 +100,7 @@ void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool referenc
   bool finite = true;
 #pragma omp parallel num_threads(threads) reduction(&& : finite)
   {
-    const std::unique_ptr<float[]> scratch(new float[static_cast<size_t>(kernels::sparse_scratch_floats(k_, m_))]);
+    const detail::AlignedFloats scratch = detail::aligned_floats(static_cast<size_t>(kernels::sparse_scratch_floats(k_, m_)));
     std::vector<float> row_major;
     for (int64_t chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
       const int64_t r0 = chunk * kChunkRows, rows = std::min(kChunkRows, X.rows - r0);
@@ -114,8 +116,7 @@ void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool referenc
         args.x = X.data + r0 * X.leading_dim();
         args.ldx = X.leading_dim();
       }
-      for (int64_t i = 0; i < rows; ++i)
-        for (int64_t k = 0; k < k_; ++k) finite = finite && std::isfinite(args.x[i * args.ldx + k]);
+      for (int64_t i = 0; i < rows; ++i) finite = finite && detail::all_finite(args.x + i * args.ldx, static_cast<size_t>(k_));
       args.k = k_;
       args.m = m_;
       args.blocks = blocks_;
