@@ -52,7 +52,7 @@ class SparseLinear final : public LinearOperator {
   int64_t k_ = 0, m_ = 0;
   int64_t blocks_ = 0;                  // K-blocks of the kernels' block size
   std::vector<int64_t> segment_start_;  // blocks·M + 1: block b, column m at b·M + m
-  std::vector<int32_t> rows_;           // input index k of each kept weight, ascending per segment
+  std::vector<uint8_t> offsets_;        // k − b·block size of each kept weight, ascending per segment
   std::vector<float> values_;
   std::vector<float> bias_;            // M
 };

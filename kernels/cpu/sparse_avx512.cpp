@@ -21,8 +21,9 @@ template <int V>
 struct Tile {
   static constexpr int kRows = 16 * V;
 
+  // tile: the block's slice of the transposed tile.
   static inline void add_weight(const float* tile, const SparseArgs& args, int64_t i, __m512* acc) {
-    const float* x = tile + int64_t{args.rows[i]} * kRows;
+    const float* x = tile + int64_t{args.offsets[i]} * kRows;
     const __m512 w = _mm512_set1_ps(args.values[i]);
     for (int v = 0; v < V; ++v) acc[v] = _mm512_fmadd_ps(_mm512_loadu_ps(x + 16 * v), w, acc[v]);
   }
@@ -30,6 +31,7 @@ struct Tile {
   // Applies block `block`'s weights of every column to the partial sums (partial[m·kRows + r]).
   static void apply_block(const SparseArgs& args, const float* tile, int64_t block, float* partial) {
     const int64_t* start = args.segment_start + block * args.m;
+    const float* slice = tile + block * kSparseBlockK * kRows;
     for (int64_t m0 = 0; m0 < args.m; m0 += kColumns) {
       const int count = args.m - m0 < kColumns ? static_cast<int>(args.m - m0) : kColumns;
       __m512 acc[kColumns][V];
@@ -44,9 +46,9 @@ struct Tile {
       int64_t common = end[0] - next[0];
       for (int c = 1; c < kColumns; ++c) common = end[c] - next[c] < common ? end[c] - next[c] : common;
       for (int64_t step = 0; step < common; ++step)
-        for (int c = 0; c < kColumns; ++c) add_weight(tile, args, next[c] + step, acc[c]);
+        for (int c = 0; c < kColumns; ++c) add_weight(slice, args, next[c] + step, acc[c]);
       for (int c = 0; c < count; ++c) {
-        for (int64_t i = next[c] + common; i < end[c]; ++i) add_weight(tile, args, i, acc[c]);
+        for (int64_t i = next[c] + common; i < end[c]; ++i) add_weight(slice, args, i, acc[c]);
         float* sums = partial + (m0 + c) * kRows;
         for (int v = 0; v < V; ++v) _mm512_storeu_ps(sums + 16 * v, acc[c][v]);
       }

@@ -15,7 +15,7 @@ void sparse_reference(const SparseArgs& args, int64_t row_begin, int64_t row_end
       for (int64_t b = 0; b < args.blocks; ++b) {
         const int64_t segment = b * args.m + m;
         for (int64_t i = args.segment_start[segment]; i < args.segment_start[segment + 1]; ++i)
-          acc = std::fma(x[args.rows[i]], args.values[i], acc);
+          acc = std::fma(x[b * kSparseBlockK + args.offsets[i]], args.values[i], acc);
       }
       args.y[r * args.ldy + m] = acc + args.bias[m];
     }

@@ -50,14 +50,14 @@ SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig 
 
   blocks_ = (k_ + kernels::kSparseBlockK - 1) / kernels::kSparseBlockK;
   segment_start_.assign(static_cast<size_t>(blocks_ * m_) + 1, 0);
-  rows_.reserve(static_cast<size_t>(keep));
+  offsets_.reserve(static_cast<size_t>(keep));
   values_.reserve(static_cast<size_t>(keep));
   for (int64_t b = 0; b < blocks_; ++b) {
     const int64_t k_end = std::min(k_, (b + 1) * kernels::kSparseBlockK);
     for (int64_t m = 0; m < m_; ++m) {
       for (int64_t k = b * kernels::kSparseBlockK; k < k_end; ++k)
         if (kept[k * m_ + m]) {
-          rows_.push_back(static_cast<int32_t>(k));
+          offsets_.push_back(static_cast<uint8_t>(k - b * kernels::kSparseBlockK));
           values_.push_back(W.at(k, m));
         }
       segment_start_[b * m_ + m + 1] = static_cast<int64_t>(values_.size());
@@ -75,12 +75,12 @@ std::vector<float> SparseLinear::pruned_dense() const {
   std::vector<float> w(static_cast<size_t>(k_ * m_), 0.f);
   for (int64_t segment = 0; segment < blocks_ * m_; ++segment)
     for (int64_t i = segment_start_[segment]; i < segment_start_[segment + 1]; ++i)
-      w[rows_[i] * m_ + segment % m_] = values_[i];
+      w[((segment / m_) * kernels::kSparseBlockK + offsets_[i]) * m_ + segment % m_] = values_[i];
   return w;
 }
 
 int64_t SparseLinear::bytes() const {
-  return static_cast<int64_t>(values_.size() * (sizeof(float) + sizeof(int32_t)) +
+  return static_cast<int64_t>(values_.size() * (sizeof(float) + sizeof(uint8_t)) +
                               segment_start_.size() * sizeof(int64_t) + bias_.size() * sizeof(float));
 }
 
@@ -121,7 +121,7 @@ void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool referenc
       args.m = m_;
       args.blocks = blocks_;
       args.segment_start = segment_start_.data();
-      args.rows = rows_.data();
+      args.offsets = offsets_.data();
       args.values = values_.data();
       args.bias = bias_.data();
       args.y = Y + r0 * ldy;
@@ -189,7 +189,12 @@ std::vector<uint8_t> SparseLinear::payload() const {
   w.put<int64_t>(k_);
   w.put<int64_t>(m_);
   w.put_array(segment_start_);
-  w.put_array(rows_);
+  // The file keeps input indices (k), as 32-bit integers.
+  std::vector<int32_t> rows(offsets_.size());
+  for (int64_t segment = 0; segment < blocks_ * m_; ++segment)
+    for (int64_t i = segment_start_[segment]; i < segment_start_[segment + 1]; ++i)
+      rows[i] = static_cast<int32_t>((segment / m_) * kernels::kSparseBlockK + offsets_[i]);
+  w.put_array(rows);
   w.put_array(values_);
   w.put_array(bias_);
   return std::move(w.bytes());
@@ -204,14 +209,14 @@ std::unique_ptr<SparseLinear> SparseLinear::from_payload(const uint8_t* data, si
                "operator file is corrupt: sparse K = ", op->k_, ", M = ", op->m_);
   op->blocks_ = (op->k_ + kernels::kSparseBlockK - 1) / kernels::kSparseBlockK;
   op->segment_start_ = r.get_array<int64_t>("segment starts", static_cast<uint64_t>(op->blocks_ * op->m_) + 1);
-  op->rows_ = r.get_array<int32_t>("row indices");
-  op->values_ = r.get_array<float>("values", op->rows_.size());
+  const std::vector<int32_t> rows = r.get_array<int32_t>("row indices");
+  op->values_ = r.get_array<float>("values", rows.size());
   op->bias_ = r.get_array<float>("bias", static_cast<uint64_t>(op->m_));
   LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the sparse weights");
   detail::check_all_finite(op->values_, "values", "operator file");
   detail::check_all_finite(op->bias_, "bias", "operator file");
   // The kernels index X with these: every segment in order, inside its block, ascending.
-  const auto nonzeros = static_cast<int64_t>(op->rows_.size());
+  const auto nonzeros = static_cast<int64_t>(rows.size());
   LUTMUL_CHECK(op->segment_start_.front() == 0 && op->segment_start_.back() == nonzeros,
                "operator file is corrupt: sparse segments do not cover the ", nonzeros, " kept weights");
   for (int64_t segment = 0; segment < op->blocks_ * op->m_; ++segment) {
@@ -219,12 +224,16 @@ std::unique_ptr<SparseLinear> SparseLinear::from_payload(const uint8_t* data, si
     LUTMUL_CHECK(begin <= end, "operator file is corrupt: sparse segment ", segment, " ends before it starts");
     const int64_t block = segment / op->m_;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t k = op->rows_[i];
+      const int64_t k = rows[i];
       LUTMUL_CHECK(k >= block * kernels::kSparseBlockK && k < std::min(op->k_, (block + 1) * kernels::kSparseBlockK) &&
-                       (i == begin || k > op->rows_[i - 1]),
+                       (i == begin || k > rows[i - 1]),
                    "operator file is corrupt: sparse row index ", k, " in segment ", segment);
     }
   }
+  op->offsets_.resize(rows.size());
+  for (int64_t segment = 0; segment < op->blocks_ * op->m_; ++segment)
+    for (int64_t i = op->segment_start_[segment]; i < op->segment_start_[segment + 1]; ++i)
+      op->offsets_[i] = static_cast<uint8_t>(rows[i] - (segment / op->m_) * kernels::kSparseBlockK);
   return op;
 }
 
