@@ -7,8 +7,8 @@
 namespace lutmul::kernels {
 
 // Groups of four inputs per block: the kernels' slice of transposed X for one block
-// (64 inputs × 64 rows = 16 KB) stays in L1 while every output's weights of the block are
-// applied.
+// (64 inputs × 128 rows = 32 KB) stays in L1 or close to it while every output's weights of
+// the block are applied. The packed layout, and so the file format, depends on it.
 constexpr int64_t kSparse24BlockGroups = 16;
 
 // Packed weights, block by block (the last block may hold fewer groups, `count`):
@@ -48,11 +48,17 @@ struct Sparse24Args {
   const float* bias = nullptr;  // M
   float* y = nullptr;
   int64_t ldy = 0;
-  // Scratch of sparse24_scratch_floats(layout) floats.
+  // Scratch of sparse24_scratch_floats(layout) floats, 64-byte aligned.
   float* scratch = nullptr;
 };
 
-static inline int64_t sparse24_scratch_floats(const Sparse24Layout& layout) { return 64 * (4 * layout.groups + layout.m); }
+// Rows of X per kernel tile: the caller hands the kernels chunks of at most this many.
+constexpr int64_t kSparse24TileRows = 128;
+
+// The transposed tile of X (K × kSparse24TileRows) and the partial sums (M × the same).
+static inline int64_t sparse24_scratch_floats(const Sparse24Layout& layout) {
+  return kSparse24TileRows * (4 * layout.groups + layout.m);
+}
 
 // y[r][m] = fma(x[r][4g+j1], w1, fma(x[r][4g+j0], w0, ...)) over groups g ascending, then
 // + bias[m]: every kernel rounds exactly so.

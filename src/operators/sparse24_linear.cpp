@@ -92,7 +92,7 @@ void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool refere
 #else
   (void)reference;
 #endif
-  constexpr int64_t kChunkRows = 64;
+  constexpr int64_t kChunkRows = kernels::kSparse24TileRows;
   const int64_t chunks = (X.rows + kChunkRows - 1) / kChunkRows;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
   bool finite = true;
