@@ -22,20 +22,23 @@ struct SparseArgs {
   const float* bias = nullptr;  // M
   float* y = nullptr;
   int64_t ldy = 0;
-  // Scratch of sparse_scratch_floats(k, m) floats (the transposed row tile, partial sums).
+  // Scratch of sparse_scratch_floats(k, m) floats, 64-byte aligned.
   float* scratch = nullptr;
 };
 
-// Inputs per block: 32 rows × 128 inputs of transposed X are 16 KB, which stays in L1 while
-// every output column's weights of that block are applied.
+// Inputs per block: 64 rows × 128 inputs of transposed X are 32 KB, which stays in L1 or
+// close to it while every output column's weights of that block are applied.
 constexpr int64_t kSparseBlockK = 128;
+// Rows of X per kernel tile: the caller hands the kernels chunks of at most this many.
+constexpr int64_t kSparseTileRows = 64;
 static_assert(kSparseBlockK <= 256, "offsets in a block are bytes");
 
 // y[r][m] = fma(x[r][k_last], w_last, ... fma(x[r][k_first], w_first, 0)) + bias[m], the
 // kept weights of column m in ascending k (block by block): every kernel rounds exactly so.
 using SparseFn = void (*)(const SparseArgs&, int64_t row_begin, int64_t row_end);
 
-static inline int64_t sparse_scratch_floats(int64_t k, int64_t m) { return 32 * (k + m); }
+// The transposed tile (K × kSparseTileRows) and the partial sums (M × the same).
+static inline int64_t sparse_scratch_floats(int64_t k, int64_t m) { return kSparseTileRows * (k + m); }
 
 SparseFn sparse_scalar_kernel();
 SparseFn sparse_avx512_kernel();  // nullptr if not built

@@ -94,7 +94,7 @@ void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool referenc
 #else
   (void)reference;
 #endif
-  constexpr int64_t kChunkRows = 32;
+  constexpr int64_t kChunkRows = kernels::kSparseTileRows;
   const int64_t chunks = (X.rows + kChunkRows - 1) / kChunkRows;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
   bool finite = true;
