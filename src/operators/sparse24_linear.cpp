@@ -14,6 +14,7 @@
 #include "lutmul/isa.h"
 #include "lutmul/threading.h"
 #include "operators/pruning_scores.h"
+#include "operators/row_chunks.h"
 
 namespace lutmul {
 
@@ -92,8 +93,8 @@ void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool refere
 #else
   (void)reference;
 #endif
-  constexpr int64_t kChunkRows = kernels::kSparse24TileRows;
-  const int64_t chunks = (X.rows + kChunkRows - 1) / kChunkRows;
+  const int64_t chunk_rows = detail::rows_per_chunk(X.rows, num_threads(), kernels::kSparse24TileRows);
+  const int64_t chunks = (X.rows + chunk_rows - 1) / chunk_rows;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
   bool finite = true;
 #pragma omp parallel num_threads(threads) reduction(&& : finite)
@@ -101,7 +102,7 @@ void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool refere
     const detail::AlignedFloats scratch = detail::aligned_floats(static_cast<size_t>(kernels::sparse24_scratch_floats(layout)));
     std::vector<float> row_major;
     for (int64_t chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
-      const int64_t r0 = chunk * kChunkRows, rows = std::min(kChunkRows, X.rows - r0);
+      const int64_t r0 = chunk * chunk_rows, rows = std::min(chunk_rows, X.rows - r0);
       kernels::Sparse24Args args;
       // Rows must be contiguous for the kernels: copy this chunk of a column-major X.
       if (X.layout == Layout::col_major) {
