@@ -7,8 +7,8 @@
 //
 // One output at a time over 128 rows (eight accumulators) measured fastest on Zen 4: 3.2 ms
 // at N = 256, K = M = 1024, against 3.4 ms for one output over 64 rows and 4.0 ms for four
-// outputs interleaved over 64 rows (more pointers than registers); 32-input blocks (16 KB
-// slices) ran slower than 64 despite the slice filling L1, and 128-input blocks slower still.
+// outputs interleaved over 64 rows (more pointers than registers). Blocks of 32 inputs (16 KB
+// slices, well inside L1) ran slower than blocks of 64, and blocks of 128 slower still.
 #include <immintrin.h>
 
 #include "kernels/cpu/row_tile_avx512.h"

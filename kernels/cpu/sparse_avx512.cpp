@@ -1,5 +1,5 @@
-// The pruned product for AVX-512, rows of X in vector lanes: a tile of up to kTileRows rows
-// of X is transposed once (K × kTileRows floats). The weights are stored in K-blocks of
+// The pruned product for AVX-512, rows of X in vector lanes: a tile of up to kSparseTileRows
+// rows of X is transposed once (K × kSparseTileRows floats). The weights are stored in K-blocks of
 // kSparseBlockK inputs, so the block's slice of the tile stays in cache while the weights of
 // every output column in that block are applied: per kept weight one broadcast and one fused
 // multiply-add per 16 rows. Partial sums are carried from block to block in a column buffer
