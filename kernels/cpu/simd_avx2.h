@@ -48,6 +48,13 @@ struct Avx2Ops {
   static constexpr int kLanes = 8;
 
   static Floats load_floats(const float* p) { return _mm256_loadu_ps(p); }
+  // For the pruned products (rows in lanes, weights broadcast).
+  static Floats load_aligned(const float* p) { return _mm256_load_ps(p); }
+  static void store_aligned(float* p, Floats v) { _mm256_store_ps(p, v); }
+  static Floats broadcast(float v) { return _mm256_set1_ps(v); }
+  static Floats zero_floats() { return _mm256_setzero_ps(); }
+  static Floats add_floats(Floats a, Floats b) { return _mm256_add_ps(a, b); }
+  static Floats multiply_add(Floats a, Floats b, Floats c) { return _mm256_fmadd_ps(a, b, c); }  // a·b + c, one rounding
   static Ints row_offsets(int64_t stride) {
     return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int32_t>(stride)));
   }

@@ -49,6 +49,13 @@ struct Avx512Ops {
   static constexpr int kLanes = 16;
 
   static Floats load_floats(const float* p) { return _mm512_loadu_ps(p); }
+  // For the pruned products (rows in lanes, weights broadcast).
+  static Floats load_aligned(const float* p) { return _mm512_load_ps(p); }
+  static void store_aligned(float* p, Floats v) { _mm512_store_ps(p, v); }
+  static Floats broadcast(float v) { return _mm512_set1_ps(v); }
+  static Floats zero_floats() { return _mm512_setzero_ps(); }
+  static Floats add_floats(Floats a, Floats b) { return _mm512_add_ps(a, b); }
+  static Floats multiply_add(Floats a, Floats b, Floats c) { return _mm512_fmadd_ps(a, b, c); }  // a·b + c, one rounding
   static Ints row_offsets(int64_t stride) {
     return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                               _mm512_set1_epi32(static_cast<int32_t>(stride)));

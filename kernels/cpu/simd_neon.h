@@ -51,6 +51,13 @@ struct NeonOps {
   static constexpr int kLanes = 4;
 
   static Floats load_floats(const float* p) { return vld1q_f32(p); }
+  // For the pruned products (rows in lanes, weights broadcast).
+  static Floats load_aligned(const float* p) { return vld1q_f32(p); }
+  static void store_aligned(float* p, Floats v) { vst1q_f32(p, v); }
+  static Floats broadcast(float v) { return vdupq_n_f32(v); }
+  static Floats zero_floats() { return vdupq_n_f32(0.f); }
+  static Floats add_floats(Floats a, Floats b) { return vaddq_f32(a, b); }
+  static Floats multiply_add(Floats a, Floats b, Floats c) { return vfmaq_f32(c, a, b); }  // a·b + c, one rounding
   static Ints row_offsets(int64_t stride) { return row_offsets_impl(stride); }
   static Ints row_offsets_impl(int64_t stride) {
     const uint32_t lanes[4] = {0, 1, 2, 3};

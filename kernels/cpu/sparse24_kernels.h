@@ -52,8 +52,11 @@ struct Sparse24Args {
   float* scratch = nullptr;
 };
 
-// Rows of X per kernel tile: the caller hands the kernels chunks of at most this many.
-constexpr int64_t kSparse24TileRows = 128;
+// Vectors of rows per tile (accumulators per output): 128 rows with AVX-512, 64 with AVX2.
+constexpr int kSparse24TileVectors = 8;
+// The most rows of any ISA's tile, which the scratch is sized for: callers hand the kernels
+// chunks of at most this many.
+constexpr int64_t kSparse24TileRows = 16 * kSparse24TileVectors;
 
 // The transposed tile of X (K × kSparse24TileRows) and the partial sums (M × the same).
 static inline int64_t sparse24_scratch_floats(const Sparse24Layout& layout) {
@@ -65,6 +68,9 @@ static inline int64_t sparse24_scratch_floats(const Sparse24Layout& layout) {
 using Sparse24Fn = void (*)(const Sparse24Args&, int64_t row_begin, int64_t row_end);
 
 Sparse24Fn sparse24_scalar_kernel();
-Sparse24Fn sparse24_avx512_kernel();  // nullptr if not built
+// Built only where the ISA is (LUTMUL_HAVE_*_KERNELS).
+Sparse24Fn sparse24_avx2_kernel();
+Sparse24Fn sparse24_avx512_kernel();
+Sparse24Fn sparse24_neon_kernel();
 
 }  // namespace lutmul::kernels

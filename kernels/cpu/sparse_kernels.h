@@ -29,8 +29,11 @@ struct SparseArgs {
 // Inputs per block: 64 rows × 128 inputs of transposed X are 32 KB, which stays in L1 or
 // close to it while every output column's weights of that block are applied.
 constexpr int64_t kSparseBlockK = 128;
-// Rows of X per kernel tile: the caller hands the kernels chunks of at most this many.
-constexpr int64_t kSparseTileRows = 64;
+// Vectors of rows per tile (accumulators per output): 64 rows with AVX-512, 32 with AVX2.
+constexpr int kSparseTileVectors = 4;
+// The most rows of any ISA's tile, which the scratch is sized for: callers hand the kernels
+// chunks of at most this many.
+constexpr int64_t kSparseTileRows = 16 * kSparseTileVectors;
 static_assert(kSparseBlockK <= 256, "offsets in a block are bytes");
 
 // y[r][m] = fma(x[r][k_last], w_last, ... fma(x[r][k_first], w_first, 0)) + bias[m], the
@@ -41,6 +44,9 @@ using SparseFn = void (*)(const SparseArgs&, int64_t row_begin, int64_t row_end)
 static inline int64_t sparse_scratch_floats(int64_t k, int64_t m) { return kSparseTileRows * (k + m); }
 
 SparseFn sparse_scalar_kernel();
-SparseFn sparse_avx512_kernel();  // nullptr if not built
+// Built only where the ISA is (LUTMUL_HAVE_*_KERNELS).
+SparseFn sparse_avx2_kernel();
+SparseFn sparse_avx512_kernel();
+SparseFn sparse_neon_kernel();
 
 }  // namespace lutmul::kernels

@@ -1,14 +1,19 @@
-// The NEON kernels against the scalar reference, bit for bit, built for AArch64 and run
-// under qemu-user on x86 machines (tests/cross/check_neon.sh). Standalone: the kernels
-// alone, no GoogleTest, so that it cross-compiles with nothing but the toolchain.
+// The NEON kernels (MADDNESS encode and scan, the pruned products) against the scalar
+// reference, bit for bit, built for AArch64 and run under qemu-user on x86 machines
+// (tests/cross/check_neon.sh). Standalone: the kernels alone, no GoogleTest, so that it
+// cross-compiles with nothing but the toolchain.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
+#include "kernels/cpu/sparse24_kernels.h"
+#include "kernels/cpu/sparse_kernels.h"
 
 using namespace lutmul::kernels;
 
@@ -97,6 +102,109 @@ void check_shape(long n, long m, int c, std::mt19937_64& rng) {
   }
 }
 
+// A 64-byte aligned float buffer, as the operators give the pruned kernels.
+struct Scratch {
+  explicit Scratch(int64_t count) : storage(static_cast<size_t>(count + 16)) {
+    data = storage.data();
+    while (reinterpret_cast<uintptr_t>(data) % 64 != 0) ++data;
+  }
+  std::vector<float> storage;
+  float* data;
+};
+
+// Unstructured pruning: random kept weights (about `density` of them), both kernels on the
+// same rows; the pruned kernels must match the reference bit for bit.
+void check_sparse(long n, long k, long m, double density, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> value(-1.f, 1.f);
+  std::bernoulli_distribution keep(density);
+  const long blocks = (k + kSparseBlockK - 1) / kSparseBlockK;
+  std::vector<int64_t> start(static_cast<size_t>(blocks * m + 1), 0);
+  std::vector<uint8_t> offsets;
+  std::vector<float> values;
+  for (long b = 0; b < blocks; ++b)
+    for (long j = 0; j < m; ++j) {
+      for (long i = b * kSparseBlockK; i < std::min(k, (b + 1) * kSparseBlockK); ++i)
+        if (keep(rng)) {
+          offsets.push_back(static_cast<uint8_t>(i - b * kSparseBlockK));
+          values.push_back(value(rng));
+        }
+      start[static_cast<size_t>(b * m + j + 1)] = static_cast<int64_t>(values.size());
+    }
+  const long ldx = k + 3, ldy = m + 2;
+  std::vector<float> x(static_cast<size_t>(n * ldx)), bias(static_cast<size_t>(m));
+  for (auto& v : x) v = value(rng);
+  for (auto& v : bias) v = value(rng);
+  auto run = [&](SparseFn kernel) {
+    std::vector<float> y(static_cast<size_t>(n * ldy), -3.5f);
+    Scratch scratch(sparse_scratch_floats(k, m));
+    SparseArgs args;
+    args.x = x.data();
+    args.ldx = ldx;
+    args.k = k;
+    args.m = m;
+    args.blocks = blocks;
+    args.segment_start = start.data();
+    args.offsets = offsets.data();
+    args.values = values.data();
+    args.bias = bias.data();
+    args.y = y.data();
+    args.ldy = ldy;
+    args.scratch = scratch.data;
+    // Chunks of at most kSparseTileRows rows, as the operator hands them.
+    for (long r0 = 0; r0 < n; r0 += kSparseTileRows) {
+      args.x = x.data() + r0 * ldx;
+      args.y = y.data() + r0 * ldy;
+      kernel(args, 0, std::min<long>(kSparseTileRows, n - r0));
+    }
+    return y;
+  };
+  const std::vector<float> expected = run(sparse_scalar_kernel()), got = run(sparse_neon_kernel());
+  expect(std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)) == 0, "sparse", n, m,
+         static_cast<int>(k), false);
+}
+
+// 2:4: random positions and values in the packed layout of sparse24_kernels.h.
+void check_sparse24(long n, long k, long m, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> value(-1.f, 1.f);
+  std::uniform_int_distribution<int> pair(0, 5);
+  static const int kPairs[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+  const Sparse24Layout layout{k / 4, m};
+  std::vector<float> values(static_cast<size_t>(layout.value_count()));
+  for (auto& v : values) v = value(rng);
+  std::vector<uint8_t> codes(static_cast<size_t>(layout.code_count()), 0);
+  for (int64_t b = 0; b < layout.blocks(); ++b)
+    for (long j = 0; j < m; ++j)
+      for (int64_t g = 0; g < layout.count(b); ++g) {
+        const int* p = kPairs[pair(rng)];
+        codes[static_cast<size_t>(layout.code_offset(b, j) + g / 2)] |= static_cast<uint8_t>((p[0] | p[1] << 2) << (4 * (g % 2)));
+      }
+  const long ldx = k + 1, ldy = m + 3;
+  std::vector<float> x(static_cast<size_t>(n * ldx)), bias(static_cast<size_t>(m));
+  for (auto& v : x) v = value(rng);
+  for (auto& v : bias) v = value(rng);
+  auto run = [&](Sparse24Fn kernel) {
+    std::vector<float> y(static_cast<size_t>(n * ldy), 2.5f);
+    Scratch scratch(sparse24_scratch_floats(layout));
+    Sparse24Args args;
+    args.ldx = ldx;
+    args.layout = layout;
+    args.values = values.data();
+    args.codes = codes.data();
+    args.bias = bias.data();
+    args.ldy = ldy;
+    args.scratch = scratch.data;
+    for (long r0 = 0; r0 < n; r0 += kSparse24TileRows) {
+      args.x = x.data() + r0 * ldx;
+      args.y = y.data() + r0 * ldy;
+      kernel(args, 0, std::min<long>(kSparse24TileRows, n - r0));
+    }
+    return y;
+  };
+  const std::vector<float> expected = run(sparse24_scalar_kernel()), got = run(sparse24_neon_kernel());
+  expect(std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)) == 0, "2:4", n, m,
+         static_cast<int>(k), false);
+}
+
 }  // namespace
 
 int main() {
@@ -104,6 +212,14 @@ int main() {
   for (long n : {1L, 31L, 33L, 64L, 1000L})
     for (long m : {1L, 3L, 10L, 100L})
       for (int c : {1, 2, 3, 8, 16, 24, 32, 64}) check_shape(n, m, c, rng);
+  // Pruned products: tiles of 4, 8 and 16 rows and their tails, K across block edges.
+  for (long n : {1L, 3L, 5L, 9L, 17L, 40L, 131L})
+    for (long k : {1L, 7L, 64L, 130L, 300L})
+      for (long m : {1L, 5L, 17L})
+        for (double density : {0.0, 0.1, 0.5, 1.0}) check_sparse(n, k, m, density, rng);
+  for (long n : {1L, 3L, 5L, 9L, 17L, 40L, 131L})
+    for (long k : {4L, 60L, 68L, 300L})
+      for (long m : {1L, 5L, 17L}) check_sparse24(n, k, m, rng);
   std::printf("%d passed, %d failed\n", passes, failures);
   return failures == 0 ? 0 : 1;
 }
