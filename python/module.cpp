@@ -320,7 +320,18 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("averaged", [](const Maddness& s) { return s.config().accumulation == lutmul::Accumulation::averaged; })
       .def_property_readonly("float_tables_mode", [](const Maddness& s) { return s.config().tables == lutmul::TableMode::float32; })
       .def_property_readonly("chosen_ridge_lambda", &Maddness::chosen_ridge_lambda)
-      .def_property_readonly("table_scale", &Maddness::table_scale)
+      .def("table_scales",
+           [](const Maddness& s) {
+             py::array_t<float> out(static_cast<py::ssize_t>(s.output_dim()));
+             for (int64_t m = 0; m < s.output_dim(); ++m) out.mutable_at(m) = s.table_scale(m);
+             return out;
+           })
+      .def("table_offsets",
+           [](const Maddness& s) {
+             py::array_t<double> out(static_cast<py::ssize_t>(s.output_dim()));
+             for (int64_t m = 0; m < s.output_dim(); ++m) out.mutable_at(m) = s.table_offset(m);
+             return out;
+           })
       .def("split_dims",
            [](const Maddness& s) {
              py::array_t<int32_t> out({static_cast<int64_t>(s.ncodebooks()), int64_t{4}});

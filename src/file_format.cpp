@@ -28,8 +28,8 @@ std::vector<uint8_t> wrap_payload(const Magic& magic, uint32_t version, const st
   return std::move(file.bytes());
 }
 
-std::pair<const uint8_t*, size_t> unwrap_payload(const uint8_t* data, size_t size, const Magic& magic, uint32_t version,
-                                                 const char* what) {
+VersionedPayload unwrap_versioned_payload(const uint8_t* data, size_t size, const Magic& magic, uint32_t oldest,
+                                          uint32_t newest, const char* what) {
   LUTMUL_CHECK(data != nullptr || size == 0, "deserialize: null data");
   LUTMUL_CHECK(size >= kHeaderBytes + 4, "not a lutmul ", what, ": ", size, " bytes is shorter than the header");
   LUTMUL_CHECK(std::memcmp(data, magic, 8) == 0, "not a lutmul ", what, " (bad magic bytes)");
@@ -38,15 +38,21 @@ std::pair<const uint8_t*, size_t> unwrap_payload(const uint8_t* data, size_t siz
   const uint32_t mark = header.get<uint32_t>("byte order");
   const uint64_t payload_size = header.get<uint64_t>("payload size");
   LUTMUL_CHECK(mark == kByteOrderMark, what, " was written on a machine of another byte order");
-  LUTMUL_CHECK(file_version == version, what, " format version ", file_version, " is not supported (this lutmul reads ",
-               version, ")");
+  LUTMUL_CHECK(file_version >= oldest && file_version <= newest, what, " format version ", file_version,
+               " is not supported (this lutmul reads ", oldest == newest ? "" : std::to_string(oldest) + " to ", newest, ")");
   LUTMUL_CHECK(payload_size == size - kHeaderBytes - 4, what, " is truncated or has trailing bytes: header says ",
                payload_size, " payload bytes, file has ", size - kHeaderBytes - 4);
   const uint8_t* payload = data + kHeaderBytes;
   uint32_t stored_crc;
   std::memcpy(&stored_crc, payload + payload_size, 4);
   LUTMUL_CHECK(crc32(payload, payload_size) == stored_crc, what, " is corrupt (checksum mismatch)");
-  return {payload, static_cast<size_t>(payload_size)};
+  return {payload, static_cast<size_t>(payload_size), file_version};
+}
+
+std::pair<const uint8_t*, size_t> unwrap_payload(const uint8_t* data, size_t size, const Magic& magic, uint32_t version,
+                                                 const char* what) {
+  const VersionedPayload p = unwrap_versioned_payload(data, size, magic, version, version, what);
+  return {p.data, p.size};
 }
 
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes, const char* who) {

@@ -106,6 +106,14 @@ std::vector<uint8_t> wrap_payload(const Magic& magic, uint32_t version, const st
 // `what` names the kind of file in messages ("model file", "operator file").
 std::pair<const uint8_t*, size_t> unwrap_payload(const uint8_t* data, size_t size, const Magic& magic, uint32_t version,
                                                  const char* what);
+// The same for a format whose readers still take older versions: any of oldest..newest.
+struct VersionedPayload {
+  const uint8_t* data;
+  size_t size;
+  uint32_t version;
+};
+VersionedPayload unwrap_versioned_payload(const uint8_t* data, size_t size, const Magic& magic, uint32_t oldest,
+                                          uint32_t newest, const char* what);
 
 // Writes a temporary file beside `path`, flushes it to disk, then renames it over `path`:
 // readers see the old file or the new one, never half of one, and a failure leaves the old.

@@ -25,29 +25,32 @@ LookupTables build_lookup_tables(const std::vector<float>& prototypes, int ncode
   for (int64_t row = 0; row < k; ++row)
     for (int64_t j = 0; j < m; ++j) t.float_tables[j * k + row] = dots[row * m + j];
 
-  t.offsets.assign(static_cast<size_t>(ncodebooks), 0.f);
-  float widest = 0.f;
-  for (int c = 0; c < ncodebooks; ++c) {
-    float lo = INFINITY, hi = -INFINITY;
-    for (int64_t j = 0; j < m; ++j)
-      for (int leaf = 0; leaf < kLeaves; ++leaf) {
-        const float v = t.float_tables[(j * ncodebooks + c) * kLeaves + leaf];
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
-    t.offsets[c] = lo;
-    widest = std::max(widest, hi - lo);
-  }
-  t.scale = widest > 0.f ? 255.f / widest : 1.f;
-
+  t.scales.assign(static_cast<size_t>(m), 1.f);
+  t.offsets.assign(static_cast<size_t>(m), 0.0);
   t.quantized_tables.assign(static_cast<size_t>(m * npairs * 32), 0);
-  for (int64_t j = 0; j < m; ++j)
+  std::vector<float> lowest(static_cast<size_t>(ncodebooks));
+  for (int64_t j = 0; j < m; ++j) {
+    const float* tables = t.float_tables.data() + j * k;  // C × 16
+    float widest = 0.f;
+    double offset = 0;
+    for (int c = 0; c < ncodebooks; ++c) {
+      const float* table = tables + c * kLeaves;
+      const float lo = *std::min_element(table, table + kLeaves), hi = *std::max_element(table, table + kLeaves);
+      lowest[c] = lo;
+      offset += lo;
+      widest = std::max(widest, hi - lo);
+    }
+    // A range too narrow for a finite scale quantises to zeros at scale 1.
+    const float scale = widest > 0.f && std::isfinite(255.f / widest) ? 255.f / widest : 1.f;
+    t.scales[j] = scale;
+    t.offsets[j] = offset;
     for (int c = 0; c < ncodebooks; ++c)
       for (int leaf = 0; leaf < kLeaves; ++leaf) {
-        const float v = (t.float_tables[(j * ncodebooks + c) * kLeaves + leaf] - t.offsets[c]) * t.scale;
+        const float v = (tables[c * kLeaves + leaf] - lowest[c]) * scale;
         const float q = std::min(255.f, std::max(0.f, std::nearbyint(v)));
         t.quantized_tables[(j * npairs + c / 2) * 32 + (c % 2) * 16 + leaf] = static_cast<uint8_t>(q);
       }
+  }
   return t;
 }
 

@@ -118,9 +118,12 @@ void Maddness::fit_encoder(const MatrixView& A_train, const ProgressCallback& pr
   output_dim_ = 0;
   float_tables_.clear();
   quantized_tables_.clear();
+  table_scales_.clear();
   table_offsets_.clear();
   bias_.clear();
+  output_scales_.clear();
   output_offsets_.clear();
+  averaged_scales_.clear();
   averaged_offsets_.clear();
 }
 
@@ -142,23 +145,36 @@ void Maddness::set_weights(const MatrixView& B, const float* bias) {
   output_dim_ = B.cols;
   float_tables_ = std::move(t.float_tables);
   quantized_tables_ = std::move(t.quantized_tables);
-  table_scale_ = t.scale;
+  table_scales_ = std::move(t.scales);
   table_offsets_ = std::move(t.offsets);
   bias_ = std::move(new_bias);
   build_output_offsets();
 }
 
+float Maddness::table_scale(int64_t m) const {
+  LUTMUL_CHECK(m >= 0 && m < output_dim_, "table_scale: output ", m, " is out of range (M = ", output_dim_, ")");
+  return table_scales_[m];
+}
+
+double Maddness::table_offset(int64_t m) const {
+  LUTMUL_CHECK(m >= 0 && m < output_dim_, "table_offset: output ", m, " is out of range (M = ", output_dim_, ")");
+  return table_offsets_[m];
+}
+
 void Maddness::build_output_offsets() {
-  double offset_sum = 0;
-  for (float o : table_offsets_) offset_sum += o;
   const int npairs = (config_.ncodebooks + 1) / 2;
-  // Averaging rounds each pair's mean up half the time: E[2·avg] = a + b + 1/2.
-  const double averaging_bias = 0.5 * npairs / table_scale_;
-  output_offsets_.resize(static_cast<size_t>(output_dim_));
-  averaged_offsets_.resize(static_cast<size_t>(output_dim_));
+  const auto m_count = static_cast<size_t>(output_dim_);
+  output_scales_.resize(m_count);
+  output_offsets_.resize(m_count);
+  averaged_scales_.resize(m_count);
+  averaged_offsets_.resize(m_count);
   for (int64_t m = 0; m < output_dim_; ++m) {
-    output_offsets_[m] = static_cast<float>(offset_sum + bias_[m]);
-    averaged_offsets_[m] = static_cast<float>(offset_sum + bias_[m] - averaging_bias);
+    // Averaging rounds each pair's mean up half the time: E[2·avg] = a + b + 1/2.
+    const double averaging_bias = 0.5 * npairs / table_scales_[m];
+    output_scales_[m] = 1.f / table_scales_[m];
+    averaged_scales_[m] = 2.f / table_scales_[m];
+    output_offsets_[m] = static_cast<float>(table_offsets_[m] + bias_[m]);
+    averaged_offsets_[m] = static_cast<float>(table_offsets_[m] + bias_[m] - averaging_bias);
   }
 }
 
@@ -254,7 +270,7 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {
   args.tables = quantized_tables_.data();
   args.outputs = m;
   args.averaged = config_.accumulation == Accumulation::averaged;
-  args.scale = (args.averaged ? 2.f : 1.f) / table_scale_;
+  args.scales = args.averaged ? averaged_scales_.data() : output_scales_.data();
   args.offsets = args.averaged ? averaged_offsets_.data() : output_offsets_.data();
   args.y = Y;
   args.ldy = ldy;

@@ -10,7 +10,10 @@ namespace lutmul {
 namespace {
 
 constexpr detail::Magic kMagic = {'L', 'U', 'T', 'M', 'U', 'L', 'M', 'D'};
-constexpr uint32_t kFormatVersion = 1;
+// Version 2: a scale and an offset per output (version 1: one scale, an offset per codebook;
+// still read, and predicts exactly as it did).
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kOldestVersion = 1;
 
 using detail::check_all_finite;
 using Writer = detail::ByteWriter;
@@ -37,7 +40,7 @@ std::vector<uint8_t> Maddness::serialize() const {
   w.put_array(prototypes_);
   w.put_array(float_tables_);
   w.put_array(quantized_tables_);
-  w.put<float>(table_scale_);
+  w.put_array(table_scales_);
   w.put_array(table_offsets_);
   w.put_array(bias_);
 
@@ -45,8 +48,9 @@ std::vector<uint8_t> Maddness::serialize() const {
 }
 
 Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
-  const auto [payload, payload_size] = detail::unwrap_payload(data, size, kMagic, kFormatVersion, "model file");
-  Reader r(payload, payload_size);
+  const detail::VersionedPayload file =
+      detail::unwrap_versioned_payload(data, size, kMagic, kOldestVersion, kFormatVersion, "model file");
+  Reader r(file.data, file.size);
   MaddnessConfig config;
   config.ncodebooks = r.get<int32_t>("ncodebooks");
   config.split_candidates = r.get<int32_t>("split_candidates");
@@ -81,8 +85,19 @@ Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
   model.prototypes_ = r.get_array<float>("prototypes", uc * kLeaves * ud);
   model.float_tables_ = r.get_array<float>("float tables", um * uc * kLeaves);
   model.quantized_tables_ = r.get_array<uint8_t>("quantized tables", um * npairs * 32);
-  model.table_scale_ = r.get<float>("table scale");
-  model.table_offsets_ = r.get_array<float>("table offsets", m > 0 ? uc : 0);
+  if (file.version == 1) {
+    // One scale for every output; an offset per codebook, summed in order as version 1 did.
+    const float scale = r.get<float>("table scale");
+    const std::vector<float> offsets = r.get_array<float>("table offsets", m > 0 ? uc : 0);
+    check_all_finite(offsets, "table offsets");
+    double sum = 0;
+    for (float o : offsets) sum += o;
+    model.table_scales_.assign(um, scale);
+    model.table_offsets_.assign(um, sum);
+  } else {
+    model.table_scales_ = r.get_array<float>("table scales", um);
+    model.table_offsets_ = r.get_array<double>("table offsets", um);
+  }
   model.bias_ = r.get_array<float>("bias", um);
   LUTMUL_CHECK(r.done(), "model file is corrupt: unexpected bytes after the model");
 
@@ -102,8 +117,8 @@ Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
   check_all_finite(model.float_tables_, "float tables");
   check_all_finite(model.table_offsets_, "table offsets");
   check_all_finite(model.bias_, "bias");
-  LUTMUL_CHECK(std::isfinite(model.table_scale_) && model.table_scale_ > 0, "model file is corrupt: table scale ",
-               model.table_scale_);
+  for (float scale : model.table_scales_)
+    LUTMUL_CHECK(std::isfinite(scale) && scale > 0, "model file is corrupt: table scale ", scale);
   if (m > 0) model.build_output_offsets();
   return model;
 }

@@ -151,9 +151,11 @@ class Maddness {
   const std::vector<float>& float_tables() const { return float_tables_; }
   // 8-bit tables: M × ceil(C/2) × 32 bytes (codebook 2p's 16 entries, then 2p+1's).
   const std::vector<uint8_t>& quantized_tables() const { return quantized_tables_; }
-  // Dequantisation: y ≈ Σ_c q_c / table_scale() + Σ_c table_offset(c) + bias.
-  float table_scale() const { return table_scale_; }
-  float table_offset(int c) const { return table_offsets_[c]; }
+  // Dequantisation of output m: y_m ≈ Σ_c q[m][c][code_c] / table_scale(m) + table_offset(m)
+  // + bias_m, where table_offset(m) sums the minima of output m's codebook tables.
+  // Both throw lutmul::Error unless 0 ≤ m < output_dim().
+  float table_scale(int64_t m) const;
+  double table_offset(int64_t m) const;
   const std::vector<float>& bias() const { return bias_; }
   // Ridge strength chosen by fit (in multiples of the mean bucket size); +inf means the
   // bucket means won.
@@ -181,11 +183,14 @@ class Maddness {
   std::vector<float> prototypes_;        // 16C × D
   std::vector<float> float_tables_;      // M × C × 16
   std::vector<uint8_t> quantized_tables_;// M × ceil(C/2) × 32
-  float table_scale_ = 1.f;
-  std::vector<float> table_offsets_;     // C
+  std::vector<float> table_scales_;      // M
+  std::vector<double> table_offsets_;    // M
   std::vector<float> bias_;              // M (zeros when none)
-  std::vector<float> output_offsets_;    // M: Σ_c offset_c + bias_m (exact mode)
-  std::vector<float> averaged_offsets_;  // M: the same with the averaging bias removed
+  // What the scan kernels apply, y_m = float(S)·scale_m + offset_m, per accumulation mode.
+  std::vector<float> output_scales_;     // M: 1 / table_scale(m)
+  std::vector<float> output_offsets_;    // M: table_offset(m) + bias_m
+  std::vector<float> averaged_scales_;   // M: 2 / table_scale(m) (S sums pair averages)
+  std::vector<float> averaged_offsets_;  // M: the same offsets with the averaging bias removed
 };
 
 }  // namespace lutmul

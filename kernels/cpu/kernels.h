@@ -35,8 +35,8 @@ struct ScanArgs {
   int npairs = 0;
   const uint8_t* tables = nullptr;  // M × npairs × 32
   int64_t outputs = 0;              // M
-  // y[r][m] = float(S) * scale + offsets[m], S the integer sum of the mode.
-  float scale = 1.f;
+  // y[r][m] = float(S) * scales[m] + offsets[m], S the integer sum of the mode.
+  const float* scales = nullptr;    // M
   const float* offsets = nullptr;   // M
   bool averaged = false;
   float* y = nullptr;

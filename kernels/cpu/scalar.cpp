@@ -53,7 +53,7 @@ void scan_reference(const ScanArgs& args, int64_t block_begin, int64_t block_end
           sum += args.averaged ? (first + second + 1) >> 1 : first + second;
         }
         // Two roundings (multiply, then add), never fused: the SIMD paths do the same.
-        const float scaled = static_cast<float>(sum) * args.scale;
+        const float scaled = static_cast<float>(sum) * args.scales[m];
         args.y[row * args.ldy + m] = scaled + args.offsets[m];
       }
     }

@@ -66,31 +66,43 @@ inline void accumulate_tile(const uint8_t* codes, int part, int pair_begin, int 
   }
 }
 
-// y[row][m] = float(sum) * scale + offsets[m] for the block's valid rows and `count` outputs.
+// y[row][m] = float(sum) * scales[m] + offsets[m] for the block's valid rows and `count` outputs.
+// The sums are converted with rows in lanes, transposed, and scaled and offset with outputs in
+// lanes as each row is stored, so one tile's scales and offsets are loaded once for all rows.
 template <class Ops>
 inline void write_outputs(const ScanArgs& args, const uint32_t* sums, int64_t row0, int valid_rows,
                           int64_t m0, int count) {
   using Batch = xsimd::batch<float, typename Ops::XsimdArch>;
   using IntBatch = xsimd::batch<int32_t, typename Ops::XsimdArch>;
+  using Floats = typename Ops::Floats;
   constexpr int kLanes = Ops::kLanes;
   static_assert(Batch::size == kLanes, "xsimd batch and Ops lanes disagree");
-  const Batch scale(args.scale);
-  for (int r = 0; r < valid_rows; r += kLanes) {
-    const int rows_here = valid_rows - r < kLanes ? valid_rows - r : kLanes;
-    for (int j = 0; j < count; j += kLanes) {
-      const int cols_here = count - j < kLanes ? count - j : kLanes;
-      typename Ops::Floats tile[kLanes];
-      for (int i = 0; i < kLanes; ++i) {
-        if (i < cols_here) {
-          // Sums are below 2^24, so the int32 conversion is exact.
-          const IntBatch s = IntBatch::load_aligned(reinterpret_cast<const int32_t*>(sums + (j + i) * kBlockRows + r));
-          const Batch scaled = xsimd::to_float(s) * scale;  // two roundings, never fused
-          tile[i] = scaled + Batch(args.offsets[m0 + j + i]);
-        } else {
-          tile[i] = Batch(0.f);
-        }
+  for (int j = 0; j < count; j += kLanes) {
+    const int cols_here = count - j < kLanes ? count - j : kLanes;
+    Batch scale, offset;
+    if (cols_here == kLanes) {
+      scale = Batch::load_unaligned(args.scales + m0 + j);
+      offset = Batch::load_unaligned(args.offsets + m0 + j);
+    } else {  // the last tile: zeros past M
+      alignas(64) float scale_lanes[kLanes] = {}, offset_lanes[kLanes] = {};
+      for (int i = 0; i < cols_here; ++i) {
+        scale_lanes[i] = args.scales[m0 + j + i];
+        offset_lanes[i] = args.offsets[m0 + j + i];
       }
-      Ops::transpose_store(tile, args.y + (row0 + r) * args.ldy + m0 + j, args.ldy, rows_here, cols_here);
+      scale = Batch::load_aligned(scale_lanes);
+      offset = Batch::load_aligned(offset_lanes);
+    }
+    // Two roundings (multiply, then add), never fused, as the scalar reference.
+    const auto finish = [&](Floats row) -> Floats { return Batch(row) * scale + offset; };
+    for (int r = 0; r < valid_rows; r += kLanes) {
+      const int rows_here = valid_rows - r < kLanes ? valid_rows - r : kLanes;
+      Floats tile[kLanes];
+      for (int i = 0; i < kLanes; ++i)
+        // Sums are below 2^24, so the int32 conversion is exact.
+        tile[i] = i < cols_here
+                      ? Floats(xsimd::to_float(IntBatch::load_aligned(reinterpret_cast<const int32_t*>(sums + (j + i) * kBlockRows + r))))
+                      : Floats(Batch(0.f));
+      Ops::transpose_store(tile, args.y + (row0 + r) * args.ldy + m0 + j, args.ldy, rows_here, cols_here, finish);
     }
   }
 }

@@ -97,8 +97,13 @@ struct Avx2Ops {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), _mm256_permute2x128_si256(a, b, 0x31));
   }
 
-  // in[i] holds output i for 8 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows.
-  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols) {
+  struct Unchanged {
+    Floats operator()(Floats v) const { return v; }
+  };
+  // in[i] holds output i for 8 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows,
+  // each row (outputs in lanes) passed through `finish` first.
+  template <class Finish = Unchanged>
+  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
     __m256 t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
       t[i] = _mm256_unpacklo_ps(in[i], in[i + 1]);
@@ -115,8 +120,8 @@ struct Avx2Ops {
     for (int k = 0; k < 4; ++k) {
       const __m256 low = _mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
       const __m256 high = _mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
-      if (k < rows) _mm256_maskstore_ps(y + k * ldy, mask, low);
-      if (4 + k < rows) _mm256_maskstore_ps(y + (4 + k) * ldy, mask, high);
+      if (k < rows) _mm256_maskstore_ps(y + k * ldy, mask, finish(low));
+      if (4 + k < rows) _mm256_maskstore_ps(y + (4 + k) * ldy, mask, finish(high));
     }
   }
 };

@@ -89,8 +89,13 @@ struct Avx512Ops {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm_unpackhi_epi8(rows[1], rows[3]));
   }
 
-  // in[i] holds output i for 16 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows.
-  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols) {
+  struct Unchanged {
+    Floats operator()(Floats v) const { return v; }
+  };
+  // in[i] holds output i for 16 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows,
+  // each row (outputs in lanes) passed through `finish` first.
+  template <class Finish = Unchanged>
+  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
     __m512 t[16], u[16];
     for (int i = 0; i < 16; i += 2) {
       t[i] = _mm512_unpacklo_ps(in[i], in[i + 1]);
@@ -114,7 +119,7 @@ struct Avx512Ops {
                              _mm512_shuffle_f32x4(v88, w88, 0xDD), _mm512_shuffle_f32x4(vdd, wdd, 0xDD)};
       for (int q = 0; q < 4; ++q) {
         const int row = 4 * q + k;
-        if (row < rows) _mm512_mask_storeu_ps(y + row * ldy, mask, out[q]);
+        if (row < rows) _mm512_mask_storeu_ps(y + row * ldy, mask, finish(out[q]));
       }
     }
   }

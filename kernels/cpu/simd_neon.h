@@ -111,7 +111,13 @@ struct NeonOps {
     vst1q_u8(out + 32, vzip1q_u8(rows[1], rows[3]));
     vst1q_u8(out + 48, vzip2q_u8(rows[1], rows[3]));
   }
-  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols) {
+  struct Unchanged {
+    Floats operator()(Floats v) const { return v; }
+  };
+  // in[i] holds output i for 4 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows,
+  // each row (outputs in lanes) passed through `finish` first.
+  template <class Finish = Unchanged>
+  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
     const float32x4x2_t a = vtrnq_f32(in[0], in[1]);
     const float32x4x2_t b = vtrnq_f32(in[2], in[3]);
     const float32x4_t out[4] = {vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0])),
@@ -119,11 +125,12 @@ struct NeonOps {
                                 vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0])),
                                 vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]))};
     for (int r = 0; r < rows; ++r) {
+      const float32x4_t row = finish(out[r]);
       if (cols == 4) {
-        vst1q_f32(y + r * ldy, out[r]);
+        vst1q_f32(y + r * ldy, row);
       } else {
         float lanes[4];
-        vst1q_f32(lanes, out[r]);
+        vst1q_f32(lanes, row);
         for (int c = 0; c < cols; ++c) y[r * ldy + c] = lanes[c];
       }
     }

@@ -58,7 +58,7 @@ struct ScanParams {
   const uint32_t* tables = nullptr;
   int64_t groups = 0;
   int64_t outputs = 0;               // M
-  float scale = 1.f;                 // y = float(S)·scale + offsets[m], two roundings
+  const float* scales = nullptr;     // M: y = float(S)·scales[m] + offsets[m], two roundings
   const float* offsets = nullptr;    // M
   bool averaged = false;
   float* y = nullptr;

@@ -134,9 +134,11 @@ __global__ void __launch_bounds__(kScanThreads) scan_kernel(ScanParams p, int ti
       }
       if (!active) continue;
 
-      // Epilogue: scale into the staging tile, then rows out with lanes along the outputs.
+      // Epilogue: sums into the staging tile (exact: below 2^24), then rows out with lanes
+      // along the outputs, each scaled and offset by its output's own.
       const int column = lane % kColumns;
       const int64_t m = (group0 + sub) * 4 + column;
+      const float scale = m < p.outputs ? __ldg(p.scales + m) : 0.f;
       const float offset = m < p.outputs ? __ldg(p.offsets + m) : 0.f;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
@@ -148,12 +150,13 @@ __global__ void __launch_bounds__(kScanThreads) scan_kernel(ScanParams p, int ti
             uint32_t sum;
             if constexpr (kChunked) sum = total[half][4 * g + i];
             else sum = lane_sum(even[half][g], odd[half][g], i);
-            stage[lane * kStageStride + 4 * g + i] = __fmul_rn(__uint2float_rn(sum), p.scale);
+            stage[lane * kStageStride + 4 * g + i] = __uint2float_rn(sum);
           }
         __syncwarp();
         for (int r = lane / kColumns; r < 32; r += 32 / kColumns) {
           const int64_t row = block * kBlockRows + half * 32 + r;
-          if (row < p.rows && m < p.outputs) p.y[row * p.ldy + m] = __fadd_rn(stage[r * kStageStride + column], offset);
+          if (row < p.rows && m < p.outputs)
+            p.y[row * p.ldy + m] = __fadd_rn(__fmul_rn(stage[r * kStageStride + column], scale), offset);
         }
       }
     }

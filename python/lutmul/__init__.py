@@ -280,6 +280,21 @@ class Maddness:
         return self._core.quantized_tables_view()
 
     @property
+    def table_scales(self) -> np.ndarray:
+        """float32 (M,): output m's 8-bit tables are its float tables, less their minima, times this."""
+        self._require_weights()
+        return self._core.table_scales()
+
+    @property
+    def table_offsets(self) -> np.ndarray:
+        """float64 (M,): the sum of output m's table minima over codebooks.
+
+        ``Y[:, m] ≈ (Σ_c quantized[m, c, code_c]) / table_scales[m] + table_offsets[m] + bias[m]``.
+        """
+        self._require_weights()
+        return self._core.table_offsets()
+
+    @property
     def ridge_lambda(self) -> float:
         """The ridge strength fit chose (multiples of the mean bucket size; inf: bucket means)."""
         return self._core.chosen_ridge_lambda

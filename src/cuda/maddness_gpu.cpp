@@ -16,13 +16,12 @@ struct MaddnessGpu::Impl {
   int64_t input_dim = 0, output_dim = 0;
   int ncodebooks = 0, npairs = 0;
   Accumulation accumulation = Accumulation::exact;
-  float scale = 1.f;
   int64_t groups = 0;
   int64_t device_bytes = 0;
   DeviceBuffer<int32_t> split_dims;
   DeviceBuffer<float> thresholds;
   DeviceBuffer<uint32_t> tables;
-  DeviceBuffer<float> offsets;
+  DeviceBuffer<float> scales, offsets;
   int nchunks = 0;
   DeviceBuffer<int32_t> chunk_pair_begin, chunk_column_begin, columns, column_slot;
 };
@@ -110,16 +109,15 @@ MaddnessGpu::MaddnessGpu(const Maddness& model)
             entry << (8 * (m % 4));
       }
 
-  // Offsets and scale computed exactly as Maddness::build_output_offsets and Maddness::scan.
+  // Scales and offsets computed exactly as Maddness::build_output_offsets.
   const bool averaged = s.accumulation == Accumulation::averaged;
-  double offset_sum = 0;
-  for (int c = 0; c < C; ++c) offset_sum += model.table_offset(c);
-  const double averaging_bias = 0.5 * s.npairs / model.table_scale();
-  std::vector<float> offsets(static_cast<size_t>(M));
-  for (int64_t m = 0; m < M; ++m)
-    offsets[m] = averaged ? static_cast<float>(offset_sum + model.bias()[m] - averaging_bias)
-                          : static_cast<float>(offset_sum + model.bias()[m]);
-  s.scale = (averaged ? 2.f : 1.f) / model.table_scale();
+  std::vector<float> scales(static_cast<size_t>(M)), offsets(static_cast<size_t>(M));
+  for (int64_t m = 0; m < M; ++m) {
+    const double averaging_bias = 0.5 * s.npairs / model.table_scale(m);
+    scales[m] = (averaged ? 2.f : 1.f) / model.table_scale(m);
+    offsets[m] = averaged ? static_cast<float>(model.table_offset(m) + model.bias()[m] - averaging_bias)
+                          : static_cast<float>(model.table_offset(m) + model.bias()[m]);
+  }
 
   const EncodePlan plan = plan_row_major_encode(model);
   s.nchunks = static_cast<int>(plan.pair_begin.size()) - 1;
@@ -127,12 +125,14 @@ MaddnessGpu::MaddnessGpu(const Maddness& model)
   s.split_dims = DeviceBuffer<int32_t>(split_dims);
   s.thresholds = DeviceBuffer<float>(thresholds);
   s.tables = DeviceBuffer<uint32_t>(tables);
+  s.scales = DeviceBuffer<float>(scales);
   s.offsets = DeviceBuffer<float>(offsets);
   s.chunk_pair_begin = DeviceBuffer<int32_t>(plan.pair_begin);
   s.chunk_column_begin = DeviceBuffer<int32_t>(plan.column_begin);
   s.columns = DeviceBuffer<int32_t>(plan.columns);
   s.column_slot = DeviceBuffer<int32_t>(plan.slot);
-  s.device_bytes = static_cast<int64_t>(s.tables.bytes() + s.split_dims.bytes() + s.thresholds.bytes() + s.offsets.bytes());
+  s.device_bytes = static_cast<int64_t>(s.tables.bytes() + s.split_dims.bytes() + s.thresholds.bytes() + s.scales.bytes() +
+                                      s.offsets.bytes());
 }
 
 MaddnessGpu::~MaddnessGpu() = default;
@@ -206,7 +206,7 @@ void MaddnessGpu::scan(const uint8_t* codes, int64_t rows, float* Y, int64_t ldy
   p.tables = s.tables.data();
   p.groups = s.groups;
   p.outputs = s.output_dim;
-  p.scale = s.scale;
+  p.scales = s.scales.data();
   p.offsets = s.offsets.data();
   p.averaged = s.accumulation == Accumulation::averaged;
   p.y = Y;

@@ -106,8 +106,9 @@ TEST_P(KernelGrid, ScanMatchesScalarReference) {
   for (auto& b : packed) b = static_cast<uint8_t>(byte(rng));
   std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes));
   for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
-  std::vector<float> offsets(static_cast<size_t>(m));
+  std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
   for (auto& o : offsets) o = static_cast<float>(byte(rng)) * 0.37f - 40.f;
+  for (auto& s : scales) s = 0.0123f * static_cast<float>(1 + byte(rng) % 7);  // each output its own
 
   for (bool averaged : {false, true}) {
     const int64_t ldy = m + 3;
@@ -119,7 +120,7 @@ TEST_P(KernelGrid, ScanMatchesScalarReference) {
       args.npairs = npairs;
       args.tables = tables.data();
       args.outputs = m;
-      args.scale = 0.0123f;
+      args.scales = scales.data();
       args.offsets = offsets.data();
       args.averaged = averaged;
       args.y = storage.data() + 1;  // misaligned output
@@ -181,7 +182,7 @@ TEST(KernelEdges, LargeCodebookCountsNeverOverflowSixteenBits) {
   const int64_t nblocks = 2;
   std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows), 0x5A);
   std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes), 255);
-  std::vector<float> offsets(static_cast<size_t>(m), 0.f);
+  std::vector<float> offsets(static_cast<size_t>(m), 0.f), ones(static_cast<size_t>(m), 1.f);
   for (Isa isa : supported_isas()) {
     for (bool averaged : {false, true}) {
       std::vector<float> y(static_cast<size_t>(n * m));
@@ -191,7 +192,7 @@ TEST(KernelEdges, LargeCodebookCountsNeverOverflowSixteenBits) {
       args.npairs = npairs;
       args.tables = tables.data();
       args.outputs = m;
-      args.scale = 1.f;
+      args.scales = ones.data();
       args.offsets = offsets.data();
       args.averaged = averaged;
       args.y = y.data();

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -117,6 +118,30 @@ TEST_F(Saved, ForeignAndFutureFilesAreRejected) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("version"), std::string::npos) << e.what();
   }
+}
+
+// tests/cpp/data/maddness_v1.lutmul was written by lutmul before format version 2 (one table
+// scale for every output) by make_maddness_v1.cpp beside it, with rows and their outputs in
+// maddness_v1_rows.f32: the current reader must give those outputs bit for bit.
+TEST(FormatVersions, VersionOneFilesLoadAndPredictAsTheyDid) {
+  const std::string data = LUTMUL_TEST_DATA_DIR;
+  const Maddness model = Maddness::load(data + "/maddness_v1.lutmul");
+  const int64_t rows = 70, d = 24, m = 5;
+  ASSERT_EQ(d, model.input_dim());
+  ASSERT_EQ(m, model.output_dim());
+  std::ifstream in(data + "/maddness_v1_rows.f32", std::ios::binary);
+  std::vector<float> x(static_cast<size_t>(rows * d)), expected(static_cast<size_t>(rows * m));
+  in.read(reinterpret_cast<char*>(x.data()), static_cast<std::streamsize>(x.size() * sizeof(float)));
+  in.read(reinterpret_cast<char*>(expected.data()), static_cast<std::streamsize>(expected.size() * sizeof(float)));
+  ASSERT_TRUE(in) << "maddness_v1_rows.f32 is short";
+  for (int64_t j = 1; j < m; ++j) EXPECT_EQ(model.table_scale(0), model.table_scale(j)) << "version 1 had one scale";
+  const Matrix y = model.matmul(MatrixView::row_major(x.data(), rows, d));
+  ASSERT_EQ(0, std::memcmp(expected.data(), y.values.data(), expected.size() * sizeof(float)));
+  // Saved again, it is a version 2 file that predicts the same.
+  const std::vector<uint8_t> bytes = model.serialize();
+  EXPECT_EQ(2, bytes[8]);
+  const Matrix again = Maddness::deserialize(bytes.data(), bytes.size()).matmul(MatrixView::row_major(x.data(), rows, d));
+  EXPECT_EQ(0, std::memcmp(expected.data(), again.values.data(), expected.size() * sizeof(float)));
 }
 
 TEST_F(Saved, FailedSaveLeavesTheOldFileIntact) {

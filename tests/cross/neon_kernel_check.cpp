@@ -76,8 +76,9 @@ void check_shape(long n, long m, int c, std::mt19937_64& rng) {
   for (auto& b : packed) b = static_cast<uint8_t>(byte(rng));
   std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kPairBytes));
   for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
-  std::vector<float> offsets(static_cast<size_t>(m));
+  std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
   for (auto& o : offsets) o = static_cast<float>(byte(rng)) * 0.37f - 40.f;
+  for (auto& s : scales) s = 0.0123f * static_cast<float>(1 + byte(rng) % 7);
   for (bool averaged : {false, true}) {
     auto scan = [&](const KernelTable& table) {
       const long ldy = m + 3;
@@ -88,7 +89,7 @@ void check_shape(long n, long m, int c, std::mt19937_64& rng) {
       args.npairs = npairs;
       args.tables = tables.data();
       args.outputs = m;
-      args.scale = 0.0123f;
+      args.scales = scales.data();
       args.offsets = offsets.data();
       args.averaged = averaged;
       args.y = y.data() + 1;

@@ -53,6 +53,13 @@ def test_encode_scan_and_views(model, data):
         q[0, 0, 0] = 1
     assert model.prototypes.shape == (12, 16, 48) and not model.prototypes.flags.writeable
     assert model.tables.shape == (7, 12, 16)
+    # Each output's sum of table entries, at its own scale and offset, is its output.
+    scales, offsets = model.table_scales, model.table_offsets
+    assert scales.shape == (7,) and offsets.shape == (7,) and len(set(scales.tolist())) > 1
+    pair = np.arange(12) // 2 * 32 + np.arange(12) % 2 * 16
+    sums = np.stack([q.reshape(7, -1)[:, pair + codes[i]].sum(axis=1) for i in range(codes.shape[0])]).astype(np.float64)
+    bias = data[3]
+    np.testing.assert_allclose(model(test), sums / scales + offsets + bias, rtol=1e-5, atol=1e-4)
     # Views stay valid after the Python name of the model is gone.
     view = lutmul.Maddness(4).fit(test, np.ones((48, 2), np.float32)).quantized_tables
     assert view.sum() >= 0
