@@ -1,4 +1,6 @@
-// Writes a small MADDNESS model in file format version 1 and its outputs on fixed rows.
+// Writes a small MADDNESS model in file format version 1 and its outputs on fixed rows: built
+// against lutmul at commit 72577f0 (the last release writing version 1) to make the fixtures
+// beside it; kept as their provenance, not built by CMake.
 #include <cmath>
 #include <cstdio>
 #include <fstream>
