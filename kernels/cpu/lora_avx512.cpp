@@ -49,7 +49,31 @@ __mmask16 lora_tile(const LoraArgs& args, const int64_t* rows) {
       _mm512_mask_storeu_ps(t + i * r + s0, mask, scaled);
     }
   }
-  for (int64_t j0 = 0; j0 < m; j0 += 16) {
+  // Two panels (32 outputs) at a time while both are whole: each broadcast of t then feeds two
+  // FMAs, 10 loads per 16 FMAs instead of 9 per 8.
+  int64_t j0 = 0;
+  for (; j0 + 32 <= m; j0 += 32) {
+    __m512 acc[kRows][2];
+    for (int i = 0; i < kRows; ++i) {
+      acc[i][0] = _mm512_loadu_ps(y[i] + j0);
+      acc[i][1] = _mm512_loadu_ps(y[i] + j0 + 16);
+    }
+    const float* b0 = args.b + j0 * r;  // panels of outputs j0 .. j0 + 15 and j0 + 16 .. j0 + 31
+    const float* b1 = b0 + 16 * r;
+    for (int64_t s = 0; s < r; ++s) {
+      const __m512 row0 = _mm512_loadu_ps(b0 + 16 * s), row1 = _mm512_loadu_ps(b1 + 16 * s);
+      for (int i = 0; i < kRows; ++i) {
+        const __m512 ts = _mm512_set1_ps(t[i * r + s]);
+        acc[i][0] = _mm512_fmadd_ps(ts, row0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(ts, row1, acc[i][1]);
+      }
+    }
+    for (int i = 0; i < kRows; ++i) {
+      _mm512_storeu_ps(y[i] + j0, acc[i][0]);
+      _mm512_storeu_ps(y[i] + j0 + 16, acc[i][1]);
+    }
+  }
+  for (; j0 < m; j0 += 16) {
     const __mmask16 mask = tail_mask(m - j0);
     __m512 acc[kRows];
     for (int i = 0; i < kRows; ++i) acc[i] = _mm512_maskz_loadu_ps(mask, y[i] + j0);

@@ -106,7 +106,7 @@ TEST_P(LoraGrid, KernelsEqualTheScalarReference) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LoraGrid,
                          ::testing::Combine(::testing::Values<int64_t>(1, 13, 70), ::testing::Values<int64_t>(1, 17, 64),
-                                            ::testing::Values<int64_t>(1, 15, 33), ::testing::Values<int64_t>(1, 5, 16)),
+                                            ::testing::Values<int64_t>(1, 15, 33, 80), ::testing::Values<int64_t>(1, 5, 16)),
                          [](const ::testing::TestParamInfo<Shape>& p) {
                            return "N" + std::to_string(std::get<0>(p.param)) + "_K" + std::to_string(std::get<1>(p.param)) +
                                   "_M" + std::to_string(std::get<2>(p.param)) + "_r" + std::to_string(std::get<3>(p.param));
