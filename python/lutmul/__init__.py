@@ -27,7 +27,7 @@ from ._core import LutmulError
 
 __all__ = ["Maddness", "DenseLinear", "Int8Linear", "SparseLinear", "ChannelPrunedLinear", "MaddnessLinear",
            "prune_globally", "load_operator", "load", "isa", "supported_isas", "set_isa", "set_num_threads", "num_threads", "LutmulError"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 PathLike = Union[str, "os.PathLike[str]"]
 
