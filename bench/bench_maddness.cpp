@@ -231,8 +231,8 @@ void register_all() {
 
 int main(int argc, char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE") == nullptr && std::getenv("LUTMUL_BENCH_KEEP_BLAS") == nullptr) {
-    __builtin_cpu_init();
-    const char* core = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : nullptr;
+    const lutmul::CpuFeatures& cpu = lutmul::cpu_features();
+    const char* core = cpu.avx512f ? "SkylakeX" : cpu.avx2 ? "Haswell" : nullptr;
     if (core != nullptr) {
       setenv("OPENBLAS_CORETYPE", core, 1);
       execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are

@@ -1,53 +1,109 @@
-// Run-time choice of the kernel table. Built without ISA flags, so it runs on any CPU.
+// Run-time choice of the kernel level and the kernel registry. Built without ISA flags, so
+// it runs on any CPU. The only file that reads LUTMUL_ISA.
 #include "lutmul/isa.h"
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 
-#include "dispatch.h"
+#include "kernel_registry.h"
+#include "lutmul/cpu_features.h"
 #include "lutmul/error.h"
 
 namespace lutmul {
 namespace {
 
+constexpr std::array<Isa, 5> kAllIsas = {Isa::scalar, Isa::neon, Isa::avx2, Isa::avx512, Isa::avx512vbmi};
+
 bool cpu_can_run(Isa isa) {
-#if defined(__x86_64__) || defined(_M_X64)
-  __builtin_cpu_init();
+  const CpuFeatures& f = cpu_features();
+  const bool avx2 = f.avx2 && f.fma && f.bmi2;  // the AVX2 kernels use pdep (BMI2) and FMA
+  const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl;
   switch (isa) {
     case Isa::scalar: return true;
-    case Isa::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case Isa::avx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-    case Isa::avx512vbmi:
-      return cpu_can_run(Isa::avx512) && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni");
-    case Isa::neon: return false;
+    case Isa::avx2: return avx2;
+    case Isa::avx512: return avx512;
+    case Isa::avx512vbmi: return avx512 && f.avx512vbmi && f.avx512vnni;
+    case Isa::neon: return f.neon;
   }
   return false;
-#elif defined(__aarch64__)
-  return isa == Isa::scalar || isa == Isa::neon;  // NEON is part of AArch64
-#else
-  return isa == Isa::scalar;
-#endif
 }
 
-const kernels::KernelTable* built_kernels(Isa isa) {
+bool built(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return &kernels::scalar_kernels();
-#ifdef LUTMUL_HAVE_AVX2_KERNELS
-    case Isa::avx2: return kernels::avx2_kernels();
+    case Isa::scalar: return true;
+#if defined(LUTMUL_HAVE_AVX2_KERNELS)
+    case Isa::avx2: return true;
 #endif
-#ifdef LUTMUL_HAVE_AVX512_KERNELS
-    case Isa::avx512: return kernels::avx512_kernels();
+#if defined(LUTMUL_HAVE_AVX512_KERNELS)
+    case Isa::avx512: return true;
 #endif
-#ifdef LUTMUL_HAVE_AVX512VBMI_KERNELS
-    case Isa::avx512vbmi: return kernels::avx512vbmi_kernels();
+#if defined(LUTMUL_HAVE_AVX512VBMI_KERNELS)
+    case Isa::avx512vbmi: return true;
 #endif
-#ifdef LUTMUL_HAVE_NEON_KERNELS
-    case Isa::neon: return kernels::neon_kernels();
+#if defined(LUTMUL_HAVE_NEON_KERNELS)
+    case Isa::neon: return true;
 #endif
-    default: return nullptr;
+    default: return false;
   }
+}
+
+// Fills the set of a level. Called only for a level the CPU can run: every function called
+// here for a SIMD level lives in a file compiled for that level.
+detail::KernelSet fill(Isa isa) {
+  detail::KernelSet set;
+  set.isa = isa;
+  set.maddness = kernels::scalar_kernels();
+  set.int8 = kernels::int8_scalar_kernels();
+  set.sparse = kernels::sparse_scalar_kernel();
+  set.sparse24 = kernels::sparse24_scalar_kernel();
+  set.lora = kernels::lora_scalar_kernel();
+  [[maybe_unused]] const CpuFeatures& f = cpu_features();
+  switch (isa) {
+    case Isa::scalar: break;
+#if defined(LUTMUL_HAVE_AVX2_KERNELS)
+    case Isa::avx2:
+      set.maddness = *kernels::avx2_kernels();
+      set.sparse = kernels::sparse_avx2_kernel();
+      set.sparse24 = kernels::sparse24_avx2_kernel();
+      break;
+#endif
+#if defined(LUTMUL_HAVE_AVX512_KERNELS)
+    case Isa::avx512:
+    case Isa::avx512vbmi:
+      set.maddness = isa == Isa::avx512vbmi ? *kernels::avx512vbmi_kernels() : *kernels::avx512_kernels();
+      set.sparse = kernels::sparse_avx512_kernel();
+      set.sparse24 = kernels::sparse24_avx512_kernel();
+      set.lora = kernels::lora_avx512_kernel();
+      break;
+#endif
+#if defined(LUTMUL_HAVE_NEON_KERNELS)
+    case Isa::neon:
+      set.maddness = *kernels::neon_kernels();
+      set.sparse = kernels::sparse_neon_kernel();
+      set.sparse24 = kernels::sparse24_neon_kernel();
+      break;
+#endif
+    default: break;
+  }
+  // int8 needs dot-product instructions the levels do not name: 512-bit VNNI at the AVX-512
+  // levels where the CPU has it, else 256-bit AVX-VNNI where present, else AVX2's vpmaddwd.
+#if defined(LUTMUL_HAVE_INT8_AVX2_KERNELS)
+  const bool avx2_or_more = isa == Isa::avx2 || isa == Isa::avx512 || isa == Isa::avx512vbmi;
+  const bool avx512_level = isa == Isa::avx512 || isa == Isa::avx512vbmi;
+  if (avx512_level && f.avx512vnni) {
+    set.int8 = *kernels::int8_vnni_kernels();
+    set.int8_variant = "avx512-vnni";
+  } else if (avx2_or_more && f.avxvnni) {
+    set.int8 = *kernels::int8_avxvnni_kernels();
+    set.int8_variant = "avx-vnni";
+  } else if (avx2_or_more) {
+    set.int8 = *kernels::int8_avx2_kernels();
+    set.int8_variant = "avx2";
+  }
+#endif
+  return set;
 }
 
 constexpr int kNotForced = -1;
@@ -81,16 +137,19 @@ std::string isa_name(Isa isa) {
 }
 
 Isa parse_isa(const std::string& name) {
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vbmi, Isa::neon})
+  for (Isa isa : kAllIsas)
     if (name == isa_name(isa)) return isa;
   detail::throw_error("unknown ISA '", name, "' (expected scalar, avx2, avx512, avx512vbmi or neon)");
 }
 
-bool isa_supported(Isa isa) { return built_kernels(isa) != nullptr && cpu_can_run(isa); }
+std::vector<Isa> all_isas() { return {kAllIsas.begin(), kAllIsas.end()}; }
+
+// The CPU first: nothing of a level is touched before the CPU is known to run it.
+bool isa_supported(Isa isa) { return cpu_can_run(isa) && built(isa); }
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::scalar, Isa::neon, Isa::avx2, Isa::avx512, Isa::avx512vbmi})
+  for (Isa isa : kAllIsas)
     if (isa_supported(isa)) out.push_back(isa);
   return out;
 }
@@ -110,11 +169,31 @@ void set_isa(Isa isa) {
 }
 
 namespace detail {
-const kernels::KernelTable& active_kernels() { return *built_kernels(active_isa()); }
-const kernels::KernelTable& kernels_for(Isa isa) {
-  LUTMUL_CHECK(isa_supported(isa), "kernels for ", isa_name(isa), " are not supported on this CPU");
-  return *built_kernels(isa);
-}
-}  // namespace detail
 
+const KernelSet& kernels_for(Isa isa) {
+  LUTMUL_CHECK(isa_supported(isa), "kernels for ", isa_name(isa), " are not supported on this CPU");
+  static std::array<KernelSet, kAllIsas.size()> sets;
+  static std::array<std::once_flag, kAllIsas.size()> filled;
+  const auto index = static_cast<size_t>(isa);
+  std::call_once(filled[index], [&] { sets[index] = fill(isa); });
+  return sets[index];
+}
+
+const KernelSet& active_kernels() { return kernels_for(active_isa()); }
+
+std::vector<Int8Variant> runnable_int8_variants() {
+  std::vector<Int8Variant> out = {{"scalar", kernels::int8_scalar_kernels()}};
+#if defined(LUTMUL_HAVE_INT8_AVX2_KERNELS)
+  const CpuFeatures& f = cpu_features();
+  if (isa_supported(Isa::avx2)) out.push_back({"avx2", *kernels::int8_avx2_kernels()});
+  if (isa_supported(Isa::avx2) && f.avxvnni) out.push_back({"avx-vnni (VEX)", *kernels::int8_avxvnni_kernels()});
+  if (isa_supported(Isa::avx512) && f.avx512vnni) {
+    out.push_back({"avx512 vnni", *kernels::int8_vnni_kernels()});
+    out.push_back({"ymm vnni (EVEX)", *kernels::int8_vnni_ymm_evex_kernels()});
+  }
+#endif
+  return out;
+}
+
+}  // namespace detail
 }  // namespace lutmul

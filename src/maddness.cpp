@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "blas.h"
-#include "dispatch.h"
+#include "kernel_registry.h"
 #include "lookup_tables.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
@@ -219,7 +219,7 @@ void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
   args.packed = codes.packed_data();
   // Gathers use 32-bit offsets within a block of 64 rows.
   const bool gather_ok = args.row_stride <= INT32_MAX / kBlockRows;
-  const kernels::KernelTable& table = gather_ok ? detail::active_kernels() : kernels::scalar_kernels();
+  const kernels::KernelTable& table = (gather_ok ? detail::active_kernels() : detail::reference_kernels()).maddness;
 
   const int64_t nblocks = codes.nblocks();
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), nblocks));
@@ -274,7 +274,7 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {
   args.offsets = args.averaged ? averaged_offsets_.data() : output_offsets_.data();
   args.y = Y;
   args.ldy = ldy;
-  const kernels::KernelTable& table = detail::active_kernels();
+  const kernels::KernelTable& table = detail::active_kernels().maddness;
 
   // Rows first; with fewer blocks than threads, outputs are split too.
   const int row_parts = static_cast<int>(std::min<int64_t>(threads, nblocks));

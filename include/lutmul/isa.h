@@ -15,7 +15,10 @@ enum class Isa { scalar = 0, avx2 = 1, avx512 = 2, neon = 3, avx512vbmi = 4 };
 std::string isa_name(Isa isa);
 // Parses a name; throws lutmul::Error for an unknown one.
 Isa parse_isa(const std::string& name);
-// True when this build has kernels for `isa` and the CPU (and OS) can run them.
+// Every level lutmul knows, whether or not this build or CPU has it (for test sweeps).
+std::vector<Isa> all_isas();
+// True when the CPU (and OS) can run `isa` and this build has kernels for it. The AVX2
+// level needs AVX2, FMA and BMI2; AVX-512 adds F, BW, DQ and VL.
 bool isa_supported(Isa isa);
 // Every supported level, best last.
 std::vector<Isa> supported_isas();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "lutmul/channel_pruned_linear.h"
+#include "lutmul/cpu_features.h"
 #include "lutmul/dense_linear.h"
 #include "lutmul/error.h"
 #include "lutmul/int8_linear.h"

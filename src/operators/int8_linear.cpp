@@ -5,8 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "dispatch.h"
-#include "kernels/cpu/int8_kernels.h"
+#include "kernel_registry.h"
 #include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
@@ -16,24 +15,6 @@ namespace {
 
 using kernels::kInt8KGroup;
 using kernels::kInt8TileOutputs;
-
-// The int8 kernels need dot-product instructions that the ISA levels do not name, so the
-// CPU is asked as well: 512-bit VNNI at the AVX-512 levels where the CPU has it (Cascade Lake
-// and later, Zen 4), else 256-bit AVX-VNNI where present (Alder Lake, Zen 5), else AVX2.
-const kernels::Int8KernelTable& int8_kernels() {
-  const Isa isa = active_isa();
-#if defined(LUTMUL_HAVE_INT8_VNNI_KERNELS) && (defined(__x86_64__) || defined(_M_X64))
-  __builtin_cpu_init();
-  if ((isa == Isa::avx512 || isa == Isa::avx512vbmi) && __builtin_cpu_supports("avx512vnni"))
-    return *kernels::int8_vnni_kernels();
-  if ((isa == Isa::avx2 || isa == Isa::avx512 || isa == Isa::avx512vbmi) && __builtin_cpu_supports("avxvnni"))
-    return *kernels::int8_avxvnni_kernels();
-#endif
-#ifdef LUTMUL_HAVE_INT8_AVX2_KERNELS
-  if (isa == Isa::avx2 || isa == Isa::avx512 || isa == Isa::avx512vbmi) return *kernels::int8_avx2_kernels();
-#endif
-  return kernels::int8_scalar_kernels();
-}
 
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
@@ -166,11 +147,11 @@ void run(const kernels::Int8KernelTable& table, const Int8Linear& op, const Matr
 }  // namespace
 
 void Int8Linear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
-  forward_with(int8_kernels(), X, Y, ldy);
+  forward_with(detail::active_kernels().int8, X, Y, ldy);
 }
 
 void Int8Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const {
-  forward_with(kernels::int8_scalar_kernels(), X, Y, ldy);
+  forward_with(detail::reference_kernels().int8, X, Y, ldy);
 }
 
 void Int8Linear::forward_with(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y,

@@ -10,10 +10,9 @@
 #include "blas.h"
 #include "file_format.h"
 #include "finite.h"
-#include "kernels/cpu/lora_kernels.h"
+#include "kernel_registry.h"
 #include "lutmul/dense_linear.h"
 #include "lutmul/error.h"
-#include "lutmul/isa.h"
 #include "lutmul/peft_adapter.h"
 #include "lutmul/threading.h"
 
@@ -311,10 +310,7 @@ void LoraLinear::run(const MatrixView& X, const int32_t* adapter_ids, float* Y, 
     ldx = k_;
   }
 
-  kernels::LoraFn kernel = kernels::lora_scalar_kernel();
-#ifdef LUTMUL_HAVE_AVX512_KERNELS
-  if (!reference && (active_isa() == Isa::avx512 || active_isa() == Isa::avx512vbmi)) kernel = kernels::lora_avx512_kernel();
-#endif
+  const kernels::LoraFn kernel = (reference ? detail::reference_kernels() : detail::active_kernels()).lora;
   struct Work {
     int32_t id;
     int64_t begin, end;  // into order

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <memory>
 
-#include "kernels/cpu/sparse24_kernels.h"
+#include "kernel_registry.h"
 #include "aligned_scratch.h"
 #include "file_format.h"
 #include "finite.h"
@@ -81,34 +81,13 @@ int64_t Sparse24Linear::bytes() const {
   return static_cast<int64_t>(values_.size() * sizeof(float) + codes_.size() + bias_.size() * sizeof(float));
 }
 
-namespace {
-
-// The active ISA's kernel (the AVX-512 one serves both AVX-512 levels), or the reference.
-kernels::Sparse24Fn sparse24_kernel(bool reference) {
-  if (reference) return kernels::sparse24_scalar_kernel();
-  switch (active_isa()) {
-#ifdef LUTMUL_HAVE_AVX2_KERNELS
-    case Isa::avx2: return kernels::sparse24_avx2_kernel();
-#endif
-#ifdef LUTMUL_HAVE_AVX512_KERNELS
-    case Isa::avx512:
-    case Isa::avx512vbmi: return kernels::sparse24_avx512_kernel();
-#endif
-#ifdef LUTMUL_HAVE_NEON_KERNELS
-    case Isa::neon: return kernels::sparse24_neon_kernel();
-#endif
-    default: return kernels::sparse24_scalar_kernel();
-  }
-}
-
-}  // namespace
 
 void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
   const int64_t k = 4 * groups_;
   const kernels::Sparse24Layout layout{groups_, m_};
-  const kernels::Sparse24Fn kernel = sparse24_kernel(reference);
+  const kernels::Sparse24Fn kernel = (reference ? detail::reference_kernels() : detail::active_kernels()).sparse24;
   const int64_t chunk_rows = detail::rows_per_chunk(X.rows, num_threads(), kernels::kSparse24TileRows);
   const int64_t chunks = (X.rows + chunk_rows - 1) / chunk_rows;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <memory>
 
-#include "dispatch.h"
+#include "kernel_registry.h"
 #include "kernels/cpu/sparse_kernels.h"
 #include "aligned_scratch.h"
 #include "file_format.h"
@@ -85,32 +85,11 @@ int64_t SparseLinear::bytes() const {
                               segment_start_.size() * sizeof(int64_t) + bias_.size() * sizeof(float));
 }
 
-namespace {
-
-// The active ISA's kernel (the AVX-512 one serves both AVX-512 levels), or the reference.
-kernels::SparseFn sparse_kernel(bool reference) {
-  if (reference) return kernels::sparse_scalar_kernel();
-  switch (active_isa()) {
-#ifdef LUTMUL_HAVE_AVX2_KERNELS
-    case Isa::avx2: return kernels::sparse_avx2_kernel();
-#endif
-#ifdef LUTMUL_HAVE_AVX512_KERNELS
-    case Isa::avx512:
-    case Isa::avx512vbmi: return kernels::sparse_avx512_kernel();
-#endif
-#ifdef LUTMUL_HAVE_NEON_KERNELS
-    case Isa::neon: return kernels::sparse_neon_kernel();
-#endif
-    default: return kernels::sparse_scalar_kernel();
-  }
-}
-
-}  // namespace
 
 void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
-  const kernels::SparseFn kernel = sparse_kernel(reference);
+  const kernels::SparseFn kernel = (reference ? detail::reference_kernels() : detail::active_kernels()).sparse;
   const int64_t chunk_rows = detail::rows_per_chunk(X.rows, num_threads(), kernels::kSparseTileRows);
   const int64_t chunks = (X.rows + chunk_rows - 1) / chunk_rows;
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));

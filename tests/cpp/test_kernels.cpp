@@ -9,7 +9,7 @@
 #include <random>
 #include <tuple>
 
-#include "dispatch.h"
+#include "kernel_registry.h"
 #include "kernels/cpu/kernels.h"
 #include "lutmul/isa.h"
 
@@ -90,7 +90,7 @@ TEST_P(KernelGrid, EncodeMatchesScalarReference) {
   std::vector<float> a = testing_values(n, d, e);
   for (bool col_major : {false, true}) {
     const auto expected = encode_with(kernels::scalar_kernels(), e, a, n, col_major);
-    const auto got = encode_with(detail::kernels_for(isa), e, a, n, col_major);
+    const auto got = encode_with(detail::kernels_for(isa).maddness, e, a, n, col_major);
     ASSERT_EQ(expected.second, got.second);
     ASSERT_EQ(expected.first, got.first) << "layout " << (col_major ? "column-major" : "row-major");
   }
@@ -132,7 +132,7 @@ TEST_P(KernelGrid, ScanMatchesScalarReference) {
       return storage;
     };
     const std::vector<float> expected = run(kernels::scalar_kernels());
-    const std::vector<float> got = run(detail::kernels_for(isa));
+    const std::vector<float> got = run(detail::kernels_for(isa).maddness);
     ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
         << (averaged ? "averaged" : "exact") << " accumulation differs";
   }
@@ -168,7 +168,7 @@ TEST(KernelEdges, NanIsReportedByEveryIsa) {
       std::vector<float> a = testing_values(n, 20, e);
       a[static_cast<size_t>((n - 1) * 20 + e.split_dims[3])] = std::numeric_limits<float>::quiet_NaN();
       for (bool col_major : {false, true}) {
-        const auto got = encode_with(detail::kernels_for(isa), e, a, n, col_major);
+        const auto got = encode_with(detail::kernels_for(isa).maddness, e, a, n, col_major);
         EXPECT_TRUE(got.second) << isa_name(isa) << " n=" << n;
       }
     }
@@ -197,7 +197,7 @@ TEST(KernelEdges, LargeCodebookCountsNeverOverflowSixteenBits) {
       args.averaged = averaged;
       args.y = y.data();
       args.ldy = m;
-      detail::kernels_for(isa).scan(args, 0, nblocks, 0, m);
+      detail::kernels_for(isa).maddness.scan(args, 0, nblocks, 0, m);
       const float expected = averaged ? 255.f * npairs : 255.f * c;
       for (float v : y) ASSERT_EQ(expected, v) << isa_name(isa) << (averaged ? " averaged" : " exact");
     }
@@ -209,9 +209,9 @@ TEST(KernelEdges, BlockRangesEncodeIndependently) {
   const int64_t n = 300;
   const std::vector<float> a = testing_values(n, 23, e);
   for (Isa isa : supported_isas()) {
-    const auto whole = encode_with(detail::kernels_for(isa), e, a, n, false);
-    auto first = encode_with(detail::kernels_for(isa), e, a, n, false, 0, 2);
-    const auto second = encode_with(detail::kernels_for(isa), e, a, n, false, 2, 5);
+    const auto whole = encode_with(detail::kernels_for(isa).maddness, e, a, n, false);
+    auto first = encode_with(detail::kernels_for(isa).maddness, e, a, n, false, 0, 2);
+    const auto second = encode_with(detail::kernels_for(isa).maddness, e, a, n, false, 2, 5);
     const size_t split = 2 * 3 * kBlockRows;
     std::copy(second.first.begin() + split, second.first.end(), first.first.begin() + split);
     EXPECT_EQ(whole.first, first.first) << isa_name(isa);

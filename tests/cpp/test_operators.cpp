@@ -6,9 +6,11 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <limits>
 #include <tuple>
 
+#include "kernel_registry.h"
 #include "kernels/cpu/int8_kernels.h"
 #include "lutmul/lutmul.h"
 #include "test_util.h"
@@ -80,27 +82,9 @@ namespace {
 
 // Every int8 kernel this CPU can run, whatever LUTMUL_ISA picks, against the reference.
 TEST(Int8, EveryRunnableKernelEqualsTheReference) {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  struct Candidate {
-    const char* name;
-    const kernels::Int8KernelTable* table;
-    bool runnable;
-  };
-  const bool avx512_vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-                           __builtin_cpu_supports("avx512vl");
-  const Candidate candidates[] = {
-      {"avx2", kernels::int8_avx2_kernels(), __builtin_cpu_supports("avx2") != 0},
-      {"avx512 vnni", kernels::int8_vnni_kernels(), avx512_vnni},
-      {"ymm vnni (EVEX)", kernels::int8_vnni_ymm_evex_kernels(), avx512_vnni},
-      {"avx-vnni (VEX)", kernels::int8_avxvnni_kernels(), __builtin_cpu_supports("avxvnni") != 0},
-  };
   int ran = 0;
-  for (const Candidate& candidate : candidates) {
-    if (!candidate.runnable) {
-      std::printf("int8 kernel %s: this CPU cannot run it, not checked here\n", candidate.name);
-      continue;
-    }
+  for (const detail::Int8Variant& candidate : detail::runnable_int8_variants()) {
+    if (std::string(candidate.name) == "scalar") continue;
     ++ran;
     for (const auto& [n, k, m] : {Shape{1, 3, 1}, Shape{5, 63, 17}, Shape{65, 1000, 100}, Shape{200, 65, 16}}) {
       const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, static_cast<uint64_t>(k + m));
@@ -110,16 +94,13 @@ TEST(Int8, EveryRunnableKernelEqualsTheReference) {
       const int64_t ldy = m + 1;
       std::vector<float> expected(static_cast<size_t>(n * ldy), -1.f), got(expected);
       op.forward_reference(MatrixView::row_major(x.data(), n, k), expected.data(), ldy);
-      Int8KernelProbe::forward(op, *candidate.table, MatrixView::row_major(x.data(), n, k), got.data(), ldy);
+      Int8KernelProbe::forward(op, candidate.table, MatrixView::row_major(x.data(), n, k), got.data(), ldy);
       ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
           << candidate.name << " N " << n << " K " << k << " M " << m;
     }
   }
   std::printf("%d int8 kernels checked\n", ran);
-  if (ran == 0) GTEST_SKIP() << "this CPU runs none of the SIMD int8 kernels (no AVX2)";
-#else
-  GTEST_SKIP() << "no x86-64 int8 kernels in this build";
-#endif
+  if (ran == 0) GTEST_SKIP() << "this CPU or build runs none of the SIMD int8 kernels (no AVX2)";
 }
 
 TEST(Int8, LargestProductsStayExact) {
