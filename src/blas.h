@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include <cstddef>
+#include <mutex>
 
 extern "C" {
 int openblas_get_num_threads(void);
@@ -22,17 +23,12 @@ void dgesdd_(const char* jobz, const int* m, const int* n, double* a, const int*
 }
 
 namespace lutmul::detail {
-// Runs OpenBLAS on a given thread count for a scope, then restores the caller's setting.
-// Training uses one: its products are small, OpenBLAS's own pool would compete with
-// lutmul's OpenMP threads, and results then do not depend on the thread count.
-class BlasThreadScope {
- public:
-  explicit BlasThreadScope(int threads) : saved_(openblas_get_num_threads()) { openblas_set_num_threads(threads); }
-  ~BlasThreadScope() { openblas_set_num_threads(saved_); }
-  BlasThreadScope(const BlasThreadScope&) = delete;
-  BlasThreadScope& operator=(const BlasThreadScope&) = delete;
-
- private:
-  int saved_;
-};
+// lutmul's own threads drive the parallelism of every BLAS-backed call, and OpenBLAS runs
+// single-threaded inside them: set once per process, on the first BLAS use. Setting and
+// restoring OpenBLAS's one global thread count around each call raced between concurrent
+// callers, and two thread pools on the same cores competed.
+inline void use_single_threaded_blas() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
 }  // namespace lutmul::detail

@@ -9,6 +9,7 @@
 
 #include "blas.h"
 #include "kernel_registry.h"
+#include "operators/operator_skeleton.h"
 #include "lookup_tables.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
@@ -94,7 +95,7 @@ void Maddness::fit_encoder(const MatrixView& A_train, const ProgressCallback& pr
     for (int64_t j = 0; j < d; ++j) a[i * d + j] = A_train.at(i, j);
 
   const int threads = num_threads();
-  const detail::BlasThreadScope blas_threads(1);
+  detail::use_single_threaded_blas();
   const std::vector<int64_t> bounds = train::subspace_bounds(d, C);
   train::LearnedTrees trees = train::learn_trees(a.data(), n, d, bounds, config_.split_candidates, threads, progress);
   std::vector<float> prototypes;
@@ -140,7 +141,7 @@ void Maddness::set_weights(const MatrixView& B, const float* bias) {
       new_bias[j] = bias[j];
     }
   }
-  const detail::BlasThreadScope blas_threads(1);
+  detail::use_single_threaded_blas();
   detail::LookupTables t = detail::build_lookup_tables(prototypes_, config_.ncodebooks, input_dim_, B);
   output_dim_ = B.cols;
   float_tables_ = std::move(t.float_tables);
@@ -193,14 +194,6 @@ EncodedRows Maddness::encode(const MatrixView& A) const {
   return codes;
 }
 
-namespace {
-// Splits [0, count) into `parts` near-equal contiguous ranges; returns range `index`.
-std::pair<int64_t, int64_t> partition(int64_t count, int parts, int index) {
-  const int64_t base = count / parts, extra = count % parts;
-  const int64_t begin = index * base + std::min<int64_t>(index, extra);
-  return {begin, begin + base + (index < extra ? 1 : 0)};
-}
-}  // namespace
 
 void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
   check_input(A, "encode");
@@ -229,7 +222,7 @@ void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
     std::vector<float> scratch(kernels::encode_scratch_floats(config_.ncodebooks));
     kernels::EncodeArgs mine = args;
     mine.tail_scratch = scratch.data();
-    const auto range = partition(nblocks, omp_get_num_threads(), omp_get_thread_num());
+    const auto range = detail::partition(nblocks, omp_get_num_threads(), omp_get_thread_num());
     saw_nan = table.encode(mine, range.first, range.second);
   }
   LUTMUL_CHECK(!saw_nan, "A contains NaN in a column the encoder reads (", A.rows, " x ", A.cols, " input)");
@@ -282,8 +275,8 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {
 #pragma omp parallel num_threads(row_parts * output_parts)
   {
     const int id = omp_get_thread_num();
-    const auto rows = partition(nblocks, row_parts, id / output_parts);
-    const auto outputs = partition(m, output_parts, id % output_parts);
+    const auto rows = detail::partition(nblocks, row_parts, id / output_parts);
+    const auto outputs = detail::partition(m, output_parts, id % output_parts);
     table.scan(args, rows.first, rows.second, outputs.first, outputs.second);
   }
 }

@@ -8,15 +8,14 @@
 #include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
+#include "operators/operator_skeleton.h"
 
 namespace lutmul {
 
 ChannelPrunedLinear::ChannelPrunedLinear(const MatrixView& W, const float* bias, ChannelPruningConfig config) {
-  check_view(W, "W");
-  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "ChannelPrunedLinear: W must not be empty, got ", W.rows, " x ", W.cols);
+  detail::check_weights(W, "ChannelPrunedLinear");
   LUTMUL_CHECK(config.fraction >= 0 && config.fraction < 1, "ChannelPruningConfig.fraction must be in [0, 1), got ",
                config.fraction);
-  check_finite(W, "W");
   k_ = W.rows;
   m_ = W.cols;
   const bool outputs = config.channels == PrunedChannels::outputs;
@@ -41,12 +40,7 @@ ChannelPrunedLinear::ChannelPrunedLinear(const MatrixView& W, const float* bias,
   weights_.resize(static_cast<size_t>(kk * mk));
   for (int64_t i = 0; i < kk; ++i)
     for (int64_t j = 0; j < mk; ++j) weights_[i * mk + j] = W.at(kept_inputs_[i], kept_outputs_[j]);
-  bias_.assign(static_cast<size_t>(m_), 0.f);
-  if (bias != nullptr)
-    for (int64_t m = 0; m < m_; ++m) {
-      LUTMUL_CHECK(std::isfinite(bias[m]), "ChannelPrunedLinear: bias has a non-finite value at index ", m);
-      bias_[m] = bias[m];
-    }
+  bias_ = detail::copy_bias(bias, m_, "ChannelPrunedLinear");
 }
 
 int64_t ChannelPrunedLinear::bytes() const {
@@ -64,12 +58,16 @@ void ChannelPrunedLinear::forward(const MatrixView& X, float* Y, int64_t ldy) co
     for (int64_t j = 0; j < kk; ++j) x[i * kk + j] = X.at(i, kept_inputs_[j]);
   for (float v : x) LUTMUL_CHECK(std::isfinite(v), "channel-pruned forward: X has a non-finite value in a kept input");
   std::vector<float> y(static_cast<size_t>(n * mk));
-  {
-    const detail::BlasThreadScope threads(num_threads());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(mk), static_cast<int>(kk),
-                1.f, x.data(), static_cast<int>(kk), weights_.data(), static_cast<int>(mk), 0.f, y.data(),
-                static_cast<int>(mk));
-  }
+  detail::use_single_threaded_blas();
+  const std::vector<detail::ProductPart> parts = detail::split_product(n, mk, num_threads());
+  detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int) {
+    const detail::ProductPart& p = parts[static_cast<size_t>(thread)];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(p.row_end - p.row_begin),
+                static_cast<int>(p.output_end - p.output_begin), static_cast<int>(kk), 1.f, x.data() + p.row_begin * kk,
+                static_cast<int>(kk), weights_.data() + p.output_begin, static_cast<int>(mk), 0.f,
+                y.data() + p.row_begin * mk + p.output_begin, static_cast<int>(mk));
+    return true;
+  });
   for (int64_t i = 0; i < n; ++i) {
     float* row = Y + i * ldy;
     std::copy(bias_.begin(), bias_.end(), row);  // pruned outputs keep their bias

@@ -1,47 +1,51 @@
 #include "lutmul/dense_linear.h"
 
-#include <cmath>
+#include <algorithm>
 
 #include "blas.h"
 #include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
+#include "operators/operator_skeleton.h"
 
 namespace lutmul {
 
 DenseLinear::DenseLinear(const MatrixView& W, const float* bias) {
-  check_view(W, "W");
-  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "DenseLinear: W must not be empty, got ", W.rows, " x ", W.cols);
-  check_finite(W, "W");
+  detail::check_weights(W, "DenseLinear");
   k_ = W.rows;
   m_ = W.cols;
   weights_.resize(static_cast<size_t>(k_ * m_));
   for (int64_t i = 0; i < k_; ++i)
     for (int64_t j = 0; j < m_; ++j) weights_[i * m_ + j] = W.at(i, j);
-  bias_.assign(static_cast<size_t>(m_), 0.f);
-  if (bias != nullptr)
-    for (int64_t j = 0; j < m_; ++j) {
-      LUTMUL_CHECK(std::isfinite(bias[j]), "DenseLinear: bias has a non-finite value at index ", j);
-      bias_[j] = bias[j];
-    }
+  bias_ = detail::copy_bias(bias, m_, "DenseLinear");
 }
 
 void DenseLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
-  for (int64_t i = 0; i < X.rows; ++i)
-    for (int64_t j = 0; j < m_; ++j) Y[i * ldy + j] = bias_[j];
-  const detail::BlasThreadScope threads(num_threads());
-  if (X.rows == 1) {  // a GEMV: y = Wᵀ·x + bias, BLAS's matrix-vector kernel
-    const int64_t stride = X.layout == Layout::row_major ? 1 : X.leading_dim();
-    cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(k_), static_cast<int>(m_), 1.f, weights_.data(),
-                static_cast<int>(m_), X.data, static_cast<int>(stride), 1.f, Y, 1);
-    return;
-  }
+  detail::check_rows_finite(X, nullptr, "dense");
+  detail::use_single_threaded_blas();
   const bool row_major = X.layout == Layout::row_major;
-  cblas_sgemm(CblasRowMajor, row_major ? CblasNoTrans : CblasTrans, CblasNoTrans, static_cast<int>(X.rows),
-              static_cast<int>(m_), static_cast<int>(k_), 1.f, X.data, static_cast<int>(X.leading_dim()),
-              weights_.data(), static_cast<int>(m_), 1.f, Y, static_cast<int>(ldy));
+  const int64_t ldx = X.leading_dim();
+  const std::vector<detail::ProductPart> parts = detail::split_product(X.rows, m_, num_threads());
+  detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int) {
+    const detail::ProductPart& p = parts[static_cast<size_t>(thread)];
+    const int64_t rows = p.row_end - p.row_begin, outputs = p.output_end - p.output_begin;
+    // Row i of X starts at data + i·ld (row-major) or data + i (column-major).
+    const float* x = X.data + p.row_begin * (row_major ? ldx : 1);
+    float* y = Y + p.row_begin * ldy + p.output_begin;
+    const float* w = weights_.data() + p.output_begin;
+    for (int64_t i = 0; i < rows; ++i) std::copy_n(bias_.data() + p.output_begin, outputs, y + i * ldy);
+    if (rows == 1) {  // a GEMV: y = Wᵀ·x + bias, BLAS's matrix-vector kernel
+      cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(k_), static_cast<int>(outputs), 1.f, w,
+                  static_cast<int>(m_), x, static_cast<int>(row_major ? 1 : ldx), 1.f, y, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, row_major ? CblasNoTrans : CblasTrans, CblasNoTrans, static_cast<int>(rows),
+                  static_cast<int>(outputs), static_cast<int>(k_), 1.f, x, static_cast<int>(ldx), w,
+                  static_cast<int>(m_), 1.f, y, static_cast<int>(ldy));
+    }
+    return true;
+  });
 }
 
 int64_t DenseLinear::bytes() const {

@@ -9,6 +9,7 @@
 #include "file_format.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
+#include "operators/operator_skeleton.h"
 
 namespace lutmul {
 namespace {
@@ -22,10 +23,8 @@ int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
 Int8Linear::Int8Linear(const MatrixView& W, const float* bias, Int8Config config, const MatrixView* calibration)
     : config_(config) {
-  check_view(W, "W");
-  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "Int8Linear: W must not be empty, got ", W.rows, " x ", W.cols);
+  detail::check_weights(W, "Int8Linear");
   LUTMUL_CHECK(W.rows <= (int64_t{1} << 24), "Int8Linear: K = ", W.rows, " is too large for exact 32-bit sums");
-  check_finite(W, "W");
   k_ = W.rows;
   m_ = W.cols;
   k_padded_ = round_up(k_, kInt8KGroup);
@@ -48,21 +47,14 @@ Int8Linear::Int8Linear(const MatrixView& W, const float* bias, Int8Config config
       column_sums_[m] += w;
     }
   }
-  bias_.assign(static_cast<size_t>(m_padded_), 0.f);
-  if (bias != nullptr)
-    for (int64_t m = 0; m < m_; ++m) {
-      LUTMUL_CHECK(std::isfinite(bias[m]), "Int8Linear: bias has a non-finite value at index ", m);
-      bias_[m] = bias[m];
-    }
+  bias_ = detail::copy_bias(bias, m_, "Int8Linear");
+  bias_.resize(static_cast<size_t>(m_padded_), 0.f);  // the kernels read whole tiles
 
   if (config_.activations == ActivationScaling::static_per_tensor) {
     LUTMUL_CHECK(calibration != nullptr, "Int8Linear: static activation scaling needs calibration rows");
-    check_view(*calibration, "calibration");
-    LUTMUL_CHECK(calibration->cols == k_ && calibration->rows >= 1, "Int8Linear: calibration must be N x ", k_,
-                 " with N >= 1, got ", calibration->rows, " x ", calibration->cols);
+    detail::check_calibration(*calibration, k_, "Int8Linear");
     LUTMUL_CHECK(config_.calibration_percentile > 0 && config_.calibration_percentile <= 100,
                  "Int8Config.calibration_percentile must be in (0, 100], got ", config_.calibration_percentile);
-    check_finite(*calibration, "calibration");
     std::vector<float> magnitudes;
     magnitudes.reserve(static_cast<size_t>(calibration->rows * k_));
     for (int64_t i = 0; i < calibration->rows; ++i)
@@ -108,15 +100,8 @@ void run(const kernels::Int8KernelTable& table, const Int8Linear& op, const Matr
     const int id = omp_get_thread_num(), count = omp_get_num_threads();
     for (int64_t chunk = split_outputs ? 0 : id; chunk < chunks; chunk += split_outputs ? 1 : count) {
       const int64_t r0 = chunk * kChunkRows, rows = std::min(kChunkRows, X.rows - r0);
-      const float* x = X.data + r0 * X.leading_dim();
-      int64_t ldx = X.leading_dim();
-      if (X.layout == Layout::col_major) {  // the kernels read rows: copy this chunk once
-        row_major_copy.resize(static_cast<size_t>(rows * op.input_dim()));
-        for (int64_t i = 0; i < rows; ++i)
-          for (int64_t k = 0; k < op.input_dim(); ++k) row_major_copy[i * op.input_dim() + k] = X.at(r0 + i, k);
-        x = row_major_copy.data();
-        ldx = op.input_dim();
-      }
+      int64_t ldx = 0;
+      const float* x = detail::contiguous_rows(X, r0, rows, row_major_copy, ldx);
       kernels::Int8QuantizeArgs q;
       q.x = x;
       q.ldx = ldx;

@@ -15,6 +15,7 @@
 #include "lutmul/error.h"
 #include "lutmul/peft_adapter.h"
 #include "lutmul/threading.h"
+#include "operators/operator_skeleton.h"
 
 namespace lutmul {
 
@@ -42,23 +43,6 @@ constexpr int64_t kWorkRows = 64;  // rows of one segment per parallel work item
 // base's next OpenBLAS call, which with 2 cores made a 2-thread forward 2-3x slower than the
 // base alone (see docs/design.md).
 constexpr double kMacsPerThread = 32e6;
-
-// Throws, naming the first bad value, unless row i of X is finite for every i with
-// rows[i] true (all rows when `rows` is null).
-void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows) {
-  const bool row_major = X.layout == Layout::row_major;
-  bool finite = true;
-  if (row_major) {
-    for (int64_t i = 0; i < X.rows && finite; ++i)
-      if (rows == nullptr || (*rows)[i])
-        finite = detail::all_finite(X.data + i * X.leading_dim(), static_cast<size_t>(X.cols));
-  } else {
-    for (int64_t i = 0; i < X.rows && finite; ++i)
-      if (rows == nullptr || (*rows)[i])
-        for (int64_t k = 0; k < X.cols; ++k) finite = finite && std::isfinite(X.at(i, k));
-  }
-  if (!finite) check_finite(X, "lora forward: X");
-}
 
 }  // namespace
 
@@ -195,7 +179,7 @@ std::shared_ptr<const DenseLinear> fold_adapter(const DenseLinear& dense, const 
   std::vector<double> a(adapter.a.begin(), adapter.a.end()), b(b_rows.begin(), b_rows.end());
   std::vector<double> w(dense.weights().begin(), dense.weights().end());
   {
-    const detail::BlasThreadScope threads(num_threads());
+    detail::use_single_threaded_blas();
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(k), static_cast<int>(m),
                 static_cast<int>(adapter.rank), sign * static_cast<double>(adapter.alpha) / static_cast<double>(adapter.rank),
                 a.data(), static_cast<int>(adapter.rank), b.data(), static_cast<int>(m), 1.0, w.data(), static_cast<int>(m));
@@ -283,7 +267,7 @@ void LoraLinear::run(const MatrixView& X, const int32_t* adapter_ids, float* Y, 
   // Rows of the adapters are checked by the kernels (through X·A); the others here, since a
   // base may not check its input.
   if (with_base) {
-    check_rows_finite(X, &base_only);
+    detail::check_rows_finite(X, &base_only, "lora");
     state->base->forward(X, Y, ldy);
   }
   for (int64_t s = 0; s < slots; ++s) start[s + 1] += start[s];
@@ -300,15 +284,8 @@ void LoraLinear::run(const MatrixView& X, const int32_t* adapter_ids, float* Y, 
 
   // The kernels read rows in place; a column-major X is transposed once.
   std::vector<float> transposed;
-  const float* x = X.data;
-  int64_t ldx = X.leading_dim();
-  if (X.layout == Layout::col_major) {
-    transposed.resize(static_cast<size_t>(n * k_));
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t k = 0; k < k_; ++k) transposed[i * k_ + k] = X.at(i, k);
-    x = transposed.data();
-    ldx = k_;
-  }
+  int64_t ldx = 0;
+  const float* x = detail::contiguous_rows(X, 0, n, transposed, ldx);
 
   const kernels::LoraFn kernel = (reference ? detail::reference_kernels() : detail::active_kernels()).lora;
   struct Work {
@@ -351,7 +328,7 @@ void LoraLinear::run(const MatrixView& X, const int32_t* adapter_ids, float* Y, 
     }
   }
   if (!finite) {
-    check_rows_finite(X, nullptr);
+    detail::check_rows_finite(X, nullptr, "lora");
     detail::throw_error("lora forward: X·A overflowed float (inputs or adapter too large)");
   }
 }

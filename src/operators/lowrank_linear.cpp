@@ -9,6 +9,7 @@
 #include "finite.h"
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
+#include "operators/operator_skeleton.h"
 
 namespace lutmul {
 namespace {
@@ -129,23 +130,12 @@ std::vector<double> errors_by_rank(const MatrixView& X, const std::vector<double
   return errors;
 }
 
-void copy_bias(const float* bias, int64_t m, std::vector<float>& out, const char* who) {
-  out.assign(static_cast<size_t>(m), 0.f);
-  if (bias == nullptr) return;
-  for (int64_t j = 0; j < m; ++j) {
-    LUTMUL_CHECK(std::isfinite(bias[j]), who, ": bias has a non-finite value at index ", j);
-    out[j] = bias[j];
-  }
-}
-
 }  // namespace
 
 LowRankLinear::LowRankLinear(const MatrixView& W, const float* bias, LowRankConfig config,
                              const MatrixView* calibration) {
-  check_view(W, "W");
-  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "LowRankLinear: W must not be empty, got ", W.rows, " x ", W.cols);
+  detail::check_weights(W, "LowRankLinear");
   LUTMUL_CHECK(W.rows * W.cols <= INT_MAX, "LowRankLinear: W (", W.rows, " x ", W.cols, ") is too large for LAPACK");
-  check_finite(W, "W");
   k_ = W.rows;
   m_ = W.cols;
   const int64_t l = std::min(k_, m_);
@@ -168,15 +158,10 @@ LowRankLinear::LowRankLinear(const MatrixView& W, const float* bias, LowRankConf
                "LowRankLinear: the data-aware variant whitens by calibration rows; none were given");
   LUTMUL_CHECK(config.damping > 0 && std::isfinite(config.damping), "LowRankConfig.damping must be > 0, got ",
                config.damping);
-  if (calibration != nullptr) {
-    check_view(*calibration, "calibration");
-    LUTMUL_CHECK(calibration->cols == k_ && calibration->rows >= 1, "LowRankLinear: calibration must be N x ", k_,
-                 " with N >= 1, got ", calibration->rows, " x ", calibration->cols);
-    check_finite(*calibration, "calibration");
-  }
-  copy_bias(bias, m_, bias_, "LowRankLinear");
+  if (calibration != nullptr) detail::check_calibration(*calibration, k_, "LowRankLinear");
+  bias_ = detail::copy_bias(bias, m_, "LowRankLinear");
 
-  const detail::BlasThreadScope threads(num_threads());
+  detail::use_single_threaded_blas();
   std::vector<double> w(static_cast<size_t>(k_ * m_));
   for (int64_t i = 0; i < k_; ++i)
     for (int64_t j = 0; j < m_; ++j) w[i * m_ + j] = W.at(i, j);
@@ -259,7 +244,7 @@ LowRankLinear::LowRankLinear(const MatrixView& U, const MatrixView& V, const flo
     for (int64_t j = 0; j < rank_; ++j) u_[i * rank_ + j] = U.at(i, j);
   for (int64_t j = 0; j < rank_; ++j)
     for (int64_t c = 0; c < m_; ++c) v_[j * m_ + c] = V.at(j, c);
-  copy_bias(bias, m_, bias_, "LowRankLinear");
+  bias_ = detail::copy_bias(bias, m_, "LowRankLinear");
 }
 
 int64_t LowRankLinear::bytes() const {
@@ -269,29 +254,42 @@ int64_t LowRankLinear::bytes() const {
 void LowRankLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
-  const int64_t n = X.rows;
-  std::vector<float> t(static_cast<size_t>(n * rank_));
-  const detail::BlasThreadScope threads(num_threads());
+  detail::use_single_threaded_blas();
+  const int64_t n = X.rows, ldx = X.leading_dim();
   const bool row_major = X.layout == Layout::row_major;
-  if (n == 1) {  // two GEMVs: t = Uᵀ·x, y = Vᵀ·t + bias
-    cblas_sgemv(CblasRowMajor, CblasTrans, to_int(k_), to_int(rank_), 1.f, u_.data(), to_int(rank_), X.data,
-                to_int(row_major ? 1 : X.leading_dim()), 0.f, t.data(), 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, row_major ? CblasNoTrans : CblasTrans, CblasNoTrans, to_int(n), to_int(rank_), to_int(k_),
-                1.f, X.data, to_int(X.leading_dim()), u_.data(), to_int(rank_), 0.f, t.data(), to_int(rank_));
-  }
-  // A NaN or infinity anywhere in a row of X makes that row of t non-finite: checking t (r
-  // columns) is cheaper than checking X (K columns). Only then is X searched for the culprit.
-  if (!detail::all_finite(t.data(), t.size())) {
+  std::vector<float> t(static_cast<size_t>(n * rank_));
+  // Rows among threads, each its own t = X·U then Y = t·V + bias; a few rows stay on one.
+  const int threads = n >= 16 * num_threads() ? num_threads() : 1;
+  const bool finite = detail::run_on_threads(threads, [&](int thread, int count) {
+    const auto [first, end] = detail::partition(n, count, thread);
+    const int64_t rows = end - first;
+    if (rows == 0) return true;
+    const float* x = X.data + first * (row_major ? ldx : 1);
+    float* tr = t.data() + first * rank_;
+    float* y = Y + first * ldy;
+    if (rows == 1) {  // two GEMVs: t = Uᵀ·x, y = Vᵀ·t + bias
+      cblas_sgemv(CblasRowMajor, CblasTrans, to_int(k_), to_int(rank_), 1.f, u_.data(), to_int(rank_), x,
+                  to_int(row_major ? 1 : ldx), 0.f, tr, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, row_major ? CblasNoTrans : CblasTrans, CblasNoTrans, to_int(rows), to_int(rank_),
+                  to_int(k_), 1.f, x, to_int(ldx), u_.data(), to_int(rank_), 0.f, tr, to_int(rank_));
+    }
+    // A NaN or infinity anywhere in a row of X makes that row of t non-finite: checking t (r
+    // columns) is cheaper than checking X (K columns).
+    if (!detail::all_finite(tr, static_cast<size_t>(rows * rank_))) return false;
+    for (int64_t i = 0; i < rows; ++i) std::copy(bias_.begin(), bias_.end(), y + i * ldy);
+    if (rows == 1) {
+      cblas_sgemv(CblasRowMajor, CblasTrans, to_int(rank_), to_int(m_), 1.f, v_.data(), to_int(m_), tr, 1, 1.f, y, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(rows), to_int(m_), to_int(rank_), 1.f, tr,
+                  to_int(rank_), v_.data(), to_int(m_), 1.f, y, to_int(ldy));
+    }
+    return true;
+  });
+  // Only then is X searched for the culprit.
+  if (!finite) {
     check_finite(X, "low_rank forward: X");
     detail::throw_error("low_rank forward: X·U overflowed float (inputs too large)");
-  }
-  for (int64_t i = 0; i < n; ++i) std::copy(bias_.begin(), bias_.end(), Y + i * ldy);
-  if (n == 1) {
-    cblas_sgemv(CblasRowMajor, CblasTrans, to_int(rank_), to_int(m_), 1.f, v_.data(), to_int(m_), t.data(), 1, 1.f, Y, 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(n), to_int(m_), to_int(rank_), 1.f, t.data(),
-                to_int(rank_), v_.data(), to_int(m_), 1.f, Y, to_int(ldy));
   }
 }
 

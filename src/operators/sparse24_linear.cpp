@@ -14,15 +14,13 @@
 #include "lutmul/isa.h"
 #include "lutmul/threading.h"
 #include "operators/pruning_scores.h"
-#include "operators/row_chunks.h"
+#include "operators/operator_skeleton.h"
 
 namespace lutmul {
 
 Sparse24Linear::Sparse24Linear(const MatrixView& W, const float* bias, const MatrixView* calibration) {
-  check_view(W, "W");
-  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "Sparse24Linear: W must not be empty, got ", W.rows, " x ", W.cols);
+  detail::check_weights(W, "Sparse24Linear");
   LUTMUL_CHECK(W.rows % 4 == 0, "Sparse24Linear: 2:4 pruning needs K divisible by 4, got K = ", W.rows);
-  check_finite(W, "W");
   groups_ = W.rows / 4;
   m_ = W.cols;
 
@@ -52,12 +50,7 @@ Sparse24Linear::Sparse24Linear(const MatrixView& W, const float* bias, const Mat
         codes[g / 2] = static_cast<uint8_t>(codes[g / 2] | (low | high << 2) << (4 * (g % 2)));
       }
     }
-  bias_.assign(static_cast<size_t>(m_), 0.f);
-  if (bias != nullptr)
-    for (int64_t m = 0; m < m_; ++m) {
-      LUTMUL_CHECK(std::isfinite(bias[m]), "Sparse24Linear: bias has a non-finite value at index ", m);
-      bias_[m] = bias[m];
-    }
+  bias_ = detail::copy_bias(bias, m_, "Sparse24Linear");
 }
 
 std::vector<float> Sparse24Linear::pruned_dense() const {
@@ -85,42 +78,23 @@ int64_t Sparse24Linear::bytes() const {
 void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
-  const int64_t k = 4 * groups_;
-  const kernels::Sparse24Layout layout{groups_, m_};
+  kernels::Sparse24Args args;
+  args.layout = kernels::Sparse24Layout{groups_, m_};
+  args.values = values_.data();
+  args.codes = codes_.data();
+  args.bias = bias_.data();
+  args.ldy = ldy;
   const kernels::Sparse24Fn kernel = (reference ? detail::reference_kernels() : detail::active_kernels()).sparse24;
-  const int64_t chunk_rows = detail::rows_per_chunk(X.rows, num_threads(), kernels::kSparse24TileRows);
-  const int64_t chunks = (X.rows + chunk_rows - 1) / chunk_rows;
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
-  bool finite = true;
-#pragma omp parallel num_threads(threads) reduction(&& : finite)
-  {
-    const detail::AlignedFloats scratch = detail::aligned_floats(static_cast<size_t>(kernels::sparse24_scratch_floats(layout)));
-    std::vector<float> row_major;
-    for (int64_t chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
-      const int64_t r0 = chunk * chunk_rows, rows = std::min(chunk_rows, X.rows - r0);
-      kernels::Sparse24Args args;
-      // Rows must be contiguous for the kernels: copy this chunk of a column-major X.
-      if (X.layout == Layout::col_major) {
-        row_major.resize(static_cast<size_t>(rows * k));
-        for (int64_t i = 0; i < rows; ++i)
-          for (int64_t j = 0; j < k; ++j) row_major[i * k + j] = X.at(r0 + i, j);
-        args.x = row_major.data();
-        args.ldx = k;
-      } else {
-        args.x = X.data + r0 * X.leading_dim();
-        args.ldx = X.leading_dim();
-      }
-      for (int64_t i = 0; i < rows; ++i) finite = finite && detail::all_finite(args.x + i * args.ldx, static_cast<size_t>(k));
-      args.layout = layout;
-      args.values = values_.data();
-      args.codes = codes_.data();
-      args.scratch = scratch.get();
-      args.bias = bias_.data();
-      args.y = Y + r0 * ldy;
-      args.ldy = ldy;
-      kernel(args, 0, rows);
-    }
-  }
+  const bool finite = detail::for_each_row_tile(
+      X, kernels::kSparse24TileRows, static_cast<size_t>(kernels::sparse24_scratch_floats(args.layout)),
+      [&](const float* x, int64_t ldx, int64_t first, int64_t rows, float* scratch) {
+        kernels::Sparse24Args chunk = args;
+        chunk.x = x;
+        chunk.ldx = ldx;
+        chunk.y = Y + first * ldy;
+        chunk.scratch = scratch;
+        kernel(chunk, 0, rows);
+      });
   LUTMUL_CHECK(finite, "2:4 sparse forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
 }
 

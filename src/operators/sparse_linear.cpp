@@ -14,17 +14,15 @@
 #include "lutmul/error.h"
 #include "lutmul/threading.h"
 #include "operators/pruning_scores.h"
-#include "operators/row_chunks.h"
+#include "operators/operator_skeleton.h"
 
 namespace lutmul {
 
 SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig config, const MatrixView* calibration) {
-  check_view(W, "W");
-  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, "SparseLinear: W must not be empty, got ", W.rows, " x ", W.cols);
+  detail::check_weights(W, "SparseLinear");
   LUTMUL_CHECK(W.rows <= INT32_MAX && W.cols <= INT32_MAX, "SparseLinear: W is too large (", W.rows, " x ", W.cols, ")");
   LUTMUL_CHECK(config.kept_weights >= 0 || (config.sparsity >= 0 && config.sparsity < 1), "SparseConfig.sparsity must be in [0, 1), got ",
                config.sparsity);
-  check_finite(W, "W");
   k_ = W.rows;
   m_ = W.cols;
 
@@ -64,12 +62,7 @@ SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig 
       segment_start_[b * m_ + m + 1] = static_cast<int64_t>(values_.size());
     }
   }
-  bias_.assign(static_cast<size_t>(m_), 0.f);
-  if (bias != nullptr)
-    for (int64_t m = 0; m < m_; ++m) {
-      LUTMUL_CHECK(std::isfinite(bias[m]), "SparseLinear: bias has a non-finite value at index ", m);
-      bias_[m] = bias[m];
-    }
+  bias_ = detail::copy_bias(bias, m_, "SparseLinear");
 }
 
 std::vector<float> SparseLinear::pruned_dense() const {
@@ -89,43 +82,26 @@ int64_t SparseLinear::bytes() const {
 void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
+  kernels::SparseArgs args;
+  args.k = k_;
+  args.m = m_;
+  args.blocks = blocks_;
+  args.segment_start = segment_start_.data();
+  args.offsets = offsets_.data();
+  args.values = values_.data();
+  args.bias = bias_.data();
+  args.ldy = ldy;
   const kernels::SparseFn kernel = (reference ? detail::reference_kernels() : detail::active_kernels()).sparse;
-  const int64_t chunk_rows = detail::rows_per_chunk(X.rows, num_threads(), kernels::kSparseTileRows);
-  const int64_t chunks = (X.rows + chunk_rows - 1) / chunk_rows;
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), chunks));
-  bool finite = true;
-#pragma omp parallel num_threads(threads) reduction(&& : finite)
-  {
-    const detail::AlignedFloats scratch = detail::aligned_floats(static_cast<size_t>(kernels::sparse_scratch_floats(k_, m_)));
-    std::vector<float> row_major;
-    for (int64_t chunk = omp_get_thread_num(); chunk < chunks; chunk += omp_get_num_threads()) {
-      const int64_t r0 = chunk * chunk_rows, rows = std::min(chunk_rows, X.rows - r0);
-      kernels::SparseArgs args;
-      // Rows must be contiguous for the kernels: copy this chunk of a column-major X.
-      if (X.layout == Layout::col_major) {
-        row_major.resize(static_cast<size_t>(rows * k_));
-        for (int64_t i = 0; i < rows; ++i)
-          for (int64_t k = 0; k < k_; ++k) row_major[i * k_ + k] = X.at(r0 + i, k);
-        args.x = row_major.data();
-        args.ldx = k_;
-      } else {
-        args.x = X.data + r0 * X.leading_dim();
-        args.ldx = X.leading_dim();
-      }
-      for (int64_t i = 0; i < rows; ++i) finite = finite && detail::all_finite(args.x + i * args.ldx, static_cast<size_t>(k_));
-      args.k = k_;
-      args.m = m_;
-      args.blocks = blocks_;
-      args.segment_start = segment_start_.data();
-      args.offsets = offsets_.data();
-      args.values = values_.data();
-      args.bias = bias_.data();
-      args.y = Y + r0 * ldy;
-      args.ldy = ldy;
-      args.scratch = scratch.get();
-      kernel(args, 0, rows);
-    }
-  }
+  const bool finite = detail::for_each_row_tile(
+      X, kernels::kSparseTileRows, static_cast<size_t>(kernels::sparse_scratch_floats(k_, m_)),
+      [&](const float* x, int64_t ldx, int64_t first, int64_t rows, float* scratch) {
+        kernels::SparseArgs chunk = args;
+        chunk.x = x;
+        chunk.ldx = ldx;
+        chunk.y = Y + first * ldy;
+        chunk.scratch = scratch;
+        kernel(chunk, 0, rows);
+      });
   LUTMUL_CHECK(finite, "sparse forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
 }
 

@@ -1,0 +1,82 @@
+#include "operators/operator_skeleton.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "finite.h"
+#include "lutmul/error.h"
+
+namespace lutmul::detail {
+
+void check_weights(const MatrixView& W, const char* who) {
+  check_view(W, "W");
+  LUTMUL_CHECK(W.rows >= 1 && W.cols >= 1, who, ": W must not be empty, got ", W.rows, " x ", W.cols);
+  check_finite(W, "W");
+}
+
+void check_calibration(const MatrixView& calibration, int64_t k, const char* who) {
+  check_view(calibration, "calibration");
+  LUTMUL_CHECK(calibration.cols == k && calibration.rows >= 1, who, ": calibration must be N x ", k,
+               " with N >= 1, got ", calibration.rows, " x ", calibration.cols);
+  check_finite(calibration, "calibration");
+}
+
+std::vector<float> copy_bias(const float* bias, int64_t m, const char* who) {
+  std::vector<float> out(static_cast<size_t>(m), 0.f);
+  if (bias == nullptr) return out;
+  for (int64_t j = 0; j < m; ++j) {
+    LUTMUL_CHECK(std::isfinite(bias[j]), who, ": bias has a non-finite value at index ", j);
+    out[j] = bias[j];
+  }
+  return out;
+}
+
+void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, const char* who) {
+  const bool row_major = X.layout == Layout::row_major;
+  bool finite = true;
+  for (int64_t i = 0; i < X.rows && finite; ++i) {
+    if (rows != nullptr && !(*rows)[i]) continue;
+    if (row_major) {
+      finite = all_finite(X.data + i * X.leading_dim(), static_cast<size_t>(X.cols));
+    } else {
+      for (int64_t k = 0; k < X.cols; ++k) finite = finite && std::isfinite(X.at(i, k));
+    }
+  }
+  if (!finite) check_finite(X, (std::string(who) + " forward: X").c_str());
+}
+
+const float* contiguous_rows(const MatrixView& X, int64_t first, int64_t count, std::vector<float>& buffer,
+                             int64_t& ld) {
+  if (X.layout == Layout::row_major) {
+    ld = X.leading_dim();
+    return X.data + first * ld;
+  }
+  buffer.resize(static_cast<size_t>(count * X.cols));
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t k = 0; k < X.cols; ++k) buffer[i * X.cols + k] = X.at(first + i, k);
+  ld = X.cols;
+  return buffer.data();
+}
+
+std::vector<ProductPart> split_product(int64_t rows, int64_t outputs, int threads) {
+  constexpr int64_t kRowsPerThread = 16;  // fewer rows than this per thread: split outputs
+  std::vector<ProductPart> parts;
+  if (threads <= 1) return {{0, rows, 0, outputs}};
+  if (rows >= kRowsPerThread * threads) {
+    for (int t = 0; t < threads; ++t) {
+      const auto [begin, end] = partition(rows, threads, t);
+      parts.push_back({begin, end, 0, outputs});
+    }
+    return parts;
+  }
+  const int64_t vectors = (outputs + 15) / 16;
+  const int used = static_cast<int>(std::min<int64_t>(threads, vectors));
+  for (int t = 0; t < used; ++t) {
+    const auto [begin, end] = partition(vectors, used, t);
+    parts.push_back({0, rows, begin * 16, std::min(outputs, end * 16)});
+  }
+  return parts;
+}
+
+}  // namespace lutmul::detail

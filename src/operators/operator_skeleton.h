@@ -1,0 +1,99 @@
+// Internal: the glue every operator shares, written once. Constructors check their weights
+// and copy their bias through here; forwards take contiguous rows, split work among threads
+// and apply the one finite-values rule of the contract (include/lutmul/linear_operator.h)
+// through here.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "aligned_scratch.h"
+#include "finite.h"
+#include "lutmul/matrix.h"
+#include "lutmul/threading.h"
+
+namespace lutmul::detail {
+
+// W given to a constructor: a well-formed, non-empty view with finite values. `who` names
+// the operator in the message.
+void check_weights(const MatrixView& W, const char* who);
+
+// Calibration rows for a layer with K inputs: N × K, N ≥ 1, finite.
+void check_calibration(const MatrixView& calibration, int64_t k, const char* who);
+
+// The bias as M floats: a copy of `bias`, zeros when it is null. Every value must be finite.
+std::vector<float> copy_bias(const float* bias, int64_t m, const char* who);
+
+// Throws, naming the first bad value, unless every row i of X with `rows` (null: all rows)
+// nonzero at i is finite. Vectorised for row-major X.
+void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, const char* who);
+
+// Rows [first, first + count) of X contiguous and row-major: a pointer into X when X is
+// row-major, else a copy made in `buffer`. `ld` receives the leading dimension.
+const float* contiguous_rows(const MatrixView& X, int64_t first, int64_t count, std::vector<float>& buffer,
+                             int64_t& ld);
+
+// [0, count) split into `parts` near-equal contiguous ranges; range `index` of them.
+inline std::pair<int64_t, int64_t> partition(int64_t count, int parts, int index) {
+  const int64_t base = count / parts, extra = count % parts;
+  const int64_t begin = index * base + (index < extra ? index : extra);
+  return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+// Runs work(thread, threads) on `threads` OpenMP threads; true when every call returned true
+// (the kernels report non-finite input so, since nothing may throw inside the region).
+template <class Work>
+bool run_on_threads(int threads, Work&& work) {
+  bool ok = true;
+#pragma omp parallel num_threads(threads) reduction(&& : ok)
+  ok = work(omp_get_thread_num(), omp_get_num_threads());
+  return ok;
+}
+
+// Rows per chunk for kernels that work best on tiles of `tile_rows` rows: whole tiles, unless
+// that would leave threads idle (100 rows on two threads), then the batch's share per thread
+// rounded up to 16, the vector width of the tiles.
+inline int64_t rows_per_chunk(int64_t rows, int threads, int64_t tile_rows) {
+  const int64_t share = (rows + threads - 1) / (threads > 1 ? threads : 1);
+  const int64_t rounded = (share + 15) / 16 * 16;
+  return rounded < 16 ? 16 : rounded > tile_rows ? tile_rows : rounded;
+}
+
+// Runs a kernel that transposes tiles of rows (the pruned products) over all of X: chunks of
+// rows_per_chunk rows taken round robin by lutmul's threads, each thread with its own
+// cache-line aligned scratch of `scratch_floats`, rows made contiguous, and each row checked
+// finite. kernel(x, ldx, first_row, rows, scratch) does one chunk. False if X had a
+// non-finite value.
+template <class Kernel>
+bool for_each_row_tile(const MatrixView& X, int64_t tile_rows, size_t scratch_floats, Kernel&& kernel) {
+  const int64_t chunk_rows = rows_per_chunk(X.rows, num_threads(), tile_rows);
+  const int64_t chunks = (X.rows + chunk_rows - 1) / chunk_rows;
+  const int threads = static_cast<int>(chunks < num_threads() ? chunks : num_threads());
+  return run_on_threads(threads, [&](int thread, int count) {
+    const AlignedFloats scratch = aligned_floats(scratch_floats);
+    std::vector<float> copy;
+    bool finite = true;
+    for (int64_t chunk = thread; chunk < chunks; chunk += count) {
+      const int64_t first = chunk * chunk_rows, rows = std::min(chunk_rows, X.rows - first);
+      int64_t ldx = 0;
+      const float* x = contiguous_rows(X, first, rows, copy, ldx);
+      for (int64_t i = 0; i < rows && finite; ++i) finite = all_finite(x + i * ldx, static_cast<size_t>(X.cols));
+      kernel(x, ldx, first, rows, scratch.get());
+    }
+    return finite;
+  });
+}
+
+// How a BLAS-backed product of `rows` rows and `outputs` outputs is split among lutmul's
+// threads (BLAS itself runs single-threaded, src/blas.h): rows when there are enough for
+// every thread, else outputs, in multiples of 16 so that vector tails stay whole.
+struct ProductPart {
+  int64_t row_begin, row_end, output_begin, output_end;
+};
+std::vector<ProductPart> split_product(int64_t rows, int64_t outputs, int threads);
+
+}  // namespace lutmul::detail
