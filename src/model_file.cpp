@@ -1,15 +1,20 @@
-// MADDNESS model files: the library's container (src/file_format.h) with magic "LUTMULMD"
-// around the trained encoder, prototypes and tables.
+// MADDNESS models in files: an operator file (src/operators/operator_file.cpp) of kind
+// "maddness" whose payload is a model format version, then the trained encoder, prototypes
+// and tables. Earlier releases wrote the same state inside a container of its own (magic
+// "LUTMULMD"), standalone or nested whole in an operator file's payload; both are still read.
 #include <cmath>
 
+#include <cstring>
+
 #include "file_format.h"
+#include "operators/operator_file.h"
 #include "lutmul/error.h"
 #include "lutmul/maddness.h"
 
 namespace lutmul {
 namespace {
 
-constexpr detail::Magic kMagic = {'L', 'U', 'T', 'M', 'U', 'L', 'M', 'D'};
+constexpr detail::Magic kLegacyMagic = {'L', 'U', 'T', 'M', 'U', 'L', 'M', 'D'};
 // Version 2: a scale and an offset per output (version 1: one scale, an offset per codebook;
 // still read, and predicts exactly as it did).
 constexpr uint32_t kFormatVersion = 2;
@@ -19,10 +24,16 @@ using detail::check_all_finite;
 using Writer = detail::ByteWriter;
 using Reader = detail::ByteReader;
 
+bool is_legacy_container(const uint8_t* data, size_t size) {
+  return size >= sizeof(kLegacyMagic) && std::memcmp(data, kLegacyMagic, sizeof(kLegacyMagic)) == 0;
+}
+
 }  // namespace
 
-std::vector<uint8_t> Maddness::serialize() const {
+std::vector<uint8_t> Maddness::payload() const {
+  LUTMUL_CHECK(encoder_fitted(), "save: the model is not fitted");
   Writer w;
+  w.put<uint32_t>(kFormatVersion);
   w.put<int32_t>(config_.ncodebooks);
   w.put<int32_t>(config_.split_candidates);
   w.put<int32_t>(static_cast<int32_t>(config_.prototypes));
@@ -44,13 +55,24 @@ std::vector<uint8_t> Maddness::serialize() const {
   w.put_array(table_offsets_);
   w.put_array(bias_);
 
-  return detail::wrap_payload(kMagic, kFormatVersion, w.bytes());
+  return std::move(w.bytes());
 }
 
-Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
-  const detail::VersionedPayload file =
-      detail::unwrap_versioned_payload(data, size, kMagic, kOldestVersion, kFormatVersion, "model file");
-  Reader r(file.data, file.size);
+Maddness Maddness::from_payload(const uint8_t* data, size_t size) {
+  if (is_legacy_container(data, size)) {  // 0.1 and 0.2 nested the whole model file
+    const detail::VersionedPayload file =
+        detail::unwrap_versioned_payload(data, size, kLegacyMagic, kOldestVersion, kFormatVersion, "model file");
+    Reader r(file.data, file.size);
+    return read_state(r, file.version);
+  }
+  Reader r(data, size, "model file");
+  const uint32_t version = r.get<uint32_t>("model format version");
+  LUTMUL_CHECK(version >= kOldestVersion && version <= kFormatVersion, "model file format version ", version,
+               " is not supported (this lutmul reads ", kOldestVersion, " to ", kFormatVersion, ")");
+  return read_state(r, version);
+}
+
+Maddness Maddness::read_state(detail::ByteReader& r, uint32_t version) {
   MaddnessConfig config;
   config.ncodebooks = r.get<int32_t>("ncodebooks");
   config.split_candidates = r.get<int32_t>("split_candidates");
@@ -85,7 +107,7 @@ Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
   model.prototypes_ = r.get_array<float>("prototypes", uc * kLeaves * ud);
   model.float_tables_ = r.get_array<float>("float tables", um * uc * kLeaves);
   model.quantized_tables_ = r.get_array<uint8_t>("quantized tables", um * npairs * 32);
-  if (file.version == 1) {
+  if (version == 1) {
     // One scale for every output; an offset per codebook, summed in order as version 1 did.
     const float scale = r.get<float>("table scale");
     const std::vector<float> offsets = r.get_array<float>("table offsets", m > 0 ? uc : 0);
@@ -121,6 +143,15 @@ Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
     LUTMUL_CHECK(std::isfinite(scale) && scale > 0, "model file is corrupt: table scale ", scale);
   if (m > 0) model.build_output_offsets();
   return model;
+}
+
+std::vector<uint8_t> Maddness::serialize() const { return detail::operator_file_bytes("maddness", payload()); }
+
+Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
+  if (is_legacy_container(data, size)) return from_payload(data, size);
+  const detail::OperatorFileContents file = detail::read_operator_file(data, size);
+  LUTMUL_CHECK(file.kind == "maddness", "the file holds an operator of kind '", file.kind, "', not a MADDNESS model");
+  return from_payload(file.payload.data(), file.payload.size());
 }
 
 void Maddness::save(const std::string& path) const {

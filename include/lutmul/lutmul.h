@@ -13,6 +13,7 @@
 #include "lutmul/maddness.h"
 #include "lutmul/maddness_linear.h"
 #include "lutmul/matrix.h"
+#include "lutmul/operator_kinds.h"
 #include "lutmul/sparse24_linear.h"
 #include "lutmul/peft_adapter.h"
 #include "lutmul/safetensors.h"

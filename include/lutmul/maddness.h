@@ -26,6 +26,9 @@
 #include "lutmul/matrix.h"
 
 namespace lutmul {
+namespace detail {
+class ByteReader;
+}
 
 // How the scan adds 8-bit table entries.
 enum class Accumulation {
@@ -168,8 +171,12 @@ class Maddness {
   // The same format in memory.
   std::vector<uint8_t> serialize() const;
   static Maddness deserialize(const uint8_t* data, size_t size);
+  // The model's state without the file around it (the payload of a "maddness" operator file).
+  std::vector<uint8_t> payload() const;
+  static Maddness from_payload(const uint8_t* data, size_t size);
 
  private:
+  static Maddness read_state(detail::ByteReader& reader, uint32_t version);
   void check_input(const MatrixView& A, const char* what) const;
   void build_output_offsets();
 

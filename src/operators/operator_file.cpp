@@ -1,67 +1,127 @@
-// Operator files: the library's container (src/file_format.h) with magic "LUTMULOP" around
-// the operator's kind and its own payload; loading dispatches on the kind.
-#include <functional>
-#include <map>
+// Operator files and the kind table: writing, reading back whatever kind a file holds, and
+// the build() factory.
+#include "operators/operator_file.h"
+
+#include <cstring>
+#include <mutex>
 
 #include "file_format.h"
-#include "lutmul/channel_pruned_linear.h"
-#include "lutmul/dense_linear.h"
 #include "lutmul/error.h"
-#include "lutmul/int8_linear.h"
-#include "lutmul/linear_operator.h"
-#include "lutmul/lora_linear.h"
-#include "lutmul/lowrank_linear.h"
 #include "lutmul/maddness_linear.h"
-#include "lutmul/sparse24_linear.h"
-#include "lutmul/sparse_linear.h"
+#include "lutmul/operator_kinds.h"
 
 namespace lutmul {
+namespace detail {
+
+void register_builtin_kinds();  // src/operators/builtin_kinds.cpp
+
 namespace {
 
-constexpr detail::Magic kMagic = {'L', 'U', 'T', 'M', 'U', 'L', 'O', 'P'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr Magic kMagic = {'L', 'U', 'T', 'M', 'U', 'L', 'O', 'P'};
+constexpr Magic kModelMagic = {'L', 'U', 'T', 'M', 'U', 'L', 'M', 'D'};  // 0.1, 0.2 MADDNESS model files
 constexpr uint64_t kMaxKindLength = 64;
 
-using Loader = std::function<std::unique_ptr<LinearOperator>(const uint8_t*, size_t)>;
+struct KindTable {
+  std::mutex mutex;
+  std::map<std::string, OperatorKind> kinds;
+};
 
-const std::map<std::string, Loader>& loaders() {
-  static const std::map<std::string, Loader> table = {
-      {"dense", [](const uint8_t* d, size_t n) { return DenseLinear::from_payload(d, n); }},
-      {"int8", [](const uint8_t* d, size_t n) { return Int8Linear::from_payload(d, n); }},
-      {"sparse", [](const uint8_t* d, size_t n) { return SparseLinear::from_payload(d, n); }},
-      {"sparse24", [](const uint8_t* d, size_t n) { return Sparse24Linear::from_payload(d, n); }},
-      {"channel_pruned", [](const uint8_t* d, size_t n) { return ChannelPrunedLinear::from_payload(d, n); }},
-      {"maddness", [](const uint8_t* d, size_t n) { return MaddnessLinear::from_payload(d, n); }},
-      {"low_rank", [](const uint8_t* d, size_t n) { return LowRankLinear::from_payload(d, n); }},
-      {"lora", [](const uint8_t* d, size_t n) { return LoraLinear::from_payload(d, n); }},
-  };
-  return table;
+KindTable& table() {
+  static KindTable kinds;
+  return kinds;
+}
+
+// The built-in kinds are registered on first use of the table, from one function that names
+// them: a registrar object in each operator's own file would be dropped by the linker when a
+// program links the static library without referring to that file.
+void ensure_builtin_kinds() {
+  static std::once_flag once;
+  std::call_once(once, register_builtin_kinds);
 }
 
 }  // namespace
+
+std::vector<uint8_t> operator_file_bytes(const std::string& kind, const std::vector<uint8_t>& payload) {
+  ByteWriter w;
+  w.put_string(kind);
+  w.put_bytes(payload);
+  return wrap_payload(kMagic, kOperatorFileVersion, w.bytes());
+}
+
+OperatorFileContents read_operator_file(const uint8_t* data, size_t size) {
+  const VersionedPayload file =
+      unwrap_versioned_payload(data, size, kMagic, kOldestOperatorFileVersion, kOperatorFileVersion, "operator file");
+  ByteReader r(file.data, file.size, "operator file");
+  OperatorFileContents contents;
+  contents.kind = r.get_string("kind", kMaxKindLength);
+  contents.payload = r.get_array<uint8_t>("operator state");
+  LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the operator");
+  return contents;
+}
+
+}  // namespace detail
+
+void register_operator_kind(OperatorKind kind) {
+  LUTMUL_CHECK(!kind.name.empty() && kind.name.size() <= detail::kMaxKindLength,
+               "register_operator_kind: a kind name must have 1 to ", detail::kMaxKindLength, " characters");
+  LUTMUL_CHECK(kind.load && kind.build, "register_operator_kind: kind '", kind.name, "' needs both load and build");
+  detail::KindTable& t = detail::table();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  LUTMUL_CHECK(t.kinds.count(kind.name) == 0, "register_operator_kind: kind '", kind.name, "' is already registered");
+  const std::string name = kind.name;
+  t.kinds.emplace(name, std::move(kind));
+}
+
+std::vector<std::string> operator_kinds() {
+  detail::ensure_builtin_kinds();
+  detail::KindTable& t = detail::table();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  std::vector<std::string> names;
+  for (const auto& entry : t.kinds) names.push_back(entry.first);
+  return names;
+}
+
+const OperatorKind& operator_kind(const std::string& name) {
+  detail::ensure_builtin_kinds();
+  detail::KindTable& t = detail::table();
+  {
+    std::lock_guard<std::mutex> lock(t.mutex);
+    const auto it = t.kinds.find(name);
+    if (it != t.kinds.end()) return it->second;  // map nodes never move
+  }
+  std::string known;
+  for (const std::string& k : operator_kinds()) known += (known.empty() ? "" : ", ") + k;
+  detail::throw_error("unknown operator kind '", name, "' (known: ", known, ")");
+}
+
+std::unique_ptr<LinearOperator> build(const std::string& kind, const MatrixView& W, const float* bias,
+                                      const MatrixView* calibration, const BuildParams& params) {
+  const OperatorKind& entry = operator_kind(kind);
+  std::unique_ptr<LinearOperator> op = entry.build(W, bias, calibration, params);
+  params.check_all_read(kind);
+  return op;
+}
 
 std::vector<uint8_t> LinearOperator::payload() const {
   detail::throw_error("an operator of kind '", kind(), "' cannot be saved");
 }
 
-std::vector<uint8_t> LinearOperator::serialize() const {
-  detail::ByteWriter w;
-  w.put_string(kind());
-  w.put_bytes(payload());
-  return detail::wrap_payload(kMagic, kFormatVersion, w.bytes());
-}
+std::vector<uint8_t> LinearOperator::serialize() const { return detail::operator_file_bytes(kind(), payload()); }
 
 void LinearOperator::save(const std::string& path) const { detail::write_file_atomically(path, serialize(), "save"); }
 
 std::unique_ptr<LinearOperator> LinearOperator::deserialize(const uint8_t* data, size_t size) {
-  const auto [payload, payload_size] = detail::unwrap_payload(data, size, kMagic, kFormatVersion, "operator file");
-  detail::ByteReader r(payload, payload_size, "operator file");
-  const std::string kind = r.get_string("kind", kMaxKindLength);
-  const std::vector<uint8_t> state = r.get_array<uint8_t>("operator state");
-  LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the operator");
-  const auto loader = loaders().find(kind);
-  LUTMUL_CHECK(loader != loaders().end(), "operator file holds an operator of unknown kind '", kind, "'");
-  return loader->second(state.data(), state.size());
+  // A MADDNESS model file of 0.1 or 0.2 is a "maddness" operator too.
+  if (size >= sizeof(detail::kModelMagic) && std::memcmp(data, detail::kModelMagic, sizeof(detail::kModelMagic)) == 0)
+    return std::make_unique<MaddnessLinear>(Maddness::from_payload(data, size));
+  const detail::OperatorFileContents file = detail::read_operator_file(data, size);
+  const OperatorKind* kind = nullptr;
+  try {
+    kind = &operator_kind(file.kind);
+  } catch (const Error&) {
+    detail::throw_error("operator file holds an operator of unknown kind '", file.kind, "'");
+  }
+  return kind->load(file.payload.data(), file.payload.size());
 }
 
 std::unique_ptr<LinearOperator> LinearOperator::load(const std::string& path) {
