@@ -25,7 +25,7 @@ void bind_channel_pruned(py::module_& m) {
              config.channels = channels;
              return config;
            }),
-           py::kw_only(), py::arg("fraction") = defaults.fraction, py::arg("channels") = defaults.channels)
+           py::kw_only(), py::arg("fraction") = defaults.fraction, py::arg_v("channels", defaults.channels, "PrunedChannels.outputs"))
       .def_readwrite("fraction", &lutmul::ChannelPruningConfig::fraction)
       .def_readwrite("channels", &lutmul::ChannelPruningConfig::channels)
       .def("__repr__", [](const lutmul::ChannelPruningConfig& c) {
@@ -39,7 +39,7 @@ void bind_channel_pruned(py::module_& m) {
              const lutmul::MatrixView view = matrix_view(w, "W");
              return lutmul::ChannelPrunedLinear(view, optional_bias(bias, view.cols), config);
            }),
-           py::arg("w"), py::arg("bias") = py::none(), py::arg("config") = defaults)
+           py::arg("w"), py::arg("bias") = py::none(), py::arg_v("config", defaults, "ChannelPruningConfig()"))
       .def_property_readonly("kept_inputs", &lutmul::ChannelPrunedLinear::kept_inputs)
       .def_property_readonly("kept_outputs", &lutmul::ChannelPrunedLinear::kept_outputs);
 }

@@ -25,7 +25,7 @@ void bind_int8(py::module_& m) {
              config.calibration_percentile = calibration_percentile;
              return config;
            }),
-           py::kw_only(), py::arg("activations") = defaults.activations,
+           py::kw_only(), py::arg_v("activations", defaults.activations, "ActivationScaling.dynamic_per_row"),
            py::arg("calibration_percentile") = defaults.calibration_percentile)
       .def_readwrite("activations", &lutmul::Int8Config::activations)
       .def_readwrite("calibration_percentile", &lutmul::Int8Config::calibration_percentile)
@@ -42,7 +42,7 @@ void bind_int8(py::module_& m) {
              return lutmul::Int8Linear(view, optional_bias(bias, view.cols), config,
                                        optional_matrix_view(calibration, storage));
            }),
-           py::arg("w"), py::arg("bias") = py::none(), py::arg("config") = defaults,
+           py::arg("w"), py::arg("bias") = py::none(), py::arg_v("config", defaults, "Int8Config()"),
            py::arg("calibration") = py::none())
       .def_property_readonly("static_activation_scale", &lutmul::Int8Linear::static_activation_scale);
 }

@@ -35,7 +35,7 @@ void bind_lowrank(py::module_& m) {
              c.damping = damping;
              return c;
            }),
-           py::kw_only(), py::arg("rule") = d.rule, py::arg("rank") = d.rank, py::arg("energy") = d.energy,
+           py::kw_only(), py::arg_v("rule", d.rule, "RankRule.fixed"), py::arg("rank") = d.rank, py::arg("energy") = d.energy,
            py::arg("max_error") = d.max_error, py::arg("data_aware") = d.data_aware, py::arg("damping") = d.damping)
       .def_readwrite("rule", &LowRankConfig::rule)
       .def_readwrite("rank", &LowRankConfig::rank)
@@ -63,7 +63,7 @@ void bind_lowrank(py::module_& m) {
              py::gil_scoped_release release;
              return std::make_unique<lutmul::LowRankLinear>(view, b, config, rows);
            }),
-           py::arg("w"), py::arg("bias") = py::none(), py::arg("config") = d, py::arg("calibration") = py::none())
+           py::arg("w"), py::arg("bias") = py::none(), py::arg_v("config", d, "LowRankConfig()"), py::arg("calibration") = py::none())
       .def_static("from_factors",
                   [](const py::array& u, const py::array& v, const std::optional<py::array>& bias) {
                     const MatrixView u_view = matrix_view(u, "U"), v_view = matrix_view(v, "V");

@@ -76,9 +76,9 @@ void bind_config(py::module_& m) {
              return c;
            }),
            py::kw_only(), py::arg("ncodebooks") = d.ncodebooks, py::arg("split_candidates") = d.split_candidates,
-           py::arg("prototypes") = d.prototypes, py::arg("ridge_lambdas") = d.ridge_lambdas,
+           py::arg_v("prototypes", d.prototypes, "PrototypeMethod.ridge"), py::arg("ridge_lambdas") = d.ridge_lambdas,
            py::arg("heldout_fraction") = d.heldout_fraction, py::arg("seed") = d.seed,
-           py::arg("accumulation") = d.accumulation, py::arg("tables") = d.tables)
+           py::arg_v("accumulation", d.accumulation, "Accumulation.exact"), py::arg_v("tables", d.tables, "TableMode.uint8"))
       .def_readwrite("ncodebooks", &MaddnessConfig::ncodebooks)
       .def_readwrite("split_candidates", &MaddnessConfig::split_candidates)
       .def_readwrite("prototypes", &MaddnessConfig::prototypes)
@@ -92,7 +92,7 @@ void bind_config(py::module_& m) {
 
 void bind_model(py::module_& m) {
   py::class_<Maddness>(m, "Maddness")
-      .def(py::init<MaddnessConfig>(), py::arg("config") = MaddnessConfig{})
+      .def(py::init<MaddnessConfig>(), py::arg_v("config", MaddnessConfig{}, "MaddnessConfig()"))
       .def("fit_encoder",
            [](Maddness& self, const py::array& a, const PythonProgress& progress) {
              const MatrixView view = matrix_view(a, "A_train");
@@ -230,7 +230,7 @@ void bind_maddness_linear(py::module_& m) {
              py::gil_scoped_release release;
              return lutmul::MaddnessLinear(view, b, rows, config);
            }),
-           py::arg("w"), py::arg("bias"), py::arg("calibration"), py::arg("config") = MaddnessConfig{})
+           py::arg("w"), py::arg("bias"), py::arg("calibration"), py::arg_v("config", MaddnessConfig{}, "MaddnessConfig()"))
       .def_property_readonly("ncodebooks", [](const lutmul::MaddnessLinear& op) { return op.model().ncodebooks(); });
 }
 

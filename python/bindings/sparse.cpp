@@ -49,7 +49,7 @@ void bind_sparse(py::module_& m) {
              return lutmul::SparseLinear(view, optional_bias(bias, view.cols), config,
                                          optional_matrix_view(calibration, storage));
            }),
-           py::arg("w"), py::arg("bias") = py::none(), py::arg("config") = defaults,
+           py::arg("w"), py::arg("bias") = py::none(), py::arg_v("config", defaults, "SparseConfig()"),
            py::arg("calibration") = py::none())
       .def_property_readonly("nonzeros", &lutmul::SparseLinear::nonzeros)
       .def("pruned_dense", [](const lutmul::SparseLinear& op) { return pruned_dense_array(op); });
