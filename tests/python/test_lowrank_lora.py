@@ -129,7 +129,7 @@ def test_mixed_batches_equal_the_per_row_reference(digits):
     b = rng.standard_normal(32).astype(np.float32)
     adapters = make_adapters(64, 32, (1, 4, 16, 5), 5)
     X = digits[:300]
-    for base in (lutmul.DenseLinear(W, b), lutmul.Int8Linear.from_dense(W, b),
+    for base in (lutmul.DenseLinear.from_dense(W, b), lutmul.Int8Linear.from_dense(W, b),
                  lutmul.LowRankLinear.from_dense(W, b, rank=12), lutmul.SparseLinear.from_dense(W, b, sparsity=0.5)):
         op = lutmul.LoraLinear(base)
         for name, (A, B, alpha) in adapters.items():
@@ -154,7 +154,7 @@ def test_merge_and_unmerge_round_trip():
     rng = np.random.default_rng(6)
     W = rng.standard_normal((48, 24)).astype(np.float32)
     b = rng.standard_normal(24).astype(np.float32)
-    base = lutmul.DenseLinear(W, b)
+    base = lutmul.DenseLinear.from_dense(W, b)
     op = lutmul.LoraLinear(base)
     for name, (A, B, alpha) in make_adapters(48, 24, (8, 3), 7).items():
         op.add_adapter(name, A, B, alpha)
@@ -183,7 +183,7 @@ def test_merge_and_unmerge_round_trip():
 def test_adapters_come_and_go_while_python_threads_forward():
     rng = np.random.default_rng(8)
     W = rng.standard_normal((96, 64)).astype(np.float32)
-    op = lutmul.LoraLinear(lutmul.DenseLinear(W))
+    op = lutmul.LoraLinear(lutmul.DenseLinear.from_dense(W))
     A, B, alpha = make_adapters(96, 64, (8,), 9)["task0"]
     op.add_adapter("stable", A, B, alpha)
     X = rng.standard_normal((40, 96)).astype(np.float32)
@@ -210,7 +210,7 @@ def test_adapters_come_and_go_while_python_threads_forward():
 
 def test_lora_bad_input():
     W = np.ones((8, 4), np.float32)
-    op = lutmul.LoraLinear(lutmul.DenseLinear(W)).add_adapter("a", np.ones((8, 2), np.float32), np.ones((2, 4), np.float32), 1.0)
+    op = lutmul.LoraLinear(lutmul.DenseLinear.from_dense(W)).add_adapter("a", np.ones((8, 2), np.float32), np.ones((2, 4), np.float32), 1.0)
     X = np.ones((3, 8), np.float32)
     with pytest.raises(ValueError, match="one entry per row"):
         op(X, ["a", None])
@@ -288,7 +288,7 @@ def test_peft_adapters_load_back_exactly(tmp_path, dtype):
     np.testing.assert_array_equal(tensors[f"{prefix}.q_proj.lora_A.weight"], q[0].T)
 
     W = rng.standard_normal((k, m)).astype(np.float32)
-    op = lutmul.LoraLinear(lutmul.DenseLinear(W)).load_peft(tmp_path / "tuned", module="q_proj")
+    op = lutmul.LoraLinear(lutmul.DenseLinear.from_dense(W)).load_peft(tmp_path / "tuned", module="q_proj")
     op.load_peft(tmp_path / "tuned", name="v", module="layers.3.self_attn.v_proj")
     assert op.adapter_names == ["tuned", "v"]
     for name, (A, B) in (("tuned", q), ("v", v)):
@@ -306,7 +306,7 @@ def test_peft_config_variants_and_errors(tmp_path):
     rng = np.random.default_rng(11)
     A, B = rng.standard_normal((6, 2)).astype(np.float32), rng.standard_normal((2, 5)).astype(np.float32)
     write_peft(tmp_path / "rs", {"q_proj": (A, B)}, 2, 4, use_rslora=True)
-    op = lutmul.LoraLinear(lutmul.DenseLinear(np.zeros((6, 5), np.float32))).load_peft(tmp_path / "rs")
+    op = lutmul.LoraLinear(lutmul.DenseLinear.from_dense(np.zeros((6, 5), np.float32))).load_peft(tmp_path / "rs")
     assert op.adapter("rs")[2] / 2 == pytest.approx(4 / np.sqrt(2))  # rsLoRA scales by alpha/√r
     write_peft(tmp_path / "dora", {"q_proj": (A, B)}, 2, 4, use_dora=True)
     with pytest.raises(ValueError, match="DoRA"):
@@ -355,4 +355,4 @@ def test_malformed_safetensors_are_rejected(tmp_path):
     write_peft(tmp_path / "lying", {"q_proj": (np.ones((6, 2), np.float32), np.ones((2, 5), np.float32))}, 2, 4)
     (tmp_path / "lying" / "adapter_model.safetensors").write_bytes(cases["overlapping"])
     with pytest.raises(ValueError, match="overlaps"):
-        lutmul.LoraLinear(lutmul.DenseLinear(np.zeros((6, 5), np.float32))).load_peft(tmp_path / "lying")
+        lutmul.LoraLinear(lutmul.DenseLinear.from_dense(np.zeros((6, 5), np.float32))).load_peft(tmp_path / "lying")

@@ -1,13 +1,13 @@
 """The operator settings the harness builds for each product, one family at a time.
 
 A setting knows how to build itself from a product's weights and training rows; what it
-builds has ``forward(X, out)`` and a byte count. Families the installed lutmul lacks
-(low-rank, 2:4 pruning arrive in later versions) are left out, never faked.
+builds has ``forward(X, out)`` and a byte count. lutmul's operators are built by
+``lutmul.build(kind, W, b, calibration, **params)``, the settings' ``params`` passed as they
+are recorded. Kinds the installed lutmul lacks are left out, never faked.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
@@ -52,15 +52,14 @@ def maddness_bytes(model: lutmul.Maddness) -> int:
     return int(model.quantized_tables.nbytes + c * (4 * 4 + 15 * 4 + 4) + 4 + m * 4)
 
 
-def _lutmul_op(op) -> Built:
-    return Built(forward=op.forward, bytes=int(op.bytes))
+def _lutmul(kind: str, calibrated: bool = False, **params) -> Callable[[Product], Built]:
+    """Builds operator ``kind`` with ``params`` (and the training rows as calibration)."""
 
+    def build(p: Product) -> Built:
+        op = lutmul.build(kind, p.W, p.bias, calibration=p.X_train if calibrated else None, **params)
+        return Built(forward=op.forward, bytes=int(op.bytes))
 
-def _accepts(fn, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
+    return build
 
 
 def _numpy_exact(p: Product) -> Built:
@@ -96,23 +95,12 @@ def _pq(c: int) -> Callable[[Product], Built]:
     return build
 
 
-def _lowrank(rank: int, calibrated: bool) -> Callable[[Product], Built]:
-    def build(p: Product) -> Built:
-        kwargs: Dict[str, object] = {"rank": rank}
-        if calibrated:  # whitened by the training rows' second moment: error judged on X @ W
-            kwargs["calibration"] = p.X_train
-            kwargs["data_aware"] = True
-        return _lutmul_op(lutmul.LowRankLinear.from_dense(p.W, p.bias, **kwargs))
-
-    return build
-
-
 def has_lowrank() -> bool:
-    return hasattr(lutmul, "LowRankLinear")
+    return "low_rank" in lutmul.kinds()
 
 
 def has_two_four() -> bool:
-    return _accepts(lutmul.SparseLinear.from_dense, "pattern")
+    return "sparse24" in lutmul.kinds()
 
 
 def settings_for(product: Product, quick: bool) -> List[Setting]:
@@ -122,7 +110,7 @@ def settings_for(product: Product, quick: bool) -> List[Setting]:
     out = [
         Setting("exact/numpy", "exact", "exact (numpy)", {}, "numpy matmul, its bundled OpenBLAS", _numpy_exact),
         Setting("exact/dense", "exact", "exact (lutmul.DenseLinear)", {}, "lutmul DenseLinear, system OpenBLAS",
-                lambda p: _lutmul_op(lutmul.DenseLinear(p.W, p.bias))),
+                _lutmul("dense")),
     ]
     for c in ([4, 8, 16] if quick else [4, 8, 16, 32, 64]):
         if c <= k:
@@ -132,35 +120,32 @@ def settings_for(product: Product, quick: bool) -> List[Setting]:
             out.append(Setting(f"pq/C={c}", "pq", f"PQ C={c} (numpy)", {"ncodebooks": c},
                                "numpy (k-means encoder, float tables)", _pq(c)))
     out.append(Setting("int8/dynamic", "int8", "int8", {"activations": "dynamic"}, native,
-                       lambda p: _lutmul_op(lutmul.Int8Linear.from_dense(p.W, p.bias))))
+                       _lutmul("int8", activations="dynamic")))
     if not quick:
         out.append(Setting("int8/static", "int8", "int8 static (p99.9)", {"activations": "static", "percentile": 99.9},
-                           native, lambda p: _lutmul_op(lutmul.Int8Linear.from_dense(
-                               p.W, p.bias, activations="static", calibration=p.X_train, percentile=99.9))))
+                           native, _lutmul("int8", calibrated=True, activations="static", percentile=99.9)))
     if has_lowrank():
         fractions = [1 / 8, 1 / 4] if quick else [1 / 16, 1 / 8, 1 / 4, 1 / 2]
         for rank in sorted({max(1, int(round(min(k, m) * f))) for f in fractions}):
             out.append(Setting(f"lowrank/r={rank}", "lowrank", f"low-rank r={rank}", {"rank": rank}, native,
-                               _lowrank(rank, calibrated=False)))
-            if not quick:
+                               _lutmul("low_rank", rank=rank)))
+            if not quick:  # whitened by the training rows' second moment: error judged on X @ W
                 out.append(Setting(f"lowrank/r={rank}/calibrated", "lowrank", f"low-rank r={rank} (data-aware)",
-                                   {"rank": rank, "calibrated": True}, native, _lowrank(rank, calibrated=True)))
+                                   {"rank": rank, "calibrated": True}, native,
+                                   _lutmul("low_rank", calibrated=True, rank=rank, data_aware=True)))
     for sparsity in ([0.5, 0.9] if quick else [0.5, 0.75, 0.9, 0.95]):
         out.append(Setting(f"pruned/{sparsity:g}", "pruned", f"pruned {sparsity:.0%} (Wanda)",
                            {"sparsity": sparsity, "calibrated": True}, native,
-                           lambda p, s=sparsity: _lutmul_op(lutmul.SparseLinear.from_dense(
-                               p.W, p.bias, sparsity=s, calibration=p.X_train))))
+                           _lutmul("sparse", calibrated=True, sparsity=sparsity)))
     if not quick:
         out.append(Setting("pruned/0.5/magnitude", "pruned", "pruned 50% (magnitude)", {"sparsity": 0.5}, native,
-                           lambda p: _lutmul_op(lutmul.SparseLinear.from_dense(p.W, p.bias, sparsity=0.5))))
+                           _lutmul("sparse", sparsity=0.5)))
     if has_two_four():
-        out.append(Setting("2:4", "2:4", "pruned 2:4", {"pattern": "2:4"}, native,
-                           lambda p: _lutmul_op(lutmul.SparseLinear.from_dense(p.W, p.bias, pattern="2:4"))))
+        out.append(Setting("2:4", "2:4", "pruned 2:4", {"pattern": "2:4"}, native, _lutmul("sparse24")))
     for fraction, channels in ([(0.5, "inputs")] if quick else [(0.25, "inputs"), (0.5, "inputs"), (0.25, "outputs")]):
         out.append(Setting(f"channels/{channels}/{fraction:g}", "channels", f"{fraction:.0%} of {channels} pruned",
                            {"fraction": fraction, "channels": channels}, native,
-                           lambda p, f=fraction, c=channels: _lutmul_op(lutmul.ChannelPrunedLinear.from_dense(
-                               p.W, p.bias, fraction=f, channels=c))))
+                           _lutmul("channel_pruned", fraction=fraction, channels=channels)))
     return out
 
 
@@ -170,7 +155,7 @@ def families_missing() -> List[str]:
     if not has_lowrank():
         missing.append("low-rank (lutmul.LowRankLinear)")
     if not has_two_four():
-        missing.append("2:4 pruning (lutmul.SparseLinear.from_dense(..., pattern='2:4'))")
+        missing.append("2:4 pruning (lutmul.Sparse24Linear)")
     return missing
 
 

@@ -1,0 +1,48 @@
+// int8 weights and activations: ActivationScaling, Int8Config, Int8Linear.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <lutmul/int8_linear.h>
+
+#include <optional>
+#include <string>
+
+#include "arrays.h"
+
+namespace py = pybind11;
+using namespace lutmul::python;
+
+void bind_int8(py::module_& m) {
+  py::enum_<lutmul::ActivationScaling>(m, "ActivationScaling")
+      .value("dynamic_per_row", lutmul::ActivationScaling::dynamic_per_row)
+      .value("static_per_tensor", lutmul::ActivationScaling::static_per_tensor);
+
+  const lutmul::Int8Config defaults;
+  py::class_<lutmul::Int8Config>(m, "Int8Config")
+      .def(py::init([](lutmul::ActivationScaling activations, double calibration_percentile) {
+             lutmul::Int8Config config;
+             config.activations = activations;
+             config.calibration_percentile = calibration_percentile;
+             return config;
+           }),
+           py::kw_only(), py::arg_v("activations", defaults.activations, "ActivationScaling.dynamic_per_row"),
+           py::arg("calibration_percentile") = defaults.calibration_percentile)
+      .def_readwrite("activations", &lutmul::Int8Config::activations)
+      .def_readwrite("calibration_percentile", &lutmul::Int8Config::calibration_percentile)
+      .def("__repr__", [](const lutmul::Int8Config& c) {
+        return "Int8Config(activations=" + std::string(py::repr(py::cast(c.activations))) +
+               ", calibration_percentile=" + std::string(py::repr(py::float_(c.calibration_percentile))) + ")";
+      });
+
+  py::class_<lutmul::Int8Linear, lutmul::LinearOperator>(m, "Int8Linear")
+      .def(py::init([](const py::array& w, const std::optional<py::array>& bias, const lutmul::Int8Config& config,
+                       const std::optional<py::array>& calibration) {
+             const lutmul::MatrixView view = matrix_view(w, "W");
+             lutmul::MatrixView storage;
+             return lutmul::Int8Linear(view, optional_bias(bias, view.cols), config,
+                                       optional_matrix_view(calibration, storage));
+           }),
+           py::arg("w"), py::arg("bias") = py::none(), py::arg_v("config", defaults, "Int8Config()"),
+           py::arg("calibration") = py::none())
+      .def_property_readonly("static_activation_scale", &lutmul::Int8Linear::static_activation_scale);
+}

@@ -1,0 +1,45 @@
+"""int8 quantisation: int8 weights (per output channel) and int8 activations."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from . import _core
+from ._arrays import as_bias, as_matrix, optional_matrix
+from .operator import Operator
+
+_SCALING = {"dynamic": _core.ActivationScaling.dynamic_per_row, "static": _core.ActivationScaling.static_per_tensor}
+
+
+def int8_config(activations: Union[str, _core.ActivationScaling] = "dynamic", percentile: float = 100.0) -> _core.Int8Config:
+    """The C++ ``Int8Config`` for these settings (``activations``: "dynamic", "static" or an
+    :class:`lutmul.ActivationScaling`)."""
+    if not isinstance(activations, _core.ActivationScaling):
+        if activations not in _SCALING:
+            raise ValueError(f"activations must be 'dynamic' or 'static', got {activations!r}")
+        activations = _SCALING[activations]
+    return _core.Int8Config(activations=activations, calibration_percentile=float(percentile))
+
+
+class Int8Linear(Operator, kind="int8"):
+    """int8 weights (symmetric, per output channel) and int8 activations.
+
+    Build with :meth:`from_dense`. Activations are quantized per row on the fly by default;
+    ``activations="static"`` uses one scale from ``calibration`` rows (the ``percentile`` of
+    ``|x|`` maps to 127; larger values saturate).
+    """
+
+    @classmethod
+    def from_dense(cls, W, bias=None, *, activations: Union[str, _core.ActivationScaling] = "dynamic",
+                   calibration=None, percentile: float = 100.0) -> "Int8Linear":
+        config = int8_config(activations, percentile)
+        W = as_matrix(W, "W")
+        if config.activations == _core.ActivationScaling.static_per_tensor and calibration is None:
+            raise ValueError("static activation scaling needs calibration rows")
+        calibration = optional_matrix(calibration, "calibration")
+        return cls._from_core(_core.Int8Linear(W, as_bias(bias, W.shape[1]), config, calibration))
+
+    @property
+    def static_activation_scale(self) -> float:
+        """The activation scale of static scaling (0 with dynamic scaling)."""
+        return self._core.static_activation_scale
