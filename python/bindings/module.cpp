@@ -27,8 +27,7 @@ void bind_safetensors(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "lutmul C++ core (use the lutmul package, not this module)";
-  m.attr("__version__") = std::to_string(LUTMUL_VERSION_MAJOR) + "." + std::to_string(LUTMUL_VERSION_MINOR) + "." +
-                          std::to_string(LUTMUL_VERSION_PATCH);
+  m.attr("__version__") = LUTMUL_VERSION;
   py::register_exception<lutmul::Error>(m, "LutmulError", PyExc_ValueError);
 
   m.def("isa", [] { return lutmul::isa_name(lutmul::active_isa()); });

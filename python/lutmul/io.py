@@ -39,7 +39,12 @@ def load(path: PathLike) -> Union[Maddness, Operator]:
     path = os.fspath(path)
     if _magic(path) == MADDNESS_MAGIC:
         return load_maddness(path)
-    return wrap(_core.load_operator(path))
+    op = _core.load_operator(path)
+    # Since 0.3 a saved Maddness is an operator file of kind "maddness": it comes back as the
+    # model it was, as in 0.2 (MaddnessLinear.save writes the same bytes).
+    if op.kind == "maddness":
+        return load_maddness(path)
+    return wrap(op)
 
 
 def load_operator(path: PathLike) -> Operator:

@@ -1,4 +1,0 @@
-#pragma once
-#define LUTMUL_VERSION_MAJOR 0
-#define LUTMUL_VERSION_MINOR 2
-#define LUTMUL_VERSION_PATCH 0
