@@ -120,4 +120,15 @@ VersionedPayload unwrap_versioned_payload(const uint8_t* data, size_t size, cons
 void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes, const char* who);
 std::vector<uint8_t> read_whole_file(const std::string& path, const char* who);
 
+// read(bytes, size) on the whole file at `path`; its errors come back naming the path.
+template <class Read>
+auto load_file(const std::string& path, Read&& read) -> decltype(read(nullptr, size_t{0})) {
+  const std::vector<uint8_t> bytes = read_whole_file(path, "load");
+  try {
+    return read(bytes.data(), bytes.size());
+  } catch (const Error& e) {
+    throw_error("load '", path, "': ", e.what());
+  }
+}
+
 }  // namespace lutmul::detail

@@ -160,12 +160,7 @@ void Maddness::save(const std::string& path) const {
 }
 
 Maddness Maddness::load(const std::string& path) {
-  const std::vector<uint8_t> bytes = detail::read_whole_file(path, "load");
-  try {
-    return deserialize(bytes.data(), bytes.size());
-  } catch (const Error& e) {
-    detail::throw_error("load '", path, "': ", e.what());
-  }
+  return detail::load_file(path, &Maddness::deserialize);
 }
 
 }  // namespace lutmul

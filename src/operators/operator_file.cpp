@@ -125,12 +125,7 @@ std::unique_ptr<LinearOperator> LinearOperator::deserialize(const uint8_t* data,
 }
 
 std::unique_ptr<LinearOperator> LinearOperator::load(const std::string& path) {
-  const std::vector<uint8_t> bytes = detail::read_whole_file(path, "load");
-  try {
-    return deserialize(bytes.data(), bytes.size());
-  } catch (const Error& e) {
-    detail::throw_error("load '", path, "': ", e.what());
-  }
+  return detail::load_file(path, &LinearOperator::deserialize);
 }
 
 }  // namespace lutmul
