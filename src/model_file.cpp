@@ -30,10 +30,11 @@ bool is_legacy_container(const uint8_t* data, size_t size) {
 
 }  // namespace
 
-std::vector<uint8_t> Maddness::payload() const {
+std::vector<uint8_t> Maddness::payload(SavedAs saved_as) const {
   LUTMUL_CHECK(encoder_fitted(), "save: the model is not fitted");
   Writer w;
   w.put<uint32_t>(kFormatVersion);
+  w.put<uint8_t>(static_cast<uint8_t>(saved_as));
   w.put<int32_t>(config_.ncodebooks);
   w.put<int32_t>(config_.split_candidates);
   w.put<int32_t>(static_cast<int32_t>(config_.prototypes));
@@ -69,6 +70,8 @@ Maddness Maddness::from_payload(const uint8_t* data, size_t size) {
   const uint32_t version = r.get<uint32_t>("model format version");
   LUTMUL_CHECK(version >= kOldestVersion && version <= kFormatVersion, "model file format version ", version,
                " is not supported (this lutmul reads ", kOldestVersion, " to ", kFormatVersion, ")");
+  const uint8_t saved_as = r.get<uint8_t>("saved as");
+  LUTMUL_CHECK(saved_as <= 1, "model file is corrupt: saved as ", int{saved_as});
   return read_state(r, version);
 }
 
@@ -145,7 +148,22 @@ Maddness Maddness::read_state(detail::ByteReader& r, uint32_t version) {
   return model;
 }
 
-std::vector<uint8_t> Maddness::serialize() const { return detail::operator_file_bytes("maddness", payload()); }
+std::vector<uint8_t> Maddness::serialize() const {
+  return detail::operator_file_bytes("maddness", payload(SavedAs::model));
+}
+
+bool Maddness::is_saved_model(const uint8_t* data, size_t size) {
+  if (is_legacy_container(data, size)) return true;
+  const detail::OperatorFileContents file = detail::read_operator_file(data, size);
+  if (file.kind != "maddness" || is_legacy_container(file.payload.data(), file.payload.size())) return false;
+  Reader r(file.payload.data(), file.payload.size(), "model file");
+  r.get<uint32_t>("model format version");
+  return r.get<uint8_t>("saved as") == static_cast<uint8_t>(SavedAs::model);
+}
+
+bool Maddness::is_saved_model(const std::string& path) {
+  return detail::load_file(path, [](const uint8_t* data, size_t size) { return is_saved_model(data, size); });
+}
 
 Maddness Maddness::deserialize(const uint8_t* data, size_t size) {
   if (is_legacy_container(data, size)) return from_payload(data, size);

@@ -172,8 +172,15 @@ class Maddness {
   std::vector<uint8_t> serialize() const;
   static Maddness deserialize(const uint8_t* data, size_t size);
   // The model's state without the file around it (the payload of a "maddness" operator file).
-  std::vector<uint8_t> payload() const;
+  // It records whether a Maddness or a MaddnessLinear saved it, so that a loader that returns
+  // either (Python's lutmul.load) gives back what was saved; both read the same.
+  enum class SavedAs : uint8_t { model = 0, operator_ = 1 };
+  std::vector<uint8_t> payload(SavedAs saved_as = SavedAs::model) const;
   static Maddness from_payload(const uint8_t* data, size_t size);
+  // True when the file holds a model saved by Maddness::save (any release), false for a
+  // MaddnessLinear's or another kind's file; throws lutmul::Error for a damaged one.
+  static bool is_saved_model(const std::string& path);
+  static bool is_saved_model(const uint8_t* data, size_t size);
 
  private:
   static Maddness read_state(detail::ByteReader& reader, uint32_t version);

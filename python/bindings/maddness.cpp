@@ -205,6 +205,9 @@ void bind_model(py::module_& m) {
              s.save(path);
            },
            py::arg("path"))
+      .def_static(
+          "is_saved_model", [](const std::string& path) { return Maddness::is_saved_model(path); }, py::arg("path"),
+          "True when the file holds a model saved by Maddness.save (any release).")
       .def_static("load",
                   [](const std::string& path) {
                     py::gil_scoped_release release;

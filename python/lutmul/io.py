@@ -37,14 +37,11 @@ def load(path: PathLike) -> Union[Maddness, Operator]:
     Raises ``ValueError`` for a missing, truncated, corrupt or foreign file.
     """
     path = os.fspath(path)
-    if _magic(path) == MADDNESS_MAGIC:
+    # Since 0.3 a saved Maddness is an operator file of kind "maddness" too; the file says
+    # whether a Maddness or a MaddnessLinear wrote it, and that is what comes back.
+    if _magic(path) == MADDNESS_MAGIC or (_magic(path) == OPERATOR_MAGIC and _core.Maddness.is_saved_model(path)):
         return load_maddness(path)
-    op = _core.load_operator(path)
-    # Since 0.3 a saved Maddness is an operator file of kind "maddness": it comes back as the
-    # model it was, as in 0.2 (MaddnessLinear.save writes the same bytes).
-    if op.kind == "maddness":
-        return load_maddness(path)
-    return wrap(op)
+    return wrap(_core.load_operator(path))
 
 
 def load_operator(path: PathLike) -> Operator:

@@ -33,7 +33,7 @@ double MaddnessLinear::multiply_adds_per_row() const {
   return static_cast<double>(model_.ncodebooks()) * static_cast<double>(model_.output_dim());
 }
 
-std::vector<uint8_t> MaddnessLinear::payload() const { return model_.payload(); }
+std::vector<uint8_t> MaddnessLinear::payload() const { return model_.payload(Maddness::SavedAs::operator_); }
 
 std::unique_ptr<MaddnessLinear> MaddnessLinear::from_payload(const uint8_t* data, size_t size) {
   return std::make_unique<MaddnessLinear>(Maddness::from_payload(data, size));
