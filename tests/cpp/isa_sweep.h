@@ -15,11 +15,19 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "lutmul/isa.h"
+
+namespace lutmul {
+
+// gtest prints a level by its name ("avx2", not its bytes) in test listings and messages.
+inline void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
+
+}  // namespace lutmul
 
 namespace lutmul::testing {
 
@@ -71,6 +79,35 @@ class LevelTest : public ::testing::TestWithParam<Param> {
  private:
   std::optional<LevelScope> scope_;
 };
+
+// Every combination of the axes' values, the first axis outermost (as ::testing::Combine).
+inline std::vector<std::tuple<>> cartesian() { return {std::tuple<>{}}; }
+template <typename T, typename... Rest>
+std::vector<std::tuple<T, Rest...>> cartesian(const std::vector<T>& first, const std::vector<Rest>&... rest) {
+  const std::vector<std::tuple<Rest...>> tails = cartesian(rest...);
+  std::vector<std::tuple<T, Rest...>> out;
+  for (const T& value : first)
+    for (const std::tuple<Rest...>& tail : tails) out.push_back(std::tuple_cat(std::make_tuple(value), tail));
+  return out;
+}
+
+// The parameters of a shape grid swept over `levels`: every shape at each level that runs the
+// family's own kernel, and only the first shape at a level that skips, so that it shows as
+// skipped once per test, not once per shape.
+template <typename... Axis>
+std::vector<std::tuple<Isa, Axis...>> level_grid(Family family, const std::vector<Isa>& levels,
+                                                 const std::vector<Axis>&... axes) {
+  const std::vector<std::tuple<Axis...>> shapes = cartesian(axes...);
+  std::vector<std::tuple<Isa, Axis...>> out;
+  for (Isa isa : levels) {
+    const bool skips = !reason_to_skip(isa, family).empty();
+    for (const std::tuple<Axis...>& shape : shapes) {
+      out.push_back(std::tuple_cat(std::make_tuple(isa), shape));
+      if (skips) break;
+    }
+  }
+  return out;
+}
 
 // Test name suffix of a plain level sweep: "avx512".
 struct LevelName {

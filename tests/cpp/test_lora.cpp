@@ -74,6 +74,12 @@ std::string shape_name(const ::testing::TestParamInfo<Shape>& p) {
          std::to_string(std::get<4>(p.param));
 }
 
+// N, K, M and r at each of `levels`.
+std::vector<Shape> lora_grid(const std::vector<Isa>& levels) {
+  return testing::level_grid(Family::lora, levels, std::vector<int64_t>{1, 13, 70}, std::vector<int64_t>{1, 17, 64},
+                             std::vector<int64_t>{1, 15, 33, 80}, std::vector<int64_t>{1, 5, 16});
+}
+
 // A batch of the grid's shape over three adapters of ranks r, r + 1 and 2r + 3, its adapter
 // terms added at the fixture's level to a Y that already holds values.
 class LoraShape : public LevelTest<Family::lora, Shape> {
@@ -130,14 +136,10 @@ TEST_P(LoraRowsGrid, PaddingAndRowsWithoutAnAdapterUntouched) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LoraGrid,
-                         ::testing::Combine(::testing::ValuesIn(testing::simd_levels()), ::testing::Values<int64_t>(1, 13, 70),
-                                            ::testing::Values<int64_t>(1, 17, 64), ::testing::Values<int64_t>(1, 15, 33, 80),
-                                            ::testing::Values<int64_t>(1, 5, 16)),
+                         ::testing::ValuesIn(lora_grid(testing::simd_levels())),
                          shape_name);
 INSTANTIATE_TEST_SUITE_P(Shapes, LoraRowsGrid,
-                         ::testing::Combine(::testing::ValuesIn(testing::every_level()), ::testing::Values<int64_t>(1, 13, 70),
-                                            ::testing::Values<int64_t>(1, 17, 64), ::testing::Values<int64_t>(1, 15, 33, 80),
-                                            ::testing::Values<int64_t>(1, 5, 16)),
+                         ::testing::ValuesIn(lora_grid(testing::every_level())),
                          shape_name);
 
 // The threaded adapter terms of every SIMD level against the scalar reference.

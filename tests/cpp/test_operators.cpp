@@ -60,10 +60,10 @@ TEST_P(Int8Grid, KernelsEqualTheScalarReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Int8Grid,
-                         ::testing::Combine(::testing::ValuesIn(testing::simd_levels()),
-                                            ::testing::Values<int64_t>(1, 3, 65, 200),
-                                            ::testing::Values<int64_t>(1, 3, 4, 63, 65, 1000),
-                                            ::testing::Values<int64_t>(1, 15, 16, 17, 100)),
+                         ::testing::ValuesIn(testing::level_grid(Family::int8, testing::simd_levels(),
+                                                                 std::vector<int64_t>{1, 3, 65, 200},
+                                                                 std::vector<int64_t>{1, 3, 4, 63, 65, 1000},
+                                                                 std::vector<int64_t>{1, 15, 16, 17, 100})),
                          level_shape_name);
 
 }  // namespace
@@ -188,6 +188,12 @@ std::string sparse_name(const ::testing::TestParamInfo<SparseParam>& param_info)
          std::to_string(std::lround(100 * sparsity));
 }
 
+// N, K, M and sparsity at each of `levels`.
+std::vector<SparseParam> sparse_grid(const std::vector<Isa>& levels) {
+  return testing::level_grid(Family::sparse, levels, std::vector<int64_t>{1, 31, 33, 100}, std::vector<int64_t>{1, 7, 64, 300},
+                             std::vector<int64_t>{1, 15, 17, 64}, std::vector<double>{0.0, 0.5, 0.9});
+}
+
 // One sparse operator of the grid's shape at the fixture's level, run three ways.
 class SparseShape : public LevelTest<Family::sparse, SparseParam> {
  protected:
@@ -239,14 +245,10 @@ TEST_P(SparseProductGrid, ForwardIsThePrunedDenseProduct) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SparseGrid,
-                         ::testing::Combine(::testing::ValuesIn(testing::simd_levels()),
-                                            ::testing::Values<int64_t>(1, 31, 33, 100), ::testing::Values<int64_t>(1, 7, 64, 300),
-                                            ::testing::Values<int64_t>(1, 15, 17, 64), ::testing::Values(0.0, 0.5, 0.9)),
+                         ::testing::ValuesIn(sparse_grid(testing::simd_levels())),
                          sparse_name);
 INSTANTIATE_TEST_SUITE_P(Shapes, SparseProductGrid,
-                         ::testing::Combine(::testing::ValuesIn(testing::every_level()),
-                                            ::testing::Values<int64_t>(1, 31, 33, 100), ::testing::Values<int64_t>(1, 7, 64, 300),
-                                            ::testing::Values<int64_t>(1, 15, 17, 64), ::testing::Values(0.0, 0.5, 0.9)),
+                         ::testing::ValuesIn(sparse_grid(testing::every_level())),
                          sparse_name);
 
 // SparseLinear at every level (isa_sweep.h).

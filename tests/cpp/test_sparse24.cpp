@@ -28,6 +28,13 @@ std::string sparse24_name(const ::testing::TestParamInfo<Sparse24Param>& param_i
   return isa_name(isa) + "_N" + std::to_string(n) + "_K" + std::to_string(k) + "_M" + std::to_string(m);
 }
 
+// N, K and M at each of `levels`. K: one group, an odd number of groups, one block, a block
+// and one group, several blocks.
+std::vector<Sparse24Param> sparse24_grid(const std::vector<Isa>& levels) {
+  return testing::level_grid(Family::sparse24, levels, std::vector<int64_t>{1, 17, 33, 64, 100, 131},
+                             std::vector<int64_t>{4, 60, 64, 68, 300}, std::vector<int64_t>{1, 5, 17, 64});
+}
+
 // One 2:4 operator of the grid's shape at the fixture's level, run on row-major X.
 class Sparse24Shape : public LevelTest<Family::sparse24, Sparse24Param> {
  protected:
@@ -98,18 +105,11 @@ TEST_P(Sparse24ProductGrid, PatternAndThePrunedDenseProduct) {
   EXPECT_EQ(k / 2 * m, static_cast<int64_t>(op.multiply_adds_per_row()));
 }
 
-// K: one group, an odd number of groups, one block, a block and one group, several blocks.
 INSTANTIATE_TEST_SUITE_P(Shapes, Sparse24Grid,
-                         ::testing::Combine(::testing::ValuesIn(testing::simd_levels()),
-                                            ::testing::Values<int64_t>(1, 17, 33, 64, 100, 131),
-                                            ::testing::Values<int64_t>(4, 60, 64, 68, 300),
-                                            ::testing::Values<int64_t>(1, 5, 17, 64)),
+                         ::testing::ValuesIn(sparse24_grid(testing::simd_levels())),
                          sparse24_name);
 INSTANTIATE_TEST_SUITE_P(Shapes, Sparse24ProductGrid,
-                         ::testing::Combine(::testing::ValuesIn(testing::every_level()),
-                                            ::testing::Values<int64_t>(1, 17, 33, 64, 100, 131),
-                                            ::testing::Values<int64_t>(4, 60, 64, 68, 300),
-                                            ::testing::Values<int64_t>(1, 5, 17, 64)),
+                         ::testing::ValuesIn(sparse24_grid(testing::every_level())),
                          sparse24_name);
 
 // Sparse24Linear at every level (isa_sweep.h).
