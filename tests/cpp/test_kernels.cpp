@@ -9,6 +9,7 @@
 #include <random>
 #include <tuple>
 
+#include "isa_sweep.h"
 #include "kernel_registry.h"
 #include "kernels/cpu/kernels.h"
 #include "lutmul/isa.h"
@@ -17,6 +18,8 @@ namespace lutmul {
 namespace {
 
 using kernels::kBlockRows;
+using testing::Family;
+using testing::LevelTest;
 
 struct RandomEncoder {
   int ncodebooks;
@@ -71,16 +74,8 @@ std::pair<std::vector<uint8_t>, bool> encode_with(const kernels::KernelTable& ta
 
 using GridParam = std::tuple<Isa, int64_t, int64_t, int>;  // isa, N, M, C
 
-// The SIMD levels this CPU runs (none on a scalar-only machine: the grid is then empty).
-std::vector<Isa> simd_isas() {
-  std::vector<Isa> out;
-  for (Isa isa : supported_isas())
-    if (isa != Isa::scalar) out.push_back(isa);
-  return out;
-}
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(KernelGrid);
-
-class KernelGrid : public ::testing::TestWithParam<GridParam> {};
+// Every SIMD level against the scalar reference; a level the CPU lacks skips.
+class KernelGrid : public LevelTest<Family::maddness, GridParam> {};
 
 TEST_P(KernelGrid, EncodeMatchesScalarReference) {
   const auto [isa, n, m, c] = GetParam();
@@ -140,9 +135,9 @@ TEST_P(KernelGrid, ScanMatchesScalarReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, KernelGrid,
-    ::testing::Combine(::testing::ValuesIn(simd_isas()),
-                       ::testing::Values<int64_t>(1, 31, 32, 33, 1000, 10016), ::testing::Values<int64_t>(1, 3, 10, 100),
-                       ::testing::Values(1, 2, 3, 8, 16, 24, 32, 64)),
+    ::testing::ValuesIn(testing::level_grid(Family::maddness, testing::simd_levels(),
+                                            std::vector<int64_t>{1, 31, 32, 33, 1000, 10016},
+                                            std::vector<int64_t>{1, 3, 10, 100}, std::vector<int>{1, 2, 3, 8, 16, 24, 32, 64})),
     [](const ::testing::TestParamInfo<GridParam>& param_info) {
       return isa_name(std::get<0>(param_info.param)) + "_N" + std::to_string(std::get<1>(param_info.param)) + "_M" +
              std::to_string(std::get<2>(param_info.param)) + "_C" + std::to_string(std::get<3>(param_info.param));
@@ -161,21 +156,23 @@ std::vector<float> testing_values(int64_t n, int64_t d, const RandomEncoder& e) 
   return a;
 }
 
-TEST(KernelEdges, NanIsReportedByEveryIsa) {
+// Properties every level's kernels have, the scalar ones included.
+class KernelEdges : public LevelTest<Family::maddness> {};
+
+TEST_P(KernelEdges, NanIsReportedByEveryIsa) {
   const RandomEncoder e = random_encoder(4, 20, 5);
-  for (Isa isa : supported_isas()) {
-    for (int64_t n : {5, 64, 130}) {
-      std::vector<float> a = testing_values(n, 20, e);
-      a[static_cast<size_t>((n - 1) * 20 + e.split_dims[3])] = std::numeric_limits<float>::quiet_NaN();
-      for (bool col_major : {false, true}) {
-        const auto got = encode_with(detail::kernels_for(isa).maddness, e, a, n, col_major);
-        EXPECT_TRUE(got.second) << isa_name(isa) << " n=" << n;
-      }
+  const Isa isa = level();
+  for (int64_t n : {5, 64, 130}) {
+    std::vector<float> a = testing_values(n, 20, e);
+    a[static_cast<size_t>((n - 1) * 20 + e.split_dims[3])] = std::numeric_limits<float>::quiet_NaN();
+    for (bool col_major : {false, true}) {
+      const auto got = encode_with(detail::kernels_for(isa).maddness, e, a, n, col_major);
+      EXPECT_TRUE(got.second) << isa_name(isa) << " n=" << n;
     }
   }
 }
 
-TEST(KernelEdges, LargeCodebookCountsNeverOverflowSixteenBits) {
+TEST_P(KernelEdges, LargeCodebookCountsNeverOverflowSixteenBits) {
   // 260 codebook pairs of all-255 tables: rounds of 128 (exact) and 256 (averaged) pairs.
   const int c = 520, npairs = c / 2;
   const int64_t n = 100, m = 5;
@@ -183,40 +180,40 @@ TEST(KernelEdges, LargeCodebookCountsNeverOverflowSixteenBits) {
   std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows), 0x5A);
   std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes), 255);
   std::vector<float> offsets(static_cast<size_t>(m), 0.f), ones(static_cast<size_t>(m), 1.f);
-  for (Isa isa : supported_isas()) {
-    for (bool averaged : {false, true}) {
-      std::vector<float> y(static_cast<size_t>(n * m));
-      kernels::ScanArgs args;
-      args.packed = packed.data();
-      args.rows = n;
-      args.npairs = npairs;
-      args.tables = tables.data();
-      args.outputs = m;
-      args.scales = ones.data();
-      args.offsets = offsets.data();
-      args.averaged = averaged;
-      args.y = y.data();
-      args.ldy = m;
-      detail::kernels_for(isa).maddness.scan(args, 0, nblocks, 0, m);
-      const float expected = averaged ? 255.f * npairs : 255.f * c;
-      for (float v : y) ASSERT_EQ(expected, v) << isa_name(isa) << (averaged ? " averaged" : " exact");
-    }
+  const Isa isa = level();
+  for (bool averaged : {false, true}) {
+    std::vector<float> y(static_cast<size_t>(n * m));
+    kernels::ScanArgs args;
+    args.packed = packed.data();
+    args.rows = n;
+    args.npairs = npairs;
+    args.tables = tables.data();
+    args.outputs = m;
+    args.scales = ones.data();
+    args.offsets = offsets.data();
+    args.averaged = averaged;
+    args.y = y.data();
+    args.ldy = m;
+    detail::kernels_for(isa).maddness.scan(args, 0, nblocks, 0, m);
+    const float expected = averaged ? 255.f * npairs : 255.f * c;
+    for (float v : y) ASSERT_EQ(expected, v) << isa_name(isa) << (averaged ? " averaged" : " exact");
   }
 }
 
-TEST(KernelEdges, BlockRangesEncodeIndependently) {
+TEST_P(KernelEdges, BlockRangesEncodeIndependently) {
   const RandomEncoder e = random_encoder(6, 23, 9);
   const int64_t n = 300;
   const std::vector<float> a = testing_values(n, 23, e);
-  for (Isa isa : supported_isas()) {
-    const auto whole = encode_with(detail::kernels_for(isa).maddness, e, a, n, false);
-    auto first = encode_with(detail::kernels_for(isa).maddness, e, a, n, false, 0, 2);
-    const auto second = encode_with(detail::kernels_for(isa).maddness, e, a, n, false, 2, 5);
-    const size_t split = 2 * 3 * kBlockRows;
-    std::copy(second.first.begin() + split, second.first.end(), first.first.begin() + split);
-    EXPECT_EQ(whole.first, first.first) << isa_name(isa);
-  }
+  const Isa isa = level();
+  const auto whole = encode_with(detail::kernels_for(isa).maddness, e, a, n, false);
+  auto first = encode_with(detail::kernels_for(isa).maddness, e, a, n, false, 0, 2);
+  const auto second = encode_with(detail::kernels_for(isa).maddness, e, a, n, false, 2, 5);
+  const size_t split = 2 * 3 * kBlockRows;
+  std::copy(second.first.begin() + split, second.first.end(), first.first.begin() + split);
+  EXPECT_EQ(whole.first, first.first) << isa_name(isa);
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, KernelEdges, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
 
 }  // namespace
 }  // namespace lutmul

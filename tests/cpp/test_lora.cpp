@@ -7,14 +7,15 @@
 
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <random>
 #include <thread>
 #include <tuple>
 
+#include "isa_sweep.h"
 #include "lutmul/lutmul.h"
 #include "safetensors_writer.h"
 #include "test_util.h"
@@ -22,19 +23,9 @@
 namespace lutmul {
 namespace {
 
+using testing::Family;
+using testing::LevelTest;
 using testing::uniform;
-
-// ctest runs this suite again with each LUTMUL_ISA; a level this CPU lacks skips it all.
-class RequiredIsa : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const char* required = std::getenv("LUTMUL_TEST_REQUIRE_ISA");
-    if (required == nullptr) return;
-    if (!isa_supported(parse_isa(required))) GTEST_SKIP() << "LUTMUL_ISA=" << required << " is not supported here";
-    ASSERT_EQ(parse_isa(required), active_isa());
-  }
-};
-const ::testing::Environment* const required_isa = ::testing::AddGlobalTestEnvironment(new RequiredIsa);
 
 struct TestAdapter {
   std::vector<float> a, b;  // K × r, r × M
@@ -74,45 +65,87 @@ std::vector<int32_t> random_ids(int64_t n, const std::vector<int32_t>& choices, 
   return ids;
 }
 
-using Shape = std::tuple<int64_t, int64_t, int64_t, int64_t>;  // N, K, M, r
-class LoraGrid : public ::testing::TestWithParam<Shape> {};
+using Shape = std::tuple<Isa, int64_t, int64_t, int64_t, int64_t>;  // isa, N, K, M, r
+
+// "avx512_N13_K17_M15_r5".
+std::string shape_name(const ::testing::TestParamInfo<Shape>& p) {
+  return isa_name(std::get<0>(p.param)) + "_N" + std::to_string(std::get<1>(p.param)) + "_K" +
+         std::to_string(std::get<2>(p.param)) + "_M" + std::to_string(std::get<3>(p.param)) + "_r" +
+         std::to_string(std::get<4>(p.param));
+}
+
+// N, K, M and r at each of `levels`.
+std::vector<Shape> lora_grid(const std::vector<Isa>& levels) {
+  return testing::level_grid(Family::lora, levels, std::vector<int64_t>{1, 13, 70}, std::vector<int64_t>{1, 17, 64},
+                             std::vector<int64_t>{1, 15, 33, 80}, std::vector<int64_t>{1, 5, 16});
+}
+
+// A batch of the grid's shape over three adapters of ranks r, r + 1 and 2r + 3, its adapter
+// terms added at the fixture's level to a Y that already holds values.
+class LoraShape : public LevelTest<Family::lora, Shape> {
+ protected:
+  void SetUp() override {
+    LevelTest::SetUp();
+    if (IsSkipped()) return;
+    const auto [isa, n, k, m, r] = GetParam();
+    (void)isa;
+    n_ = n, k_ = k, m_ = m, ldy_ = m + 3;
+    w_ = uniform(k, m, -1.f, 1.f, 1);
+    op_.emplace(std::make_shared<DenseLinear>(MatrixView::row_major(w_.data(), k, m)));
+    std::vector<int32_t> ids;
+    for (int a = 0; a < 3; ++a)  // ranks r, r + 1, 2r + 3 in one batch
+      ids.push_back(add(*op_, "a" + std::to_string(a),
+                        make_adapter(k, m, a == 0 ? r : a == 1 ? r + 1 : 2 * r + 3, 0.5f + static_cast<float>(a),
+                                     10 + static_cast<uint64_t>(a))));
+    row_ids_ = random_ids(n, ids, static_cast<uint64_t>(n * 7 + r));
+    x_ = uniform(n, k, -1.f, 1.f, static_cast<uint64_t>(n + k));
+    start_ = uniform(n, ldy_, -1.f, 1.f, 99);  // the term is added to what Y holds
+    got_ = start_;
+    op_->add_adapter_terms(MatrixView::row_major(x_.data(), n, k), row_ids_.data(), got_.data(), ldy_);
+  }
+
+  int64_t n_ = 0, k_ = 0, m_ = 0, ldy_ = 0;
+  std::vector<float> w_, x_, start_, got_;  // got_: start_ plus the terms at the level
+  std::vector<int32_t> row_ids_;
+  std::optional<LoraLinear> op_;
+};
+
+// Every SIMD level's LoRA kernel against the scalar reference, bit for bit, both layouts.
+class LoraGrid : public LoraShape {};
 
 TEST_P(LoraGrid, KernelsEqualTheScalarReference) {
-  const auto [n, k, m, r] = GetParam();
-  const std::vector<float> w = uniform(k, m, -1.f, 1.f, 1);
-  LoraLinear op(std::make_shared<DenseLinear>(MatrixView::row_major(w.data(), k, m)));
-  std::vector<int32_t> ids;
-  for (int a = 0; a < 3; ++a)  // ranks r, r + 1, 2r + 3 in one batch
-    ids.push_back(add(op, "a" + std::to_string(a), make_adapter(k, m, a == 0 ? r : a == 1 ? r + 1 : 2 * r + 3,
-                                                                 0.5f + static_cast<float>(a), 10 + static_cast<uint64_t>(a))));
-  const std::vector<int32_t> row_ids = random_ids(n, ids, static_cast<uint64_t>(n * 7 + r));
-  const std::vector<float> x = uniform(n, k, -1.f, 1.f, static_cast<uint64_t>(n + k));
-  const std::vector<float> x_col = testing::to_col_major(x, n, k);
-  const int64_t ldy = m + 3;
-  const std::vector<float> start = uniform(n, ldy, -1.f, 1.f, 99);  // the term is added to what Y holds
-  std::vector<float> expected(start), got(start), got_col(start);
-  op.add_adapter_terms_reference(MatrixView::row_major(x.data(), n, k), row_ids.data(), expected.data(), ldy);
-  op.add_adapter_terms(MatrixView::row_major(x.data(), n, k), row_ids.data(), got.data(), ldy);
-  op.add_adapter_terms(MatrixView::col_major(x_col.data(), n, k), row_ids.data(), got_col.data(), ldy);
-  ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float))) << isa_name(active_isa());
+  const std::vector<float> x_col = testing::to_col_major(x_, n_, k_);
+  std::vector<float> expected(start_), got_col(start_);
+  op_->add_adapter_terms_reference(MatrixView::row_major(x_.data(), n_, k_), row_ids_.data(), expected.data(), ldy_);
+  op_->add_adapter_terms(MatrixView::col_major(x_col.data(), n_, k_), row_ids_.data(), got_col.data(), ldy_);
+  ASSERT_EQ(0, std::memcmp(expected.data(), got_.data(), expected.size() * sizeof(float))) << isa_name(level());
   ASSERT_EQ(0, std::memcmp(expected.data(), got_col.data(), expected.size() * sizeof(float)));
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = m; j < ldy; ++j) ASSERT_EQ(got[i * ldy + j], start[i * ldy + j]);  // padding untouched
-    if (row_ids[i] == LoraLinear::kNoAdapter) {
-      for (int64_t j = 0; j < m; ++j) ASSERT_EQ(got[i * ldy + j], start[i * ldy + j]);
+}
+
+// Every level, the scalar one included: the padding and the rows without an adapter keep
+// what Y held.
+class LoraRowsGrid : public LoraShape {};
+
+TEST_P(LoraRowsGrid, PaddingAndRowsWithoutAnAdapterUntouched) {
+  for (int64_t i = 0; i < n_; ++i) {
+    for (int64_t j = m_; j < ldy_; ++j) ASSERT_EQ(got_[i * ldy_ + j], start_[i * ldy_ + j]);  // padding untouched
+    if (row_ids_[i] == LoraLinear::kNoAdapter) {
+      for (int64_t j = 0; j < m_; ++j) ASSERT_EQ(got_[i * ldy_ + j], start_[i * ldy_ + j]);
     }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LoraGrid,
-                         ::testing::Combine(::testing::Values<int64_t>(1, 13, 70), ::testing::Values<int64_t>(1, 17, 64),
-                                            ::testing::Values<int64_t>(1, 15, 33, 80), ::testing::Values<int64_t>(1, 5, 16)),
-                         [](const ::testing::TestParamInfo<Shape>& p) {
-                           return "N" + std::to_string(std::get<0>(p.param)) + "_K" + std::to_string(std::get<1>(p.param)) +
-                                  "_M" + std::to_string(std::get<2>(p.param)) + "_r" + std::to_string(std::get<3>(p.param));
-                         });
+                         ::testing::ValuesIn(lora_grid(testing::simd_levels())),
+                         shape_name);
+INSTANTIATE_TEST_SUITE_P(Shapes, LoraRowsGrid,
+                         ::testing::ValuesIn(lora_grid(testing::every_level())),
+                         shape_name);
 
-TEST(Lora, LargeBatchesSplitAcrossThreadsExactly) {
+// The threaded adapter terms of every SIMD level against the scalar reference.
+class LoraKernel : public LevelTest<Family::lora> {};
+
+TEST_P(LoraKernel, LargeBatchesSplitAcrossThreadsExactly) {
   // Enough work (≈ 100 M multiply-adds) for the adapter term to run on several threads.
   const int64_t n = 1500, k = 512, m = 512;
   const std::vector<float> w = uniform(k, m, -1.f, 1.f, 1);
@@ -132,7 +165,12 @@ TEST(Lora, LargeBatchesSplitAcrossThreadsExactly) {
   set_num_threads(saved);
 }
 
-TEST(Lora, MixedBatchesEqualThePerRowReferenceOnEveryBase) {
+INSTANTIATE_TEST_SUITE_P(Isa, LoraKernel, ::testing::ValuesIn(testing::simd_levels()), testing::LevelName());
+
+// LoraLinear at every level (isa_sweep.h).
+class Lora : public LevelTest<Family::lora> {};
+
+TEST_P(Lora, MixedBatchesEqualThePerRowReferenceOnEveryBase) {
   const int64_t n = 150, k = 72, m = 40;
   const std::vector<float> w = uniform(k, m, -1.f, 1.f, 2), bias = uniform(1, m, -1.f, 1.f, 3);
   const std::vector<float> x = testing::low_rank_rows(n, k, 8, 0.2f, 4);
@@ -167,7 +205,7 @@ TEST(Lora, MixedBatchesEqualThePerRowReferenceOnEveryBase) {
   }
 }
 
-TEST(Lora, MergeAndUnmergeRoundTrip) {
+TEST_P(Lora, MergeAndUnmergeRoundTrip) {
   const int64_t n = 40, k = 50, m = 30;
   const std::vector<float> w = uniform(k, m, -1.f, 1.f, 6), bias = uniform(1, m, -1.f, 1.f, 7);
   const auto base = std::make_shared<DenseLinear>(MatrixView::row_major(w.data(), k, m), bias.data());
@@ -225,7 +263,7 @@ TEST(Lora, MergeAndUnmergeRoundTrip) {
   EXPECT_THROW(op.merge("missing"), Error);
 }
 
-TEST(Lora, AdaptersComeAndGoWhileForwardsRun) {
+TEST_P(Lora, AdaptersComeAndGoWhileForwardsRun) {
   const int64_t n = 64, k = 96, m = 48;
   const std::vector<float> w = uniform(k, m, -1.f, 1.f, 9);
   LoraLinear op(std::make_shared<DenseLinear>(MatrixView::row_major(w.data(), k, m)));
@@ -274,7 +312,7 @@ TEST(Lora, AdaptersComeAndGoWhileForwardsRun) {
   EXPECT_GE(op.adapter_id("stable"), 0);
 }
 
-TEST(Lora, BadInputIsAnError) {
+TEST_P(Lora, BadInputIsAnError) {
   const int64_t k = 12, m = 7;
   const std::vector<float> w = uniform(k, m, -1.f, 1.f, 11);
   EXPECT_THROW(LoraLinear(nullptr), Error);
@@ -348,6 +386,8 @@ TEST(Lora, BadInputIsAnError) {
   EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, k - 1), ids.data(), y.data(), m), Error);
   EXPECT_EQ(op.forward(MatrixView::row_major(x.data(), 0, k), ids.data()).rows, 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, Lora, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
 
 // ---- PEFT ----
 

@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 
+#include "isa_sweep.h"
 #include "lutmul/lutmul.h"
 #include "test_util.h"
 
@@ -18,17 +18,16 @@ using testing::exact_product;
 using testing::low_rank_rows;
 using testing::relative_error;
 
-class Api : public ::testing::Test {
+// Run at every ISA level (isa_sweep.h), the model fitted and used at that level.
+class Api : public testing::LevelTest<testing::Family::maddness> {
  protected:
   static constexpr int64_t kTrain = 1500, kTest = 333, kDim = 70, kOut = 11;
   static constexpr int kCodebooks = 9;
 
   void SetUp() override {
-    if (const char* required = std::getenv("LUTMUL_TEST_REQUIRE_ISA")) {
-      const Isa isa = parse_isa(required);
-      if (!isa_supported(isa)) GTEST_SKIP() << "LUTMUL_ISA=" << required << " is not supported on this CPU";
-      ASSERT_EQ(isa, active_isa());
-    }
+    LevelTest::SetUp();
+    if (IsSkipped()) return;
+    ASSERT_EQ(level(), active_isa());
     train_ = low_rank_rows(kTrain + kTest, kDim, 6, 0.1f, 42);
     test_.assign(train_.begin() + kTrain * kDim, train_.end());
     train_.resize(kTrain * kDim);
@@ -45,7 +44,7 @@ class Api : public ::testing::Test {
   Maddness model_;
 };
 
-TEST_F(Api, LayoutsAndEntryPointsAgreeExactly) {
+TEST_P(Api, LayoutsAndEntryPointsAgreeExactly) {
   const Matrix y = model_.matmul(MatrixView::row_major(test_.data(), kTest, kDim));
   const std::vector<float> col = testing::to_col_major(test_, kTest, kDim);
   const Matrix y_col = model_.matmul(MatrixView::col_major(col.data(), kTest, kDim));
@@ -66,7 +65,7 @@ TEST_F(Api, LayoutsAndEntryPointsAgreeExactly) {
   EXPECT_EQ(y.values, scanned);
 }
 
-TEST_F(Api, CodesFollowTheTrees) {
+TEST_P(Api, CodesFollowTheTrees) {
   const EncodedRows codes = model_.encode(MatrixView::row_major(test_.data(), kTest, kDim));
   ASSERT_EQ(kTest, codes.rows());
   for (int64_t i = 0; i < kTest; ++i)
@@ -84,7 +83,7 @@ TEST_F(Api, CodesFollowTheTrees) {
   EXPECT_EQ(codes.code(kTest - 1, kCodebooks - 1), flat.back());
 }
 
-TEST_F(Api, OutputsAreTheDequantisedTableSums) {
+TEST_P(Api, OutputsAreTheDequantisedTableSums) {
   const EncodedRows codes = model_.encode(MatrixView::row_major(test_.data(), kTest, kDim));
   const Matrix y = model_.matmul(MatrixView::row_major(test_.data(), kTest, kDim));
   const auto& q = model_.quantized_tables();
@@ -136,7 +135,7 @@ TEST(TableQuantisation, EveryOutputKeepsItsOwnPrecision) {
   }
 }
 
-TEST_F(Api, FloatTablesAndAveragingStayCloseToExactMode) {
+TEST_P(Api, FloatTablesAndAveragingStayCloseToExactMode) {
   const MatrixView a = MatrixView::row_major(test_.data(), kTest, kDim);
   const std::vector<float> exact = exact_product(test_, weights_, kTest, kDim, kOut);
   std::vector<float> exact_with_bias = exact;
@@ -153,7 +152,7 @@ TEST_F(Api, FloatTablesAndAveragingStayCloseToExactMode) {
   EXPECT_LT(err_avg, err_u8 * 1.25 + 0.01);
 }
 
-TEST_F(Api, ThreadCountChangesNothing) {
+TEST_P(Api, ThreadCountChangesNothing) {
   const MatrixView a = MatrixView::row_major(test_.data(), kTest, kDim);
   const MatrixView b = MatrixView::row_major(weights_.data(), kDim, kOut);
   const MatrixView t = MatrixView::row_major(train_.data(), kTrain, kDim);
@@ -172,7 +171,7 @@ TEST_F(Api, ThreadCountChangesNothing) {
   EXPECT_EQ(y1.values, one.matmul(a).values);
 }
 
-TEST_F(Api, OneEncoderSeveralWeights) {
+TEST_P(Api, OneEncoderSeveralWeights) {
   MaddnessConfig config;
   config.ncodebooks = kCodebooks;
   Maddness shared(config);
@@ -191,7 +190,7 @@ TEST_F(Api, OneEncoderSeveralWeights) {
   EXPECT_EQ(4, y_row.cols);
 }
 
-TEST_F(Api, ConcurrentCallsOnOneModelAgree) {
+TEST_P(Api, ConcurrentCallsOnOneModelAgree) {
   const MatrixView a = MatrixView::row_major(test_.data(), kTest, kDim);
   const Matrix expected = model_.matmul(a);
   std::vector<Matrix> results(4);
@@ -204,11 +203,13 @@ TEST_F(Api, ConcurrentCallsOnOneModelAgree) {
   for (const Matrix& r : results) EXPECT_EQ(expected.values, r.values);
 }
 
-TEST_F(Api, EmptyInputGivesEmptyOutput) {
+TEST_P(Api, EmptyInputGivesEmptyOutput) {
   const Matrix y = model_.matmul(MatrixView::row_major(test_.data(), 0, kDim));
   EXPECT_EQ(0, y.rows);
   EXPECT_EQ(kOut, y.cols);
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, Api, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
 
 }  // namespace
 }  // namespace lutmul

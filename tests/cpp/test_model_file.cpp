@@ -2,11 +2,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "isa_sweep.h"
 #include "lutmul/lutmul.h"
 #include "test_util.h"
 
@@ -15,11 +17,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class Saved : public ::testing::Test {
+// Run at every ISA level (isa_sweep.h): save, load and predict with that level's kernels.
+class Saved : public testing::LevelTest<testing::Family::maddness> {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lutmul_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    LevelTest::SetUp();
+    if (IsSkipped()) return;
+    // The test name holds the level ("EveryTruncationIsRejected/avx2"): one folder each.
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = fs::temp_directory_path() / ("lutmul_test_" + std::to_string(::getpid()) + "_" + name);
     fs::create_directories(dir_);
     train_ = testing::low_rank_rows(600, 40, 5, 0.1f, 1);
     weights_ = testing::uniform(40, 7, -1.f, 1.f, 2);
@@ -30,7 +37,10 @@ class Saved : public ::testing::Test {
     model_ = Maddness(config);
     model_.fit(MatrixView::row_major(train_.data(), 600, 40), MatrixView::row_major(weights_.data(), 40, 7), bias.data());
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+    LevelTest::TearDown();
+  }
 
   std::vector<uint8_t> read(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -46,7 +56,7 @@ class Saved : public ::testing::Test {
   Maddness model_;
 };
 
-TEST_F(Saved, SaveLoadReloadGiveIdenticalOutputs) {
+TEST_P(Saved, SaveLoadReloadGiveIdenticalOutputs) {
   const fs::path path = dir_ / "model.lutmul";
   model_.save(path.string());
   const Maddness loaded = Maddness::load(path.string());
@@ -65,7 +75,7 @@ TEST_F(Saved, SaveLoadReloadGiveIdenticalOutputs) {
   EXPECT_EQ(2, files);
 }
 
-TEST_F(Saved, EncoderWithoutWeightsRoundTrips) {
+TEST_P(Saved, EncoderWithoutWeightsRoundTrips) {
   MaddnessConfig config;
   config.ncodebooks = 3;
   Maddness encoder_only(config);
@@ -79,7 +89,7 @@ TEST_F(Saved, EncoderWithoutWeightsRoundTrips) {
   EXPECT_EQ(encoder_only.matmul(a).values, back.matmul(a).values);
 }
 
-TEST_F(Saved, EveryFlippedByteIsRejected) {
+TEST_P(Saved, EveryFlippedByteIsRejected) {
   const std::vector<uint8_t> good = model_.serialize();
   for (size_t i = 0; i < good.size(); i += 1 + good.size() / 300) {
     std::vector<uint8_t> bad = good;
@@ -88,7 +98,7 @@ TEST_F(Saved, EveryFlippedByteIsRejected) {
   }
 }
 
-TEST_F(Saved, EveryTruncationIsRejected) {
+TEST_P(Saved, EveryTruncationIsRejected) {
   const std::vector<uint8_t> good = model_.serialize();
   for (size_t len = 0; len < good.size(); len += 1 + good.size() / 300)
     EXPECT_THROW(Maddness::deserialize(good.data(), len), Error) << "length " << len;
@@ -105,7 +115,7 @@ TEST_F(Saved, EveryTruncationIsRejected) {
   }
 }
 
-TEST_F(Saved, ForeignAndFutureFilesAreRejected) {
+TEST_P(Saved, ForeignAndFutureFilesAreRejected) {
   const fs::path text = dir_ / "notes.txt";
   write(text, std::vector<uint8_t>(100, 'x'));
   EXPECT_THROW(Maddness::load(text.string()), Error);
@@ -144,7 +154,7 @@ TEST(FormatVersions, VersionOneFilesLoadAndPredictAsTheyDid) {
   EXPECT_EQ(0, std::memcmp(expected.data(), again.values.data(), expected.size() * sizeof(float)));
 }
 
-TEST_F(Saved, FailedSaveLeavesTheOldFileIntact) {
+TEST_P(Saved, FailedSaveLeavesTheOldFileIntact) {
   const fs::path path = dir_ / "model.lutmul";
   model_.save(path.string());
   const std::vector<uint8_t> before = read(path);
@@ -152,6 +162,8 @@ TEST_F(Saved, FailedSaveLeavesTheOldFileIntact) {
   EXPECT_THROW(Maddness().save(path.string()), Error);  // an unfitted model
   EXPECT_EQ(before, read(path));
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, Saved, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
 
 }  // namespace
 }  // namespace lutmul

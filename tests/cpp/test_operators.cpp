@@ -3,13 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <algorithm>
 #include <cstring>
-#include <string>
 #include <limits>
+#include <optional>
+#include <string>
 #include <tuple>
 
+#include "isa_sweep.h"
 #include "kernel_registry.h"
 #include "kernels/cpu/int8_kernels.h"
 #include "lutmul/lutmul.h"
@@ -18,24 +19,24 @@
 namespace lutmul {
 namespace {
 
-// ctest runs this suite again with each LUTMUL_ISA; a level this CPU lacks skips it all.
-class RequiredIsa : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const char* required = std::getenv("LUTMUL_TEST_REQUIRE_ISA");
-    if (required == nullptr) return;
-    if (!isa_supported(parse_isa(required))) GTEST_SKIP() << "LUTMUL_ISA=" << required << " is not supported here";
-    ASSERT_EQ(parse_isa(required), active_isa());
-  }
-};
-const ::testing::Environment* const required_isa = ::testing::AddGlobalTestEnvironment(new RequiredIsa);
+using testing::Family;
+using testing::LevelTest;
 
 using Shape = std::tuple<int64_t, int64_t, int64_t>;  // N, K, M
+using LevelShape = std::tuple<Isa, int64_t, int64_t, int64_t>;
 
-class Int8Grid : public ::testing::TestWithParam<Shape> {};
+// "avx2_N3_K63_M17".
+std::string level_shape_name(const ::testing::TestParamInfo<LevelShape>& param_info) {
+  return isa_name(std::get<0>(param_info.param)) + "_N" + std::to_string(std::get<1>(param_info.param)) + "_K" +
+         std::to_string(std::get<2>(param_info.param)) + "_M" + std::to_string(std::get<3>(param_info.param));
+}
+
+// Every SIMD level's int8 kernels against the scalar reference (isa_sweep.h).
+class Int8Grid : public LevelTest<Family::int8, LevelShape> {};
 
 TEST_P(Int8Grid, KernelsEqualTheScalarReference) {
-  const auto [n, k, m] = GetParam();
+  const auto [isa, n, k, m] = GetParam();
+  (void)isa;
   const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, static_cast<uint64_t>(k * 7 + m));
   std::vector<float> x = testing::low_rank_rows(n, k, 4, 0.2f, static_cast<uint64_t>(n + k));
   if (n > 2) x[static_cast<size_t>(k)] = 1e4f;  // an outlier, clamped under static scaling
@@ -59,14 +60,11 @@ TEST_P(Int8Grid, KernelsEqualTheScalarReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Int8Grid,
-                         ::testing::Combine(::testing::Values<int64_t>(1, 3, 65, 200),
-                                            ::testing::Values<int64_t>(1, 3, 4, 63, 65, 1000),
-                                            ::testing::Values<int64_t>(1, 15, 16, 17, 100)),
-                         [](const ::testing::TestParamInfo<Shape>& param_info) {
-                           return "N" + std::to_string(std::get<0>(param_info.param)) + "_K" +
-                                  std::to_string(std::get<1>(param_info.param)) + "_M" +
-                                  std::to_string(std::get<2>(param_info.param));
-                         });
+                         ::testing::ValuesIn(testing::level_grid(Family::int8, testing::simd_levels(),
+                                                                 std::vector<int64_t>{1, 3, 65, 200},
+                                                                 std::vector<int64_t>{1, 3, 4, 63, 65, 1000},
+                                                                 std::vector<int64_t>{1, 15, 16, 17, 100})),
+                         level_shape_name);
 
 }  // namespace
 
@@ -80,8 +78,9 @@ struct Int8KernelProbe {
 
 namespace {
 
-// Every int8 kernel this CPU can run, whatever LUTMUL_ISA picks, against the reference.
-TEST(Int8, EveryRunnableKernelEqualsTheReference) {
+// Every int8 kernel variant this CPU can run against the reference: the levels pick one
+// variant each, so the level sweep alone would miss some.
+TEST(Int8Variants, EveryRunnableKernelEqualsTheReference) {
   int ran = 0;
   for (const detail::Int8Variant& candidate : detail::runnable_int8_variants()) {
     if (std::string(candidate.name) == "scalar") continue;
@@ -103,7 +102,10 @@ TEST(Int8, EveryRunnableKernelEqualsTheReference) {
   if (ran == 0) GTEST_SKIP() << "this CPU or build runs none of the SIMD int8 kernels (no AVX2)";
 }
 
-TEST(Int8, LargestProductsStayExact) {
+// Int8Linear at every level (isa_sweep.h).
+class Int8 : public LevelTest<Family::int8> {};
+
+TEST_P(Int8, LargestProductsStayExact) {
   // Every activation and weight at the extreme of its range: sums of 127·127·K that would
   // overflow 16-bit intermediates. The result is exactly the scaled integer sum.
   const int64_t n = 5, k = 1000, m = 33;
@@ -112,11 +114,13 @@ TEST(Int8, LargestProductsStayExact) {
   const Matrix y = op.forward(MatrixView::row_major(x.data(), n, k));
   Matrix reference(n, m);
   op.forward_reference(MatrixView::row_major(x.data(), n, k), reference.data(), m);
-  EXPECT_EQ(reference.values, y.values);
+  if (level() != Isa::scalar) {  // at the scalar level y is the reference itself
+    EXPECT_EQ(reference.values, y.values);
+  }
   for (float v : y.values) EXPECT_NEAR(-2000.f, v, 1e-3f);
 }
 
-TEST(Int8, SmallErrorOnStructuredActivations) {
+TEST_P(Int8, SmallErrorOnStructuredActivations) {
   const int64_t n = 256, k = 384, m = 96;
   const std::vector<float> x = testing::low_rank_rows(n, k, 16, 0.05f, 3);
   const std::vector<float> w = testing::low_rank_rows(k, m, 32, 0.5f, 4);
@@ -141,7 +145,10 @@ TEST(Dense, MatchesExactMath) {
   EXPECT_EQ(k * m, op.multiply_adds_per_row());
 }
 
-TEST(Operators, BadInput) {
+// Bad input to Int8Linear (NaN is found by the quantize kernel) at every level.
+class Operators : public LevelTest<Family::int8> {};
+
+TEST_P(Operators, BadInput) {
   std::vector<float> w = testing::uniform(8, 4, -1.f, 1.f, 1), x = testing::uniform(3, 8, -1.f, 1.f, 2);
   const Int8Linear op(MatrixView::row_major(w.data(), 8, 4));
   std::vector<float> wide(3 * 9);
@@ -163,44 +170,91 @@ TEST(Operators, BadInput) {
   EXPECT_THROW(Int8Linear(MatrixView::row_major(w.data(), 0, 4)), Error);
 }
 
+INSTANTIATE_TEST_SUITE_P(Isa, Int8, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
+INSTANTIATE_TEST_SUITE_P(Isa, Operators, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
+
 }  // namespace
 }  // namespace lutmul
 
 namespace lutmul {
 namespace {
 
-class SparseGrid : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t, double>> {};
+using SparseParam = std::tuple<Isa, int64_t, int64_t, int64_t, double>;  // isa, N, K, M, sparsity
 
-TEST_P(SparseGrid, KernelEqualsReferenceAndThePrunedDenseProduct) {
-  const auto [n, k, m, sparsity] = GetParam();
-  const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, static_cast<uint64_t>(k + 3 * m));
-  const std::vector<float> x = testing::uniform(n, k, -1.f, 1.f, static_cast<uint64_t>(n + k));
-  const std::vector<float> bias = testing::uniform(1, m, -1.f, 1.f, 9);
-  SparseConfig config;
-  config.sparsity = sparsity;
-  const SparseLinear op(MatrixView::row_major(w.data(), k, m), bias.data(), config);
-  EXPECT_EQ(static_cast<int64_t>(std::llround((1 - sparsity) * static_cast<double>(k * m))), op.nonzeros());
-  const int64_t ldy = m + 2;
-  std::vector<float> expected(static_cast<size_t>(n * ldy), -3.f), got(expected), got_col(expected);
-  op.forward_reference(MatrixView::row_major(x.data(), n, k), expected.data(), ldy);
-  op.forward(MatrixView::row_major(x.data(), n, k), got.data(), ldy);
-  const std::vector<float> x_col = testing::to_col_major(x, n, k);
-  op.forward(MatrixView::col_major(x_col.data(), n, k), got_col.data(), ldy);
-  ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float))) << isa_name(active_isa());
+// "avx2_N31_K7_M15_sparsity50".
+std::string sparse_name(const ::testing::TestParamInfo<SparseParam>& param_info) {
+  const auto& [isa, n, k, m, sparsity] = param_info.param;
+  return isa_name(isa) + "_N" + std::to_string(n) + "_K" + std::to_string(k) + "_M" + std::to_string(m) + "_sparsity" +
+         std::to_string(std::lround(100 * sparsity));
+}
+
+// N, K, M and sparsity at each of `levels`.
+std::vector<SparseParam> sparse_grid(const std::vector<Isa>& levels) {
+  return testing::level_grid(Family::sparse, levels, std::vector<int64_t>{1, 31, 33, 100}, std::vector<int64_t>{1, 7, 64, 300},
+                             std::vector<int64_t>{1, 15, 17, 64}, std::vector<double>{0.0, 0.5, 0.9});
+}
+
+// One sparse operator of the grid's shape at the fixture's level, run three ways.
+class SparseShape : public LevelTest<Family::sparse, SparseParam> {
+ protected:
+  void SetUp() override {
+    LevelTest::SetUp();
+    if (IsSkipped()) return;
+    const auto [isa, n, k, m, sparsity] = GetParam();
+    (void)isa;
+    n_ = n, k_ = k, m_ = m, ldy_ = m + 2;
+    w_ = testing::uniform(k, m, -1.f, 1.f, static_cast<uint64_t>(k + 3 * m));
+    x_ = testing::uniform(n, k, -1.f, 1.f, static_cast<uint64_t>(n + k));
+    bias_ = testing::uniform(1, m, -1.f, 1.f, 9);
+    SparseConfig config;
+    config.sparsity = sparsity;
+    op_.emplace(MatrixView::row_major(w_.data(), k, m), bias_.data(), config);
+    got_.assign(static_cast<size_t>(n * ldy_), -3.f);
+    op_->forward(MatrixView::row_major(x_.data(), n, k), got_.data(), ldy_);
+  }
+
+  int64_t n_ = 0, k_ = 0, m_ = 0, ldy_ = 0;
+  std::vector<float> w_, x_, bias_, got_;  // got_: forward at the level, row-major X
+  std::optional<SparseLinear> op_;
+};
+
+// Every SIMD level's sparse kernel against the scalar reference, bit for bit.
+class SparseGrid : public SparseShape {};
+
+TEST_P(SparseGrid, KernelEqualsTheScalarReference) {
+  std::vector<float> expected(got_.size(), -3.f), got_col(expected);
+  op_->forward_reference(MatrixView::row_major(x_.data(), n_, k_), expected.data(), ldy_);
+  const std::vector<float> x_col = testing::to_col_major(x_, n_, k_);
+  op_->forward(MatrixView::col_major(x_col.data(), n_, k_), got_col.data(), ldy_);
+  ASSERT_EQ(0, std::memcmp(expected.data(), got_.data(), expected.size() * sizeof(float))) << isa_name(level());
   ASSERT_EQ(0, std::memcmp(expected.data(), got_col.data(), expected.size() * sizeof(float)));
-  // The same as the dense product of the pruned weight, to float tolerance.
-  const std::vector<float> pruned = op.pruned_dense();
-  const std::vector<float> dense = testing::exact_product(x, pruned, n, k, m);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < m; ++j)
-      ASSERT_NEAR(dense[i * m + j] + bias[j], got[i * ldy + j], 1e-4f * (1.f + std::fabs(dense[i * m + j])));
+}
+
+// Every level, the scalar one included: the same as the dense product of the pruned weight,
+// to float tolerance.
+class SparseProductGrid : public SparseShape {};
+
+TEST_P(SparseProductGrid, ForwardIsThePrunedDenseProduct) {
+  const auto sparsity = std::get<4>(GetParam());
+  EXPECT_EQ(static_cast<int64_t>(std::llround((1 - sparsity) * static_cast<double>(k_ * m_))), op_->nonzeros());
+  const std::vector<float> pruned = op_->pruned_dense();
+  const std::vector<float> dense = testing::exact_product(x_, pruned, n_, k_, m_);
+  for (int64_t i = 0; i < n_; ++i)
+    for (int64_t j = 0; j < m_; ++j)
+      ASSERT_NEAR(dense[i * m_ + j] + bias_[j], got_[i * ldy_ + j], 1e-4f * (1.f + std::fabs(dense[i * m_ + j])));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SparseGrid,
-                         ::testing::Combine(::testing::Values<int64_t>(1, 31, 33, 100), ::testing::Values<int64_t>(1, 7, 64, 300),
-                                            ::testing::Values<int64_t>(1, 15, 17, 64), ::testing::Values(0.0, 0.5, 0.9)));
+                         ::testing::ValuesIn(sparse_grid(testing::simd_levels())),
+                         sparse_name);
+INSTANTIATE_TEST_SUITE_P(Shapes, SparseProductGrid,
+                         ::testing::ValuesIn(sparse_grid(testing::every_level())),
+                         sparse_name);
 
-TEST(Sparse, CalibrationAwareScoringKeepsWhatTheDataUses) {
+// SparseLinear at every level (isa_sweep.h).
+class Sparse : public LevelTest<Family::sparse> {};
+
+TEST_P(Sparse, CalibrationAwareScoringKeepsWhatTheDataUses) {
   // Anisotropic activations: a few input channels carry most of the energy.
   const int64_t n = 400, k = 96, m = 32;
   std::vector<float> x = testing::uniform(n, k, -1.f, 1.f, 1);
@@ -218,7 +272,8 @@ TEST(Sparse, CalibrationAwareScoringKeepsWhatTheDataUses) {
   EXPECT_LT(err_aware, err_magnitude * 0.8);
 }
 
-TEST(Sparse, GlobalPruningRanksWeightsAcrossLayers) {
+// Pruning only, no kernel: once.
+TEST(SparsePruning, GlobalPruningRanksWeightsAcrossLayers) {
   // Layer 1's weights are ten times layer 0's: a global 60 % cut must take mostly from layer 0.
   const int64_t k0 = 48, m0 = 20, k1 = 32, m1 = 24;
   const std::vector<float> w0 = testing::uniform(k0, m0, -1.f, 1.f, 1);
@@ -254,7 +309,7 @@ TEST(Sparse, GlobalPruningRanksWeightsAcrossLayers) {
   EXPECT_THROW(prune_globally(weights, 0.5, {}, {nullptr}), Error);
 }
 
-TEST(Sparse, BadInput) {
+TEST_P(Sparse, BadInput) {
   std::vector<float> w = testing::uniform(8, 4, -1.f, 1.f, 1);
   SparseConfig config;
   config.sparsity = 1.0;
@@ -270,6 +325,8 @@ TEST(Sparse, BadInput) {
   EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, 8)), Error);
   EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, 7)), Error);
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, Sparse, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
 
 }  // namespace
 }  // namespace lutmul
