@@ -24,7 +24,8 @@ bool isa_supported(Isa isa);
 std::vector<Isa> supported_isas();
 // The best level the CPU supports.
 Isa best_isa();
-// The level in use: LUTMUL_ISA if set (checked on first use), else set_isa(), else best_isa().
+// The level in use: set_isa()'s if it was called, else LUTMUL_ISA if set (checked on first
+// use), else best_isa().
 Isa active_isa();
 // Forces a level for this process; throws lutmul::Error if the CPU lacks it.
 void set_isa(Isa isa);

@@ -373,6 +373,11 @@ class Maddness:
     def deserialize(data: bytes) -> Maddness:
         ...
     @staticmethod
+    def is_saved_model(path: str) -> bool:
+        """
+        True when the file holds a model saved by Maddness.save (any release).
+        """
+    @staticmethod
     def load(path: str) -> Maddness:
         ...
     def __init__(self, config: MaddnessConfig = ...) -> None:
@@ -585,4 +590,4 @@ def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def supported_isas() -> list[str]:
     ...
-__version__: str = '0.2.0'
+__version__: str = '0.3.0'
