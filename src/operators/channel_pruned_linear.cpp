@@ -60,12 +60,14 @@ void ChannelPrunedLinear::forward(const MatrixView& X, float* Y, int64_t ldy) co
   std::vector<float> y(static_cast<size_t>(n * mk));
   detail::use_single_threaded_blas();
   const std::vector<detail::ProductPart> parts = detail::split_product(n, mk, num_threads());
-  detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int) {
-    const detail::ProductPart& p = parts[static_cast<size_t>(thread)];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(p.row_end - p.row_begin),
-                static_cast<int>(p.output_end - p.output_begin), static_cast<int>(kk), 1.f, x.data() + p.row_begin * kk,
-                static_cast<int>(kk), weights_.data() + p.output_begin, static_cast<int>(mk), 0.f,
-                y.data() + p.row_begin * mk + p.output_begin, static_cast<int>(mk));
+  detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int count) {
+    for (size_t part = static_cast<size_t>(thread); part < parts.size(); part += static_cast<size_t>(count)) {
+      const detail::ProductPart& p = parts[part];
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(p.row_end - p.row_begin),
+                  static_cast<int>(p.output_end - p.output_begin), static_cast<int>(kk), 1.f, x.data() + p.row_begin * kk,
+                  static_cast<int>(kk), weights_.data() + p.output_begin, static_cast<int>(mk), 0.f,
+                  y.data() + p.row_begin * mk + p.output_begin, static_cast<int>(mk));
+    }
     return true;
   });
   for (int64_t i = 0; i < n; ++i) {

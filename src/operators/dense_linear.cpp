@@ -28,21 +28,24 @@ void DenseLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
   const bool row_major = X.layout == Layout::row_major;
   const int64_t ldx = X.leading_dim();
   const std::vector<detail::ProductPart> parts = detail::split_product(X.rows, m_, num_threads());
-  detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int) {
-    const detail::ProductPart& p = parts[static_cast<size_t>(thread)];
-    const int64_t rows = p.row_end - p.row_begin, outputs = p.output_end - p.output_begin;
-    // Row i of X starts at data + i·ld (row-major) or data + i (column-major).
-    const float* x = X.data + p.row_begin * (row_major ? ldx : 1);
-    float* y = Y + p.row_begin * ldy + p.output_begin;
-    const float* w = weights_.data() + p.output_begin;
-    for (int64_t i = 0; i < rows; ++i) std::copy_n(bias_.data() + p.output_begin, outputs, y + i * ldy);
-    if (rows == 1) {  // a GEMV: y = Wᵀ·x + bias, BLAS's matrix-vector kernel
-      cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(k_), static_cast<int>(outputs), 1.f, w,
-                  static_cast<int>(m_), x, static_cast<int>(row_major ? 1 : ldx), 1.f, y, 1);
-    } else {
-      cblas_sgemm(CblasRowMajor, row_major ? CblasNoTrans : CblasTrans, CblasNoTrans, static_cast<int>(rows),
-                  static_cast<int>(outputs), static_cast<int>(k_), 1.f, x, static_cast<int>(ldx), w,
-                  static_cast<int>(m_), 1.f, y, static_cast<int>(ldy));
+  // OpenMP may give fewer threads than asked (inside another parallel region): parts round robin.
+  detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int count) {
+    for (size_t part = static_cast<size_t>(thread); part < parts.size(); part += static_cast<size_t>(count)) {
+      const detail::ProductPart& p = parts[part];
+      const int64_t rows = p.row_end - p.row_begin, outputs = p.output_end - p.output_begin;
+      // Row i of X starts at data + i·ld (row-major) or data + i (column-major).
+      const float* x = X.data + p.row_begin * (row_major ? ldx : 1);
+      float* y = Y + p.row_begin * ldy + p.output_begin;
+      const float* w = weights_.data() + p.output_begin;
+      for (int64_t i = 0; i < rows; ++i) std::copy_n(bias_.data() + p.output_begin, outputs, y + i * ldy);
+      if (rows == 1) {  // a GEMV: y = Wᵀ·x + bias, BLAS's matrix-vector kernel
+        cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(k_), static_cast<int>(outputs), 1.f, w,
+                    static_cast<int>(m_), x, static_cast<int>(row_major ? 1 : ldx), 1.f, y, 1);
+      } else {
+        cblas_sgemm(CblasRowMajor, row_major ? CblasNoTrans : CblasTrans, CblasNoTrans, static_cast<int>(rows),
+                    static_cast<int>(outputs), static_cast<int>(k_), 1.f, x, static_cast<int>(ldx), w,
+                    static_cast<int>(m_), 1.f, y, static_cast<int>(ldy));
+      }
     }
     return true;
   });
