@@ -35,11 +35,29 @@ class ByteWriter {
     bytes_.insert(bytes_.end(), s.begin(), s.end());
   }
   void put_bytes(const std::vector<uint8_t>& bytes) { put_array(bytes); }
+  // Fields in order: a vector as put_array, anything else as put of its own type.
+  template <typename... Fields>
+  ByteWriter& put_fields(const Fields&... fields) {
+    (put_field(fields), ...);
+    return *this;
+  }
   std::vector<uint8_t>& bytes() { return bytes_; }
 
  private:
+  template <typename T>
+  void put_field(const std::vector<T>& values) { put_array(values); }
+  template <typename T>
+  void put_field(const T& value) { put<T>(value); }
   std::vector<uint8_t> bytes_;
 };
+
+// The bytes of the fields, in order (ByteWriter::put_fields): an operator's payload.
+template <typename... Fields>
+std::vector<uint8_t> pack(const Fields&... fields) {
+  ByteWriter w;
+  w.put_fields(fields...);
+  return std::move(w.bytes());
+}
 
 class ByteReader {
  public:

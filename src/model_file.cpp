@@ -21,7 +21,6 @@ constexpr uint32_t kFormatVersion = 2;
 constexpr uint32_t kOldestVersion = 1;
 
 using detail::check_all_finite;
-using Writer = detail::ByteWriter;
 using Reader = detail::ByteReader;
 
 bool is_legacy_container(const uint8_t* data, size_t size) {
@@ -32,31 +31,12 @@ bool is_legacy_container(const uint8_t* data, size_t size) {
 
 std::vector<uint8_t> Maddness::payload(SavedAs saved_as) const {
   LUTMUL_CHECK(encoder_fitted(), "save: the model is not fitted");
-  Writer w;
-  w.put<uint32_t>(kFormatVersion);
-  w.put<uint8_t>(static_cast<uint8_t>(saved_as));
-  w.put<int32_t>(config_.ncodebooks);
-  w.put<int32_t>(config_.split_candidates);
-  w.put<int32_t>(static_cast<int32_t>(config_.prototypes));
-  w.put<double>(config_.heldout_fraction);
-  w.put<uint64_t>(config_.seed);
-  w.put<int32_t>(static_cast<int32_t>(config_.accumulation));
-  w.put<int32_t>(static_cast<int32_t>(config_.tables));
-  w.put_array(config_.ridge_lambdas);
-  w.put<int64_t>(input_dim_);
-  w.put<int64_t>(output_dim_);
-  w.put<double>(chosen_lambda_);
-  w.put_array(subspace_begin_);
-  w.put_array(split_dims_);
-  w.put_array(thresholds_);
-  w.put_array(prototypes_);
-  w.put_array(float_tables_);
-  w.put_array(quantized_tables_);
-  w.put_array(table_scales_);
-  w.put_array(table_offsets_);
-  w.put_array(bias_);
-
-  return std::move(w.bytes());
+  return detail::pack(kFormatVersion, static_cast<uint8_t>(saved_as), int32_t{config_.ncodebooks},
+                      int32_t{config_.split_candidates}, static_cast<int32_t>(config_.prototypes), config_.heldout_fraction,
+                      uint64_t{config_.seed}, static_cast<int32_t>(config_.accumulation),
+                      static_cast<int32_t>(config_.tables), config_.ridge_lambdas, int64_t{input_dim_},
+                      int64_t{output_dim_}, chosen_lambda_, subspace_begin_, split_dims_, thresholds_, prototypes_,
+                      float_tables_, quantized_tables_, table_scales_, table_offsets_, bias_);
 }
 
 Maddness Maddness::from_payload(const uint8_t* data, size_t size) {

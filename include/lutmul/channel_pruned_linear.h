@@ -19,14 +19,11 @@ struct ChannelPruningConfig {
   double fraction = 0.5;  // share of channels removed, in [0, 1)
 };
 
-class ChannelPrunedLinear final : public LinearOperator {
+class ChannelPrunedLinear final : public SizedLinearOperator {
  public:
   // W is K × M, bias M floats or null. Ties in norm keep the lower channel index.
   ChannelPrunedLinear(const MatrixView& W, const float* bias = nullptr, ChannelPruningConfig config = {});
 
-  std::string kind() const override { return "channel_pruned"; }
-  int64_t input_dim() const override { return k_; }
-  int64_t output_dim() const override { return m_; }
   void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
   using LinearOperator::forward;
   int64_t bytes() const override;
@@ -41,8 +38,7 @@ class ChannelPrunedLinear final : public LinearOperator {
   static std::unique_ptr<ChannelPrunedLinear> from_payload(const uint8_t* data, size_t size);
 
  private:
-  ChannelPrunedLinear() = default;
-  int64_t k_ = 0, m_ = 0;
+  ChannelPrunedLinear() : SizedLinearOperator("channel_pruned") {}
   std::vector<int64_t> kept_inputs_, kept_outputs_;  // ascending
   std::vector<float> weights_;                       // kept inputs × kept outputs, row-major
   std::vector<float> bias_;                          // M

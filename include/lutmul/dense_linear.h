@@ -9,14 +9,11 @@
 
 namespace lutmul {
 
-class DenseLinear final : public LinearOperator {
+class DenseLinear final : public SizedLinearOperator {
  public:
   // W is K × M (copied), bias is M floats or null.
   DenseLinear(const MatrixView& W, const float* bias = nullptr);
 
-  std::string kind() const override { return "dense"; }
-  int64_t input_dim() const override { return k_; }
-  int64_t output_dim() const override { return m_; }
   void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
   using LinearOperator::forward;
   int64_t bytes() const override;
@@ -28,8 +25,7 @@ class DenseLinear final : public LinearOperator {
   const std::vector<float>& bias() const { return bias_; }        // M (zeros when none was given)
 
  private:
-  DenseLinear() = default;
-  int64_t k_ = 0, m_ = 0;
+  DenseLinear() : SizedLinearOperator("dense") {}
   std::vector<float> weights_;  // K × M row-major
   std::vector<float> bias_;     // M
 };

@@ -33,16 +33,13 @@ struct Int8Config {
   double calibration_percentile = 100.0;
 };
 
-class Int8Linear final : public LinearOperator {
+class Int8Linear final : public SizedLinearOperator {
  public:
   // W is K × M, bias M floats or null; calibration rows (any N × K) are required for static
   // scaling and ignored otherwise.
   Int8Linear(const MatrixView& W, const float* bias = nullptr, Int8Config config = {},
              const MatrixView* calibration = nullptr);
 
-  std::string kind() const override { return "int8"; }
-  int64_t input_dim() const override { return k_; }
-  int64_t output_dim() const override { return m_; }
   void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
   using LinearOperator::forward;
   // The scalar reference path, whatever the CPU: what every kernel must equal.
@@ -61,11 +58,10 @@ class Int8Linear final : public LinearOperator {
 
  private:
   friend struct Int8KernelProbe;  // the tests run every built kernel table through forward_with
-  Int8Linear() = default;
+  Int8Linear() : SizedLinearOperator("int8") {}
   void forward_with(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy) const;
 
   Int8Config config_;
-  int64_t k_ = 0, m_ = 0;
   int64_t k_padded_ = 0, m_padded_ = 0;    // K to a multiple of 4, M to a multiple of 16
   std::vector<int8_t> packed_;             // [K/4][M/16][16 outputs][4 k]
   std::vector<float> weight_scales_;       // M (padded entries 0)

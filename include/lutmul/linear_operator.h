@@ -60,4 +60,19 @@ class LinearOperator {
   void check_forward(const MatrixView& X, const float* Y, int64_t ldy) const;
 };
 
+// What most operators share: a kind name fixed by the class and the sizes K and M.
+class SizedLinearOperator : public LinearOperator {
+ public:
+  std::string kind() const final { return kind_; }
+  int64_t input_dim() const final { return k_; }
+  int64_t output_dim() const final { return m_; }
+
+ protected:
+  explicit SizedLinearOperator(const char* kind) : kind_(kind) {}
+  int64_t k_ = 0, m_ = 0;
+
+ private:
+  const char* kind_;
+};
+
 }  // namespace lutmul

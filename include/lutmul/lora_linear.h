@@ -33,15 +33,12 @@ struct LoraAdapter {
   std::vector<float> b() const;  // B as r × M, row-major
 };
 
-class LoraLinear final : public LinearOperator {
+class LoraLinear final : public SizedLinearOperator {
  public:
   static constexpr int32_t kNoAdapter = -1;
 
   explicit LoraLinear(std::shared_ptr<const LinearOperator> base);
 
-  std::string kind() const override { return "lora"; }
-  int64_t input_dim() const override { return k_; }
-  int64_t output_dim() const override { return m_; }
   // The base alone (merged adapters included, since they are part of it).
   void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
   using LinearOperator::forward;
@@ -92,7 +89,6 @@ class LoraLinear final : public LinearOperator {
   void run(const MatrixView& X, const int32_t* adapter_ids, float* Y, int64_t ldy, bool with_base,
            bool reference) const;
 
-  int64_t k_ = 0, m_ = 0;
   mutable std::mutex state_mutex_;  // guards state_ (the pointer only)
   std::mutex writer_mutex_;         // serialises add, remove, merge, unmerge
   std::shared_ptr<const State> state_;

@@ -33,7 +33,7 @@ struct LowRankConfig {
   double damping = 1e-3;    // data-aware: δ relative to the mean eigenvalue of C, > 0
 };
 
-class LowRankLinear final : public LinearOperator {
+class LowRankLinear final : public SizedLinearOperator {
  public:
   // W is K × M, bias M floats or null. Calibration rows (N × K) are needed for the
   // max_error rule and the data-aware variant; with any rule they also fill
@@ -43,9 +43,6 @@ class LowRankLinear final : public LinearOperator {
   // From factors directly (a saved operator): U is K × r, V is r × M.
   LowRankLinear(const MatrixView& U, const MatrixView& V, const float* bias);
 
-  std::string kind() const override { return "low_rank"; }
-  int64_t input_dim() const override { return k_; }
-  int64_t output_dim() const override { return m_; }
   // Rejects non-finite values in X (found through the product X·U, which they poison).
   void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
   using LinearOperator::forward;
@@ -70,7 +67,7 @@ class LowRankLinear final : public LinearOperator {
   static std::unique_ptr<LowRankLinear> from_payload(const uint8_t* data, size_t size);
 
  private:
-  int64_t k_ = 0, m_ = 0, rank_ = 0;
+  int64_t rank_ = 0;
   std::vector<float> u_, v_, bias_;
   std::vector<double> singular_values_, calibration_errors_;
 };

@@ -14,14 +14,11 @@
 
 namespace lutmul {
 
-class Sparse24Linear final : public LinearOperator {
+class Sparse24Linear final : public SizedLinearOperator {
  public:
   // W is K × M with K a multiple of 4; bias M floats or null. Ties keep the lower input.
   Sparse24Linear(const MatrixView& W, const float* bias = nullptr, const MatrixView* calibration = nullptr);
 
-  std::string kind() const override { return "sparse24"; }
-  int64_t input_dim() const override { return 4 * groups_; }
-  int64_t output_dim() const override { return m_; }
   void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
   using LinearOperator::forward;
   // The scalar reference, whatever the CPU.
@@ -36,10 +33,10 @@ class Sparse24Linear final : public LinearOperator {
   static std::unique_ptr<Sparse24Linear> from_payload(const uint8_t* data, size_t size);
 
  private:
-  Sparse24Linear() = default;
+  Sparse24Linear() : SizedLinearOperator("sparse24") {}
   void run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const;
 
-  int64_t groups_ = 0, m_ = 0;
+  int64_t groups_ = 0;  // K / 4
   std::vector<float> values_;  // see kernels/cpu/sparse24_kernels.h for the layout
   std::vector<uint8_t> codes_;
   std::vector<float> bias_;    // M

@@ -21,16 +21,13 @@ struct SparseConfig {
   int64_t kept_weights = -1;
 };
 
-class SparseLinear final : public LinearOperator {
+class SparseLinear final : public SizedLinearOperator {
  public:
   // W is K × M, bias M floats or null. With calibration rows (N × K) weights are scored by
   // |W[k,m]|·||X[:,k]||, else by |W[k,m]|. Ties keep the earlier weight.
   SparseLinear(const MatrixView& W, const float* bias = nullptr, SparseConfig config = {},
                const MatrixView* calibration = nullptr);
 
-  std::string kind() const override { return "sparse"; }
-  int64_t input_dim() const override { return k_; }
-  int64_t output_dim() const override { return m_; }
   void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
   using LinearOperator::forward;
   // The scalar reference, whatever the CPU.
@@ -46,10 +43,9 @@ class SparseLinear final : public LinearOperator {
   static std::unique_ptr<SparseLinear> from_payload(const uint8_t* data, size_t size);
 
  private:
-  SparseLinear() = default;
+  SparseLinear() : SizedLinearOperator("sparse") {}
   void run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const;
 
-  int64_t k_ = 0, m_ = 0;
   int64_t blocks_ = 0;                  // K-blocks of the kernels' block size
   std::vector<int64_t> segment_start_;  // blocks·M + 1: block b, column m at b·M + m
   std::vector<uint8_t> offsets_;        // k − b·block size of each kept weight, ascending per segment

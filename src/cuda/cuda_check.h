@@ -70,6 +70,18 @@ void upload_matrix(const MatrixView& X, float* device, cudaStream_t stream);
 MatrixView packed_like(const MatrixView& X, const float* device);
 void download_rows(const float* device, int64_t rows, int64_t cols, float* Y, int64_t ldy, cudaStream_t stream);
 
+// A GPU operator's host forward, written once: host X to the device, run(X on the device,
+// Y on the device, M, stream), Y back to the host. X is checked and non-empty.
+template <class RunOnDevice>
+void forward_through_device(const MatrixView& X, int64_t m, float* Y, int64_t ldy, RunOnDevice&& run) {
+  const cudaStream_t stream = nullptr;
+  StreamScratch x(static_cast<size_t>(X.rows * X.cols) * sizeof(float), stream);
+  StreamScratch y(static_cast<size_t>(X.rows * m) * sizeof(float), stream);
+  upload_matrix(X, static_cast<float*>(x.get()), stream);
+  run(packed_like(X, static_cast<const float*>(x.get())), static_cast<float*>(y.get()), m, StreamView(stream));
+  download_rows(static_cast<const float*>(y.get()), X.rows, m, Y, ldy, stream);
+}
+
 }  // namespace lutmul::cuda::detail
 
 #define LUTMUL_CUDA_CHECK(expression)                                                          \

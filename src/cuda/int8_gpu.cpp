@@ -174,13 +174,10 @@ void Int8Gpu::forward_device(const MatrixView& X, float* Y, int64_t ldy, StreamV
 void Int8Gpu::forward(const MatrixView& X, float* Y, int64_t ldy) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
-  const cudaStream_t stream = nullptr;
-  StreamScratch x(static_cast<size_t>(X.rows * X.cols) * sizeof(float), stream);
-  StreamScratch y(static_cast<size_t>(X.rows * impl_->m) * sizeof(float), stream);
-  detail::upload_matrix(X, static_cast<float*>(x.get()), stream);
-  forward_device(detail::packed_like(X, static_cast<const float*>(x.get())), static_cast<float*>(y.get()), impl_->m,
-                 StreamView(stream));
-  detail::download_rows(static_cast<const float*>(y.get()), X.rows, impl_->m, Y, ldy, stream);
+  detail::forward_through_device(X, impl_->m, Y, ldy,
+                                 [&](const MatrixView& x, float* y, int64_t ldy_device, StreamView stream) {
+                                   forward_device(x, y, ldy_device, stream);
+                                 });
 }
 
 }  // namespace lutmul::cuda

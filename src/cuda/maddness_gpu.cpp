@@ -230,13 +230,10 @@ void MaddnessGpu::matmul(const MatrixView& A, float* Y, int64_t ldy, StreamView 
 void MaddnessGpu::forward(const MatrixView& X, float* Y, int64_t ldy) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
-  const cudaStream_t stream = nullptr;
-  StreamScratch x(static_cast<size_t>(X.rows * X.cols) * sizeof(float), stream);
-  StreamScratch y(static_cast<size_t>(X.rows * impl_->output_dim) * sizeof(float), stream);
-  detail::upload_matrix(X, static_cast<float*>(x.get()), stream);
-  matmul(detail::packed_like(X, static_cast<const float*>(x.get())), static_cast<float*>(y.get()), impl_->output_dim,
-         StreamView(stream));
-  detail::download_rows(static_cast<const float*>(y.get()), X.rows, impl_->output_dim, Y, ldy, stream);
+  detail::forward_through_device(X, impl_->output_dim, Y, ldy,
+                                 [&](const MatrixView& x, float* y, int64_t ldy_device, StreamView stream) {
+                                   matmul(x, y, ldy_device, stream);
+                                 });
 }
 
 }  // namespace lutmul::cuda

@@ -12,7 +12,8 @@
 
 namespace lutmul {
 
-ChannelPrunedLinear::ChannelPrunedLinear(const MatrixView& W, const float* bias, ChannelPruningConfig config) {
+ChannelPrunedLinear::ChannelPrunedLinear(const MatrixView& W, const float* bias, ChannelPruningConfig config)
+    : SizedLinearOperator("channel_pruned") {
   detail::check_weights(W, "ChannelPrunedLinear");
   LUTMUL_CHECK(config.fraction >= 0 && config.fraction < 1, "ChannelPruningConfig.fraction must be in [0, 1), got ",
                config.fraction);
@@ -78,14 +79,7 @@ void ChannelPrunedLinear::forward(const MatrixView& X, float* Y, int64_t ldy) co
 }
 
 std::vector<uint8_t> ChannelPrunedLinear::payload() const {
-  detail::ByteWriter w;
-  w.put<int64_t>(k_);
-  w.put<int64_t>(m_);
-  w.put_array(kept_inputs_);
-  w.put_array(kept_outputs_);
-  w.put_array(weights_);
-  w.put_array(bias_);
-  return std::move(w.bytes());
+  return detail::pack(k_, m_, kept_inputs_, kept_outputs_, weights_, bias_);
 }
 
 std::unique_ptr<ChannelPrunedLinear> ChannelPrunedLinear::from_payload(const uint8_t* data, size_t size) {

@@ -10,7 +10,8 @@
 
 namespace lutmul {
 
-DenseLinear::DenseLinear(const MatrixView& W, const float* bias) {
+DenseLinear::DenseLinear(const MatrixView& W, const float* bias)
+    : SizedLinearOperator("dense") {
   detail::check_weights(W, "DenseLinear");
   k_ = W.rows;
   m_ = W.cols;
@@ -56,12 +57,7 @@ int64_t DenseLinear::bytes() const {
 }
 
 std::vector<uint8_t> DenseLinear::payload() const {
-  detail::ByteWriter w;
-  w.put<int64_t>(k_);
-  w.put<int64_t>(m_);
-  w.put_array(weights_);
-  w.put_array(bias_);
-  return std::move(w.bytes());
+  return detail::pack(k_, m_, weights_, bias_);
 }
 
 std::unique_ptr<DenseLinear> DenseLinear::from_payload(const uint8_t* data, size_t size) {

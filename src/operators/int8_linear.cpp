@@ -22,7 +22,7 @@ int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 }  // namespace
 
 Int8Linear::Int8Linear(const MatrixView& W, const float* bias, Int8Config config, const MatrixView* calibration)
-    : config_(config) {
+    : SizedLinearOperator("int8"), config_(config) {
   detail::check_weights(W, "Int8Linear");
   LUTMUL_CHECK(W.rows <= (int64_t{1} << 24), "Int8Linear: K = ", W.rows, " is too large for exact 32-bit sums");
   k_ = W.rows;
@@ -155,16 +155,8 @@ void Int8Linear::forward_with(const kernels::Int8KernelTable& table, const Matri
 }
 
 std::vector<uint8_t> Int8Linear::payload() const {
-  detail::ByteWriter w;
-  w.put<int32_t>(static_cast<int32_t>(config_.activations));
-  w.put<double>(config_.calibration_percentile);
-  w.put<int64_t>(k_);
-  w.put<int64_t>(m_);
-  w.put<float>(static_scale_);
-  w.put_array(packed_);
-  w.put_array(weight_scales_);
-  w.put_array(bias_);
-  return std::move(w.bytes());
+  return detail::pack(static_cast<int32_t>(config_.activations), config_.calibration_percentile, k_, m_, static_scale_,
+                      packed_, weight_scales_, bias_);
 }
 
 std::unique_ptr<Int8Linear> Int8Linear::from_payload(const uint8_t* data, size_t size) {

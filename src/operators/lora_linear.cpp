@@ -46,7 +46,8 @@ constexpr double kMacsPerThread = 32e6;
 
 }  // namespace
 
-LoraLinear::LoraLinear(std::shared_ptr<const LinearOperator> base) {
+LoraLinear::LoraLinear(std::shared_ptr<const LinearOperator> base)
+    : SizedLinearOperator("lora") {
   LUTMUL_CHECK(base != nullptr, "LoraLinear: the base operator is null");
   k_ = base->input_dim();
   m_ = base->output_dim();

@@ -133,7 +133,8 @@ std::vector<double> errors_by_rank(const MatrixView& X, const std::vector<double
 }  // namespace
 
 LowRankLinear::LowRankLinear(const MatrixView& W, const float* bias, LowRankConfig config,
-                             const MatrixView* calibration) {
+                             const MatrixView* calibration)
+    : SizedLinearOperator("low_rank") {
   detail::check_weights(W, "LowRankLinear");
   LUTMUL_CHECK(W.rows * W.cols <= INT_MAX, "LowRankLinear: W (", W.rows, " x ", W.cols, ") is too large for LAPACK");
   k_ = W.rows;
@@ -227,7 +228,8 @@ LowRankLinear::LowRankLinear(const MatrixView& W, const float* bias, LowRankConf
   for (float x : u_) LUTMUL_CHECK(std::isfinite(x), "LowRankLinear: the factor U overflowed float (W too large?)");
 }
 
-LowRankLinear::LowRankLinear(const MatrixView& U, const MatrixView& V, const float* bias) {
+LowRankLinear::LowRankLinear(const MatrixView& U, const MatrixView& V, const float* bias)
+    : SizedLinearOperator("low_rank") {
   check_view(U, "U");
   check_view(V, "V");
   LUTMUL_CHECK(U.rows >= 1 && U.cols >= 1 && V.cols >= 1 && U.cols == V.rows,
@@ -294,14 +296,7 @@ void LowRankLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
 }
 
 std::vector<uint8_t> LowRankLinear::payload() const {
-  detail::ByteWriter w;
-  w.put<int64_t>(k_);
-  w.put<int64_t>(m_);
-  w.put<int64_t>(rank_);
-  w.put_array(u_);
-  w.put_array(v_);
-  w.put_array(bias_);
-  return std::move(w.bytes());
+  return detail::pack(k_, m_, rank_, u_, v_, bias_);
 }
 
 std::unique_ptr<LowRankLinear> LowRankLinear::from_payload(const uint8_t* data, size_t size) {

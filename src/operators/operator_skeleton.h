@@ -66,10 +66,11 @@ inline int64_t rows_per_chunk(int64_t rows, int threads, int64_t tile_rows) {
 // Runs a kernel that transposes tiles of rows (the pruned products) over all of X: chunks of
 // rows_per_chunk rows taken round robin by lutmul's threads, each thread with its own
 // cache-line aligned scratch of `scratch_floats`, rows made contiguous, and each row checked
-// finite. kernel(x, ldx, first_row, rows, scratch) does one chunk. False if X had a
-// non-finite value.
-template <class Kernel>
-bool for_each_row_tile(const MatrixView& X, int64_t tile_rows, size_t scratch_floats, Kernel&& kernel) {
+// finite. `args` holds the weights; each chunk gets its own copy with x, ldx, y, ldy and
+// scratch filled in, and kernel(args, 0, rows) does it. False if X had a non-finite value.
+template <class Args, class Kernel>
+bool run_row_tiles(const MatrixView& X, float* Y, int64_t ldy, int64_t tile_rows, size_t scratch_floats,
+                   const Args& args, Kernel kernel) {
   const int64_t chunk_rows = rows_per_chunk(X.rows, num_threads(), tile_rows);
   const int64_t chunks = (X.rows + chunk_rows - 1) / chunk_rows;
   const int threads = static_cast<int>(chunks < num_threads() ? chunks : num_threads());
@@ -80,9 +81,14 @@ bool for_each_row_tile(const MatrixView& X, int64_t tile_rows, size_t scratch_fl
     for (int64_t chunk = thread; chunk < chunks; chunk += count) {
       const int64_t first = chunk * chunk_rows, rows = std::min(chunk_rows, X.rows - first);
       int64_t ldx = 0;
-      const float* x = contiguous_rows(X, first, rows, copy, ldx);
-      for (int64_t i = 0; i < rows && finite; ++i) finite = all_finite(x + i * ldx, static_cast<size_t>(X.cols));
-      kernel(x, ldx, first, rows, scratch.get());
+      Args part = args;
+      part.x = contiguous_rows(X, first, rows, copy, ldx);
+      part.ldx = ldx;
+      part.y = Y + first * ldy;
+      part.ldy = ldy;
+      part.scratch = scratch.get();
+      for (int64_t i = 0; i < rows && finite; ++i) finite = all_finite(part.x + i * ldx, static_cast<size_t>(X.cols));
+      kernel(part, 0, rows);
     }
     return finite;
   });

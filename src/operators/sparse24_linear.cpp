@@ -18,10 +18,12 @@
 
 namespace lutmul {
 
-Sparse24Linear::Sparse24Linear(const MatrixView& W, const float* bias, const MatrixView* calibration) {
+Sparse24Linear::Sparse24Linear(const MatrixView& W, const float* bias, const MatrixView* calibration)
+    : SizedLinearOperator("sparse24") {
   detail::check_weights(W, "Sparse24Linear");
   LUTMUL_CHECK(W.rows % 4 == 0, "Sparse24Linear: 2:4 pruning needs K divisible by 4, got K = ", W.rows);
   groups_ = W.rows / 4;
+  k_ = W.rows;
   m_ = W.cols;
 
   const std::vector<double> scores = detail::pruning_scores(W, calibration, "Sparse24Linear");
@@ -83,18 +85,9 @@ void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool refere
   args.values = values_.data();
   args.codes = codes_.data();
   args.bias = bias_.data();
-  args.ldy = ldy;
-  const kernels::Sparse24Fn kernel = (reference ? detail::reference_kernels() : detail::active_kernels()).sparse24;
-  const bool finite = detail::for_each_row_tile(
-      X, kernels::kSparse24TileRows, static_cast<size_t>(kernels::sparse24_scratch_floats(args.layout)),
-      [&](const float* x, int64_t ldx, int64_t first, int64_t rows, float* scratch) {
-        kernels::Sparse24Args chunk = args;
-        chunk.x = x;
-        chunk.ldx = ldx;
-        chunk.y = Y + first * ldy;
-        chunk.scratch = scratch;
-        kernel(chunk, 0, rows);
-      });
+  const bool finite = detail::run_row_tiles(
+      X, Y, ldy, kernels::kSparse24TileRows, static_cast<size_t>(kernels::sparse24_scratch_floats(args.layout)), args,
+      (reference ? detail::reference_kernels() : detail::active_kernels()).sparse24);
   LUTMUL_CHECK(finite, "2:4 sparse forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
 }
 
@@ -102,19 +95,14 @@ void Sparse24Linear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
 void Sparse24Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, true); }
 
 std::vector<uint8_t> Sparse24Linear::payload() const {
-  detail::ByteWriter w;
-  w.put<int64_t>(groups_);
-  w.put<int64_t>(m_);
-  w.put_array(values_);
-  w.put_array(codes_);
-  w.put_array(bias_);
-  return std::move(w.bytes());
+  return detail::pack(groups_, m_, values_, codes_, bias_);
 }
 
 std::unique_ptr<Sparse24Linear> Sparse24Linear::from_payload(const uint8_t* data, size_t size) {
   detail::ByteReader r(data, size, "operator file");
   std::unique_ptr<Sparse24Linear> op(new Sparse24Linear());
   op->groups_ = r.get<int64_t>("groups");
+  op->k_ = 4 * op->groups_;
   op->m_ = r.get<int64_t>("M");
   LUTMUL_CHECK(op->groups_ >= 1 && op->m_ >= 1 && op->groups_ <= INT32_MAX / 4 && op->m_ <= INT32_MAX,
                "operator file is corrupt: 2:4 groups = ", op->groups_, ", M = ", op->m_);

@@ -18,7 +18,8 @@
 
 namespace lutmul {
 
-SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig config, const MatrixView* calibration) {
+SparseLinear::SparseLinear(const MatrixView& W, const float* bias, SparseConfig config, const MatrixView* calibration)
+    : SizedLinearOperator("sparse") {
   detail::check_weights(W, "SparseLinear");
   LUTMUL_CHECK(W.rows <= INT32_MAX && W.cols <= INT32_MAX, "SparseLinear: W is too large (", W.rows, " x ", W.cols, ")");
   LUTMUL_CHECK(config.kept_weights >= 0 || (config.sparsity >= 0 && config.sparsity < 1), "SparseConfig.sparsity must be in [0, 1), got ",
@@ -90,18 +91,9 @@ void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool referenc
   args.offsets = offsets_.data();
   args.values = values_.data();
   args.bias = bias_.data();
-  args.ldy = ldy;
-  const kernels::SparseFn kernel = (reference ? detail::reference_kernels() : detail::active_kernels()).sparse;
-  const bool finite = detail::for_each_row_tile(
-      X, kernels::kSparseTileRows, static_cast<size_t>(kernels::sparse_scratch_floats(k_, m_)),
-      [&](const float* x, int64_t ldx, int64_t first, int64_t rows, float* scratch) {
-        kernels::SparseArgs chunk = args;
-        chunk.x = x;
-        chunk.ldx = ldx;
-        chunk.y = Y + first * ldy;
-        chunk.scratch = scratch;
-        kernel(chunk, 0, rows);
-      });
+  const bool finite = detail::run_row_tiles(
+      X, Y, ldy, kernels::kSparseTileRows, static_cast<size_t>(kernels::sparse_scratch_floats(k_, m_)), args,
+      (reference ? detail::reference_kernels() : detail::active_kernels()).sparse);
   LUTMUL_CHECK(finite, "sparse forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
 }
 
@@ -157,19 +149,12 @@ std::vector<SparseLinear> prune_globally(const std::vector<MatrixView>& weights,
 }
 
 std::vector<uint8_t> SparseLinear::payload() const {
-  detail::ByteWriter w;
-  w.put<int64_t>(k_);
-  w.put<int64_t>(m_);
-  w.put_array(segment_start_);
   // The file keeps input indices (k), as 32-bit integers.
   std::vector<int32_t> rows(offsets_.size());
   for (int64_t segment = 0; segment < blocks_ * m_; ++segment)
     for (int64_t i = segment_start_[segment]; i < segment_start_[segment + 1]; ++i)
       rows[i] = static_cast<int32_t>((segment / m_) * kernels::kSparseBlockK + offsets_[i]);
-  w.put_array(rows);
-  w.put_array(values_);
-  w.put_array(bias_);
-  return std::move(w.bytes());
+  return detail::pack(k_, m_, segment_start_, rows, values_, bias_);
 }
 
 std::unique_ptr<SparseLinear> SparseLinear::from_payload(const uint8_t* data, size_t size) {
