@@ -24,8 +24,6 @@ class ChannelPrunedLinear final : public SizedLinearOperator {
   // W is K × M, bias M floats or null. Ties in norm keep the lower channel index.
   ChannelPrunedLinear(const MatrixView& W, const float* bias = nullptr, ChannelPruningConfig config = {});
 
-  void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
-  using LinearOperator::forward;
   int64_t bytes() const override;
   double multiply_adds_per_row() const override {
     return static_cast<double>(kept_inputs_.size()) * static_cast<double>(kept_outputs_.size());
@@ -38,6 +36,7 @@ class ChannelPrunedLinear final : public SizedLinearOperator {
   static std::unique_ptr<ChannelPrunedLinear> from_payload(const uint8_t* data, size_t size);
 
  private:
+  void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
   ChannelPrunedLinear() : SizedLinearOperator("channel_pruned") {}
   std::vector<int64_t> kept_inputs_, kept_outputs_;  // ascending
   std::vector<float> weights_;                       // kept inputs × kept outputs, row-major

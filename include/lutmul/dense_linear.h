@@ -14,8 +14,6 @@ class DenseLinear final : public SizedLinearOperator {
   // W is K × M (copied), bias is M floats or null.
   DenseLinear(const MatrixView& W, const float* bias = nullptr);
 
-  void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
-  using LinearOperator::forward;
   int64_t bytes() const override;
   double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
 
@@ -25,6 +23,7 @@ class DenseLinear final : public SizedLinearOperator {
   const std::vector<float>& bias() const { return bias_; }        // M (zeros when none was given)
 
  private:
+  void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
   DenseLinear() : SizedLinearOperator("dense") {}
   std::vector<float> weights_;  // K × M row-major
   std::vector<float> bias_;     // M

@@ -40,8 +40,6 @@ class Int8Linear final : public SizedLinearOperator {
   Int8Linear(const MatrixView& W, const float* bias = nullptr, Int8Config config = {},
              const MatrixView* calibration = nullptr);
 
-  void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
-  using LinearOperator::forward;
   // The scalar reference path, whatever the CPU: what every kernel must equal.
   void forward_reference(const MatrixView& X, float* Y, int64_t ldy) const;
   int64_t bytes() const override;
@@ -57,6 +55,7 @@ class Int8Linear final : public SizedLinearOperator {
   static std::unique_ptr<Int8Linear> from_payload(const uint8_t* data, size_t size);
 
  private:
+  void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
   friend struct Int8KernelProbe;  // the tests run every built kernel table through forward_with
   Int8Linear() : SizedLinearOperator("int8") {}
   void forward_with(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy) const;

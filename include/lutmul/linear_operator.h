@@ -61,14 +61,20 @@ class LinearOperator {
 };
 
 // What most operators share: a kind name fixed by the class and the sizes K and M.
+// Its forward checks the arguments (check_forward), returns at once for no rows, and hands
+// the rest to compute().
 class SizedLinearOperator : public LinearOperator {
  public:
   std::string kind() const final { return kind_; }
   int64_t input_dim() const final { return k_; }
   int64_t output_dim() const final { return m_; }
+  void forward(const MatrixView& X, float* Y, int64_t ldy) const final;
+  using LinearOperator::forward;
 
  protected:
   explicit SizedLinearOperator(const char* kind) : kind_(kind) {}
+  // Y = X·W + bias for arguments already checked, with at least one row.
+  virtual void compute(const MatrixView& X, float* Y, int64_t ldy) const = 0;
   int64_t k_ = 0, m_ = 0;
 
  private:

@@ -39,9 +39,8 @@ class LoraLinear final : public SizedLinearOperator {
 
   explicit LoraLinear(std::shared_ptr<const LinearOperator> base);
 
-  // The base alone (merged adapters included, since they are part of it).
-  void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
-  using LinearOperator::forward;
+  // forward(X, Y, ldy): the base alone (merged adapters included, since they are part of it).
+  using SizedLinearOperator::forward;
   // Row i adds adapter adapter_ids[i] (an id from add_adapter, or kNoAdapter); null ids means
   // no adapters. A row naming a merged adapter gets it once, from the merged base.
   // Rejects non-finite values in X and ids that are not loaded (on such an error Y may be
@@ -83,6 +82,8 @@ class LoraLinear final : public SizedLinearOperator {
   static std::unique_ptr<LoraLinear> from_payload(const uint8_t* data, size_t size);
 
  private:
+  // The base alone (merged adapters included, since they are part of it).
+  void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
   struct State;
   std::shared_ptr<const State> snapshot() const;
   void publish(std::shared_ptr<const State> next);

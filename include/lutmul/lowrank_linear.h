@@ -43,9 +43,6 @@ class LowRankLinear final : public SizedLinearOperator {
   // From factors directly (a saved operator): U is K × r, V is r × M.
   LowRankLinear(const MatrixView& U, const MatrixView& V, const float* bias);
 
-  // Rejects non-finite values in X (found through the product X·U, which they poison).
-  void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
-  using LinearOperator::forward;
   int64_t bytes() const override;
   double multiply_adds_per_row() const override {
     return static_cast<double>(rank_) * static_cast<double>(k_ + m_);
@@ -67,6 +64,8 @@ class LowRankLinear final : public SizedLinearOperator {
   static std::unique_ptr<LowRankLinear> from_payload(const uint8_t* data, size_t size);
 
  private:
+  // Rejects non-finite values in X (found through the product X·U, which they poison).
+  void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
   int64_t rank_ = 0;
   std::vector<float> u_, v_, bias_;
   std::vector<double> singular_values_, calibration_errors_;

@@ -19,8 +19,6 @@ class Sparse24Linear final : public SizedLinearOperator {
   // W is K × M with K a multiple of 4; bias M floats or null. Ties keep the lower input.
   Sparse24Linear(const MatrixView& W, const float* bias = nullptr, const MatrixView* calibration = nullptr);
 
-  void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
-  using LinearOperator::forward;
   // The scalar reference, whatever the CPU.
   void forward_reference(const MatrixView& X, float* Y, int64_t ldy) const;
   int64_t bytes() const override;
@@ -33,6 +31,7 @@ class Sparse24Linear final : public SizedLinearOperator {
   static std::unique_ptr<Sparse24Linear> from_payload(const uint8_t* data, size_t size);
 
  private:
+  void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
   Sparse24Linear() : SizedLinearOperator("sparse24") {}
   void run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const;
 

@@ -28,8 +28,6 @@ class SparseLinear final : public SizedLinearOperator {
   SparseLinear(const MatrixView& W, const float* bias = nullptr, SparseConfig config = {},
                const MatrixView* calibration = nullptr);
 
-  void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
-  using LinearOperator::forward;
   // The scalar reference, whatever the CPU.
   void forward_reference(const MatrixView& X, float* Y, int64_t ldy) const;
   int64_t bytes() const override;
@@ -43,6 +41,7 @@ class SparseLinear final : public SizedLinearOperator {
   static std::unique_ptr<SparseLinear> from_payload(const uint8_t* data, size_t size);
 
  private:
+  void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
   SparseLinear() : SizedLinearOperator("sparse") {}
   void run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const;
 

@@ -61,9 +61,8 @@ bool quantize_avx2(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_
 void gemm_avx2(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end, int64_t tile_begin, int64_t tile_end) {
   const int64_t k_groups = args.k_padded / kInt8KGroup;
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kRows) {
-    const int rows = row_end - r0 < kRows ? static_cast<int>(row_end - r0) : kRows;
     const uint8_t* x[kRows];
-    for (int r = 0; r < kRows; ++r) x[r] = args.x + (r0 + (r < rows ? r : 0)) * args.k_padded;
+    const int rows = int8_row_group<kRows>(args, r0, row_end, x);
     for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
       for (int half = 0; half < 2; ++half) {  // outputs 8·half .. 8·half + 7 of the tile
         const int64_t m0 = tile * kInt8TileOutputs + 8 * half;

@@ -48,6 +48,16 @@ struct Int8KernelTable {
   Int8GemmFn gemm;
 };
 
+// The quantised rows r0 .. r0 + kRows − 1 of a GEMM's X, for the micro-kernels that take
+// kRows rows at a time: rows past row_end repeat r0, so every load stays inside X. Returns how
+// many are real. Static: included by files built for different ISAs.
+template <int kRows>
+static inline int int8_row_group(const Int8GemmArgs& args, int64_t r0, int64_t row_end, const uint8_t* (&x)[kRows]) {
+  const int rows = row_end - r0 < kRows ? static_cast<int>(row_end - r0) : kRows;
+  for (int r = 0; r < kRows; ++r) x[r] = args.x + (r0 + (r < rows ? r : 0)) * args.k_padded;
+  return rows;
+}
+
 const Int8KernelTable& int8_scalar_kernels();
 // Each is declared where it is built (x86-64); callers check the CPU first.
 const Int8KernelTable* int8_vnni_kernels();           // AVX-512 VNNI (512-bit vpdpbusd)

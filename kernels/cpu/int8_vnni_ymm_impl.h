@@ -17,9 +17,8 @@ void gemm_vnni_ymm(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end,
   constexpr int kRows = 4;
   const int64_t k_groups = args.k_padded / kInt8KGroup;
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kRows) {
-    const int rows = row_end - r0 < kRows ? static_cast<int>(row_end - r0) : kRows;
     const uint8_t* x[kRows];
-    for (int r = 0; r < kRows; ++r) x[r] = args.x + (r0 + (r < rows ? r : 0)) * args.k_padded;
+    const int rows = int8_row_group<kRows>(args, r0, row_end, x);
     for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
       __m256i acc[kRows][2];  // outputs 0-7 and 8-15 of the tile
       for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();

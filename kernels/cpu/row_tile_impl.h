@@ -48,5 +48,25 @@ inline void store_column_sums(const float* sums, const float* bias, int64_t m, f
   }
 }
 
+// The rows left after the full tiles (0 ≤ left < Tile<Ops, V>::kRows) in the smallest tile of
+// a power-of-two V that holds them, so they do not pay for more.
+template <template <class, int> class Tile, class Ops, int V, class Args>
+inline void run_tail_rows(const Args& args, int64_t r0, int left) {
+  if (left <= 0) return;
+  if constexpr (V > 1) {
+    if (left <= Ops::kLanes * (V / 2)) return run_tail_rows<Tile, Ops, V / 2>(args, r0, left);
+  }
+  Tile<Ops, V>::run(args, r0, left);
+}
+
+// Rows [row_begin, row_end): full tiles of Tile<Ops, kFull> (kFull a power of two), then the rest.
+template <template <class, int> class Tile, class Ops, int kFull, class Args>
+inline void run_rows_in_tiles(const Args& args, int64_t row_begin, int64_t row_end) {
+  using Full = Tile<Ops, kFull>;
+  int64_t r0 = row_begin;
+  for (; row_end - r0 >= Full::kRows; r0 += Full::kRows) Full::run(args, r0, Full::kRows);
+  run_tail_rows<Tile, Ops, kFull>(args, r0, static_cast<int>(row_end - r0));
+}
+
 }  // namespace
 }  // namespace lutmul::kernels

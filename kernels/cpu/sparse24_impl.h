@@ -64,16 +64,9 @@ struct Sparse24Tile {
 // Full tiles, then the smallest tile that holds the rows left, so they do not pay for more.
 template <class Ops>
 void sparse24_rows(const Sparse24Args& args, int64_t row_begin, int64_t row_end) {
-  using Full = Sparse24Tile<Ops, kSparse24TileVectors>;
-  static_assert(Full::kRows <= kSparse24TileRows, "the scratch is sized for kSparse24TileRows");
-  constexpr int L = Ops::kLanes;
-  int64_t r0 = row_begin;
-  for (; row_end - r0 >= Full::kRows; r0 += Full::kRows) Full::run(args, r0, Full::kRows);
-  const int left = static_cast<int>(row_end - r0);
-  if (left > 4 * L) Full::run(args, r0, left);
-  else if (left > 2 * L) Sparse24Tile<Ops, 4>::run(args, r0, left);
-  else if (left > L) Sparse24Tile<Ops, 2>::run(args, r0, left);
-  else if (left > 0) Sparse24Tile<Ops, 1>::run(args, r0, left);
+  static_assert(Sparse24Tile<Ops, kSparse24TileVectors>::kRows <= kSparse24TileRows,
+                "the scratch is sized for kSparse24TileRows");
+  run_rows_in_tiles<Sparse24Tile, Ops, kSparse24TileVectors>(args, row_begin, row_end);
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/row_tile_args.h"
+
 namespace lutmul::kernels {
 
 // Groups of four inputs per block: the kernels' slice of transposed X for one block
@@ -39,17 +41,11 @@ struct Sparse24Layout {
 // codes for one column start at `codes`.
 static inline int sparse24_code(const uint8_t* codes, int64_t g) { return (codes[g / 2] >> (4 * (g % 2))) & 15; }
 
-struct Sparse24Args {
-  const float* x = nullptr;  // row-major, leading dimension ldx
-  int64_t ldx = 0;
+struct Sparse24Args : RowTileArgs {
   Sparse24Layout layout;
   const float* values = nullptr;
   const uint8_t* codes = nullptr;
-  const float* bias = nullptr;  // M
-  float* y = nullptr;
-  int64_t ldy = 0;
-  // Scratch of sparse24_scratch_floats(layout) floats, 64-byte aligned.
-  float* scratch = nullptr;
+  // Scratch: sparse24_scratch_floats(layout) floats.
 };
 
 // Vectors of rows per tile (accumulators per output): 128 rows with AVX-512, 64 with AVX2.

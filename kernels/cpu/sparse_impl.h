@@ -54,18 +54,10 @@ struct SparseTile {
   }
 };
 
-// Full tiles, then the smallest tile that holds the rows left, so they do not pay for more.
 template <class Ops>
 void sparse_rows(const SparseArgs& args, int64_t row_begin, int64_t row_end) {
-  using Full = SparseTile<Ops, kSparseTileVectors>;
-  static_assert(Full::kRows <= kSparseTileRows, "the scratch is sized for kSparseTileRows");
-  constexpr int L = Ops::kLanes;
-  int64_t r0 = row_begin;
-  for (; row_end - r0 >= Full::kRows; r0 += Full::kRows) Full::run(args, r0, Full::kRows);
-  const int left = static_cast<int>(row_end - r0);
-  if (left > 2 * L) Full::run(args, r0, left);
-  else if (left > L) SparseTile<Ops, 2>::run(args, r0, left);
-  else if (left > 0) SparseTile<Ops, 1>::run(args, r0, left);
+  static_assert(SparseTile<Ops, kSparseTileVectors>::kRows <= kSparseTileRows, "the scratch is sized for kSparseTileRows");
+  run_rows_in_tiles<SparseTile, Ops, kSparseTileVectors>(args, row_begin, row_end);
 }
 
 }  // namespace

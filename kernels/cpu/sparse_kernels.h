@@ -4,11 +4,11 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/row_tile_args.h"
+
 namespace lutmul::kernels {
 
-struct SparseArgs {
-  const float* x = nullptr;  // row-major, leading dimension ldx
-  int64_t ldx = 0;
+struct SparseArgs : RowTileArgs {
   int64_t k = 0;
   int64_t m = 0;
   // Kept weights in K-blocks of kSparseBlockK inputs: segment b·M + m holds column m's
@@ -19,11 +19,7 @@ struct SparseArgs {
   // weights' stream, read once per tile of rows, is 5 bytes a weight rather than 8.
   const uint8_t* offsets = nullptr;
   const float* values = nullptr;
-  const float* bias = nullptr;  // M
-  float* y = nullptr;
-  int64_t ldy = 0;
-  // Scratch of sparse_scratch_floats(k, m) floats, 64-byte aligned.
-  float* scratch = nullptr;
+  // Scratch: sparse_scratch_floats(k, m) floats.
 };
 
 // Inputs per block: 64 rows × 128 inputs of transposed X are 32 KB, which stays in L1 or

@@ -62,6 +62,18 @@ inline float* output_rows(py::array& y, int64_t rows, int64_t m, int64_t& ldy) {
   return static_cast<float*>(y.mutable_data());
 }
 
+// The *_into calls written once: X (named `name`) read in place, the caller's Y checked
+// against M = m, then product(X, Y, ldy) with the GIL released (nothing for no rows).
+template <class Product>
+void product_into(const py::array& x, const char* name, py::array& y, int64_t m, Product&& product) {
+  const MatrixView view = matrix_view(x, name);
+  int64_t ldy = 0;
+  float* out = output_rows(y, view.rows, m, ldy);
+  if (view.rows == 0) return;
+  py::gil_scoped_release release;
+  product(view, out, ldy);
+}
+
 // A numpy copy of a row-major vector.
 template <typename T>
 py::array_t<T> copy_of(const std::vector<T>& values, std::vector<py::ssize_t> shape) {

@@ -122,12 +122,8 @@ void bind_model(py::module_& m) {
            py::arg("b"), py::arg("bias") = py::none())
       .def("matmul_into",
            [](const Maddness& self, const py::array& a, py::array& y) {
-             const MatrixView view = matrix_view(a, "A");
-             int64_t ldy = 0;
-             float* out = output_rows(y, view.rows, self.output_dim(), ldy);
-             if (view.rows == 0) return;
-             py::gil_scoped_release release;
-             self.matmul(view, out, ldy);
+             product_into(a, "A", y, self.output_dim(),
+                          [&](const MatrixView& view, float* out, int64_t ldy) { self.matmul(view, out, ldy); });
            },
            py::arg("a"), py::arg("y"))
       .def("encode",

@@ -22,12 +22,8 @@ void bind_operator(py::module_& m) {
       .def_property_readonly("multiply_adds_per_row", &lutmul::LinearOperator::multiply_adds_per_row)
       .def("forward_into",
            [](const lutmul::LinearOperator& op, const py::array& x, py::array& y) {
-             const lutmul::MatrixView view = matrix_view(x, "X");
-             int64_t ldy = 0;
-             float* out = output_rows(y, view.rows, op.output_dim(), ldy);
-             if (view.rows == 0) return;
-             py::gil_scoped_release release;
-             op.forward(view, out, ldy);
+             product_into(x, "X", y, op.output_dim(),
+                          [&](const lutmul::MatrixView& view, float* out, int64_t ldy) { op.forward(view, out, ldy); });
            },
            py::arg("x"), py::arg("y"))
       .def("save",

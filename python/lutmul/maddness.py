@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _core
 from ._arrays import as_bias, as_matrix, check_finite
+from ._delegate import core_property
 from ._progress import progress_callback
 from .operator import Operator
 
@@ -178,24 +179,10 @@ class Maddness:
     def float_tables_mode(self, on: bool) -> None:
         self._core.set_table_mode(_core.TableMode.float32 if on else _core.TableMode.uint8)
 
-    @property
-    def config(self) -> _core.MaddnessConfig:
-        """The settings as the C++ ``MaddnessConfig`` (a copy)."""
-        return self._core.config
-
-    @property
-    def ncodebooks(self) -> int:
-        return self._core.ncodebooks
-
-    @property
-    def input_dim(self) -> int:
-        """D (0 before fitting)."""
-        return self._core.input_dim
-
-    @property
-    def output_dim(self) -> int:
-        """M (0 before weights are set)."""
-        return self._core.output_dim
+    config = core_property("config", "The settings as the C++ ``MaddnessConfig`` (a copy).")
+    ncodebooks = core_property("ncodebooks", "C, the number of codebooks.")
+    input_dim = core_property("input_dim", "D (0 before fitting).")
+    output_dim = core_property("output_dim", "M (0 before weights are set).")
 
     @property
     def split_dims(self) -> np.ndarray:
@@ -234,10 +221,8 @@ class Maddness:
         self._require_weights()
         return self._core.table_offsets()
 
-    @property
-    def ridge_lambda(self) -> float:
-        """The ridge strength fit chose (multiples of the mean bucket size; inf: bucket means)."""
-        return self._core.chosen_ridge_lambda
+    ridge_lambda = core_property(
+        "chosen_ridge_lambda", "The ridge strength fit chose (multiples of the mean bucket size; inf: bucket means).")
 
     # ---- persistence ----
     def save(self, path: PathLike) -> None:
@@ -304,6 +289,4 @@ class MaddnessLinear(Operator, kind="maddness"):
         calibration = as_matrix(calibration, "calibration")
         return cls._from_core(_core.MaddnessLinear(W, as_bias(bias, W.shape[1]), calibration, config))
 
-    @property
-    def ncodebooks(self) -> int:
-        return self._core.ncodebooks
+    ncodebooks = core_property("ncodebooks", "C, the number of codebooks.")

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _core
 from ._arrays import as_matrix
+from ._delegate import core_property
 
 _CLASSES: Dict[str, Type["Operator"]] = {}
 
@@ -47,26 +48,11 @@ class Operator:
         op._core = core
         return op
 
-    @property
-    def kind(self) -> str:
-        return self._core.kind
-
-    @property
-    def input_dim(self) -> int:
-        return self._core.input_dim
-
-    @property
-    def output_dim(self) -> int:
-        return self._core.output_dim
-
-    @property
-    def bytes(self) -> int:
-        """Bytes kept for the weights (packed weights, scales, bias)."""
-        return self._core.bytes
-
-    @property
-    def multiply_adds_per_row(self) -> float:
-        return self._core.multiply_adds_per_row
+    kind = core_property("kind", 'The kind name ("dense", "int8", "maddness", ...).')
+    input_dim = core_property("input_dim", "K.")
+    output_dim = core_property("output_dim", "M.")
+    bytes = core_property("bytes", "Bytes kept for the weights (packed weights, scales, bias).")
+    multiply_adds_per_row = core_property("multiply_adds_per_row", "Multiply-adds per row of X (K·M for exact).")
 
     def forward(self, X, out: Optional[np.ndarray] = None) -> np.ndarray:
         """``X @ W + bias`` for X of shape (N, K): float32 (N, M)."""

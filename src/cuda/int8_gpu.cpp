@@ -174,10 +174,7 @@ void Int8Gpu::forward_device(const MatrixView& X, float* Y, int64_t ldy, StreamV
 void Int8Gpu::forward(const MatrixView& X, float* Y, int64_t ldy) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
-  detail::forward_through_device(X, impl_->m, Y, ldy,
-                                 [&](const MatrixView& x, float* y, int64_t ldy_device, StreamView stream) {
-                                   forward_device(x, y, ldy_device, stream);
-                                 });
+  detail::forward_through_device(X, impl_->m, Y, ldy, [this](auto&&... args) { forward_device(args...); });
 }
 
 }  // namespace lutmul::cuda

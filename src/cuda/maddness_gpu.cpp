@@ -230,10 +230,7 @@ void MaddnessGpu::matmul(const MatrixView& A, float* Y, int64_t ldy, StreamView 
 void MaddnessGpu::forward(const MatrixView& X, float* Y, int64_t ldy) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
-  detail::forward_through_device(X, impl_->output_dim, Y, ldy,
-                                 [&](const MatrixView& x, float* y, int64_t ldy_device, StreamView stream) {
-                                   matmul(x, y, ldy_device, stream);
-                                 });
+  detail::forward_through_device(X, impl_->output_dim, Y, ldy, [this](auto&&... args) { matmul(args...); });
 }
 
 }  // namespace lutmul::cuda

@@ -49,9 +49,7 @@ int64_t ChannelPrunedLinear::bytes() const {
                               (kept_inputs_.size() + kept_outputs_.size()) * sizeof(int64_t));
 }
 
-void ChannelPrunedLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
-  check_forward(X, Y, ldy);
-  if (X.rows == 0) return;
+void ChannelPrunedLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   const int64_t n = X.rows, kk = static_cast<int64_t>(kept_inputs_.size()), mk = static_cast<int64_t>(kept_outputs_.size());
   // The kept inputs of X, row-major (a copy: the product needs them contiguous).
   std::vector<float> x(static_cast<size_t>(n * kk));

@@ -21,9 +21,7 @@ DenseLinear::DenseLinear(const MatrixView& W, const float* bias)
   bias_ = detail::copy_bias(bias, m_, "DenseLinear");
 }
 
-void DenseLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
-  check_forward(X, Y, ldy);
-  if (X.rows == 0) return;
+void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   detail::check_rows_finite(X, nullptr, "dense");
   detail::use_single_threaded_blas();
   const bool row_major = X.layout == Layout::row_major;

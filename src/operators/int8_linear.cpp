@@ -131,7 +131,7 @@ void run(const kernels::Int8KernelTable& table, const Int8Linear& op, const Matr
 
 }  // namespace
 
-void Int8Linear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
+void Int8Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   forward_with(detail::active_kernels().int8, X, Y, ldy);
 }
 

@@ -22,6 +22,12 @@ void LinearOperator::check_forward(const MatrixView& X, const float* Y, int64_t 
   LUTMUL_CHECK(Y != nullptr || X.rows == 0, kind(), " forward: Y is null");
 }
 
+void SizedLinearOperator::forward(const MatrixView& X, float* Y, int64_t ldy) const {
+  check_forward(X, Y, ldy);
+  if (X.rows == 0) return;
+  compute(X, Y, ldy);
+}
+
 double LinearOperator::relative_error(const MatrixView& X, const MatrixView& W, const float* bias) const {
   check_view(W, "W");
   LUTMUL_CHECK(W.rows == input_dim() && W.cols == output_dim(), "relative_error: W must be ", input_dim(), " x ",

@@ -220,8 +220,7 @@ void LoraLinear::unmerge(const std::string& name) {
   publish(std::move(next));
 }
 
-void LoraLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
-  check_forward(X, Y, ldy);
+void LoraLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   snapshot()->base->forward(X, Y, ldy);
 }
 

@@ -253,9 +253,7 @@ int64_t LowRankLinear::bytes() const {
   return static_cast<int64_t>((u_.size() + v_.size() + bias_.size()) * sizeof(float));
 }
 
-void LowRankLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
-  check_forward(X, Y, ldy);
-  if (X.rows == 0) return;
+void LowRankLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   detail::use_single_threaded_blas();
   const int64_t n = X.rows, ldx = X.leading_dim();
   const bool row_major = X.layout == Layout::row_major;

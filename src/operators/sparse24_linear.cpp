@@ -91,7 +91,7 @@ void Sparse24Linear::run(const MatrixView& X, float* Y, int64_t ldy, bool refere
   LUTMUL_CHECK(finite, "2:4 sparse forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
 }
 
-void Sparse24Linear::forward(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, false); }
+void Sparse24Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, false); }
 void Sparse24Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, true); }
 
 std::vector<uint8_t> Sparse24Linear::payload() const {

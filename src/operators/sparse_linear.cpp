@@ -83,13 +83,8 @@ int64_t SparseLinear::bytes() const {
 void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool reference) const {
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
-  kernels::SparseArgs args;
-  args.k = k_;
-  args.m = m_;
-  args.blocks = blocks_;
-  args.segment_start = segment_start_.data();
-  args.offsets = offsets_.data();
-  args.values = values_.data();
+  // The weights; run_row_tiles fills in the rows (RowTileArgs) chunk by chunk.
+  kernels::SparseArgs args{{}, k_, m_, blocks_, segment_start_.data(), offsets_.data(), values_.data()};
   args.bias = bias_.data();
   const bool finite = detail::run_row_tiles(
       X, Y, ldy, kernels::kSparseTileRows, static_cast<size_t>(kernels::sparse_scratch_floats(k_, m_)), args,
@@ -97,7 +92,7 @@ void SparseLinear::run(const MatrixView& X, float* Y, int64_t ldy, bool referenc
   LUTMUL_CHECK(finite, "sparse forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
 }
 
-void SparseLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, false); }
+void SparseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, false); }
 void SparseLinear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const { run(X, Y, ldy, true); }
 
 std::vector<SparseLinear> prune_globally(const std::vector<MatrixView>& weights, double sparsity,
