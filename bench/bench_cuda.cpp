@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "bench_registry.h"
-#include "lutmul/cuda.h"
+#include "lutmul/cuda/cuda.h"
 #include "lutmul/lutmul.h"
 
 namespace {

@@ -1,6 +1,6 @@
 // Small kernels around the cuBLAS and cuBLASLt products: bias rows, 16-bit conversion, and
 // the int8 operator's activation quantisation and float epilogue. The last two reproduce
-// kernels/cpu/int8_scalar.cpp exactly: round-half-even quantisation, IEEE division for the
+// kernels/cpu/int8/int8_scalar.cpp exactly: round-half-even quantisation, IEEE division for the
 // row scale, and the epilogue as two separately rounded operations (no fused multiply-add).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

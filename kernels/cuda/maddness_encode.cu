@@ -1,7 +1,7 @@
 // MADDNESS encode on the GPU: a 4-level tree walk per row and codebook that reads only the
 // split columns, written as the EncodedRows packed layout (byte 2w of a pair's 64 bytes is
 // row w, byte 2w+1 row 32+w; low nibble codebook 2p, high nibble 2p+1). Must equal
-// kernels/cpu/scalar.cpp byte for byte: x > threshold goes right (a NaN goes left), rows
+// kernels/cpu/maddness/maddness_scalar.cpp byte for byte: x > threshold goes right (a NaN goes left), rows
 // past N and a phantom codebook (odd C) get code 0.
 #include <cuda_runtime.h>
 

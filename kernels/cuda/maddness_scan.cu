@@ -1,5 +1,5 @@
 // MADDNESS scan on the GPU: Y[i][m] = float(Σ_c T[m][c][code(i, c)])·scale + offset[m],
-// equal to kernels/cpu/scalar.cpp bit for bit (exact integer sums; two float roundings).
+// equal to kernels/cpu/maddness/maddness_scalar.cpp bit for bit (exact integer sums; two float roundings).
 //
 // Layout and bank reasoning (docs/design.md, "CUDA"):
 // - A warp owns one 64-row code block; lane w owns rows w and 32 + w, so one 16-bit load

@@ -6,7 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <lutmul/matrix.h>
+#include <lutmul/core/matrix.h>
 
 #include <cstdint>
 #include <cstring>

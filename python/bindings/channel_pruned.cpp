@@ -2,7 +2,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/channel_pruned_linear.h>
+#include <lutmul/operators/channel_pruned_linear.h>
 
 #include <optional>
 #include <string>

@@ -2,7 +2,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/dense_linear.h>
+#include <lutmul/operators/dense_linear.h>
 
 #include <optional>
 

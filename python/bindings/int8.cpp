@@ -2,7 +2,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/int8_linear.h>
+#include <lutmul/operators/int8_linear.h>
 
 #include <optional>
 #include <string>

@@ -3,8 +3,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/dense_linear.h>
-#include <lutmul/lora_linear.h>
+#include <lutmul/operators/dense_linear.h>
+#include <lutmul/operators/lora_linear.h>
 
 #include <memory>
 #include <optional>

@@ -2,7 +2,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/lowrank_linear.h>
+#include <lutmul/operators/lowrank_linear.h>
 
 #include <memory>
 #include <optional>

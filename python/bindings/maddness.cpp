@@ -5,8 +5,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/maddness.h>
-#include <lutmul/maddness_linear.h>
+#include <lutmul/operators/maddness.h>
+#include <lutmul/operators/maddness_linear.h>
 
 #include <cstdint>
 #include <functional>

@@ -4,10 +4,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/error.h>
-#include <lutmul/isa.h>
-#include <lutmul/threading.h>
-#include <lutmul/version.h>
+#include <lutmul/core/error.h>
+#include <lutmul/core/isa.h>
+#include <lutmul/core/threading.h>
+#include <lutmul/core/version.h>
 
 #include <string>
 #include <vector>

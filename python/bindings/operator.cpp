@@ -3,7 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/linear_operator.h>
+#include <lutmul/operators/linear_operator.h>
 
 #include <string>
 #include <string_view>

@@ -4,8 +4,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/peft_adapter.h>
-#include <lutmul/safetensors.h>
+#include <lutmul/io/peft_adapter.h>
+#include <lutmul/io/safetensors.h>
 
 #include <string>
 #include <vector>

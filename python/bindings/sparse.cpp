@@ -2,8 +2,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <lutmul/sparse24_linear.h>
-#include <lutmul/sparse_linear.h>
+#include <lutmul/operators/sparse24_linear.h>
+#include <lutmul/operators/sparse_linear.h>
 
 #include <optional>
 #include <string>

@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <string>
 
-#include "lutmul/cuda.h"
-#include "lutmul/error.h"
+#include "lutmul/core/error.h"
+#include "lutmul/cuda/cuda.h"
 
 namespace lutmul::cuda::detail {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/cuda/kernels.h"
-#include "lutmul/int8_linear.h"
+#include "lutmul/operators/int8_linear.h"
 #include "src/cuda/cuda_check.h"
 
 namespace lutmul::cuda {

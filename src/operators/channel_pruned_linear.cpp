@@ -1,13 +1,13 @@
-#include "lutmul/channel_pruned_linear.h"
+#include "lutmul/operators/channel_pruned_linear.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
-#include "blas.h"
-#include "file_format.h"
-#include "lutmul/error.h"
-#include "lutmul/threading.h"
+#include "core/blas.h"
+#include "core/file_format.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/threading.h"
 #include "operators/operator_skeleton.h"
 
 namespace lutmul {

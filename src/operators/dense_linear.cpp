@@ -1,11 +1,11 @@
-#include "lutmul/dense_linear.h"
+#include "lutmul/operators/dense_linear.h"
 
 #include <algorithm>
 
-#include "blas.h"
-#include "file_format.h"
-#include "lutmul/error.h"
-#include "lutmul/threading.h"
+#include "core/blas.h"
+#include "core/file_format.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/threading.h"
 #include "operators/operator_skeleton.h"
 
 namespace lutmul {

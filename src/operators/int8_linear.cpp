@@ -1,14 +1,14 @@
-#include "lutmul/int8_linear.h"
+#include "lutmul/operators/int8_linear.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "kernel_registry.h"
-#include "file_format.h"
-#include "lutmul/error.h"
-#include "lutmul/threading.h"
+#include "core/file_format.h"
+#include "core/kernel_registry.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/threading.h"
 #include "operators/operator_skeleton.h"
 
 namespace lutmul {

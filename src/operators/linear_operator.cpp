@@ -1,10 +1,10 @@
-#include "lutmul/linear_operator.h"
+#include "lutmul/operators/linear_operator.h"
 
 #include <cmath>
 #include <vector>
 
-#include "blas.h"
-#include "lutmul/error.h"
+#include "core/blas.h"
+#include "lutmul/core/error.h"
 
 namespace lutmul {
 

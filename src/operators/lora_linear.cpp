@@ -1,4 +1,4 @@
-#include "lutmul/lora_linear.h"
+#include "lutmul/operators/lora_linear.h"
 
 #include <omp.h>
 
@@ -7,14 +7,14 @@
 #include <limits>
 #include <map>
 
-#include "blas.h"
-#include "file_format.h"
-#include "finite.h"
-#include "kernel_registry.h"
-#include "lutmul/dense_linear.h"
-#include "lutmul/error.h"
-#include "lutmul/peft_adapter.h"
-#include "lutmul/threading.h"
+#include "core/blas.h"
+#include "core/file_format.h"
+#include "core/finite.h"
+#include "core/kernel_registry.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/threading.h"
+#include "lutmul/io/peft_adapter.h"
+#include "lutmul/operators/dense_linear.h"
 #include "operators/operator_skeleton.h"
 
 namespace lutmul {

@@ -1,14 +1,14 @@
-#include "lutmul/lowrank_linear.h"
+#include "lutmul/operators/lowrank_linear.h"
 
 #include <algorithm>
 #include <climits>
 #include <cmath>
 
-#include "blas.h"
-#include "file_format.h"
-#include "finite.h"
-#include "lutmul/error.h"
-#include "lutmul/threading.h"
+#include "core/blas.h"
+#include "core/file_format.h"
+#include "core/finite.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/threading.h"
 #include "operators/operator_skeleton.h"
 
 namespace lutmul {

@@ -1,8 +1,8 @@
-#include "lutmul/maddness_linear.h"
+#include "lutmul/operators/maddness_linear.h"
 
 #include <utility>
 
-#include "lutmul/error.h"
+#include "lutmul/core/error.h"
 
 namespace lutmul {
 

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <string>
 
-#include "finite.h"
-#include "lutmul/error.h"
+#include "core/finite.h"
+#include "lutmul/core/error.h"
 
 namespace lutmul::detail {
 

@@ -1,6 +1,6 @@
 // Internal: the glue every operator shares, written once. Constructors check their weights
 // and copy their bias through here; forwards take contiguous rows, split work among threads
-// and apply the one finite-values rule of the contract (include/lutmul/linear_operator.h)
+// and apply the one finite-values rule of the contract (include/lutmul/operators/linear_operator.h)
 // through here.
 #pragma once
 
@@ -11,10 +11,10 @@
 #include <utility>
 #include <vector>
 
-#include "aligned_scratch.h"
-#include "finite.h"
-#include "lutmul/matrix.h"
-#include "lutmul/threading.h"
+#include "core/aligned_scratch.h"
+#include "core/finite.h"
+#include "lutmul/core/matrix.h"
+#include "lutmul/core/threading.h"
 
 namespace lutmul::detail {
 
@@ -95,7 +95,7 @@ bool run_row_tiles(const MatrixView& X, float* Y, int64_t ldy, int64_t tile_rows
 }
 
 // How a BLAS-backed product of `rows` rows and `outputs` outputs is split among lutmul's
-// threads (BLAS itself runs single-threaded, src/blas.h): rows when there are enough for
+// threads (BLAS itself runs single-threaded, src/core/blas.h): rows when there are enough for
 // every thread, else outputs, in multiples of 16 so that vector tails stay whole.
 struct ProductPart {
   int64_t row_begin, row_end, output_begin, output_end;

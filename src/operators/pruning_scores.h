@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "lutmul/error.h"
-#include "lutmul/matrix.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/matrix.h"
 
 namespace lutmul::detail {
 

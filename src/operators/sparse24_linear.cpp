@@ -1,4 +1,4 @@
-#include "lutmul/sparse24_linear.h"
+#include "lutmul/operators/sparse24_linear.h"
 
 #include <omp.h>
 
@@ -6,15 +6,15 @@
 #include <cmath>
 #include <memory>
 
-#include "kernel_registry.h"
-#include "aligned_scratch.h"
-#include "file_format.h"
-#include "finite.h"
-#include "lutmul/error.h"
-#include "lutmul/isa.h"
-#include "lutmul/threading.h"
-#include "operators/pruning_scores.h"
+#include "core/aligned_scratch.h"
+#include "core/file_format.h"
+#include "core/finite.h"
+#include "core/kernel_registry.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/isa.h"
+#include "lutmul/core/threading.h"
 #include "operators/operator_skeleton.h"
+#include "operators/pruning_scores.h"
 
 namespace lutmul {
 

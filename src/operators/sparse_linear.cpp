@@ -1,4 +1,4 @@
-#include "lutmul/sparse_linear.h"
+#include "lutmul/operators/sparse_linear.h"
 
 #include <omp.h>
 
@@ -6,15 +6,15 @@
 #include <cmath>
 #include <memory>
 
-#include "kernel_registry.h"
-#include "kernels/cpu/sparse_kernels.h"
-#include "aligned_scratch.h"
-#include "file_format.h"
-#include "finite.h"
-#include "lutmul/error.h"
-#include "lutmul/threading.h"
-#include "operators/pruning_scores.h"
+#include "core/aligned_scratch.h"
+#include "core/file_format.h"
+#include "core/finite.h"
+#include "core/kernel_registry.h"
+#include "kernels/cpu/pruned/sparse_kernels.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/threading.h"
 #include "operators/operator_skeleton.h"
+#include "operators/pruning_scores.h"
 
 namespace lutmul {
 

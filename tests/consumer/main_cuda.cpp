@@ -1,6 +1,6 @@
 // Links lutmul::cuda from the installed package (find_package(lutmul COMPONENTS cuda)):
 // without a GPU it reports why; with one it checks a small product against the CPU.
-#include <lutmul/cuda.h>
+#include <lutmul/cuda/cuda.h>
 #include <lutmul/lutmul.h>
 
 #include <cmath>

@@ -5,7 +5,7 @@
 #include <random>
 #include <vector>
 
-#include "lutmul/maddness.h"
+#include "lutmul/operators/maddness.h"
 
 namespace lutmul::testing {
 

@@ -11,9 +11,9 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/kernels.h"
-#include "kernels/cpu/sparse24_kernels.h"
-#include "kernels/cpu/sparse_kernels.h"
+#include "kernels/cpu/maddness/maddness_kernels.h"
+#include "kernels/cpu/pruned/sparse24_kernels.h"
+#include "kernels/cpu/pruned/sparse_kernels.h"
 
 using namespace lutmul::kernels;
 

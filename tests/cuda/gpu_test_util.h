@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "lutmul/cuda.h"
+#include "lutmul/cuda/cuda.h"
 
 // Skips the test with the reason when no usable GPU is present. scripts/gpu_check.sh sets
 // LUTMUL_CUDA_REQUIRE_DEVICE=1 so that on the GPU machine a missing device fails loudly.

@@ -10,9 +10,9 @@
 #include <sstream>
 #include <tuple>
 
+#include "../cpp/test_util.h"
 #include "gpu_test_util.h"
 #include "lutmul/lutmul.h"
-#include "../cpp/test_util.h"
 
 namespace lutmul {
 namespace {

@@ -9,9 +9,9 @@
 #include <random>
 #include <sstream>
 
+#include "../cpp/test_util.h"
 #include "gpu_test_util.h"
 #include "lutmul/lutmul.h"
-#include "../cpp/test_util.h"
 
 namespace lutmul {
 namespace {

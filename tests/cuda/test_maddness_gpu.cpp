@@ -14,9 +14,9 @@
 #include <thread>
 #include <tuple>
 
+#include "../cpp/test_util.h"
 #include "gpu_test_util.h"
 #include "lutmul/lutmul.h"
-#include "../cpp/test_util.h"
 
 namespace lutmul {
 namespace {

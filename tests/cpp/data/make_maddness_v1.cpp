@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <vector>
-#include "lutmul/maddness.h"
+#include "lutmul/operators/maddness.h"
 using namespace lutmul;
 int main(int argc, char** argv) {
   const int64_t n = 300, d = 24, m = 5, test = 70;

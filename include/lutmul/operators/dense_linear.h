@@ -1,0 +1,32 @@
+// The exact baseline operator: Y = X·W + bias through the system BLAS (sgemm).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "lutmul/operators/linear_operator.h"
+
+namespace lutmul {
+
+class DenseLinear final : public SizedLinearOperator {
+ public:
+  // W is K × M (copied), bias is M floats or null.
+  DenseLinear(const MatrixView& W, const float* bias = nullptr);
+
+  int64_t bytes() const override;
+  double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
+
+  std::vector<uint8_t> payload() const override;
+  static std::unique_ptr<DenseLinear> from_payload(const uint8_t* data, size_t size);
+  const std::vector<float>& weights() const { return weights_; }  // K × M, row-major
+  const std::vector<float>& bias() const { return bias_; }        // M (zeros when none was given)
+
+ private:
+  void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
+  DenseLinear() : SizedLinearOperator("dense") {}
+  std::vector<float> weights_;  // K × M row-major
+  std::vector<float> bias_;     // M
+};
+
+}  // namespace lutmul

@@ -1,0 +1,210 @@
+// MADDNESS approximate matrix multiplication (Blalock & Guttag, ICML 2021).
+//
+//   Y ≈ A·B (+ bias), A: N × D activations known at run time, B: D × M weights known ahead.
+//
+// fit() learns, from sample rows of A, one 4-level hash tree per codebook (C codebooks over
+// disjoint column blocks of A) and dense prototypes (ridge regression); set_weights() turns
+// B into 8-bit lookup tables. matmul() encodes each row of A into C 4-bit codes and adds up
+// C table entries per output, with SIMD table lookups instead of multiplies.
+//
+//   lutmul::MaddnessConfig config;
+//   config.ncodebooks = 16;
+//   lutmul::Maddness model(config);
+//   model.fit(lutmul::MatrixView::row_major(A_train, n_train, D),
+//             lutmul::MatrixView::row_major(B, D, M));
+//   model.matmul(lutmul::MatrixView::row_major(A, N, D), Y, /*ldy=*/M);
+//
+// A fitted model is immutable under matmul/encode/scan: any number of threads may call
+// them at once. fit, fit_encoder and set_weights must not race with other calls.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lutmul/core/matrix.h"
+
+namespace lutmul {
+namespace detail {
+class ByteReader;
+}
+
+// How the scan adds 8-bit table entries.
+enum class Accumulation {
+  exact,     // exact integer sums (uint16 lanes, widened before they can overflow)
+  averaged,  // pairs of codebooks averaged with rounding (vpavgb) first: fewer adds in
+             // the vpshufb scans (AVX2, AVX-512), a little rounding noise; the expected
+             // +1/4 per pair is corrected. With AVX-512 VBMI the exact scan is the faster.
+};
+
+// How prototypes (the 16 D-dimensional vectors per codebook) are chosen.
+enum class PrototypeMethod {
+  ridge,         // joint ridge regression over all codebooks, λ picked on held-out rows
+  bucket_means,  // each leaf's mean over its codebook's columns (no ridge step)
+};
+
+// Lookup-table precision.
+enum class TableMode {
+  uint8,    // 8-bit tables, SIMD scan (the product)
+  float32,  // float tables, plain loop: only to measure what quantisation costs
+};
+
+struct MaddnessConfig {
+  int ncodebooks = 16;      // C: 1 ≤ C ≤ D. Each codebook reads 4 columns of A.
+  int split_candidates = 4; // dimensions tried per tree level (largest within-bucket SSE)
+  PrototypeMethod prototypes = PrototypeMethod::ridge;
+  // Ridge strengths tried, as multiples of the mean bucket size (N / 16). Empty: a default
+  // grid. The bucket-mean solution (λ → ∞) always competes too.
+  std::vector<double> ridge_lambdas;
+  // λ is chosen by cross-validation over round(1 / heldout_fraction) folds (2 to 10), each
+  // holding out about this share of the rows, then the prototypes are refit on all rows.
+  // 0: no held-out rows (the middle λ of the grid).
+  double heldout_fraction = 0.2;
+  uint64_t seed = 0;              // shuffles the folds; fits are deterministic
+  Accumulation accumulation = Accumulation::exact;
+  TableMode tables = TableMode::uint8;
+};
+
+// Progress of a long fit: stage name, steps done, steps in that stage.
+using ProgressCallback = std::function<void(const std::string& stage, int64_t done, int64_t total)>;
+
+// 4-bit codes of N rows, packed the way the scan reads them.
+//
+// Layout: rows in blocks of 64 (the last block zero-padded); within a block, for each
+// codebook pair p (codebooks 2p, 2p+1; an odd C gets a phantom codebook of code 0) 64
+// bytes in which byte 2w holds row w and byte 2w+1 holds row 32+w, the low nibble for
+// codebook 2p and the high nibble for 2p+1. Read as 16-bit words, the low bytes are
+// rows 0..31 and the high bytes rows 32..63, so exact 16-bit sums come out in row order.
+// packed_bytes() = ceil(N/64) · ceil(C/2) · 64.
+class EncodedRows {
+ public:
+  static constexpr int kBlockRows = 64;
+
+  EncodedRows() = default;
+  EncodedRows(int64_t rows, int ncodebooks);
+
+  int64_t rows() const { return rows_; }
+  int ncodebooks() const { return ncodebooks_; }
+  int npairs() const { return (ncodebooks_ + 1) / 2; }
+  int64_t nblocks() const { return (rows_ + kBlockRows - 1) / kBlockRows; }
+
+  // The code (0..15) of `row` in `codebook`.
+  uint8_t code(int64_t row, int codebook) const;
+  void set_code(int64_t row, int codebook, uint8_t code);
+  // All codes as a row-major rows × ncodebooks array.
+  std::vector<uint8_t> unpacked() const;
+
+  const uint8_t* packed_data() const { return packed_.data(); }
+  uint8_t* packed_data() { return packed_.data(); }
+  size_t packed_bytes() const { return packed_.size(); }
+
+ private:
+  int64_t rows_ = 0;
+  int ncodebooks_ = 0;
+  std::vector<uint8_t> packed_;
+};
+
+class Maddness {
+ public:
+  static constexpr int kTreeDepth = 4;
+  static constexpr int kLeaves = 16;
+
+  explicit Maddness(MaddnessConfig config = {});
+
+  // Learns the encoder from A_train (N × D, N ≥ 16 finite rows) and builds tables for B
+  // (D × M) and optional bias (M floats).
+  void fit(const MatrixView& A_train, const MatrixView& B, const float* bias = nullptr,
+           const ProgressCallback& progress = {});
+  // Learns the encoder alone; attach weights later (several times) with set_weights.
+  void fit_encoder(const MatrixView& A_train, const ProgressCallback& progress = {});
+  // Builds the lookup tables for B (D × M) and bias (M floats or null).
+  void set_weights(const MatrixView& B, const float* bias = nullptr);
+
+  // Y (N × M, row-major, leading dimension ldy ≥ M) ≈ A·B + bias.
+  void matmul(const MatrixView& A, float* Y, int64_t ldy) const;
+  Matrix matmul(const MatrixView& A) const;
+
+  EncodedRows encode(const MatrixView& A) const;
+  // Encodes into `codes`, reusing its memory when the size matches.
+  void encode(const MatrixView& A, EncodedRows& codes) const;
+  // Y from already encoded rows.
+  void scan(const EncodedRows& codes, float* Y, int64_t ldy) const;
+
+  // Inference-time settings (they do not change what was learned).
+  void set_accumulation(Accumulation accumulation);
+  void set_table_mode(TableMode mode);
+
+  bool encoder_fitted() const { return !split_dims_.empty(); }
+  bool has_weights() const { return output_dim_ > 0; }
+  const MaddnessConfig& config() const { return config_; }
+  int64_t input_dim() const { return input_dim_; }
+  int64_t output_dim() const { return output_dim_; }
+  int ncodebooks() const { return config_.ncodebooks; }
+  // Column block [begin, end) of codebook c.
+  int64_t subspace_begin(int c) const { return subspace_begin_[c]; }
+  int64_t subspace_end(int c) const { return subspace_begin_[c + 1]; }
+  // Split dimension of tree level t (0..3) of codebook c.
+  int32_t split_dim(int c, int level) const { return split_dims_[c * kTreeDepth + level]; }
+  // Threshold of node `node` (0 ≤ node < 2^level) of that level: x > threshold goes right.
+  float threshold(int c, int level, int node) const { return thresholds_[(c * kTreeDepth + level) * 8 + node]; }
+  // Prototypes: (16·C) × D row-major; row 16c + k is leaf k of codebook c.
+  const std::vector<float>& prototypes() const { return prototypes_; }
+  // Float tables: M × C × 16 (entry [m][c][k] = ⟨prototype(c, k), B[:, m]⟩).
+  const std::vector<float>& float_tables() const { return float_tables_; }
+  // 8-bit tables: M × ceil(C/2) × 32 bytes (codebook 2p's 16 entries, then 2p+1's).
+  const std::vector<uint8_t>& quantized_tables() const { return quantized_tables_; }
+  // Dequantisation of output m: y_m ≈ Σ_c q[m][c][code_c] / table_scale(m) + table_offset(m)
+  // + bias_m, where table_offset(m) sums the minima of output m's codebook tables.
+  // Both throw lutmul::Error unless 0 ≤ m < output_dim().
+  float table_scale(int64_t m) const;
+  double table_offset(int64_t m) const;
+  const std::vector<float>& bias() const { return bias_; }
+  // Ridge strength chosen by fit (in multiples of the mean bucket size); +inf means the
+  // bucket means won.
+  double chosen_ridge_lambda() const { return chosen_lambda_; }
+
+  // Versioned binary file with a checksum; written atomically (temp file, then rename).
+  void save(const std::string& path) const;
+  // Throws lutmul::Error for a missing, truncated, corrupt or foreign file.
+  static Maddness load(const std::string& path);
+  // The same format in memory.
+  std::vector<uint8_t> serialize() const;
+  static Maddness deserialize(const uint8_t* data, size_t size);
+  // The model's state without the file around it (the payload of a "maddness" operator file).
+  // It records whether a Maddness or a MaddnessLinear saved it, so that a loader that returns
+  // either (Python's lutmul.load) gives back what was saved; both read the same.
+  enum class SavedAs : uint8_t { model = 0, operator_ = 1 };
+  std::vector<uint8_t> payload(SavedAs saved_as = SavedAs::model) const;
+  static Maddness from_payload(const uint8_t* data, size_t size);
+  // True when the file holds a model saved by Maddness::save (any release), false for a
+  // MaddnessLinear's or another kind's file; throws lutmul::Error for a damaged one.
+  static bool is_saved_model(const std::string& path);
+  static bool is_saved_model(const uint8_t* data, size_t size);
+
+ private:
+  static Maddness read_state(detail::ByteReader& reader, uint32_t version);
+  void check_input(const MatrixView& A, const char* what) const;
+  void build_output_offsets();
+
+  MaddnessConfig config_;
+  int64_t input_dim_ = 0;
+  int64_t output_dim_ = 0;
+  double chosen_lambda_ = 0;
+  std::vector<int64_t> subspace_begin_;  // C + 1 entries
+  std::vector<int32_t> split_dims_;      // C × 4
+  std::vector<float> thresholds_;        // C × 4 × 8 (level t uses the first 2^t)
+  std::vector<float> prototypes_;        // 16C × D
+  std::vector<float> float_tables_;      // M × C × 16
+  std::vector<uint8_t> quantized_tables_;// M × ceil(C/2) × 32
+  std::vector<float> table_scales_;      // M
+  std::vector<double> table_offsets_;    // M
+  std::vector<float> bias_;              // M (zeros when none)
+  // What the scan kernels apply, y_m = float(S)·scale_m + offset_m, per accumulation mode.
+  std::vector<float> output_scales_;     // M: 1 / table_scale(m)
+  std::vector<float> output_offsets_;    // M: table_offset(m) + bias_m
+  std::vector<float> averaged_scales_;   // M: 2 / table_scale(m) (S sums pair averages)
+  std::vector<float> averaged_offsets_;  // M: the same offsets with the averaging bias removed
+};
+
+}  // namespace lutmul

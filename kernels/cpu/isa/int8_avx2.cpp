@@ -1,0 +1,114 @@
+// int8 kernels for AVX2 (and AVX-512 CPUs without VNNI): exact products by widening to
+// 16 bits and vpmaddwd, never vpmaddubsw, whose 16-bit pair sums saturate for u8 × s8
+// (255 · 127 · 2 > 32767). Same packed layout and epilogue as the VNNI kernel; equals the
+// scalar reference bit for bit.
+#include <immintrin.h>
+
+#include "kernels/cpu/int8/int8_kernels.h"
+
+namespace lutmul::kernels {
+namespace {
+
+constexpr int kRows = 4;
+
+bool quantize_avx2(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_end) {
+  __m256 not_finite = _mm256_setzero_ps();
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const float* x = args.x + r * args.ldx;
+    float inverse = args.static_inverse, scale = args.static_scale;
+    __m256 largest = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= args.k; k += 8) {
+      const __m256 v = _mm256_loadu_ps(x + k);
+      not_finite = _mm256_or_ps(not_finite, _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ));
+      largest = _mm256_max_ps(largest, _mm256_and_ps(v, abs_mask));
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, largest);
+    float m = 0.f;
+    for (float v : lanes) m = v > m ? v : m;
+    bool tail_finite = true;
+    for (; k < args.k; ++k) {
+      const float v = x[k];
+      tail_finite &= (v - v) == 0.f;
+      const float a = v < 0.f ? -v : v;
+      m = a > m ? a : m;
+    }
+    if (!tail_finite) not_finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    if (args.dynamic) {
+      inverse = m > 0.f ? 127.f / m : 1.f;
+      scale = m > 0.f ? m / 127.f : 1.f;
+    }
+    const __m256 inv = _mm256_set1_ps(inverse);
+    uint8_t* out = args.out + (r - row_begin) * args.k_padded;
+    alignas(32) float chunk[8];
+    alignas(32) int32_t q[8];
+    for (int64_t j = 0; j < args.k_padded; j += 8) {
+      for (int i = 0; i < 8; ++i) chunk[i] = j + i < args.k ? x[j + i] : 0.f;
+      const __m256 v = _mm256_mul_ps(_mm256_load_ps(chunk), inv);
+      // Clamp, then NaN to 0, then round to nearest even: as the reference.
+      __m256 clamped = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.f)), _mm256_set1_ps(127.f));
+      clamped = _mm256_blendv_ps(clamped, _mm256_setzero_ps(), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q), _mm256_add_epi32(_mm256_cvtps_epi32(clamped), _mm256_set1_epi32(128)));
+      for (int i = 0; i < 8 && j + i < args.k_padded; ++i) out[j + i] = static_cast<uint8_t>(q[i]);
+    }
+    args.scales[r - row_begin] = scale;
+  }
+  return _mm256_movemask_ps(not_finite) == 0;
+}
+
+void gemm_avx2(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end, int64_t tile_begin, int64_t tile_end) {
+  const int64_t k_groups = args.k_padded / kInt8KGroup;
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kRows) {
+    const uint8_t* x[kRows];
+    const int rows = int8_row_group<kRows>(args, r0, row_end, x);
+    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+      for (int half = 0; half < 2; ++half) {  // outputs 8·half .. 8·half + 7 of the tile
+        const int64_t m0 = tile * kInt8TileOutputs + 8 * half;
+        if (m0 >= args.m) break;
+        // Per row: two accumulators of 8 int32, each lane a partial sum over k pairs of
+        // one output (outputs 0-3, then 4-7); the pairs are added at the end.
+        __m256i acc[kRows][2];
+        for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+        const int8_t* w = args.packed + tile * 64 + half * 32;
+        for (int64_t g = 0; g < k_groups; ++g, w += args.tiles * 64) {
+          const __m256i w_low = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+          const __m256i w_high = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 16)));
+          for (int r = 0; r < kRows; ++r) {
+            int32_t four;
+            __builtin_memcpy(&four, x[r] + 4 * g, 4);
+            // [x0 x1 x2 x3] as 16-bit values, repeated for 4 outputs.
+            const __m256i xs = _mm256_cvtepu8_epi16(_mm_set1_epi32(four));
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(w_low, xs));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(w_high, xs));
+          }
+        }
+        const int64_t left = args.m - m0;
+        const __m256i store = _mm256_cmpgt_epi32(_mm256_set1_epi32(left > 8 ? 8 : static_cast<int>(left)),
+                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256i offset = _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(args.column_sums + m0)), 7);
+        const __m256 weight_scale = _mm256_loadu_ps(args.weight_scales + m0);
+        const __m256 bias = _mm256_loadu_ps(args.bias + m0);
+        for (int r = 0; r < kRows; ++r) {
+          if (r >= rows) break;
+          // hadd gives outputs [0 1 4 5 | 2 3 6 7]; reorder to 0..7.
+          const __m256i pairs = _mm256_hadd_epi32(acc[r][0], acc[r][1]);
+          const __m256i sums = _mm256_permute4x64_epi64(pairs, 0xD8);
+          const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(args.row_scales[r0 + r]), weight_scale);
+          const __m256 value = _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, offset));
+          _mm256_maskstore_ps(args.y + (r0 + r) * args.ldy + m0, store, _mm256_add_ps(_mm256_mul_ps(value, scale), bias));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const Int8KernelTable* int8_avx2_kernels() {
+  static const Int8KernelTable table{quantize_avx2, gemm_avx2};
+  return &table;
+}
+
+}  // namespace lutmul::kernels

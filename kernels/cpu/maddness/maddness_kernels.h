@@ -1,0 +1,79 @@
+// Internal interface between the library (src/, built without ISA flags) and the per-ISA
+// kernels. Arguments are checked by the caller; kernels never throw.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "lutmul/core/isa.h"
+
+namespace lutmul::kernels {
+
+constexpr int kBlockRows = 64;   // rows per packed code block
+constexpr int kTreeDepth = 4;
+constexpr int kThresholdStride = 8;  // floats per (codebook, level); level t uses 2^t
+constexpr int kPairBytes = 32;       // table bytes per (output, codebook pair)
+
+struct EncodeArgs {
+  const float* a = nullptr;   // element (i, j) at a[i * row_stride + j * col_stride]
+  int64_t rows = 0;
+  int64_t row_stride = 0;
+  int64_t col_stride = 0;
+  int ncodebooks = 0;
+  const int32_t* split_dims = nullptr;  // C × 4
+  const float* thresholds = nullptr;    // C × 4 × 8
+  uint8_t* packed = nullptr;            // nblocks × npairs × 64
+  // Caller-owned scratch of encode_scratch_floats(C) floats (a partial last block, the
+  // row-major encoder's plan). SIMD files take no memory of their own: an allocation there
+  // could link AVX-512 code into baseline callers.
+  float* tail_scratch = nullptr;
+};
+
+struct ScanArgs {
+  const uint8_t* packed = nullptr;  // nblocks × npairs × 64 (EncodedRows layout)
+  int64_t rows = 0;
+  int npairs = 0;
+  const uint8_t* tables = nullptr;  // M × npairs × 32
+  int64_t outputs = 0;              // M
+  // y[r][m] = float(S) * scales[m] + offsets[m], S the integer sum of the mode.
+  const float* scales = nullptr;    // M
+  const float* offsets = nullptr;   // M
+  bool averaged = false;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+
+// Encodes row blocks [block_begin, block_end). Returns true if any value read was NaN.
+using EncodeFn = bool (*)(const EncodeArgs&, int64_t block_begin, int64_t block_end);
+// Writes rows of blocks [block_begin, block_end), outputs [m_begin, m_end).
+using ScanFn = void (*)(const ScanArgs&, int64_t block_begin, int64_t block_end,
+                        int64_t m_begin, int64_t m_end);
+
+struct KernelTable {
+  EncodeFn encode;
+  ScanFn scan;
+};
+
+// Kernels of one ISA (compiled into the library only where the compiler can target it).
+const KernelTable& scalar_kernels();
+const KernelTable* avx2_kernels();    // nullptr if not built
+const KernelTable* avx512_kernels();  // nullptr if not built
+const KernelTable* avx512vbmi_kernels();  // nullptr if not built
+const KernelTable* neon_kernels();    // nullptr if not built
+
+// Scratch an encode call needs (EncodeArgs::tail_scratch), in floats.
+static inline size_t encode_scratch_floats(int ncodebooks) {
+  const size_t column_tile = static_cast<size_t>(ncodebooks) * kTreeDepth * (kBlockRows + 1);
+  const size_t row_plan = static_cast<size_t>((ncodebooks + 15) / 16) * 16 * (15 + 2 * kTreeDepth);
+  const size_t short_rows_tile = 128 * kBlockRows;  // encode_impl.h: kShortRow × 64
+  const size_t most = column_tile > row_plan ? column_tile : row_plan;
+  return most > short_rows_tile ? most : short_rows_tile;
+}
+
+// Position of (row-in-block r, pair p) in the packed layout: byte offset within a block.
+static inline size_t packed_byte_offset(int pair, int row_in_block) {
+  const int word = row_in_block & 31;
+  return static_cast<size_t>(pair) * kBlockRows + static_cast<size_t>(2 * word + (row_in_block >> 5));
+}
+
+}  // namespace lutmul::kernels

@@ -1,0 +1,219 @@
+// Every SIMD kernel the host can run against the scalar reference, bit for bit, over a
+// grid of shapes: odd N, M = 1, C not a power of two, D not divisible by C, both layouts,
+// padded leading dimensions and unaligned pointers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <tuple>
+
+#include "../core/isa_sweep.h"
+#include "core/kernel_registry.h"
+#include "kernels/cpu/maddness/maddness_kernels.h"
+#include "lutmul/core/isa.h"
+
+namespace lutmul {
+namespace {
+
+using kernels::kBlockRows;
+using testing::Family;
+using testing::LevelTest;
+
+struct RandomEncoder {
+  int ncodebooks;
+  int64_t dim;
+  std::vector<int32_t> split_dims;
+  std::vector<float> thresholds;
+};
+
+RandomEncoder random_encoder(int ncodebooks, int64_t dim, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> pick_dim(0, dim - 1);
+  std::uniform_real_distribution<float> value(-1.f, 1.f);
+  RandomEncoder e{ncodebooks, dim, {}, {}};
+  for (int i = 0; i < ncodebooks * kernels::kTreeDepth; ++i) e.split_dims.push_back(static_cast<int32_t>(pick_dim(rng)));
+  for (int i = 0; i < ncodebooks * kernels::kTreeDepth * kernels::kThresholdStride; ++i) {
+    // Some +inf thresholds, as trees learn for empty buckets.
+    e.thresholds.push_back(i % 11 == 5 ? std::numeric_limits<float>::infinity() : value(rng));
+  }
+  return e;
+}
+
+std::vector<float> testing_values(int64_t n, int64_t d, const RandomEncoder& e);
+
+// Encodes with one kernel table; A is laid out per `col_major`, with padding and an
+// unaligned start. Returns the packed codes and whether NaN was seen.
+std::pair<std::vector<uint8_t>, bool> encode_with(const kernels::KernelTable& table, const RandomEncoder& e,
+                                                  const std::vector<float>& a_row_major, int64_t n, bool col_major,
+                                                  int64_t first_block = 0, int64_t last_block = -1) {
+  const int64_t d = e.dim;
+  const int64_t ld = col_major ? n + 3 : d + 5;
+  std::vector<float> storage(static_cast<size_t>((col_major ? d : n) * ld + 1), 1e30f);
+  float* a = storage.data() + 1;  // deliberately misaligned
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) (col_major ? a[j * ld + i] : a[i * ld + j]) = a_row_major[i * d + j];
+  const int npairs = (e.ncodebooks + 1) / 2;
+  const int64_t nblocks = (n + kBlockRows - 1) / kBlockRows;
+  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows), 0xAB);
+  std::vector<float> scratch(kernels::encode_scratch_floats(e.ncodebooks));
+  kernels::EncodeArgs args;
+  args.a = a;
+  args.rows = n;
+  args.row_stride = col_major ? 1 : ld;
+  args.col_stride = col_major ? ld : 1;
+  args.ncodebooks = e.ncodebooks;
+  args.split_dims = e.split_dims.data();
+  args.thresholds = e.thresholds.data();
+  args.packed = packed.data();
+  args.tail_scratch = scratch.data();
+  const bool nan = table.encode(args, first_block, last_block < 0 ? nblocks : last_block);
+  return {packed, nan};
+}
+
+using GridParam = std::tuple<Isa, int64_t, int64_t, int>;  // isa, N, M, C
+
+// Every SIMD level against the scalar reference; a level the CPU lacks skips.
+class KernelGrid : public LevelTest<Family::maddness, GridParam> {};
+
+TEST_P(KernelGrid, EncodeMatchesScalarReference) {
+  const auto [isa, n, m, c] = GetParam();
+  (void)m;
+  const int64_t d = 3 * c + 5;  // never divisible by C (for C > 5)
+  const RandomEncoder e = random_encoder(c, d, 1000 + n + c);
+  std::vector<float> a = testing_values(n, d, e);
+  for (bool col_major : {false, true}) {
+    const auto expected = encode_with(kernels::scalar_kernels(), e, a, n, col_major);
+    const auto got = encode_with(detail::kernels_for(isa).maddness, e, a, n, col_major);
+    ASSERT_EQ(expected.second, got.second);
+    ASSERT_EQ(expected.first, got.first) << "layout " << (col_major ? "column-major" : "row-major");
+  }
+}
+
+TEST_P(KernelGrid, ScanMatchesScalarReference) {
+  const auto [isa, n, m, c] = GetParam();
+  std::mt19937_64 rng(7 * n + 13 * m + c);
+  std::uniform_int_distribution<int> byte(0, 255);
+  const int npairs = (c + 1) / 2;
+  const int64_t nblocks = (n + kBlockRows - 1) / kBlockRows;
+  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows));
+  for (auto& b : packed) b = static_cast<uint8_t>(byte(rng));
+  std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes));
+  for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
+  std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
+  for (auto& o : offsets) o = static_cast<float>(byte(rng)) * 0.37f - 40.f;
+  for (auto& s : scales) s = 0.0123f * static_cast<float>(1 + byte(rng) % 7);  // each output its own
+
+  for (bool averaged : {false, true}) {
+    const int64_t ldy = m + 3;
+    auto run = [&](const kernels::KernelTable& table) {
+      std::vector<float> storage(static_cast<size_t>(n * ldy + 1), -7.25f);
+      kernels::ScanArgs args;
+      args.packed = packed.data();
+      args.rows = n;
+      args.npairs = npairs;
+      args.tables = tables.data();
+      args.outputs = m;
+      args.scales = scales.data();
+      args.offsets = offsets.data();
+      args.averaged = averaged;
+      args.y = storage.data() + 1;  // misaligned output
+      args.ldy = ldy;
+      // Two output ranges, as threads split them.
+      const int64_t split = m / 2;
+      table.scan(args, 0, nblocks, 0, split);
+      table.scan(args, 0, nblocks, split, m);
+      return storage;
+    };
+    const std::vector<float> expected = run(kernels::scalar_kernels());
+    const std::vector<float> got = run(detail::kernels_for(isa).maddness);
+    ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
+        << (averaged ? "averaged" : "exact") << " accumulation differs";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, KernelGrid,
+    ::testing::ValuesIn(testing::level_grid(Family::maddness, testing::simd_levels(),
+                                            std::vector<int64_t>{1, 31, 32, 33, 1000, 10016},
+                                            std::vector<int64_t>{1, 3, 10, 100}, std::vector<int>{1, 2, 3, 8, 16, 24, 32, 64})),
+    [](const ::testing::TestParamInfo<GridParam>& param_info) {
+      return isa_name(std::get<0>(param_info.param)) + "_N" + std::to_string(std::get<1>(param_info.param)) + "_M" +
+             std::to_string(std::get<2>(param_info.param)) + "_C" + std::to_string(std::get<3>(param_info.param));
+    });
+
+// Values in [-1, 1], a share of them exactly equal to a threshold (x > t must be strict).
+std::vector<float> testing_values(int64_t n, int64_t d, const RandomEncoder& e) {
+  std::mt19937_64 rng(static_cast<uint64_t>(n * 31 + d));
+  std::uniform_real_distribution<float> value(-1.f, 1.f);
+  std::uniform_int_distribution<size_t> pick(0, e.thresholds.size() - 1);
+  std::vector<float> a(static_cast<size_t>(n * d));
+  for (size_t i = 0; i < a.size(); ++i) {
+    const float t = e.thresholds[pick(rng)];
+    a[i] = (i % 7 == 0 && std::isfinite(t)) ? t : value(rng);
+  }
+  return a;
+}
+
+// Properties every level's kernels have, the scalar ones included.
+class KernelEdges : public LevelTest<Family::maddness> {};
+
+TEST_P(KernelEdges, NanIsReportedByEveryIsa) {
+  const RandomEncoder e = random_encoder(4, 20, 5);
+  const Isa isa = level();
+  for (int64_t n : {5, 64, 130}) {
+    std::vector<float> a = testing_values(n, 20, e);
+    a[static_cast<size_t>((n - 1) * 20 + e.split_dims[3])] = std::numeric_limits<float>::quiet_NaN();
+    for (bool col_major : {false, true}) {
+      const auto got = encode_with(detail::kernels_for(isa).maddness, e, a, n, col_major);
+      EXPECT_TRUE(got.second) << isa_name(isa) << " n=" << n;
+    }
+  }
+}
+
+TEST_P(KernelEdges, LargeCodebookCountsNeverOverflowSixteenBits) {
+  // 260 codebook pairs of all-255 tables: rounds of 128 (exact) and 256 (averaged) pairs.
+  const int c = 520, npairs = c / 2;
+  const int64_t n = 100, m = 5;
+  const int64_t nblocks = 2;
+  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows), 0x5A);
+  std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes), 255);
+  std::vector<float> offsets(static_cast<size_t>(m), 0.f), ones(static_cast<size_t>(m), 1.f);
+  const Isa isa = level();
+  for (bool averaged : {false, true}) {
+    std::vector<float> y(static_cast<size_t>(n * m));
+    kernels::ScanArgs args;
+    args.packed = packed.data();
+    args.rows = n;
+    args.npairs = npairs;
+    args.tables = tables.data();
+    args.outputs = m;
+    args.scales = ones.data();
+    args.offsets = offsets.data();
+    args.averaged = averaged;
+    args.y = y.data();
+    args.ldy = m;
+    detail::kernels_for(isa).maddness.scan(args, 0, nblocks, 0, m);
+    const float expected = averaged ? 255.f * npairs : 255.f * c;
+    for (float v : y) ASSERT_EQ(expected, v) << isa_name(isa) << (averaged ? " averaged" : " exact");
+  }
+}
+
+TEST_P(KernelEdges, BlockRangesEncodeIndependently) {
+  const RandomEncoder e = random_encoder(6, 23, 9);
+  const int64_t n = 300;
+  const std::vector<float> a = testing_values(n, 23, e);
+  const Isa isa = level();
+  const auto whole = encode_with(detail::kernels_for(isa).maddness, e, a, n, false);
+  auto first = encode_with(detail::kernels_for(isa).maddness, e, a, n, false, 0, 2);
+  const auto second = encode_with(detail::kernels_for(isa).maddness, e, a, n, false, 2, 5);
+  const size_t split = 2 * 3 * kBlockRows;
+  std::copy(second.first.begin() + split, second.first.end(), first.first.begin() + split);
+  EXPECT_EQ(whole.first, first.first) << isa_name(isa);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, KernelEdges, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
+
+}  // namespace
+}  // namespace lutmul

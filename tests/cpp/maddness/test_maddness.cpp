@@ -1,0 +1,215 @@
+// The public API end to end: layouts, encode/scan agreement, dequantisation, threads,
+// determinism, several weights on one encoder.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "../core/isa_sweep.h"
+#include "lutmul/lutmul.h"
+#include "test_util.h"
+
+namespace lutmul {
+namespace {
+
+using testing::exact_product;
+using testing::low_rank_rows;
+using testing::relative_error;
+
+// Run at every ISA level (isa_sweep.h), the model fitted and used at that level.
+class Api : public testing::LevelTest<testing::Family::maddness> {
+ protected:
+  static constexpr int64_t kTrain = 1500, kTest = 333, kDim = 70, kOut = 11;
+  static constexpr int kCodebooks = 9;
+
+  void SetUp() override {
+    LevelTest::SetUp();
+    if (IsSkipped()) return;
+    ASSERT_EQ(level(), active_isa());
+    train_ = low_rank_rows(kTrain + kTest, kDim, 6, 0.1f, 42);
+    test_.assign(train_.begin() + kTrain * kDim, train_.end());
+    train_.resize(kTrain * kDim);
+    weights_ = testing::uniform(kDim, kOut, -1.f, 1.f, 3);
+    for (int64_t j = 0; j < kOut; ++j) bias_.push_back(0.5f * static_cast<float>(j) - 2.f);
+    MaddnessConfig config;
+    config.ncodebooks = kCodebooks;
+    model_ = Maddness(config);
+    model_.fit(MatrixView::row_major(train_.data(), kTrain, kDim), MatrixView::row_major(weights_.data(), kDim, kOut),
+               bias_.data());
+  }
+
+  std::vector<float> train_, test_, weights_, bias_;
+  Maddness model_;
+};
+
+TEST_P(Api, LayoutsAndEntryPointsAgreeExactly) {
+  const Matrix y = model_.matmul(MatrixView::row_major(test_.data(), kTest, kDim));
+  const std::vector<float> col = testing::to_col_major(test_, kTest, kDim);
+  const Matrix y_col = model_.matmul(MatrixView::col_major(col.data(), kTest, kDim));
+  EXPECT_EQ(y.values, y_col.values);
+
+  // Into a caller's buffer with a padded leading dimension: padding untouched.
+  const int64_t ldy = kOut + 4;
+  std::vector<float> buffer(static_cast<size_t>(kTest * ldy), 123.f);
+  model_.matmul(MatrixView::row_major(test_.data(), kTest, kDim), buffer.data(), ldy);
+  for (int64_t i = 0; i < kTest; ++i) {
+    for (int64_t j = 0; j < kOut; ++j) ASSERT_EQ(y(i, j), buffer[i * ldy + j]);
+    for (int64_t j = kOut; j < ldy; ++j) ASSERT_EQ(123.f, buffer[i * ldy + j]);
+  }
+
+  const EncodedRows codes = model_.encode(MatrixView::row_major(test_.data(), kTest, kDim));
+  std::vector<float> scanned(static_cast<size_t>(kTest * kOut));
+  model_.scan(codes, scanned.data(), kOut);
+  EXPECT_EQ(y.values, scanned);
+}
+
+TEST_P(Api, CodesFollowTheTrees) {
+  const EncodedRows codes = model_.encode(MatrixView::row_major(test_.data(), kTest, kDim));
+  ASSERT_EQ(kTest, codes.rows());
+  for (int64_t i = 0; i < kTest; ++i)
+    for (int c = 0; c < kCodebooks; ++c) {
+      int node = 0;
+      for (int level = 0; level < 4; ++level) {
+        const int dim = model_.split_dim(c, level);
+        ASSERT_GE(dim, model_.subspace_begin(c));
+        ASSERT_LT(dim, model_.subspace_end(c));
+        node = 2 * node + (test_[i * kDim + dim] > model_.threshold(c, level, node) ? 1 : 0);
+      }
+      ASSERT_EQ(node, codes.code(i, c)) << "row " << i << " codebook " << c;
+    }
+  const std::vector<uint8_t> flat = codes.unpacked();
+  EXPECT_EQ(codes.code(kTest - 1, kCodebooks - 1), flat.back());
+}
+
+TEST_P(Api, OutputsAreTheDequantisedTableSums) {
+  const EncodedRows codes = model_.encode(MatrixView::row_major(test_.data(), kTest, kDim));
+  const Matrix y = model_.matmul(MatrixView::row_major(test_.data(), kTest, kDim));
+  const auto& q = model_.quantized_tables();
+  const int npairs = (kCodebooks + 1) / 2;
+  for (int64_t i = 0; i < kTest; ++i)
+    for (int64_t j = 0; j < kOut; ++j) {
+      double sum = 0;
+      for (int c = 0; c < kCodebooks; ++c) sum += q[(j * npairs + c / 2) * 32 + (c % 2) * 16 + codes.code(i, c)];
+      const double expected = sum / model_.table_scale(j) + model_.table_offset(j) + bias_[j];
+      ASSERT_NEAR(expected, y(i, j), 1e-4 * (1 + std::fabs(expected)));
+    }
+}
+
+// Outputs of very different sizes: each gets its own table scale, so the small ones are not
+// rounded away. With one scale for all, the 1e-3 column would round to zero tables; here every
+// column stays within 5 % of its float-table outputs (1.4-1.9 % measured).
+TEST(TableQuantisation, EveryOutputKeepsItsOwnPrecision) {
+  const int64_t n = 2000, d = 32, m = 4, test = 300;
+  const std::vector<float> a = testing::low_rank_rows(n, d, 8, 0.2f, 11), x = testing::low_rank_rows(test, d, 8, 0.2f, 12);
+  std::vector<float> b = testing::uniform(d, m, -1.f, 1.f, 13);
+  const float column_scale[m] = {1e-3f, 1.f, 30.f, 1e3f};
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < m; ++j) b[i * m + j] *= column_scale[j];
+  MaddnessConfig config;
+  config.ncodebooks = 8;
+  Maddness model(config);
+  model.fit(MatrixView::row_major(a.data(), n, d), MatrixView::row_major(b.data(), d, m));
+  const auto& q = model.quantized_tables();
+  for (int64_t j = 0; j < m; ++j) {
+    int widest = 0;
+    for (int c = 0; c < config.ncodebooks; ++c) {
+      const uint8_t* table = q.data() + (j * (config.ncodebooks / 2) + c / 2) * 32 + (c % 2) * 16;
+      EXPECT_EQ(0, *std::min_element(table, table + 16)) << "output " << j << " codebook " << c;
+      widest = std::max<int>(widest, *std::max_element(table, table + 16));
+    }
+    EXPECT_EQ(255, widest) << "output " << j;
+  }
+  const MatrixView xv = MatrixView::row_major(x.data(), test, d);
+  const Matrix eight_bit = model.matmul(xv);
+  model.set_table_mode(TableMode::float32);
+  const Matrix float_tables = model.matmul(xv);
+  for (int64_t j = 0; j < m; ++j) {
+    double diff = 0, norm = 0;
+    for (int64_t i = 0; i < test; ++i) {
+      diff += std::pow(eight_bit(i, j) - float_tables(i, j), 2);
+      norm += std::pow(float_tables(i, j), 2);
+    }
+    EXPECT_LT(std::sqrt(diff / norm), 0.05) << "output " << j << " (column scale " << column_scale[j] << ")";
+  }
+}
+
+TEST_P(Api, FloatTablesAndAveragingStayCloseToExactMode) {
+  const MatrixView a = MatrixView::row_major(test_.data(), kTest, kDim);
+  const std::vector<float> exact = exact_product(test_, weights_, kTest, kDim, kOut);
+  std::vector<float> exact_with_bias = exact;
+  for (int64_t i = 0; i < kTest; ++i)
+    for (int64_t j = 0; j < kOut; ++j) exact_with_bias[i * kOut + j] += bias_[j];
+  const double err_u8 = relative_error(exact_with_bias, model_.matmul(a).values);
+  model_.set_table_mode(TableMode::float32);
+  const double err_f32 = relative_error(exact_with_bias, model_.matmul(a).values);
+  model_.set_table_mode(TableMode::uint8);
+  model_.set_accumulation(Accumulation::averaged);
+  const double err_avg = relative_error(exact_with_bias, model_.matmul(a).values);
+  EXPECT_LT(err_f32, 0.5);
+  EXPECT_LT(std::fabs(err_u8 - err_f32), 0.01);
+  EXPECT_LT(err_avg, err_u8 * 1.25 + 0.01);
+}
+
+TEST_P(Api, ThreadCountChangesNothing) {
+  const MatrixView a = MatrixView::row_major(test_.data(), kTest, kDim);
+  const MatrixView b = MatrixView::row_major(weights_.data(), kDim, kOut);
+  const MatrixView t = MatrixView::row_major(train_.data(), kTrain, kDim);
+  set_num_threads(1);
+  MaddnessConfig config;
+  config.ncodebooks = kCodebooks;
+  Maddness one(config);
+  one.fit(t, b, bias_.data());
+  const Matrix y1 = one.matmul(a);
+  set_num_threads(2);
+  Maddness two(config);
+  two.fit(t, b, bias_.data());
+  const Matrix y2 = two.matmul(a);
+  EXPECT_EQ(one.prototypes(), two.prototypes());
+  EXPECT_EQ(y1.values, y2.values);
+  EXPECT_EQ(y1.values, one.matmul(a).values);
+}
+
+TEST_P(Api, OneEncoderSeveralWeights) {
+  MaddnessConfig config;
+  config.ncodebooks = kCodebooks;
+  Maddness shared(config);
+  shared.fit_encoder(MatrixView::row_major(train_.data(), kTrain, kDim));
+  EXPECT_FALSE(shared.has_weights());
+  const std::vector<float> other = testing::uniform(kDim, 4, -2.f, 2.f, 77);
+  shared.set_weights(MatrixView::row_major(weights_.data(), kDim, kOut), bias_.data());
+  const MatrixView a = MatrixView::row_major(test_.data(), kTest, kDim);
+  EXPECT_EQ(model_.matmul(a).values, shared.matmul(a).values);
+  // B given column-major gives the same tables.
+  const std::vector<float> other_col = testing::to_col_major(other, kDim, 4);
+  shared.set_weights(MatrixView::row_major(other.data(), kDim, 4));
+  const Matrix y_row = shared.matmul(a);
+  shared.set_weights(MatrixView::col_major(other_col.data(), kDim, 4));
+  EXPECT_EQ(y_row.values, shared.matmul(a).values);
+  EXPECT_EQ(4, y_row.cols);
+}
+
+TEST_P(Api, ConcurrentCallsOnOneModelAgree) {
+  const MatrixView a = MatrixView::row_major(test_.data(), kTest, kDim);
+  const Matrix expected = model_.matmul(a);
+  std::vector<Matrix> results(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < results.size(); ++t)
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 5; ++rep) results[t] = model_.matmul(a);
+    });
+  for (auto& t : threads) t.join();
+  for (const Matrix& r : results) EXPECT_EQ(expected.values, r.values);
+}
+
+TEST_P(Api, EmptyInputGivesEmptyOutput) {
+  const Matrix y = model_.matmul(MatrixView::row_major(test_.data(), 0, kDim));
+  EXPECT_EQ(0, y.rows);
+  EXPECT_EQ(kOut, y.cols);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, Api, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
+
+}  // namespace
+}  // namespace lutmul
