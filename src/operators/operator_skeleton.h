@@ -1,7 +1,7 @@
 // Internal: the glue every operator shares, written once. Constructors check their weights
 // and copy their bias through here; forwards take contiguous rows, split work among threads
-// and apply the one finite-values rule of the contract (include/lutmul/operators/linear_operator.h)
-// through here.
+// and apply the one finite-values rule of the contract
+// (include/lutmul/operators/linear_operator.h) through here.
 #pragma once
 
 #include <omp.h>
