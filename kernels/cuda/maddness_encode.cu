@@ -1,8 +1,8 @@
 // MADDNESS encode on the GPU: a 4-level tree walk per row and codebook that reads only the
 // split columns, written as the EncodedRows packed layout (byte 2w of a pair's 64 bytes is
 // row w, byte 2w+1 row 32+w; low nibble codebook 2p, high nibble 2p+1). Must equal
-// kernels/cpu/maddness/maddness_scalar.cpp byte for byte: x > threshold goes right (a NaN goes left), rows
-// past N and a phantom codebook (odd C) get code 0.
+// kernels/cpu/maddness/maddness_scalar.cpp byte for byte: x > threshold goes right (a NaN
+// goes left), rows past N and a phantom codebook (odd C) get code 0.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -53,7 +53,7 @@ __global__ void __launch_bounds__(kEncodeThreads) encode_row_major_kernel(Encode
         float value = 0.f;
         if (row < p.rows) {
           value = __ldg(p.a + row * p.row_stride + static_cast<int64_t>(__ldg(p.columns + column_begin + u)) * p.col_stride);
-          saw_nan |= !isfinite(value);  // NaN or infinity, as on the CPU
+          saw_nan |= isnan(value);
         }
         tile[u * kTileStride + r] = value;
       }
@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(kEncodeThreads) encode_col_major_kernel(Encode
         const float* column = p.a + static_cast<int64_t>(__ldg(p.split_dims + c * kTreeDepth + t)) * p.col_stride;
         low[t] = has_low ? __ldg(column + row_low * p.row_stride) : 0.f;
         high[t] = has_high ? __ldg(column + row_high * p.row_stride) : 0.f;
-        saw_nan |= !isfinite(low[t]) || !isfinite(high[t]);
+        saw_nan |= isnan(low[t]) || isnan(high[t]);
       }
       const float* thresholds = p.thresholds + c * kTreeDepth * kThresholdStride;
       word |= static_cast<uint32_t>(walk(thresholds, low[0], low[1], low[2], low[3])) << (4 * half);

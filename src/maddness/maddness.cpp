@@ -225,7 +225,7 @@ void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
     const auto range = detail::partition(nblocks, omp_get_num_threads(), omp_get_thread_num());
     saw_nan = table.encode(mine, range.first, range.second);
   }
-  LUTMUL_CHECK(!saw_nan, "A has a non-finite value (NaN or infinity) in a column the encoder reads (", A.rows, " x ", A.cols, " input)");
+  LUTMUL_CHECK(!saw_nan, "A contains NaN in a column the encoder reads (", A.rows, " x ", A.cols, " input)");
 }
 
 void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {

@@ -24,11 +24,13 @@ class LinearOperator {
 
   // Y (N × M, row-major, leading dimension ldy ≥ M) = X·W + bias for X (N × K, any layout
   // MatrixView allows). Thread-safe: any number of callers at once on one operator.
-  // Finite values, one rule for every kind: a NaN or infinity in X that can reach Y throws
-  // lutmul::Error naming X. Every value an operator reads is such a value, except where its
-  // weights ignore whole input columns: MADDNESS's encoder reads only its split columns and
-  // channel pruning only the kept inputs, so the other columns are not inspected (they cannot
-  // change Y). After such an error the contents of Y are unspecified.
+  // Finite values, one rule for every kind: a value of X that would make Y NaN or infinite,
+  // or undefined, throws lutmul::Error naming X. For the products that multiply X (dense,
+  // int8, pruned, low-rank, LoRA) that is any NaN or infinity they read. MADDNESS only
+  // compares the columns its encoder reads with thresholds: a NaN there throws (it has no
+  // branch), an infinity takes the branch any large value takes and Y stays finite. Columns an
+  // operator never reads (MADDNESS's unsplit ones, the inputs channel pruning drops) cannot
+  // change Y and are not inspected. After such an error the contents of Y are unspecified.
   virtual void forward(const MatrixView& X, float* Y, int64_t ldy) const = 0;
   Matrix forward(const MatrixView& X) const;
 

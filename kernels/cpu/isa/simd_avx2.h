@@ -71,13 +71,11 @@ struct Avx2Ops {
   static uint32_t greater_mask(Floats x, Floats t) {
     return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_GT_OQ)));
   }
-  // NaN or infinity: x − x is NaN exactly then.
-  static __m256 non_finite(Floats x) { return _mm256_cmp_ps(_mm256_sub_ps(x, x), _mm256_setzero_ps(), _CMP_NEQ_UQ); }
-  static uint32_t nan_mask(Floats x) { return static_cast<uint32_t>(_mm256_movemask_ps(non_finite(x))); }
+  static uint32_t nan_mask(Floats x) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q))); }
   // Bit c of `bits` to bit 4c of the result.
   static uint64_t spread_to_nibbles(uint32_t bits) { return _pdep_u64(bits, 0x1111111111111111ull); }
   static NanFlag no_nan() { return _mm256_setzero_ps(); }
-  static void track_nan(NanFlag& flag, Floats x) { flag = _mm256_or_ps(flag, non_finite(x)); }
+  static void track_nan(NanFlag& flag, Floats x) { flag = _mm256_or_ps(flag, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)); }
   static bool any_nan(NanFlag flag) { return _mm256_movemask_ps(flag) != 0; }
   // 32 codes (4 vectors of 8 int32, values < 256) to 32 bytes in row order.
   static __m256i pack_32_rows(const Ints* v) {

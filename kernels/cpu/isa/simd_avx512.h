@@ -71,12 +71,11 @@ struct Avx512Ops {
   }
   static Ints load_ints(const int32_t* p) { return _mm512_loadu_si512(p); }
   static uint32_t greater_mask(Floats x, Floats t) { return _mm512_cmp_ps_mask(x, t, _CMP_GT_OQ); }
-  // NaN or infinity (fpclass: quiet NaN 0x01, +inf 0x08, -inf 0x10, signalling NaN 0x80).
-  static uint32_t nan_mask(Floats x) { return _mm512_fpclass_ps_mask(x, 0x99); }
+  static uint32_t nan_mask(Floats x) { return _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q); }
   // Bit c of `bits` to bit 4c of the result.
   static uint64_t spread_to_nibbles(uint32_t bits) { return _pdep_u64(bits, 0x1111111111111111ull); }
   static NanFlag no_nan() { return 0; }
-  static void track_nan(NanFlag& flag, Floats x) { flag = static_cast<NanFlag>(flag | _mm512_fpclass_ps_mask(x, 0x99)); }
+  static void track_nan(NanFlag& flag, Floats x) { flag = static_cast<NanFlag>(flag | _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q)); }
   static bool any_nan(NanFlag flag) { return flag != 0; }
   // lo/hi: codes of codebooks 2p and 2p+1 for rows 16k..16k+15 (k = 0..3).
   static void store_codes(const Ints* lo, const Ints* hi, uint8_t* out) {

@@ -88,17 +88,12 @@ struct NeonOps {
     return vaddvq_u32(vandq_u32(all_ones_lanes, vld1q_u32(weights)));
   }
   static uint32_t greater_mask(Floats x, Floats t) { return lane_bits(vcgtq_f32(x, t)); }
-  // NaN or infinity: x − x is NaN exactly then, and NaN equals nothing.
-  static uint32x4_t non_finite(Floats x) {
-    const float32x4_t d = vsubq_f32(x, x);
-    return vmvnq_u32(vceqq_f32(d, d));
-  }
-  static uint32_t nan_mask(Floats x) { return lane_bits(non_finite(x)); }
+  static uint32_t nan_mask(Floats x) { return lane_bits(vmvnq_u32(vceqq_f32(x, x))); }
   static uint64_t spread_to_nibbles(uint32_t bits) {
     return (bits & 1u) | ((bits & 2u) << 3) | ((bits & 4u) << 6) | (uint64_t{bits & 8u} << 9);
   }
   static NanFlag no_nan() { return vdupq_n_u32(0); }
-  static void track_nan(NanFlag& flag, Floats x) { flag = vorrq_u32(flag, non_finite(x)); }
+  static void track_nan(NanFlag& flag, Floats x) { flag = vorrq_u32(flag, vmvnq_u32(vceqq_f32(x, x))); }
   static bool any_nan(NanFlag flag) { return vmaxvq_u32(flag) != 0; }
   static void store_codes(const Ints* lo, const Ints* hi, uint8_t* out) {
     uint8x16_t rows[4];

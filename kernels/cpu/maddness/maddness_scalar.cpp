@@ -23,7 +23,7 @@ bool encode_reference(const EncodeArgs& args, int64_t block_begin, int64_t block
           for (int level = 0; level < kTreeDepth; ++level) {
             const int64_t dim = args.split_dims[c * kTreeDepth + level];
             const float x = args.a[row * args.row_stride + dim * args.col_stride];
-            saw_nan |= !std::isfinite(x);  // NaN or infinity
+            saw_nan |= std::isnan(x);
             const float threshold = args.thresholds[(c * kTreeDepth + level) * kThresholdStride + node];
             node = 2 * node + (x > threshold ? 1 : 0);
           }
