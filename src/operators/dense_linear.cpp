@@ -22,15 +22,17 @@ DenseLinear::DenseLinear(const MatrixView& W, const float* bias)
 }
 
 void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
-  detail::check_rows_finite(X, nullptr, "dense");
   detail::use_single_threaded_blas();
   const bool row_major = X.layout == Layout::row_major;
   const int64_t ldx = X.leading_dim();
   const std::vector<detail::ProductPart> parts = detail::split_product(X.rows, m_, num_threads());
   // OpenMP may give fewer threads than asked (inside another parallel region): parts round robin.
-  detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int count) {
+  const bool finite = detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int count) {
+    bool rows_ok = true;
     for (size_t part = static_cast<size_t>(thread); part < parts.size(); part += static_cast<size_t>(count)) {
       const detail::ProductPart& p = parts[part];
+      // Each row is checked once, by the part that holds its first outputs, in that thread.
+      if (p.output_begin == 0) rows_ok = detail::rows_finite(X, p.row_begin, p.row_end - p.row_begin) && rows_ok;
       const int64_t rows = p.row_end - p.row_begin, outputs = p.output_end - p.output_begin;
       // Row i of X starts at data + i·ld (row-major) or data + i (column-major).
       const float* x = X.data + p.row_begin * (row_major ? ldx : 1);
@@ -46,8 +48,9 @@ void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
                     static_cast<int>(m_), 1.f, y, static_cast<int>(ldy));
       }
     }
-    return true;
+    return rows_ok;
   });
+  if (!finite) detail::check_rows_finite(X, nullptr, "dense");  // throws, naming the value
 }
 
 int64_t DenseLinear::bytes() const {

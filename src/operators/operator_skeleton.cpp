@@ -32,17 +32,22 @@ std::vector<float> copy_bias(const float* bias, int64_t m, const char* who) {
   return out;
 }
 
-void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, const char* who) {
-  const bool row_major = X.layout == Layout::row_major;
+bool rows_finite(const MatrixView& X, int64_t first, int64_t count) {
   bool finite = true;
-  for (int64_t i = 0; i < X.rows && finite; ++i) {
-    if (rows != nullptr && !(*rows)[i]) continue;
-    if (row_major) {
+  for (int64_t i = first; i < first + count && finite; ++i) {
+    if (X.layout == Layout::row_major) {
       finite = all_finite(X.data + i * X.leading_dim(), static_cast<size_t>(X.cols));
     } else {
       for (int64_t k = 0; k < X.cols; ++k) finite = finite && std::isfinite(X.at(i, k));
     }
   }
+  return finite;
+}
+
+void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, const char* who) {
+  bool finite = true;
+  for (int64_t i = 0; i < X.rows && finite; ++i)
+    if (rows == nullptr || (*rows)[i]) finite = rows_finite(X, i, 1);
   if (!finite) check_finite(X, (std::string(who) + " forward: X").c_str());
 }
 

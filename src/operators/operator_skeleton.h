@@ -31,6 +31,8 @@ std::vector<float> copy_bias(const float* bias, int64_t m, const char* who);
 // Throws, naming the first bad value, unless every row i of X with `rows` (null: all rows)
 // nonzero at i is finite. Vectorised for row-major X.
 void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, const char* who);
+// True when rows [first, first + count) of X are finite (no throw: for parallel regions).
+bool rows_finite(const MatrixView& X, int64_t first, int64_t count);
 
 // Rows [first, first + count) of X contiguous and row-major: a pointer into X when X is
 // row-major, else a copy made in `buffer`. `ld` receives the leading dimension.
