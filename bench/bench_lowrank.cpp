@@ -14,7 +14,7 @@
 //                                              per row (the loop a straightforward version runs)
 //   lora_adapter_term_blas_grouped/...         rows grouped by adapter, gathered, and two BLAS
 //                                              sgemm per group (the grouping without our kernel)
-// The exact baseline for lowrank_linear is exact_sgemm/N/K/M/threads (bench_operators.cpp).
+// The exact baseline for lowrank_linear is the fastest exact_*/N/K/M/threads (bench_exact.cpp).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 

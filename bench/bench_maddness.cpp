@@ -6,13 +6,12 @@
 // maddness_encode/N/D/C/threads, maddness_encode_colmajor/..., stream_read/N/D (plain loads
 // of all of a row-major A: the bound for its encoder), maddness_scan/N/M/C/threads
 // (exact accumulation; _averaged for the other mode), maddness_fit/N/D/C/threads, and the
-// exact baselines exact_sgemm/N/D/M/threads (OpenBLAS, its kernel printed in the context)
-// and exact_eigen/N/D/M/threads (Eigen built for this CPU); the faster one is the baseline.
+// exact baselines exact_sgemm, exact_eigen and exact_onednn/N/D/M/threads (bench_exact.cpp,
+// the kernels each picked printed in the context); the fastest one is the baseline.
 // Tables are prebuilt; A is float, Y is float.
 //
 // Debian's OpenBLAS takes this CPU for an old one unless OPENBLAS_CORETYPE is set, which
 // must happen before the library loads: main() re-executes itself with it set.
-#include <Eigen/Dense>
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <unistd.h>
@@ -153,41 +152,6 @@ void fit(benchmark::State& state) {
   }
 }
 
-void exact_sgemm(benchmark::State& state) {
-  const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
-  openblas_set_num_threads(static_cast<int>(state.range(3)));
-  const std::vector<float>& a = cached_structured_rows(n, d, false);
-  const std::vector<float> b = weights(d, m);
-  std::vector<float> y(static_cast<size_t>(n * m));
-  for (auto _ : state) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(m), static_cast<int>(d),
-                1.f, a.data(), static_cast<int>(d), b.data(), static_cast<int>(m), 0.f, y.data(), static_cast<int>(m));
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * static_cast<double>(n * d * m), benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
-}
-
-void exact_eigen(benchmark::State& state) {
-  const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
-  Eigen::setNbThreads(static_cast<int>(state.range(3)));
-  using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const std::vector<float>& a = cached_structured_rows(n, d, false);
-  const std::vector<float> b = weights(d, m);
-  const Eigen::Map<const RowMatrix> a_map(a.data(), n, d), b_map(b.data(), d, m);
-  RowMatrix y(n, m);
-  for (auto _ : state) {
-    y.noalias() = a_map * b_map;
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * static_cast<double>(n * d * m), benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
-}
-
 // The bound for a row-major encoder: stream every byte of A once with plain loads.
 void stream_read(benchmark::State& state) {
   const int64_t n = state.range(0), d = state.range(1);
@@ -208,8 +172,7 @@ void register_all() {
   for (int64_t n : rows)
     for (int64_t t : {1, 2}) {
       for (int64_t m : {10, 100}) {
-        benchmark::RegisterBenchmark("exact_sgemm", exact_sgemm)->Args({n, 512, m, t});
-        benchmark::RegisterBenchmark("exact_eigen", exact_eigen)->Args({n, 512, m, t});
+        register_exact_products(n, 512, m, t);
         for (int64_t c : {8, 16, 32}) {
           benchmark::RegisterBenchmark("maddness_matmul", [](benchmark::State& s) { matmul(s, false); })->Args({n, 512, m, c, t});
           benchmark::RegisterBenchmark("maddness_matmul_colmajor", [](benchmark::State& s) { matmul(s, true); })->Args({n, 512, m, c, t});
@@ -242,6 +205,8 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("blas_core", openblas_get_corename());
   benchmark::AddCustomContext("blas_config", openblas_get_config());
   benchmark::AddCustomContext("lutmul_isa", lutmul::isa_name(lutmul::active_isa()));
+  const lutmul::ProductBackend& exact = lutmul::exact_product_backend();
+  benchmark::AddCustomContext("onednn", exact.version + " " + exact.isa);
   register_all();
   register_operator_benchmarks();
   register_lowrank_benchmarks();

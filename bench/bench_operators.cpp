@@ -1,16 +1,13 @@
 // Google Benchmark: the operators of the shared contract against the exact product, same run.
 // Names: int8_linear/N/K/M/threads, sparse_linear/N/K/M/sparsity%/threads,
-// sparse24_linear/N/K/M/threads, and exact_sgemm/N/K/M/threads (OpenBLAS through
-// DenseLinear: sgemv for N = 1) and exact_eigen/N/K/M/threads for the same shapes.
-#include <Eigen/Dense>
+// sparse24_linear/N/K/M/threads, dense_linear/N/K/M/threads (DenseLinear, the exact operator),
+// and the exact products of the same shapes (bench_exact.cpp).
 #include <benchmark/benchmark.h>
 
 #include <vector>
 
 #include "bench_registry.h"
 #include "lutmul/lutmul.h"
-
-extern "C" void openblas_set_num_threads(int);
 
 namespace {
 
@@ -34,7 +31,7 @@ void int8_linear(benchmark::State& state) {
   time_forward(state, op, n, op.multiply_adds_per_row());
 }
 
-void dense_sgemm(benchmark::State& state) {
+void dense_linear(benchmark::State& state) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
   lutmul::set_num_threads(static_cast<int>(state.range(3)));
   const std::vector<float> w = structured_rows(k, m, 2);
@@ -61,33 +58,18 @@ void sparse24_linear(benchmark::State& state) {
   time_forward(state, op, n, op.multiply_adds_per_row());
 }
 
-void dense_eigen(benchmark::State& state) {
-  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
-  Eigen::setNbThreads(static_cast<int>(state.range(3)));
-  using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const std::vector<float> x = structured_rows(n, k, 1), w = structured_rows(k, m, 2);
-  const Eigen::Map<const RowMatrix> x_map(x.data(), n, k), w_map(w.data(), k, m);
-  RowMatrix y(n, m);
-  for (auto _ : state) {
-    y.noalias() = x_map * w_map;
-    benchmark::DoNotOptimize(y.data());
-  }
-  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n * k * m), benchmark::Counter::kIsIterationInvariantRate,
-                                                benchmark::Counter::kIs1000);
-}
-
 }  // namespace
 
 void register_operator_benchmarks() {
   for (int64_t t : {1, 2})
     for (int64_t n : {1, 512}) {
-      benchmark::RegisterBenchmark("exact_sgemm", dense_sgemm)->Args({n, 1024, 1024, t});
-      benchmark::RegisterBenchmark("exact_eigen", dense_eigen)->Args({n, 1024, 1024, t});
+      register_exact_products(n, 1024, 1024, t);
+      benchmark::RegisterBenchmark("dense_linear", dense_linear)->Args({n, 1024, 1024, t});
       benchmark::RegisterBenchmark("int8_linear", int8_linear)->Args({n, 1024, 1024, t});
     }
   for (int64_t t : {1, 2}) {
-    benchmark::RegisterBenchmark("exact_sgemm", dense_sgemm)->Args({256, 1024, 1024, t});
-    benchmark::RegisterBenchmark("exact_eigen", dense_eigen)->Args({256, 1024, 1024, t});
+    register_exact_products(256, 1024, 1024, t);
+    benchmark::RegisterBenchmark("dense_linear", dense_linear)->Args({256, 1024, 1024, t});
     for (int64_t sparsity : {50, 90, 95})
       benchmark::RegisterBenchmark("sparse_linear", sparse_linear)->Args({256, 1024, 1024, sparsity, t});
     benchmark::RegisterBenchmark("sparse24_linear", sparse24_linear)->Args({256, 1024, 1024, t});

@@ -6,7 +6,7 @@
         --benchmark_out=run.json --benchmark_out_format=json
     python3 bench/performance_table.py run.json > docs/performance.md
 
-Every ratio is against the fastest exact product (OpenBLAS or Eigen) of the same shape
+Every ratio is against the fastest exact product (OpenBLAS, Eigen or oneDNN) of the same shape
 and thread count, measured in the same run. Times are medians of the repetitions.
 """
 import json
@@ -49,12 +49,13 @@ def main(path: str) -> None:
     print(f"- Machine: {cpu_model()}, {ctx.get('num_cpus')} cores at {ctx.get('mhz_per_cpu')} MHz, "
           f"caches L2 1 MiB/core, L3 32 MiB; {platform.system()} {platform.release()}")
     print(f"- lutmul kernels: `{ctx.get('lutmul_isa')}`; exact baselines: OpenBLAS {ctx.get('blas_config', '')} "
-          f"(kernel `{ctx.get('blas_core')}`) and Eigen 3 built with `-march=native`; the faster one per shape is the baseline.")
+          f"(kernel `{ctx.get('blas_core')}`), Eigen 3 built with `-march=native` and oneDNN {ctx.get('onednn', '')} "
+          "(lutmul's own exact product, `dense_linear`); the fastest one per shape is the baseline.")
     print("- A is float32 (row-major unless noted), Y is float32 row-major, tables are prebuilt, exact accumulation "
           "unless the row says averaged. Threads: the last number in each name.\n")
 
     def exact_best(n, d, m, t):
-        options = [(medians.get(f"{k}/{n}/{d}/{m}/{t}"), k) for k in ("exact_sgemm", "exact_eigen")]
+        options = [(medians.get(f"{k}/{n}/{d}/{m}/{t}"), k) for k in ("exact_sgemm", "exact_eigen", "exact_onednn")]
         options = [o for o in options if o[0] is not None]
         return min(options) if options else (None, None)
 
@@ -195,7 +196,7 @@ def main(path: str) -> None:
     print("| benchmark | median (ms) | GFLOP/s |")
     print("|---|---|---|")
     for name in sorted(medians):
-        if name.startswith("exact_"):
+        if name.startswith(("exact_", "dense_linear/")):
             rate = counters[name]
             gflops = (rate.get("GFLOP/s") or 2 * rate.get("GMAC/s", 0)) / 1e9
             print(f"| `{name}` | {medians[name] * 1e3:.2f} | {gflops:.0f} |")

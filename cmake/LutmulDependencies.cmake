@@ -1,7 +1,12 @@
 # System dependencies, all from Debian's packages (scripts/install_deps.sh installs them).
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 
-# OpenBLAS: BLAS for table construction and the exact baseline, LAPACK for the ridge solve.
+# oneDNN: every exact f32 product (src/core/sgemm.h says why not the BLAS). Debian builds it
+# with its OpenCL GPU engine, so its CMake package also looks for OpenCL (ocl-icd-opencl-dev).
+find_package(dnnl CONFIG REQUIRED)
+
+# OpenBLAS: the double-precision BLAS and LAPACK of training (ridge solve, whitening, SVD), and
+# a peer in the benchmarks.
 find_package(OpenBLAS CONFIG REQUIRED)
 add_library(lutmul_blas INTERFACE)
 target_include_directories(lutmul_blas INTERFACE ${OpenBLAS_INCLUDE_DIRS})

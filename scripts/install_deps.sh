@@ -3,7 +3,7 @@
 # apt only for what is missing.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libopenblas-dev libxsimd-dev libgtest-dev libgmock-dev
+packages=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev ocl-icd-opencl-dev libxsimd-dev libgtest-dev libgmock-dev
           libbenchmark-dev libeigen3-dev nlohmann-json3-dev python3 python3-venv python3-dev
           g++-aarch64-linux-gnu qemu-user)
 missing=()

@@ -5,6 +5,7 @@
 #include "lutmul/core/error.h"
 #include "lutmul/core/isa.h"
 #include "lutmul/core/matrix.h"
+#include "lutmul/core/product_backend.h"
 #include "lutmul/core/threading.h"
 #include "lutmul/core/version.h"
 #include "lutmul/io/peft_adapter.h"

@@ -6,6 +6,7 @@
 
 #include <lutmul/core/error.h>
 #include <lutmul/core/isa.h>
+#include <lutmul/core/product_backend.h>
 #include <lutmul/core/threading.h>
 #include <lutmul/core/version.h>
 
@@ -39,6 +40,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_isa", [](const std::string& name) { lutmul::set_isa(lutmul::parse_isa(name)); }, py::arg("name"));
   m.def("set_num_threads", &lutmul::set_num_threads, py::arg("n"));
   m.def("num_threads", &lutmul::num_threads);
+  m.def("exact_product_backend", [] {
+    const lutmul::ProductBackend& b = lutmul::exact_product_backend();
+    py::dict d;
+    d["library"] = b.library;
+    d["version"] = b.version;
+    d["isa"] = b.isa;
+    return d;
+  });
 
   bind_operator(m);
   bind_dense(m);

@@ -25,7 +25,7 @@ from ._core import (
 from ._version import __version__
 from .builder import build, kinds
 from .channel_pruned import ChannelPrunedLinear
-from .cpu import isa, num_threads, set_isa, set_num_threads, supported_isas
+from .cpu import exact_product_backend, isa, num_threads, set_isa, set_num_threads, supported_isas
 from .dense import DenseLinear
 from .int8 import Int8Linear
 from .io import load, load_operator, peft_modules, read_safetensors
@@ -47,6 +47,6 @@ __all__ = [
     # files
     "load", "load_operator", "read_safetensors", "peft_modules",
     # kernels and threads
-    "isa", "supported_isas", "set_isa", "set_num_threads", "num_threads",
+    "isa", "supported_isas", "set_isa", "set_num_threads", "num_threads", "exact_product_backend",
     "LutmulError", "__version__",
 ]

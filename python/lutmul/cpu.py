@@ -35,3 +35,13 @@ def set_num_threads(n: int) -> None:
 def num_threads() -> int:
     """The thread count lutmul uses."""
     return _core.num_threads()
+
+
+def exact_product_backend() -> dict:
+    """The library that runs lutmul's exact float32 products and the instruction set it picked.
+
+    ``{"library": "oneDNN", "version": "2.6.3", "isa": "avx512_core_bf16"}``: oneDNN reads the
+    CPU's feature flags itself, so the widest kernels run with no environment variable set
+    (unlike Debian's OpenBLAS, which needs ``OPENBLAS_CORETYPE`` on CPUs newer than it knows).
+    """
+    return dict(_core.exact_product_backend())

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/blas.h"
+#include "core/sgemm.h"
+#include "lutmul/core/threading.h"
 
 namespace lutmul::detail {
 
@@ -16,9 +17,8 @@ LookupTables build_lookup_tables(const std::vector<float>& prototypes, int ncode
   // dots = P (K × D) · B (D × M), row-major K × M.
   std::vector<float> dots(static_cast<size_t>(k * m));
   const bool row_major = weights.layout == Layout::row_major;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, row_major ? CblasNoTrans : CblasTrans, static_cast<int>(k),
-              static_cast<int>(m), static_cast<int>(dim), 1.f, prototypes.data(), static_cast<int>(dim), weights.data,
-              static_cast<int>(weights.leading_dim()), 0.f, dots.data(), static_cast<int>(m));
+  sgemm(false, !row_major, k, m, dim, prototypes.data(), dim, weights.data, weights.leading_dim(), 0.f, dots.data(), m,
+        num_threads());
 
   LookupTables t;
   t.float_tables.resize(static_cast<size_t>(m * k));

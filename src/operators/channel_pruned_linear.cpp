@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "core/blas.h"
+#include "core/sgemm.h"
 #include "core/file_format.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
@@ -57,18 +57,7 @@ void ChannelPrunedLinear::compute(const MatrixView& X, float* Y, int64_t ldy) co
     for (int64_t j = 0; j < kk; ++j) x[i * kk + j] = X.at(i, kept_inputs_[j]);
   for (float v : x) LUTMUL_CHECK(std::isfinite(v), "channel-pruned forward: X has a non-finite value in a kept input");
   std::vector<float> y(static_cast<size_t>(n * mk));
-  detail::use_single_threaded_blas();
-  const std::vector<detail::ProductPart> parts = detail::split_product(n, mk, num_threads());
-  detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int count) {
-    for (size_t part = static_cast<size_t>(thread); part < parts.size(); part += static_cast<size_t>(count)) {
-      const detail::ProductPart& p = parts[part];
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(p.row_end - p.row_begin),
-                  static_cast<int>(p.output_end - p.output_begin), static_cast<int>(kk), 1.f, x.data() + p.row_begin * kk,
-                  static_cast<int>(kk), weights_.data() + p.output_begin, static_cast<int>(mk), 0.f,
-                  y.data() + p.row_begin * mk + p.output_begin, static_cast<int>(mk));
-    }
-    return true;
-  });
+  detail::sgemm(false, false, n, mk, kk, x.data(), kk, weights_.data(), mk, 0.f, y.data(), mk, num_threads());
   for (int64_t i = 0; i < n; ++i) {
     float* row = Y + i * ldy;
     std::copy(bias_.begin(), bias_.end(), row);  // pruned outputs keep their bias

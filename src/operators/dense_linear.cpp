@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "core/blas.h"
+#include "core/sgemm.h"
 #include "core/file_format.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
@@ -22,35 +22,21 @@ DenseLinear::DenseLinear(const MatrixView& W, const float* bias)
 }
 
 void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
-  detail::use_single_threaded_blas();
-  const bool row_major = X.layout == Layout::row_major;
-  const int64_t ldx = X.leading_dim();
-  const std::vector<detail::ProductPart> parts = detail::split_product(X.rows, m_, num_threads());
-  // OpenMP may give fewer threads than asked (inside another parallel region): parts round robin.
-  const bool finite = detail::run_on_threads(static_cast<int>(parts.size()), [&](int thread, int count) {
-    bool rows_ok = true;
-    for (size_t part = static_cast<size_t>(thread); part < parts.size(); part += static_cast<size_t>(count)) {
-      const detail::ProductPart& p = parts[part];
-      // Each row is checked once, by the part that holds its first outputs, in that thread.
-      if (p.output_begin == 0) rows_ok = detail::rows_finite(X, p.row_begin, p.row_end - p.row_begin) && rows_ok;
-      const int64_t rows = p.row_end - p.row_begin, outputs = p.output_end - p.output_begin;
-      // Row i of X starts at data + i·ld (row-major) or data + i (column-major).
-      const float* x = X.data + p.row_begin * (row_major ? ldx : 1);
-      float* y = Y + p.row_begin * ldy + p.output_begin;
-      const float* w = weights_.data() + p.output_begin;
-      for (int64_t i = 0; i < rows; ++i) std::copy_n(bias_.data() + p.output_begin, outputs, y + i * ldy);
-      if (rows == 1) {  // a GEMV: y = Wᵀ·x + bias, BLAS's matrix-vector kernel
-        cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(k_), static_cast<int>(outputs), 1.f, w,
-                    static_cast<int>(m_), x, static_cast<int>(row_major ? 1 : ldx), 1.f, y, 1);
-      } else {
-        cblas_sgemm(CblasRowMajor, row_major ? CblasNoTrans : CblasTrans, CblasNoTrans, static_cast<int>(rows),
-                    static_cast<int>(outputs), static_cast<int>(k_), 1.f, x, static_cast<int>(ldx), w,
-                    static_cast<int>(m_), 1.f, y, static_cast<int>(ldy));
-      }
-    }
-    return rows_ok;
-  });
-  if (!finite) detail::check_rows_finite(X, nullptr, "dense");  // throws, naming the value
+  const int threads = num_threads();
+  // Every output of a row sums every input of that row times a weight, so one NaN or infinity
+  // in a row of X leaves no output of the row finite: a finite Y proves X finite. So the
+  // smaller of the two is checked, X before the product or Y after it (a column-major X is
+  // read with a stride, so Y then).
+  const bool check_x = X.layout == Layout::row_major && k_ < m_;
+  if (check_x && !detail::rows_finite_on_threads(X, threads)) detail::check_rows_finite(X, nullptr, "dense");
+  for (int64_t i = 0; i < X.rows; ++i) std::copy_n(bias_.data(), m_, Y + i * ldy);
+  // One product on lutmul's thread count: oneDNN splits it and shares each packed block of W
+  // between its threads (split by lutmul, every thread packed its own copy: 3-8 % slower).
+  detail::sgemm(X.layout != Layout::row_major, false, X.rows, m_, k_, X.data, X.leading_dim(), weights_.data(), m_, 1.f, Y,
+                ldy, threads);
+  // A non-finite Y from a finite X is an overflow of finite values: no error, as for every kind.
+  if (!check_x && !detail::rows_finite_on_threads(MatrixView::row_major(Y, X.rows, m_, ldy), threads))
+    detail::check_rows_finite(X, nullptr, "dense");
 }
 
 int64_t DenseLinear::bytes() const {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/blas.h"
+#include "core/sgemm.h"
 #include "core/file_format.h"
 #include "core/finite.h"
 #include "lutmul/core/error.h"
@@ -254,7 +255,6 @@ int64_t LowRankLinear::bytes() const {
 }
 
 void LowRankLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
-  detail::use_single_threaded_blas();
   const int64_t n = X.rows, ldx = X.leading_dim();
   const bool row_major = X.layout == Layout::row_major;
   std::vector<float> t(static_cast<size_t>(n * rank_));
@@ -267,23 +267,13 @@ void LowRankLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
     const float* x = X.data + first * (row_major ? ldx : 1);
     float* tr = t.data() + first * rank_;
     float* y = Y + first * ldy;
-    if (rows == 1) {  // two GEMVs: t = Uᵀ·x, y = Vᵀ·t + bias
-      cblas_sgemv(CblasRowMajor, CblasTrans, to_int(k_), to_int(rank_), 1.f, u_.data(), to_int(rank_), x,
-                  to_int(row_major ? 1 : ldx), 0.f, tr, 1);
-    } else {
-      cblas_sgemm(CblasRowMajor, row_major ? CblasNoTrans : CblasTrans, CblasNoTrans, to_int(rows), to_int(rank_),
-                  to_int(k_), 1.f, x, to_int(ldx), u_.data(), to_int(rank_), 0.f, tr, to_int(rank_));
-    }
+    // t = X·U, then y = t·V + bias, each on this thread alone.
+    detail::sgemm(!row_major, false, rows, rank_, k_, x, ldx, u_.data(), rank_, 0.f, tr, rank_, 1);
     // A NaN or infinity anywhere in a row of X makes that row of t non-finite: checking t (r
     // columns) is cheaper than checking X (K columns).
     if (!detail::all_finite(tr, static_cast<size_t>(rows * rank_))) return false;
     for (int64_t i = 0; i < rows; ++i) std::copy(bias_.begin(), bias_.end(), y + i * ldy);
-    if (rows == 1) {
-      cblas_sgemv(CblasRowMajor, CblasTrans, to_int(rank_), to_int(m_), 1.f, v_.data(), to_int(m_), tr, 1, 1.f, y, 1);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, to_int(rows), to_int(m_), to_int(rank_), 1.f, tr,
-                  to_int(rank_), v_.data(), to_int(m_), 1.f, y, to_int(ldy));
-    }
+    detail::sgemm(false, false, rows, m_, rank_, tr, rank_, v_.data(), m_, 1.f, y, ldy, 1);
     return true;
   });
   // Only then is X searched for the culprit.

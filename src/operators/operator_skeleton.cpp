@@ -44,6 +44,19 @@ bool rows_finite(const MatrixView& X, int64_t first, int64_t count) {
   return finite;
 }
 
+bool rows_finite_on_threads(const MatrixView& X, int threads) {
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, X.rows)));
+  // OpenMP may give fewer threads than asked (inside another parallel region): parts round robin.
+  return run_on_threads(parts, [&](int thread, int count) {
+    bool finite = true;
+    for (int p = thread; p < parts && finite; p += count) {
+      const auto [begin, end] = partition(X.rows, parts, p);
+      finite = rows_finite(X, begin, end - begin);
+    }
+    return finite;
+  });
+}
+
 void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, const char* who) {
   bool finite = true;
   for (int64_t i = 0; i < X.rows && finite; ++i)

@@ -33,6 +33,8 @@ std::vector<float> copy_bias(const float* bias, int64_t m, const char* who);
 void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, const char* who);
 // True when rows [first, first + count) of X are finite (no throw: for parallel regions).
 bool rows_finite(const MatrixView& X, int64_t first, int64_t count);
+// True when every row of X is finite, the rows split among `threads` threads.
+bool rows_finite_on_threads(const MatrixView& X, int threads);
 
 // Rows [first, first + count) of X contiguous and row-major: a pointer into X when X is
 // row-major, else a copy made in `buffer`. `ld` receives the leading dimension.
