@@ -1,6 +1,6 @@
 // Google Benchmark: the operators of the shared contract against the exact product, same run.
 // Names: int8_linear/N/K/M/threads, sparse_linear/N/K/M/sparsity%/threads,
-// sparse24_linear/N/K/M/threads, dense_linear/N/K/M/threads (DenseLinear, the exact operator),
+// sparse24_linear/N/K/M/threads, bf16_linear/N/K/M/threads, dense_linear/N/K/M/threads (DenseLinear, the exact operator),
 // and the exact products of the same shapes (bench_exact.cpp).
 #include <benchmark/benchmark.h>
 
@@ -39,6 +39,14 @@ void dense_linear(benchmark::State& state) {
   time_forward(state, op, n, op.multiply_adds_per_row());
 }
 
+void bf16_linear(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  lutmul::set_num_threads(static_cast<int>(state.range(3)));
+  const std::vector<float> w = structured_rows(k, m, 2);
+  const lutmul::Bf16Linear op(lutmul::MatrixView::row_major(w.data(), k, m));
+  time_forward(state, op, n, op.multiply_adds_per_row());
+}
+
 // Counts the kept multiply-adds only, so GMAC/s is the useful rate.
 void sparse_linear(benchmark::State& state) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
@@ -61,6 +69,13 @@ void sparse24_linear(benchmark::State& state) {
 }  // namespace
 
 void register_operator_benchmarks() {
+  // The MiniLM feed-forward layers (2,048 tokens): bfloat16 against the exact products.
+  for (int64_t t : {1, 2})
+    for (const auto& [k, m] : {std::pair<int64_t, int64_t>{1536, 384}, {384, 1536}}) {
+      register_exact_products(2048, k, m, t);
+      benchmark::RegisterBenchmark("dense_linear", dense_linear)->Args({2048, k, m, t});
+      benchmark::RegisterBenchmark("bf16_linear", bf16_linear)->Args({2048, k, m, t});
+    }
   for (int64_t t : {1, 2})
     for (int64_t n : {1, 512}) {
       register_exact_products(n, 1024, 1024, t);

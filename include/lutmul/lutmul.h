@@ -10,6 +10,7 @@
 #include "lutmul/core/version.h"
 #include "lutmul/io/peft_adapter.h"
 #include "lutmul/io/safetensors.h"
+#include "lutmul/operators/bf16_linear.h"
 #include "lutmul/operators/channel_pruned_linear.h"
 #include "lutmul/operators/dense_linear.h"
 #include "lutmul/operators/factory.h"

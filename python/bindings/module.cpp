@@ -18,6 +18,7 @@ namespace py = pybind11;
 // Each family's binding file (operator.cpp first: the others derive from LinearOperator).
 void bind_operator(py::module_& m);
 void bind_dense(py::module_& m);
+void bind_bf16(py::module_& m);
 void bind_int8(py::module_& m);
 void bind_sparse(py::module_& m);
 void bind_channel_pruned(py::module_& m);
@@ -51,6 +52,7 @@ PYBIND11_MODULE(_core, m) {
 
   bind_operator(m);
   bind_dense(m);
+  bind_bf16(m);
   bind_int8(m);
   bind_sparse(m);
   bind_channel_pruned(m);

@@ -26,6 +26,7 @@ from ._version import __version__
 from .builder import build, kinds
 from .channel_pruned import ChannelPrunedLinear
 from .cpu import exact_product_backend, isa, num_threads, set_isa, set_num_threads, supported_isas
+from .bf16 import Bf16Linear
 from .dense import DenseLinear
 from .int8 import Int8Linear
 from .io import load, load_operator, peft_modules, read_safetensors
@@ -39,7 +40,7 @@ __all__ = [
     # MADDNESS, the model
     "Maddness",
     # operators, one class per kind, and the builder
-    "Operator", "DenseLinear", "Int8Linear", "SparseLinear", "Sparse24Linear", "ChannelPrunedLinear",
+    "Operator", "DenseLinear", "Bf16Linear", "Int8Linear", "SparseLinear", "Sparse24Linear", "ChannelPrunedLinear",
     "MaddnessLinear", "LowRankLinear", "LoraLinear", "prune_globally", "build", "kinds",
     # the C++ settings, as the C++ structs and enums
     "MaddnessConfig", "Accumulation", "PrototypeMethod", "TableMode", "Int8Config", "ActivationScaling",

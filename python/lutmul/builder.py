@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 # Every family registers its kind when its module is imported; the builder serves them all.
-from . import channel_pruned, dense, int8, lora, lowrank, maddness, sparse  # noqa: F401  (registration)
+from . import bf16, channel_pruned, dense, int8, lora, lowrank, maddness, sparse  # noqa: F401  (registration)
 from .operator import Operator, build_kind, kinds
 
 
 def build(kind: str, W, b=None, calibration=None, **params) -> Operator:
     """The operator of ``kind`` for weights ``W`` (K, M) and bias ``b`` (M,) or None.
 
-    ``kind`` is one of :func:`lutmul.kinds`: "dense", "int8", "sparse", "sparse24",
+    ``kind`` is one of :func:`lutmul.kinds`: "dense", "bf16", "int8", "sparse", "sparse24",
     "channel_pruned", "maddness", "low_rank" or "lora"; the kind's class's ``from_dense`` does
     the work. ``calibration`` rows (N, K) go to the kinds that use them (required by
     "maddness"); ``params`` are the keyword arguments of that ``from_dense``, e.g.

@@ -8,31 +8,18 @@
 
 namespace lutmul {
 namespace detail {
-namespace {
+OpenMpThreadsForCall::OpenMpThreadsForCall(int threads) : saved_(omp_get_max_threads()) {
+  if (threads >= 1 && threads != saved_) omp_set_num_threads(threads);
+}
 
-// oneDNN sizes its OpenMP team from omp_get_max_threads(), an ICV of the calling thread only:
-// set for the call and put back, so the caller's own parallel regions are not changed.
-class CallerThreads {
- public:
-  explicit CallerThreads(int threads) : saved_(omp_get_max_threads()) {
-    if (threads >= 1 && threads != saved_) omp_set_num_threads(threads);
-  }
-  ~CallerThreads() {
-    if (omp_get_max_threads() != saved_) omp_set_num_threads(saved_);
-  }
-  CallerThreads(const CallerThreads&) = delete;
-  CallerThreads& operator=(const CallerThreads&) = delete;
-
- private:
-  int saved_;
-};
-
-}  // namespace
+OpenMpThreadsForCall::~OpenMpThreadsForCall() {
+  if (omp_get_max_threads() != saved_) omp_set_num_threads(saved_);
+}
 
 void sgemm(bool a_transposed, bool b_transposed, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, float beta, float* c, int64_t ldc, int threads) {
   if (m <= 0 || n <= 0) return;
-  const CallerThreads scope(threads);
+  const OpenMpThreadsForCall scope(threads);
   const dnnl_status_t status =
       dnnl_sgemm(a_transposed ? 'T' : 'N', b_transposed ? 'T' : 'N', m, n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
   LUTMUL_CHECK(status == dnnl_success, "oneDNN sgemm failed (status ", static_cast<int>(status), ") for ", m,

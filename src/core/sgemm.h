@@ -13,6 +13,20 @@
 
 namespace lutmul::detail {
 
+// oneDNN sizes its OpenMP team from omp_get_max_threads(), an ICV of the calling thread only:
+// this sets it for one call and puts it back, so the caller's own parallel regions are not
+// changed and no other thread sees it.
+class OpenMpThreadsForCall {
+ public:
+  explicit OpenMpThreadsForCall(int threads);
+  ~OpenMpThreadsForCall();
+  OpenMpThreadsForCall(const OpenMpThreadsForCall&) = delete;
+  OpenMpThreadsForCall& operator=(const OpenMpThreadsForCall&) = delete;
+
+ private:
+  int saved_;
+};
+
 // C (m × n, row-major, leading dimension ldc) = op(A)·op(B) + beta·C, where A is m × k
 // row-major (lda ≥ k) or, with a_transposed, k × m row-major (lda ≥ m), and B is k × n
 // row-major (ldb ≥ n) or, with b_transposed, n × k row-major (ldb ≥ k). Runs on up to `threads` OpenMP threads (one when called inside a parallel

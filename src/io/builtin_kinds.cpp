@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "lutmul/core/error.h"
+#include "lutmul/operators/bf16_linear.h"
 #include "lutmul/operators/channel_pruned_linear.h"
 #include "lutmul/operators/dense_linear.h"
 #include "lutmul/operators/factory.h"
@@ -98,6 +99,11 @@ void register_builtin_kinds() {
   register_operator_kind({"dense", [](const uint8_t* d, size_t n) { return DenseLinear::from_payload(d, n); },
                           [](const MatrixView& W, const float* b, const MatrixView*, const BuildParams&) {
                             return std::make_unique<DenseLinear>(W, b);
+                          },
+                          "(none)"});
+  register_operator_kind({"bf16", [](const uint8_t* d, size_t n) { return Bf16Linear::from_payload(d, n); },
+                          [](const MatrixView& W, const float* b, const MatrixView*, const BuildParams&) {
+                            return std::make_unique<Bf16Linear>(W, b);
                           },
                           "(none)"});
   register_operator_kind(

@@ -67,3 +67,33 @@ def test_dense_products_match_float64_in_both_layouts_and_thread_counts():
                 np.testing.assert_allclose(op.forward(layout), exact, rtol=1e-4, atol=1e-4)
     finally:
         lutmul.set_num_threads(before)
+
+
+def bfloat16(a: np.ndarray) -> np.ndarray:
+    """float32 values rounded to bfloat16 (to nearest even), as float64."""
+    bits = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return rounded.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def test_bf16_linear_is_the_product_of_bfloat16_values(tmp_path):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((129, 65)).astype(np.float32)
+    b = rng.standard_normal(65).astype(np.float32)
+    x = rng.standard_normal((70, 129)).astype(np.float32)
+    op = lutmul.Bf16Linear.from_dense(w, b)
+    print(f"Bf16Linear path: {op.path}")
+    assert op.kind == "bf16" and op.bytes == 129 * 65 * 2 + 65 * 4
+    same_values = bfloat16(x) @ bfloat16(w) + b
+    magnitude = np.abs(x) @ np.abs(w)
+    y = op.forward(x)
+    assert np.all(np.abs(y - same_values) <= 1e-5 * magnitude + 1e-6)
+    assert np.all(np.abs(y - (x.astype(np.float64) @ w + b)) <= magnitude / 128)
+    np.testing.assert_array_equal(op.forward(np.asfortranarray(x)), y)
+    op.save(tmp_path / "layer.lutmul")
+    back = lutmul.load(tmp_path / "layer.lutmul")
+    assert isinstance(back, lutmul.Bf16Linear)
+    np.testing.assert_array_equal(back.forward(x), y)
+    x[3, 5] = np.nan
+    with pytest.raises(ValueError):
+        op.forward(x)

@@ -30,6 +30,7 @@ def layer():
 
 BUILDS = {
     "dense": ({}, lambda W, b, X: lutmul.DenseLinear.from_dense(W, b)),
+    "bf16": ({}, lambda W, b, X: lutmul.Bf16Linear.from_dense(W, b)),
     "int8": ({"activations": "static", "percentile": 99.0, "calibration": True},
              lambda W, b, X: lutmul.Int8Linear.from_dense(W, b, activations="static", percentile=99.0, calibration=X)),
     "sparse": ({"sparsity": 0.75}, lambda W, b, X: lutmul.SparseLinear.from_dense(W, b, sparsity=0.75)),

@@ -33,6 +33,7 @@ struct Built {
 std::vector<Built> every_kind() {
   return {{"dense", {}},
           {"int8", {{"activations", "static"}}},
+          {"bf16", {}},
           {"sparse", {{"sparsity", "0.75"}, {"score", "wanda"}}},
           {"sparse24", {}},
           {"channel_pruned", {{"fraction", "0.25"}, {"channels", "inputs"}}},
@@ -89,7 +90,7 @@ TEST_F(Contract, TheFactoryRejectsUnknownKindsAndParameters) {
     build("dense_ish", W(), bias_.data());
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("known: channel_pruned, dense"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("known: bf16, channel_pruned, dense"), std::string::npos) << e.what();
   }
   try {
     build("int8", W(), bias_.data(), &calibration, {{"activation", "static"}});

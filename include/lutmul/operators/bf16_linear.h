@@ -1,0 +1,51 @@
+// Y = X·W + bias with W stored in bfloat16 (8-bit mantissa, float's range): half the bytes of
+// the dense weights and, on CPUs with AVX512-BF16 or AMX, about twice the speed of the f32
+// product (docs/performance.md). X is rounded to bfloat16 on the fly; products accumulate and
+// Y is written in float. On a CPU with neither, the same rounded values are multiplied through
+// the f32 product: the same result up to summation order, at f32 speed; path() says which runs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lutmul/operators/linear_operator.h"
+
+namespace lutmul {
+
+namespace detail {
+class Bf16Product;  // the oneDNN primitive (src/operators/bf16_linear.cpp)
+}
+
+class Bf16Linear final : public SizedLinearOperator {
+ public:
+  // W is K × M (rounded to bfloat16, to nearest even), bias is M floats (kept in float) or null.
+  Bf16Linear(const MatrixView& W, const float* bias = nullptr);
+
+  int64_t bytes() const override;
+  double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
+  // "oneDNN brg:avx512_core_amx", "oneDNN gemm:jit", ... or "f32 product of bfloat16 values".
+  std::string path() const;
+
+  std::vector<uint8_t> payload() const override;
+  static std::unique_ptr<Bf16Linear> from_payload(const uint8_t* data, size_t size);
+  const std::vector<uint16_t>& weights() const { return weights_; }  // K × M bfloat16 bits, row-major
+  const std::vector<float>& bias() const { return bias_; }
+
+ private:
+  void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
+  Bf16Linear() : SizedLinearOperator("bf16") {}
+  void prepare();  // the primitive, or the fallback's float weights
+  std::vector<uint16_t> weights_;               // K × M row-major
+  std::vector<float> bias_;                     // M
+  std::shared_ptr<const detail::Bf16Product> product_;  // null: the fallback runs
+  std::vector<float> fallback_weights_;         // the bfloat16 weights as floats, fallback only
+};
+
+// bfloat16 bits of x, rounded to nearest even (NaN stays NaN); and back.
+uint16_t to_bfloat16(float x);
+float from_bfloat16(uint16_t bits);
+
+}  // namespace lutmul

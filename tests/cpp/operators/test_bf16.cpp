@@ -1,0 +1,79 @@
+// Bf16Linear: bfloat16 rounding, the product against a double-precision reference of the same
+// rounded values and against the float product within bfloat16's rounding, on every shape of
+// a grid, both layouts and two thread counts, whichever path this CPU runs (printed).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <vector>
+
+#include "lutmul/lutmul.h"
+#include "test_util.h"
+
+namespace lutmul {
+namespace {
+
+TEST(Bf16, RoundsToNearestEven) {
+  EXPECT_EQ(to_bfloat16(1.f), 0x3f80);
+  EXPECT_EQ(from_bfloat16(to_bfloat16(-2.5f)), -2.5f);
+  // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even mantissa, 1.
+  EXPECT_EQ(to_bfloat16(1.f + 1.f / 256), 0x3f80);
+  // 1 + 3·2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: to the even one, 1 + 2^-6.
+  EXPECT_EQ(from_bfloat16(to_bfloat16(1.f + 3.f / 256)), 1.f + 1.f / 64);
+  EXPECT_EQ(from_bfloat16(to_bfloat16(1.f + 1.f / 256 + 1.f / 4096)), 1.f + 1.f / 128);  // above half: up
+  EXPECT_TRUE(std::isnan(from_bfloat16(to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(from_bfloat16(to_bfloat16(std::numeric_limits<float>::infinity())), std::numeric_limits<float>::infinity());
+  for (float x : {0.1f, -3.75e-20f, 6.5e30f, 1e-30f}) EXPECT_LE(std::fabs(from_bfloat16(to_bfloat16(x)) - x), std::fabs(x) / 256);
+}
+
+double rounded(float x) { return from_bfloat16(to_bfloat16(x)); }
+
+TEST(Bf16, MatchesTheProductOfItsRoundedValuesOnEveryShape) {
+  bool printed = false;
+  for (const auto& [n, k, m] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 37, 19}, {7, 64, 33},
+                                {130, 129, 65}, {300, 384, 96}}) {
+    const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, 21), bias = testing::uniform(1, m, -1.f, 1.f, 22);
+    const std::vector<float> x = testing::uniform(n, k, -2.f, 2.f, 23);
+    const Bf16Linear op(MatrixView::row_major(w.data(), k, m), bias.data());
+    if (!printed) std::cout << "[          ] Bf16Linear path on this CPU: " << op.path() << "\n";
+    printed = true;
+    const std::vector<float> col = testing::to_col_major(x, n, k);
+    for (const int threads : {1, 2}) {
+      set_num_threads(threads);
+      for (const bool column_major : {false, true}) {
+        const MatrixView X = column_major ? MatrixView::col_major(col.data(), n, k) : MatrixView::row_major(x.data(), n, k);
+        const Matrix y = op.forward(X);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < m; ++j) {
+            double same_values = bias[j], exact = bias[j], magnitude = 0;
+            for (int64_t p = 0; p < k; ++p) {
+              same_values += rounded(x[i * k + p]) * rounded(w[p * m + j]);
+              exact += static_cast<double>(x[i * k + p]) * w[p * m + j];
+              magnitude += std::fabs(x[i * k + p] * w[p * m + j]);
+            }
+            // Float accumulation of the rounded values; bfloat16's rounding against the float product.
+            ASSERT_NEAR(y.values[static_cast<size_t>(i * m + j)], same_values, 1e-5 * magnitude + 1e-6) << n << "x" << k << "x" << m << " " << i << "," << j;
+            ASSERT_NEAR(y.values[static_cast<size_t>(i * m + j)], exact, magnitude / 128) << n << "x" << k << "x" << m;
+          }
+      }
+    }
+  }
+  set_num_threads(2);
+}
+
+TEST(Bf16, SavesAndLoadsBitForBitAndBuildsByName) {
+  const std::vector<float> w = testing::uniform(40, 24, -1.f, 1.f, 31), bias = testing::uniform(1, 24, -1.f, 1.f, 32);
+  const std::vector<float> x = testing::uniform(50, 40, -1.f, 1.f, 33);
+  const Bf16Linear op(MatrixView::row_major(w.data(), 40, 24), bias.data());
+  const std::unique_ptr<LinearOperator> back = LinearOperator::deserialize(op.serialize().data(), op.serialize().size());
+  ASSERT_EQ(back->kind(), "bf16");
+  EXPECT_EQ(dynamic_cast<const Bf16Linear&>(*back).weights(), op.weights());
+  const MatrixView X = MatrixView::row_major(x.data(), 50, 40);
+  EXPECT_EQ(back->forward(X).values, op.forward(X).values);
+  EXPECT_EQ(build("bf16", MatrixView::row_major(w.data(), 40, 24), bias.data())->forward(X).values, op.forward(X).values);
+  EXPECT_EQ(op.bytes(), 40 * 24 * 2 + 24 * 4);
+}
+
+}  // namespace
+}  // namespace lutmul
