@@ -39,8 +39,8 @@ class Setting:
 
 
 # Families in the order tables and plots list them.
-FAMILIES = ("exact", "maddness", "pq", "int8", "lowrank", "pruned", "2:4", "channels")
-FAMILY_NAMES = {"exact": "exact", "maddness": "MADDNESS", "pq": "product quantisation", "int8": "int8",
+FAMILIES = ("exact", "bf16", "maddness", "pq", "int8", "lowrank", "pruned", "2:4", "channels")
+FAMILY_NAMES = {"exact": "exact", "bf16": "bfloat16", "maddness": "MADDNESS", "pq": "product quantisation", "int8": "int8",
                 "lowrank": "low-rank", "pruned": "unstructured pruning", "2:4": "2:4 pruning",
                 "channels": "channel pruning"}
 
@@ -114,6 +114,9 @@ def settings_for(product: Product, quick: bool) -> List[Setting]:
         Setting("exact/dense", "exact", "exact (lutmul.DenseLinear)", {},
                 f"lutmul DenseLinear, {backend['library']} {backend['version']} ({backend['isa']})", _lutmul("dense")),
     ]
+    out.append(Setting("bf16", "bf16", "bfloat16 (lutmul.Bf16Linear)", {},
+                       f"oneDNN {backend['version']}, {lutmul.Bf16Linear.from_dense(np.eye(16, dtype=np.float32)).path}",
+                       _lutmul("bf16")))
     for c in ([4, 8, 16] if quick else [4, 8, 16, 32, 64]):
         if c <= k:
             out.append(Setting(f"maddness/C={c}", "maddness", f"MADDNESS C={c}", {"ncodebooks": c}, native, _maddness(c)))

@@ -12,7 +12,7 @@ from .operators import FAMILIES, FAMILY_NAMES
 STYLE = {  # family: (colour, marker)
     "exact": ("black", "*"), "maddness": ("tab:red", "o"), "pq": ("tab:orange", "v"), "int8": ("tab:blue", "s"),
     "lowrank": ("tab:green", "D"), "pruned": ("tab:purple", "^"), "2:4": ("tab:pink", "P"),
-    "channels": ("tab:brown", "X"),
+    "channels": ("tab:brown", "X"), "bf16": ("tab:gray", "h"),
 }
 
 
