@@ -46,6 +46,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser; ``parser.commands[name]`` is each command's own (for its usage line)."""
     parser = argparse.ArgumentParser(prog="lutmul", description="lutmul's sentence-encoder runtime.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a model: architecture, layers, operators, bytes",
                                description="Describe a model folder as the runtime loads it.")
     info.add_argument("path", metavar="PATH", help=f"model folder, or {PACKAGED_MODEL}")
+    parser.commands = {"embed": embed, "info": info}
     return parser
 
 
@@ -154,7 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return {"embed": _embed, "info": _info}[args.command](args)
     except UsageError as error:
-        parser.error(str(error))  # exits 2
+        parser.commands[args.command].error(str(error))  # exits 2
     except (ValueError, OSError, ImportError, LutmulError) as error:
         # Expected failures (a model the runtime refuses, a missing package, unreadable
         # input) get one line, not a traceback.
