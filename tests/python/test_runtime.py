@@ -92,7 +92,7 @@ def reference_states(reference, sentences):
 def test_minilm_embeddings_match_the_numpy_reference(minilm, reference, mixed_sentences):
     tokens = minilm.tokenize(mixed_sentences)
     lengths = [len(t) for t in tokens]
-    assert min(lengths) <= 8 and max(lengths) == 256 and len(set(lengths)) > 40  # mixed, and truncated
+    assert min(lengths) <= 12 and max(lengths) == 256 and len(set(lengths)) > 40  # mixed, and truncated
     assert all(np.array_equal(t, r.ids) for t, r in zip(tokens, reference.tokenizer.encode_batch(mixed_sentences)))
     got = minilm.embed(mixed_sentences, batch_size=32)
     expected = reference.encode(mixed_sentences)
@@ -257,7 +257,8 @@ def test_random_bert_matches_an_independent_forward(tiny, tiny_model, tiny_sente
     assert tiny.pooling == "cls" and tiny.normalize is False and tiny.max_sequence_length == TINY_MAX_SEQ_LENGTH
     tokens = tiny.tokenize(tiny_sentences)
     assert max(len(t) for t in tokens) == TINY_MAX_SEQ_LENGTH and min(len(t) for t in tokens) == 2
-    assert any((t == 1).any() for t in tokens) and all(t[0] == 2 and t[-1] == 3 for t in tokens)
+    assert all(t[0] == 2 and t[-1] == 3 for t in tokens)  # [CLS] ... [SEP]
+    assert tiny.tokenize(["\u2603"])[0].tolist() == [2, 1, 3]  # a snowman is [UNK] here
     expected = [tiny_forward(weights, t) for t in tokens]
     states = tiny.hidden_states(tiny_sentences, batch_size=8)
     embeddings = tiny.embed(tiny_sentences, batch_size=8)
