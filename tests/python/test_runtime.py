@@ -333,6 +333,29 @@ def test_embed_iter_streams(tiny, tiny_sentences):
                                rtol=0, atol=2e-6)
 
 
+def test_memory_is_bounded_by_the_token_limit(minilm, all_sentences):
+    """64 sentences of 256 tokens would be one batch of 16,384 tokens (about 250 MB of C++
+    workspace for MiniLM); the default token limit keeps resident growth well under 150 MB."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak resident size")
+    long_sentences = [" ".join(all_sentences[i:i + 32]) for i in range(0, 32 * 64, 32)]
+    assert min(len(t) for t in minilm.tokenize(long_sentences)) == 256
+    code = """if True:
+        import sys, lutmul.runtime
+        def rss(field):
+            return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(field)) / 1024
+        encoder = lutmul.runtime.load_encoder(sys.argv[1])
+        encoder.embed(['warm up'])
+        base = rss('VmRSS')
+        open('/proc/self/clear_refs', 'w').write('5')  # the peak starts again from here
+        encoder.embed(sys.stdin.read().split(chr(10)), batch_size=64)
+        print(rss('VmHWM') - base)"""
+    done = subprocess.run([sys.executable, "-c", code, minilm.path], input="\n".join(long_sentences),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 120, f"resident memory grew by {float(done.stdout):.0f} MB"
+
+
 def test_progress_bar(tiny, tiny_sentences, capsys):
     pytest.importorskip("tqdm")
     tiny.embed(tiny_sentences, progress=True)

