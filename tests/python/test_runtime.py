@@ -412,6 +412,12 @@ def test_non_strings_raise_type_error(tiny):
         tiny.embed([b"bytes"])
     with pytest.raises(TypeError, match="single str"):
         tiny.embed("a bare string is not a list of sentences")
+    with pytest.raises(TypeError, match="embed_iter"):
+        tiny.embed(s for s in ["a generator"])
+    with pytest.raises(TypeError):
+        tiny.embed({"a": 1})
+    with pytest.raises(TypeError):
+        tiny.embed({"a set"})
     with pytest.raises(TypeError):
         tiny.embed(42)
     with pytest.raises(TypeError):

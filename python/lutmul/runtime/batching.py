@@ -9,7 +9,7 @@ evenly. The token limit bounds the workspace (activations grow with tokens, not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import List, Tuple
 
 import numpy as np
@@ -21,6 +21,14 @@ import numpy as np
 DEFAULT_MAX_BATCH_TOKENS = 4096
 
 
+def _is_sequence(value) -> bool:
+    """A list, tuple, or anything ordered and sized such as a pandas Series (not a dict or set)."""
+    if isinstance(value, Sequence):
+        return True
+    return not isinstance(value, Mapping) and hasattr(value, "__len__") and hasattr(value, "__getitem__") \
+        and hasattr(value, "__iter__")
+
+
 def check_sentences(sentences, start: int = 0) -> List[str]:
     """``sentences`` as a list of str; ``TypeError`` for a bare string, a non-sequence or a
     non-string element (naming its index, counted from ``start``)."""
@@ -30,8 +38,9 @@ def check_sentences(sentences, start: int = 0) -> List[str]:
                         "wrap it in a list: [sentence]")
     if isinstance(sentences, np.ndarray):
         sentences = sentences.tolist()
-    elif not isinstance(sentences, Sequence):
-        raise TypeError(f"sentences must be a sequence of str (list, tuple), got {type(sentences).__name__}")
+    elif not _is_sequence(sentences):
+        hint = "; embed_iter takes any iterable" if isinstance(sentences, Iterable) else ""
+        raise TypeError(f"sentences must be a sequence of str (list, tuple), got {type(sentences).__name__}{hint}")
     checked = list(sentences)
     for i, sentence in enumerate(checked):
         if not isinstance(sentence, str):
