@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <sstream>
 #include <vector>
 
 #include "core/isa_sweep.h"
@@ -99,7 +100,9 @@ TEST_P(RuntimeLevel, GeluIsExactErfGeluAcrossItsRange) {
     worst = std::max(worst, error);
     ASSERT_LE(error, 1e-6) << "gelu(" << x[i] << ") = " << y[i] << ", exact " << exact;
   }
-  RecordProperty("worst_relative_error", std::to_string(worst));
+  std::ostringstream text;
+  text << worst;
+  RecordProperty("worst_relative_error", text.str());
 }
 
 TEST_P(RuntimeKernels, AttentionMatchesTheReference) {
