@@ -128,10 +128,16 @@ struct RuntimeKernels {
 
   // Row i of p (n real entries) becomes its softmax; the padding is never read.
   static void softmax_row(float* p, int64_t n) {
+    B tops = B::load_unaligned(p);  // the padding holds scores of zero keys: only real ones count
+    int64_t j = W;
+    for (; j + W <= n; j += W) tops = xsimd::max(tops, B::load_unaligned(p + j));
+    alignas(64) float lanes[W];
+    tops.store_aligned(lanes);
     float top = p[0];
-    for (int64_t j = 1; j < n; ++j) top = p[j] > top ? p[j] : top;
+    for (int64_t lane = 0; lane < W && lane < n; ++lane) top = lanes[lane] > top ? lanes[lane] : top;
+    for (; j < n; ++j) top = p[j] > top ? p[j] : top;
     B total(0.f);
-    int64_t j = 0;
+    j = 0;
     for (; j + W <= n; j += W) {
       const B e = vector_exp<Arch>(B::load_unaligned(p + j) - B(top));
       e.store_unaligned(p + j);
