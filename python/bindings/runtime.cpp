@@ -98,18 +98,17 @@ void bind_runtime(py::module_& parent) {
              return out;
            })
       // The operator stays owned by the encoder: the returned object keeps the encoder alive.
+      // The operator stays owned by the encoder; the returned object (the most derived bound
+      // class) keeps the encoder alive.
       .def("linear",
-           [](const Encoder& self, int block, const std::string& name) {
-             return py::cast(self.linear(block, name).get(), py::return_value_policy::reference);
-           },
-           py::arg("block"), py::arg("name"), py::keep_alive<0, 1>())
+           [](const Encoder& self, int block, const std::string& name) { return self.linear(block, name).get(); },
+           py::arg("block"), py::arg("name"), py::return_value_policy::reference, py::keep_alive<0, 1>())
       .def("with_linear",
-           [](const Encoder& self, int block, const std::string& name, py::object op) {
-             const auto* raw = op.cast<const lutmul::LinearOperator*>();
+           [](const Encoder& self, int block, const std::string& name, const lutmul::LinearOperator* raw) {
              if (raw == nullptr) throw py::value_error("the operator is None");
-             // The Python object owns the operator: keep it alive as long as the new encoder
-             // needs it, and let go of it under the GIL.
-             auto* keeper = new py::object(std::move(op));
+             // The Python object that owns the operator (pybind11 finds the existing one) is kept
+             // alive as long as the new encoder needs it, and let go of under the GIL.
+             auto* keeper = new py::object(py::cast(raw, py::return_value_policy::reference));
              std::shared_ptr<const lutmul::LinearOperator> shared(raw, [keeper](const lutmul::LinearOperator*) {
                py::gil_scoped_acquire gil;
                delete keeper;

@@ -105,52 +105,104 @@ struct RuntimeKernels {
   }
 
   // Kᵀ is laid out once per (sequence, head), d rows of the length padded to whole vectors,
-  // so that each query's scores are vectors over keys: q[c] broadcast times row c of Kᵀ.
-  // Probabilities then weight rows of V, vectors over the head's d columns.
+  // so that scores are vectors over keys: a tile of kScoreRows queries shares each load of Kᵀ
+  // (independent accumulators hide the FMA latency). Rows of probabilities, normalised, then
+  // weight rows of V in tiles of kContextRows queries × two vectors of the head's columns.
+  static constexpr int kScoreRows = 8;
+  static constexpr int kContextRows = 4;
+
+  template <int kRows>
+  static void score_tile(const AttentionArgs& a, const float* kt, int64_t padded, int64_t i0, float* p) {
+    const float* q[kRows];
+    for (int r = 0; r < kRows; ++r) q[r] = a.q + (i0 + r) * a.ld_qkv;
+    for (int64_t j = 0; j < padded; j += W) {
+      B acc[kRows];
+      for (int r = 0; r < kRows; ++r) acc[r] = B(0.f);
+      for (int64_t c = 0; c < a.d; ++c) {
+        const B keys = B::load_unaligned(kt + c * padded + j);
+        for (int r = 0; r < kRows; ++r) acc[r] = xsimd::fma(B(q[r][c]), keys, acc[r]);
+      }
+      for (int r = 0; r < kRows; ++r) (acc[r] * B(a.scale)).store_unaligned(p + (i0 + r) * padded + j);
+    }
+  }
+
+  // Row i of p (n real entries) becomes its softmax; the padding is never read.
+  static void softmax_row(float* p, int64_t n) {
+    B tops = B::load_unaligned(p);  // the padding holds scores of zero keys: only real ones count
+    int64_t j = W;
+    for (; j + W <= n; j += W) tops = xsimd::max(tops, B::load_unaligned(p + j));
+    alignas(64) float lanes[W];
+    tops.store_aligned(lanes);
+    float top = p[0];
+    for (int64_t lane = 0; lane < W && lane < n; ++lane) top = lanes[lane] > top ? lanes[lane] : top;
+    for (; j < n; ++j) top = p[j] > top ? p[j] : top;
+    B total(0.f);
+    j = 0;
+    for (; j + W <= n; j += W) {
+      const B e = vector_exp<Arch>(B::load_unaligned(p + j) - B(top));
+      e.store_unaligned(p + j);
+      total += e;
+    }
+    float denominator = xsimd::hadd(total);
+    for (; j < n; ++j) denominator += p[j] = std::exp(p[j] - top);
+    const B inv(1.f / denominator);
+    for (j = 0; j + W <= n; j += W) (B::load_unaligned(p + j) * inv).store_unaligned(p + j);
+    for (; j < n; ++j) p[j] *= 1.f / denominator;
+  }
+
+  template <int kRows>
+  static void context_tile(const AttentionArgs& a, const float* p, int64_t padded, int64_t i0) {
+    const int64_t n = a.length, whole = a.d / W * W;
+    float* out[kRows];
+    for (int r = 0; r < kRows; ++r) out[r] = a.context + (i0 + r) * a.ld_context;
+    int64_t c = 0;
+    for (; c + 2 * W <= whole; c += 2 * W) {
+      B acc[kRows][2];
+      for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = B(0.f);
+      for (int64_t j = 0; j < n; ++j) {
+        const B v0 = B::load_unaligned(a.v + j * a.ld_qkv + c), v1 = B::load_unaligned(a.v + j * a.ld_qkv + c + W);
+        for (int r = 0; r < kRows; ++r) {
+          const B weight(p[(i0 + r) * padded + j]);
+          acc[r][0] = xsimd::fma(weight, v0, acc[r][0]);
+          acc[r][1] = xsimd::fma(weight, v1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < kRows; ++r) {
+        acc[r][0].store_unaligned(out[r] + c);
+        acc[r][1].store_unaligned(out[r] + c + W);
+      }
+    }
+    for (; c < whole; c += W) {
+      B acc[kRows];
+      for (int r = 0; r < kRows; ++r) acc[r] = B(0.f);
+      for (int64_t j = 0; j < n; ++j) {
+        const B v0 = B::load_unaligned(a.v + j * a.ld_qkv + c);
+        for (int r = 0; r < kRows; ++r) acc[r] = xsimd::fma(B(p[(i0 + r) * padded + j]), v0, acc[r]);
+      }
+      for (int r = 0; r < kRows; ++r) acc[r].store_unaligned(out[r] + c);
+    }
+    for (; c < a.d; ++c)
+      for (int r = 0; r < kRows; ++r) {
+        float acc = 0.f;
+        for (int64_t j = 0; j < n; ++j) acc += p[(i0 + r) * padded + j] * a.v[j * a.ld_qkv + c];
+        out[r][c] = acc;
+      }
+  }
+
   static void attention(const AttentionArgs& a) {
     const int64_t n = a.length, d = a.d, padded = (n + W - 1) / W * W;
     float* kt = a.scratch;              // d × padded
-    float* p = a.scratch + d * padded;  // padded
+    float* p = a.scratch + d * padded;  // n × padded
     for (int64_t j = 0; j < n; ++j)
       for (int64_t c = 0; c < d; ++c) kt[c * padded + j] = a.k[j * a.ld_qkv + c];
     for (int64_t c = 0; c < d; ++c)
       for (int64_t j = n; j < padded; ++j) kt[c * padded + j] = 0.f;
-    for (int64_t i = 0; i < n; ++i) {
-      const float* q = a.q + i * a.ld_qkv;
-      for (int64_t j = 0; j < padded; j += W) {
-        B acc0(0.f), acc1(0.f);
-        int64_t c = 0;
-        for (; c + 1 < d; c += 2) {
-          acc0 = xsimd::fma(B(q[c]), B::load_unaligned(kt + c * padded + j), acc0);
-          acc1 = xsimd::fma(B(q[c + 1]), B::load_unaligned(kt + (c + 1) * padded + j), acc1);
-        }
-        if (c < d) acc0 = xsimd::fma(B(q[c]), B::load_unaligned(kt + c * padded + j), acc0);
-        ((acc0 + acc1) * B(a.scale)).store_unaligned(p + j);
-      }
-      float top = p[0];
-      for (int64_t j = 1; j < n; ++j) top = p[j] > top ? p[j] : top;
-      B total(0.f);
-      for (int64_t j = 0; j < padded; j += W) {
-        const B e = vector_exp<Arch>(B::load_unaligned(p + j) - B(top));
-        e.store_unaligned(p + j);
-        if (j + W <= n) total += e;
-      }
-      float denominator = xsimd::hadd(total);
-      for (int64_t j = n / W * W; j < n; ++j) denominator += p[j];  // the partial vector's real keys
-      const float inv = 1.f / denominator;
-      float* context = a.context + i * a.ld_context;
-      int64_t c = 0;
-      for (; c + W <= d; c += W) {
-        B acc(0.f);
-        for (int64_t j = 0; j < n; ++j) acc = xsimd::fma(B(p[j]), B::load_unaligned(a.v + j * a.ld_qkv + c), acc);
-        (acc * B(inv)).store_unaligned(context + c);
-      }
-      for (; c < d; ++c) {
-        float acc = 0.f;
-        for (int64_t j = 0; j < n; ++j) acc += p[j] * a.v[j * a.ld_qkv + c];
-        context[c] = acc * inv;
-      }
-    }
+    int64_t i = 0;
+    for (; i + kScoreRows <= n; i += kScoreRows) score_tile<kScoreRows>(a, kt, padded, i, p);
+    for (; i < n; ++i) score_tile<1>(a, kt, padded, i, p);
+    for (i = 0; i < n; ++i) softmax_row(p + i * padded, n);
+    for (i = 0; i + kContextRows <= n; i += kContextRows) context_tile<kContextRows>(a, p, padded, i);
+    for (; i < n; ++i) context_tile<1>(a, p, padded, i);
   }
 
   static void pool(const float* rows, int64_t count, int64_t h, bool mean, bool normalize, float* out) {

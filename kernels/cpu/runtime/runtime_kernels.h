@@ -54,8 +54,9 @@ struct AttentionArgs {
   int64_t ld_context = 0;
   float* scratch = nullptr;  // attention_scratch_floats(length, d) floats
 };
-// Kᵀ and one row of probabilities, the length padded to whole vectors (16 lanes at most).
-inline int64_t attention_scratch_floats(int64_t length, int64_t d) { return (d + 1) * (length + 16); }
+// Kᵀ (d rows) and the probabilities (length rows), each row the length padded to whole vectors
+// (16 lanes at most).
+inline int64_t attention_scratch_floats(int64_t length, int64_t d) { return (d + length) * (length + 16); }
 using AttentionFn = void (*)(const AttentionArgs&);
 
 // out = mean (or first row) of `count` rows of h floats, then divided by its L2 norm when

@@ -9,18 +9,23 @@
 namespace lutmul::kernels {
 namespace {
 
-// e^x: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two so that r is exact to float), e^r by
-// its Taylor series to r^7 (error below 6e-9 relative), 2^n put into the exponent bits.
-// Arguments are clamped to [−87.3, 88.3], so e^x never underflows to a denormal or overflows:
-// callers that need exact zeros (softmax padding) set them themselves.
+// e^(hi + lo), hi and lo floats: hi + lo = n·ln2 + r with |r| ≤ ln2/2, r = (hi − n·ln2) + lo with
+// hi − n·ln2 exact to float (ln2 split in two), so a large hi loses nothing to rounding of the
+// sum; e^r by its Taylor series to r^7 (error below 6e-9 relative), 2^n put into the exponent
+// bits. Sums outside [−87.3, 88.3] are clamped there, so e^x never underflows to a denormal or
+// overflows: callers that need exact zeros (softmax padding) set them themselves.
 template <class Arch>
-xsimd::batch<float, Arch> vector_exp(xsimd::batch<float, Arch> x) {
+xsimd::batch<float, Arch> vector_exp_sum(xsimd::batch<float, Arch> hi, xsimd::batch<float, Arch> lo) {
   using B = xsimd::batch<float, Arch>;
   using I = xsimd::batch<int32_t, Arch>;
-  x = xsimd::min(xsimd::max(x, B(-87.3f)), B(88.3f));
-  const B n = xsimd::nearbyint(x * B(1.44269504088896341f));
-  B r = xsimd::fma(n, B(-0.693359375f), x);  // ln2's high part: n·0.693359375 is exact
-  r = xsimd::fma(n, B(2.12194440e-4f), r);    // ln2 = 0.693359375 − 2.12194440e-4
+  const B x = hi + lo;
+  const B clamped = xsimd::min(xsimd::max(x, B(-87.3f)), B(88.3f));
+  const auto outside = clamped != x;
+  hi = xsimd::select(outside, clamped, hi);
+  lo = xsimd::select(outside, B(0.f), lo);
+  const B n = xsimd::nearbyint(clamped * B(1.44269504088896341f));
+  B r = xsimd::fma(n, B(-0.693359375f), hi);  // ln2's high part: n·0.693359375 is exact
+  r = xsimd::fma(n, B(2.12194440e-4f), r) + lo;  // ln2 = 0.693359375 − 2.12194440e-4
   B p = B(1.f / 5040.f);
   p = xsimd::fma(p, r, B(1.f / 720.f));
   p = xsimd::fma(p, r, B(1.f / 120.f));
@@ -33,11 +38,16 @@ xsimd::batch<float, Arch> vector_exp(xsimd::batch<float, Arch> x) {
   return p * xsimd::bitwise_cast<B>(exponent);
 }
 
+template <class Arch>
+xsimd::batch<float, Arch> vector_exp(xsimd::batch<float, Arch> x) {
+  return vector_exp_sum<Arch>(x, xsimd::batch<float, Arch>(0.f));
+}
+
 // erfc(z) for z ≥ 0 by the Chebyshev-fitted form of Numerical Recipes (erfcc: relative error
 // below 1.2e-7 for every z ≥ 0), erfc(z) = t·exp(−z² + P(t)), t = 1/(1 + z/2). z² comes in as
-// square + square_error exactly: e^(−square) is taken on its own and the small rest joins
-// P(t), so the result stays relatively accurate where erfc is tiny (an error δ in z² is a
-// relative error δ in erfc, and z² reaches 87).
+// square + square_error exactly, so the result stays relatively accurate where erfc is tiny
+// (an error δ in z² is a relative error δ in erfc, and z² reaches 87):
+// e^(−square + (P(t) − square_error)) with the large part kept apart until the range reduction.
 template <class Arch>
 xsimd::batch<float, Arch> vector_erfc_parts(xsimd::batch<float, Arch> z, xsimd::batch<float, Arch> square,
                                             xsimd::batch<float, Arch> square_error) {
@@ -53,7 +63,7 @@ xsimd::batch<float, Arch> vector_erfc_parts(xsimd::batch<float, Arch> z, xsimd::
   p = xsimd::fma(p, t, B(0.37409196f));
   p = xsimd::fma(p, t, B(1.00002368f));
   p = xsimd::fma(p, t, B(-1.26551223f));
-  return t * vector_exp<Arch>(-square) * vector_exp<Arch>(p - square_error);
+  return t * vector_exp_sum<Arch>(-square, p - square_error);
 }
 
 // erfc(z) for z ≥ 0, z² split exactly by an FMA.

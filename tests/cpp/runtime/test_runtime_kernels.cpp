@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <sstream>
 #include <vector>
 
 #include "core/isa_sweep.h"
@@ -99,7 +100,9 @@ TEST_P(RuntimeLevel, GeluIsExactErfGeluAcrossItsRange) {
     worst = std::max(worst, error);
     ASSERT_LE(error, 1e-6) << "gelu(" << x[i] << ") = " << y[i] << ", exact " << exact;
   }
-  RecordProperty("worst_relative_error", std::to_string(worst));
+  std::ostringstream text;
+  text << worst;
+  RecordProperty("worst_relative_error", text.str());
 }
 
 TEST_P(RuntimeKernels, AttentionMatchesTheReference) {
@@ -114,8 +117,10 @@ TEST_P(RuntimeKernels, AttentionMatchesTheReference) {
     reference().attention(a);
     a.context = actual.data();
     level_kernels().attention(a);
-    // Contexts are convex combinations of rows of V (values of order 1).
-    expect_close(actual, expected, 2e-6, 1.0, "attention, length " + std::to_string(length));
+    // Contexts are convex combinations of rows of V (values of order 1). Scores of these inputs
+    // reach ±10 and carry float rounding of about 1e-6 absolute, which softmax turns into a
+    // relative error of each weight: 5e-6 of the values' scale.
+    expect_close(actual, expected, 5e-6, 1.0, "attention, length " + std::to_string(length));
   }
 }
 
