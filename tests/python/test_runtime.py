@@ -391,7 +391,9 @@ def test_sentence_checks():
     with pytest.raises(TypeError, match=r"sentences\[52\]"):  # counted across chunks
         list(chunks_of((["a"] * 52) + [None], 10))
     with pytest.raises(TypeError, match="single str"):
-        list(chunks_of("a sentence", 10))
+        chunks_of("a sentence", 10)  # at the call, before any iteration
+    with pytest.raises(TypeError, match="iterable"):
+        chunks_of(7, 10)
 
 
 # ---- (d) bad inputs ----
@@ -426,6 +428,10 @@ def test_non_strings_raise_type_error(tiny):
         tiny.hidden_states(["a", "b", None])
     with pytest.raises(TypeError, match=r"sentences\[2\]"):
         list(tiny.embed_iter(iter(["a", "b", 1.5])))
+    with pytest.raises(TypeError, match="single str"):
+        tiny.embed_iter("not iterated: refused at the call")
+    with pytest.raises(ValueError, match="batch_size"):
+        tiny.embed_iter(["a"], batch_size=0)
 
 
 def test_bad_ids_raise_value_error_from_cpp(minilm):

@@ -49,11 +49,16 @@ def check_sentences(sentences, start: int = 0) -> List[str]:
 
 
 def chunks_of(sentences: Iterable, size: int) -> Iterator[Tuple[int, List[str]]]:
-    """``(index of the first, list of up to size checked sentences)`` from any iterable of str."""
+    """``(index of the first, list of up to size checked sentences)`` from any iterable of str;
+    a bare string or a non-iterable raises here, at the call, the elements as they are read."""
     if isinstance(sentences, (str, bytes)):
         check_sentences(sentences)  # raises
     if not isinstance(sentences, Iterable):
         raise TypeError(f"sentences must be an iterable of str, got {type(sentences).__name__}")
+    return _chunks(iter(sentences), size)
+
+
+def _chunks(sentences: Iterator, size: int) -> Iterator[Tuple[int, List[str]]]:
     chunk: list = []
     start = 0
     for sentence in sentences:

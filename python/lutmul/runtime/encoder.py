@@ -122,11 +122,17 @@ class Encoder:
         """Embeddings of any iterable of sentences (a file, a generator), streamed: reads
         ``chunk_size`` sentences at a time and yields their (m, H) rows in input order, so
         memory stays bounded however long the input. ``total`` only sizes the progress bar."""
+        # Checked here, at the call, not at the first next() of a generator.
         batch_size = _check_int(batch_size, "batch_size")
         chunk_size = _check_int(chunk_size, "chunk_size")
-        bar = progress_bar(progress, total, "lutmul embed", "sentence")
+        max_batch_tokens = _check_int(max_batch_tokens, "max_batch_tokens")
+        chunks = chunks_of(sentences, chunk_size)
+        return self._embed_chunks(chunks, batch_size, max_batch_tokens, progress_bar(progress, total, "lutmul embed",
+                                                                                     "sentence"))
+
+    def _embed_chunks(self, chunks, batch_size: int, max_batch_tokens: int, bar) -> Iterator[np.ndarray]:
         try:
-            for _, chunk in chunks_of(sentences, chunk_size):
+            for _, chunk in chunks:
                 out = np.empty((len(chunk), self.hidden_size), dtype=np.float32)
                 self._embed_into(self._tokenizer.encode(chunk), out, batch_size, max_batch_tokens, bar)
                 yield out
