@@ -554,6 +554,9 @@ def test_cli_embed_writes_the_embeddings(tiny, tiny_model, tiny_sentences, tmp_p
 
     done = run_cli("embed", "--model", folder, "--input", text)  # no output: a summary
     assert done.returncode == 0 and f"{len(sentences)} sentences -> ({len(sentences)}, 48)" in done.stdout
+    assert "lutmul embed" not in done.stderr  # no bar: stderr is no terminal here
+    done = run_cli("embed", "--model", folder, "--input", text, "--progress")
+    assert done.returncode == 0 and f"{len(sentences)}/{len(sentences)}" in done.stderr  # the bar, finished
 
     empty = tmp_path / "empty.txt"
     empty.write_text("")
