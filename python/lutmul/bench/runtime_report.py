@@ -124,7 +124,8 @@ def markdown(result: dict, plot: Optional[Path], folder: Path) -> str:
             "asynchronously) by one pass each at batch 32 before that. The numpy reference groups sentences of equal "
             "length (no padding).",
             f"- Latency: the median of at least 20 calls (about 1 s) embedding one sentence of "
-            f"{result['latency_sentence']['tokens']} tokens: \"{result['latency_sentence']['text']}\".",
+            f"{result['latency_sentence']['tokens']} tokens: \"{result['latency_sentence']['text']}\" (OpenVINO with "
+            "its LATENCY hint).",
             "- Memory: each engine alone in a fresh process at the all-threads setting: loaded, one sentence embedded "
             "(lazy set-up), peak resident set reset, then all the sentences embedded; the growth is the peak over the "
             "loaded resident set.",
