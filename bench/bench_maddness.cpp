@@ -245,6 +245,7 @@ int main(int argc, char** argv) {
   register_all();
   register_operator_benchmarks();
   register_lowrank_benchmarks();
+  register_runtime_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -7,5 +7,6 @@
 
 void register_operator_benchmarks();
 void register_lowrank_benchmarks();  // bench_lowrank.cpp
+void register_runtime_benchmarks();  // bench_runtime.cpp
 // n × d row-major: a decaying rank-16 signal plus 10 % noise.
 std::vector<float> structured_rows(int64_t n, int64_t d, uint64_t seed);

@@ -24,6 +24,7 @@ void bind_maddness(py::module_& m);
 void bind_lowrank(py::module_& m);
 void bind_lora(py::module_& m);
 void bind_safetensors(py::module_& m);
+void bind_runtime(py::module_& m);  // the submodule lutmul._core.runtime
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "lutmul C++ core (use the lutmul package, not this module)";
@@ -49,4 +50,5 @@ PYBIND11_MODULE(_core, m) {
   bind_lowrank(m);
   bind_lora(m);
   bind_safetensors(m);
+  bind_runtime(m);
 }

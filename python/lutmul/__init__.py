@@ -9,7 +9,8 @@ Quick start::
 
 Operators (``Y = X @ W + bias``) are built one way, ``Kind.from_dense(W, bias, ...)``, or by
 kind name with ``lutmul.build("int8", W, bias, ...)``; ``lutmul.load`` reads every file
-lutmul writes.
+lutmul writes. ``lutmul.runtime.load_encoder(path)`` runs a BERT sentence encoder whose linear
+layers are these operators (the ``runtime`` extra; command line: ``lutmul embed``, ``lutmul info``).
 
 Arrays: float32 arrays in C or Fortran order (or with a unit stride along one axis) are
 read in place, without copies. Other float or integer dtypes, and other strides, are

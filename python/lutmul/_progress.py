@@ -1,4 +1,4 @@
-"""Progress of long fits: a caller's callable, or a tqdm bar when tqdm is installed."""
+"""Progress of long calls: a caller's callable, or a tqdm bar when tqdm is installed."""
 
 from __future__ import annotations
 
@@ -25,3 +25,14 @@ def progress_callback(progress):
         bar.refresh()
 
     return update, bar
+
+
+def progress_bar(enabled: bool, total=None, desc: str = "", unit: str = "it"):
+    """A tqdm bar on stderr, or None when not asked for or tqdm is not installed."""
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm  # optional, as above
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit=unit)

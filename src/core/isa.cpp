@@ -59,6 +59,7 @@ detail::KernelSet fill(Isa isa) {
   set.sparse = kernels::sparse_scalar_kernel();
   set.sparse24 = kernels::sparse24_scalar_kernel();
   set.lora = kernels::lora_scalar_kernel();
+  set.runtime = kernels::runtime_scalar_kernels();
   [[maybe_unused]] const CpuFeatures& f = cpu_features();
   switch (isa) {
     case Isa::scalar: break;
@@ -67,6 +68,7 @@ detail::KernelSet fill(Isa isa) {
       set.maddness = *kernels::avx2_kernels();
       set.sparse = kernels::sparse_avx2_kernel();
       set.sparse24 = kernels::sparse24_avx2_kernel();
+      set.runtime = kernels::runtime_avx2_kernels();
       break;
 #endif
 #if defined(LUTMUL_HAVE_AVX512_KERNELS)
@@ -76,6 +78,7 @@ detail::KernelSet fill(Isa isa) {
       set.sparse = kernels::sparse_avx512_kernel();
       set.sparse24 = kernels::sparse24_avx512_kernel();
       set.lora = kernels::lora_avx512_kernel();
+      set.runtime = kernels::runtime_avx512_kernels();
       break;
 #endif
 #if defined(LUTMUL_HAVE_NEON_KERNELS)

@@ -11,6 +11,7 @@
 #include "kernels/cpu/maddness/maddness_kernels.h"
 #include "kernels/cpu/pruned/sparse24_kernels.h"
 #include "kernels/cpu/pruned/sparse_kernels.h"
+#include "kernels/cpu/runtime/runtime_kernels.h"
 #include "lutmul/core/isa.h"
 
 namespace lutmul::detail {
@@ -23,6 +24,7 @@ struct KernelSet {
   kernels::SparseFn sparse = nullptr;
   kernels::Sparse24Fn sparse24 = nullptr;
   kernels::LoraFn lora = nullptr;
+  kernels::RuntimeKernelTable runtime{};  // the encoder's glue: embeddings, LayerNorm, GELU, attention, pooling
 };
 
 // The set of the level in use (active_isa()).

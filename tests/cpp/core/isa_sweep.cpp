@@ -17,6 +17,7 @@ bool runs_scalar_kernel(Isa isa, Family family) {
     case Family::sparse: return level.sparse == scalar.sparse;
     case Family::sparse24: return level.sparse24 == scalar.sparse24;
     case Family::lora: return level.lora == scalar.lora;
+    case Family::runtime: return level.runtime.gelu == scalar.runtime.gelu;
   }
   return false;
 }
@@ -30,6 +31,7 @@ std::string family_name(Family family) {
     case Family::sparse: return "sparse";
     case Family::sparse24: return "2:4 sparse";
     case Family::lora: return "lora";
+    case Family::runtime: return "runtime";
   }
   return "unknown";
 }

@@ -8,7 +8,8 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['Accumulation', 'ActivationScaling', 'ChannelPrunedLinear', 'ChannelPruningConfig', 'DenseLinear', 'Int8Config', 'Int8Linear', 'LinearOperator', 'LoraLinear', 'LowRankConfig', 'LowRankLinear', 'LutmulError', 'Maddness', 'MaddnessConfig', 'MaddnessLinear', 'PrototypeMethod', 'PrunedChannels', 'RankRule', 'Sparse24Linear', 'SparseConfig', 'SparseLinear', 'TableMode', 'deserialize_operator', 'isa', 'load_operator', 'num_threads', 'peft_modules', 'prune_globally', 'read_safetensors', 'set_isa', 'set_num_threads', 'supported_isas']
+from . import runtime
+__all__: list[str] = ['Accumulation', 'ActivationScaling', 'ChannelPrunedLinear', 'ChannelPruningConfig', 'DenseLinear', 'Int8Config', 'Int8Linear', 'LinearOperator', 'LoraLinear', 'LowRankConfig', 'LowRankLinear', 'LutmulError', 'Maddness', 'MaddnessConfig', 'MaddnessLinear', 'PrototypeMethod', 'PrunedChannels', 'RankRule', 'Sparse24Linear', 'SparseConfig', 'SparseLinear', 'TableMode', 'deserialize_operator', 'isa', 'load_operator', 'num_threads', 'peft_modules', 'prune_globally', 'read_safetensors', 'runtime', 'set_isa', 'set_num_threads', 'supported_isas']
 class LutmulError(ValueError):
     pass
 class LinearOperator:

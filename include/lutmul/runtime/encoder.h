@@ -1,0 +1,116 @@
+// A BERT-style sentence encoder run by lutmul: loaded from a Hugging Face / sentence-transformers
+// folder, every linear layer a LinearOperator, input a ragged batch of token ids (all
+// sequences' ids concatenated, one length per sequence, no padding).
+//
+// Supported: model_type "bert", absolute position embeddings, exact (erf) GELU, an encoder
+// (not a decoder). Any other value of those fields is a lutmul::Error naming the field.
+// Token type ids are all 0 (sentence embedding models take one segment).
+//
+// The folder holds:
+//   config.json                the architecture (fields checked, see EncoderConfig)
+//   model.safetensors          the weights, F32 (F16/BF16 widened), names with or without "bert."
+//   modules.json               optional: sentence-transformers modules; the Pooling module's
+//                              folder (usually 1_Pooling) holds config.json with
+//                              pooling_mode_mean_tokens or pooling_mode_cls_token, and a
+//                              Normalize module means L2-normalised embeddings. Without it:
+//                              mean pooling, no normalisation.
+//   sentence_bert_config.json  optional: max_seq_length (else max_position_embeddings)
+//
+// An Encoder is immutable after load and shared: any number of threads may call embed and
+// hidden_states at once. Each call takes a scratch workspace from a pool in the encoder, so
+// calls after the first at the same or a smaller size allocate nothing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lutmul/operators/linear_operator.h"
+
+namespace lutmul::runtime {
+
+struct EncoderConfig {
+  std::string model_type = "bert";
+  int64_t hidden_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t intermediate_size = 0;
+  std::string hidden_act = "gelu";
+  double layer_norm_eps = 1e-12;
+  int64_t vocab_size = 0;
+  int64_t max_position_embeddings = 0;
+  int64_t type_vocab_size = 0;
+
+  // Parses and checks a config.json text; `origin` names the file in messages.
+  static EncoderConfig parse(const std::string& json_text, const std::string& origin = "config.json");
+  static EncoderConfig read(const std::string& path);
+  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+};
+
+enum class Pooling { mean, cls };
+std::string pooling_name(Pooling pooling);  // "mean", "cls"
+
+// One linear layer of the encoder: its block (0-based) and its role.
+struct LinearSlot {
+  int block = 0;
+  std::string name;  // "query", "key", "value", "attn_out", "ffn_in", "ffn_out"
+};
+
+class Encoder {
+ public:
+  // Loads the model folder described above; throws lutmul::Error naming the file and the
+  // field or tensor that is missing or wrong.
+  static std::shared_ptr<Encoder> load(const std::string& folder);
+
+  const EncoderConfig& config() const { return config_; }
+  int64_t hidden_size() const { return config_.hidden_size; }
+  int64_t max_sequence_length() const { return max_sequence_length_; }
+  Pooling pooling() const { return pooling_; }
+  bool normalize() const { return normalize_; }
+  const std::string& path() const { return path_; }
+
+  // The last hidden states of a ragged batch: `ids` holds the lengths[0] + ... +
+  // lengths[sequences − 1] token ids of all sequences back to back; `out` receives as many
+  // rows of hidden_size() floats, row-major. Each length is 1..max_position_embeddings,
+  // each id 0..vocab_size − 1 (a lutmul::Error names the first bad one and its position).
+  void hidden_states(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const;
+  // The pooled (and, if the model says so, L2-normalised) embeddings: sequences × hidden_size().
+  void embed(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const;
+
+  // The linear layers, block by block, in the order of LinearSlot's names.
+  std::vector<LinearSlot> linear_layers() const;
+  std::shared_ptr<const LinearOperator> linear(int block, const std::string& name) const;
+  // A new encoder sharing everything with this one but the layer at (block, name), which
+  // becomes `op` (same input and output sizes, else lutmul::Error).
+  std::shared_ptr<Encoder> with_linear(int block, const std::string& name,
+                                       std::shared_ptr<const LinearOperator> op) const;
+
+  // Architecture, pooling, each layer's operator kind and bytes, total bytes.
+  std::string describe() const;
+  // Bytes of all weights: embeddings, LayerNorms and every linear operator.
+  int64_t bytes() const;
+
+  struct Weights;     // embeddings and LayerNorm parameters (src/runtime/encoder_weights.h)
+  struct Block;       // one transformer block's operators
+  struct Workspace;   // per-call scratch
+  class WorkspacePool;
+  Encoder(EncoderConfig config, std::string path);
+  ~Encoder();
+
+ private:
+  void check_batch(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t& tokens) const;
+  void forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws) const;
+  const Block& block_at(int block, const std::string& name) const;
+
+  EncoderConfig config_;
+  std::string path_;
+  int64_t max_sequence_length_ = 0;
+  Pooling pooling_ = Pooling::mean;
+  bool normalize_ = false;
+  std::shared_ptr<const Weights> weights_;
+  std::vector<std::shared_ptr<const Block>> blocks_;
+  std::shared_ptr<WorkspacePool> workspaces_;  // each encoder (also from with_linear) has its own
+};
+
+}  // namespace lutmul::runtime

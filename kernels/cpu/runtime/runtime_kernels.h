@@ -1,0 +1,79 @@
+// Internal interface of the encoder runtime's glue kernels: the work between the linear layers
+// of a BERT block (embeddings, LayerNorm, GELU, attention, pooling). Rows are tokens, each of
+// `h` floats. Checked by the caller; no throwing, no allocation.
+#pragma once
+
+#include <cstdint>
+
+namespace lutmul::kernels {
+
+// out[t] = LayerNorm(word[ids[t]] + position[positions[t]] + type0) for t in [begin, end).
+struct EmbeddingArgs {
+  const int32_t* ids = nullptr;
+  const int32_t* positions = nullptr;
+  const float* word = nullptr;      // vocab × h
+  const float* position = nullptr;  // max_positions × h
+  const float* type0 = nullptr;     // h: token type 0
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  float eps = 0.f;
+  int64_t h = 0;
+  float* out = nullptr;  // rows × h
+};
+using EmbeddingFn = void (*)(const EmbeddingArgs&, int64_t begin, int64_t end);
+
+// y[r][j] = gelu(y[r][j] + bias[j]) (bias may be null) for rows [begin, end) of y (leading
+// dimension ld, `cols` columns); gelu(x) = x·Φ(x), Φ through erfc, exact to ~2e-7 relative.
+using GeluFn = void (*)(float* y, int64_t ld, int64_t cols, const float* bias, int64_t begin, int64_t end);
+
+// residual[r] = LayerNorm(x[r] + bias + residual[r]) for rows [begin, end), in place in
+// `residual`; bias may be null.
+struct ResidualNormArgs {
+  const float* x = nullptr;  // rows × h, leading dimension ldx
+  int64_t ldx = 0;
+  const float* bias = nullptr;
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  float eps = 0.f;
+  int64_t h = 0;
+  float* residual = nullptr;  // rows × h, packed
+};
+using ResidualNormFn = void (*)(const ResidualNormArgs&, int64_t begin, int64_t end);
+
+// One head of one sequence: context[i] = Σ_j softmax_j(q[i]·k[j]·scale)·v[j] over the
+// sequence's own `length` tokens (no mask, no padding).
+struct AttentionArgs {
+  const float* q = nullptr;  // length rows of d floats, leading dimension ld_qkv
+  const float* k = nullptr;
+  const float* v = nullptr;
+  int64_t ld_qkv = 0;
+  int64_t length = 0;
+  int64_t d = 0;
+  float scale = 0.f;
+  float* context = nullptr;  // length rows of d floats, leading dimension ld_context
+  int64_t ld_context = 0;
+  float* scratch = nullptr;  // attention_scratch_floats(length, d) floats
+};
+// Kᵀ (d rows) and the probabilities (length rows), each row the length padded to whole vectors
+// (16 lanes at most).
+inline int64_t attention_scratch_floats(int64_t length, int64_t d) { return (d + length) * (length + 16); }
+using AttentionFn = void (*)(const AttentionArgs&);
+
+// out = mean (or first row) of `count` rows of h floats, then divided by its L2 norm when
+// `normalize` (a zero vector stays zero).
+using PoolFn = void (*)(const float* rows, int64_t count, int64_t h, bool mean, bool normalize, float* out);
+
+struct RuntimeKernelTable {
+  EmbeddingFn embedding = nullptr;
+  GeluFn gelu = nullptr;
+  ResidualNormFn residual_norm = nullptr;
+  AttentionFn attention = nullptr;
+  PoolFn pool = nullptr;
+};
+
+RuntimeKernelTable runtime_scalar_kernels();
+// Built only where the ISA is (LUTMUL_HAVE_*_KERNELS).
+RuntimeKernelTable runtime_avx2_kernels();
+RuntimeKernelTable runtime_avx512_kernels();
+
+}  // namespace lutmul::kernels

@@ -1,0 +1,119 @@
+// The inference runtime: lutmul._core.runtime.Encoder, a loaded sentence encoder that takes
+// ragged batches of token ids (ids of all sequences back to back, one length per sequence).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <lutmul/runtime/encoder.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "arrays.h"
+
+namespace py = pybind11;
+using lutmul::runtime::Encoder;
+
+namespace {
+
+using Ids = py::array_t<int32_t, py::array::c_style>;
+using Lengths = py::array_t<int64_t, py::array::c_style>;
+
+// The batch as the encoder takes it; shapes checked here, values by the encoder.
+struct Batch {
+  const int32_t* ids;
+  const int64_t* lengths;
+  int64_t sequences;
+  int64_t tokens;
+};
+
+Batch batch_of(const Ids& ids, const Lengths& lengths) {
+  if (ids.ndim() != 1) throw py::value_error("ids must be a 1-D int32 array");
+  if (lengths.ndim() != 1) throw py::value_error("lengths must be a 1-D int64 array");
+  int64_t tokens = 0;
+  for (py::ssize_t s = 0; s < lengths.shape(0); ++s) {
+    const int64_t length = lengths.data()[s];
+    if (length < 1) throw py::value_error("lengths[" + std::to_string(s) + "] = " + std::to_string(length) + " must be at least 1");
+    tokens += length;
+    if (tokens > ids.shape(0)) break;
+  }
+  if (tokens != ids.shape(0))
+    throw py::value_error("the lengths add up to " + std::to_string(tokens) + (tokens > ids.shape(0) ? " or more" : "") +
+                          " tokens, ids holds " + std::to_string(ids.shape(0)));
+  return {ids.data(), lengths.data(), static_cast<int64_t>(lengths.shape(0)), tokens};
+}
+
+}  // namespace
+
+void bind_runtime(py::module_& parent) {
+  py::module_ m = parent.def_submodule("runtime", "the inference runtime (use lutmul.runtime, not this module)");
+  py::class_<Encoder, std::shared_ptr<Encoder>>(m, "Encoder")
+      .def_static("load",
+                  [](const std::string& path) {
+                    py::gil_scoped_release release;
+                    return Encoder::load(path);
+                  },
+                  py::arg("path"))
+      .def("embed_ids",
+           [](const Encoder& self, const Ids& ids, const Lengths& lengths) {
+             const Batch b = batch_of(ids, lengths);
+             py::array_t<float> out({static_cast<py::ssize_t>(b.sequences), static_cast<py::ssize_t>(self.hidden_size())});
+             float* data = out.mutable_data();
+             {
+               py::gil_scoped_release release;
+               self.embed(b.ids, b.lengths, b.sequences, data);
+             }
+             return out;
+           },
+           py::arg("ids"), py::arg("lengths"))
+      .def("hidden_states_ids",
+           [](const Encoder& self, const Ids& ids, const Lengths& lengths) {
+             const Batch b = batch_of(ids, lengths);
+             py::array_t<float> out({static_cast<py::ssize_t>(b.tokens), static_cast<py::ssize_t>(self.hidden_size())});
+             float* data = out.mutable_data();
+             {
+               py::gil_scoped_release release;
+               self.hidden_states(b.ids, b.lengths, b.sequences, data);
+             }
+             return out;
+           },
+           py::arg("ids"), py::arg("lengths"))
+      .def_property_readonly("hidden_size", &Encoder::hidden_size)
+      .def_property_readonly("vocab_size", [](const Encoder& self) { return self.config().vocab_size; })
+      .def_property_readonly("max_position_embeddings", [](const Encoder& self) { return self.config().max_position_embeddings; })
+      .def_property_readonly("max_sequence_length", &Encoder::max_sequence_length)
+      .def_property_readonly("num_layers", [](const Encoder& self) { return self.config().num_hidden_layers; })
+      .def_property_readonly("num_heads", [](const Encoder& self) { return self.config().num_attention_heads; })
+      .def_property_readonly("intermediate_size", [](const Encoder& self) { return self.config().intermediate_size; })
+      .def_property_readonly("pooling", [](const Encoder& self) { return lutmul::runtime::pooling_name(self.pooling()); })
+      .def_property_readonly("normalize", &Encoder::normalize)
+      .def_property_readonly("path", &Encoder::path)
+      .def("describe", &Encoder::describe)
+      .def("linear_layers",
+           [](const Encoder& self) {
+             std::vector<std::pair<int, std::string>> out;
+             for (const lutmul::runtime::LinearSlot& slot : self.linear_layers()) out.emplace_back(slot.block, slot.name);
+             return out;
+           })
+      // The operator stays owned by the encoder: the returned object keeps the encoder alive.
+      // The operator stays owned by the encoder; the returned object (the most derived bound
+      // class) keeps the encoder alive.
+      .def("linear",
+           [](const Encoder& self, int block, const std::string& name) { return self.linear(block, name).get(); },
+           py::arg("block"), py::arg("name"), py::return_value_policy::reference, py::keep_alive<0, 1>())
+      .def("with_linear",
+           [](const Encoder& self, int block, const std::string& name, const lutmul::LinearOperator* raw) {
+             if (raw == nullptr) throw py::value_error("the operator is None");
+             // The Python object that owns the operator (pybind11 finds the existing one) is kept
+             // alive as long as the new encoder needs it, and let go of under the GIL.
+             auto* keeper = new py::object(py::cast(raw, py::return_value_policy::reference));
+             std::shared_ptr<const lutmul::LinearOperator> shared(raw, [keeper](const lutmul::LinearOperator*) {
+               py::gil_scoped_acquire gil;
+               delete keeper;
+             });
+             return self.with_linear(block, name, std::move(shared));
+           },
+           py::arg("block"), py::arg("name"), py::arg("op"));
+}

