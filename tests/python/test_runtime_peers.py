@@ -131,6 +131,13 @@ def test_unknown_engine_is_an_error(models, batcher):
         peers.make_engine("tvm", models, model_dir(), batcher)
 
 
+def test_unknown_engine_on_the_command_line_is_an_error(tmp_path):
+    completed = subprocess.run([sys.executable, "-m", "lutmul.bench", "--runtime", "--engines", "ort-fp32,tvm",
+                                "--out", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                               env=dict(os.environ, LUTMUL_BENCH_KEEP_BLAS="1"))
+    assert completed.returncode != 0 and "unknown engines tvm" in completed.stderr
+
+
 def test_runtime_report_end_to_end(tmp_path):
     # Every engine on 24 sentences, one pass; the memory probes run in their own processes.
     out = tmp_path / "report"
@@ -160,3 +167,5 @@ def test_runtime_report_end_to_end(tmp_path):
     assert result["onnx"]["ort_fusions"]["fp32"]["Attention"] == 6
     for reason in skipped.values():
         assert reason in report
+    if "lutmul" in by_key:  # the issue's bars are stated, met or not
+        assert "Issue 15's bars" in report and "bar: 1 thread: sentences/s >= 1.3x ONNX Runtime fp32" in completed.stdout

@@ -97,7 +97,13 @@ def _runtime(args, argv) -> int:
     if args.render is not None:
         result = json.loads(args.render.read_text())
     else:
+        from .peers import ENGINE_KEYS
+
         engines = [e.strip() for e in args.engines.split(",")] if args.engines else None
+        unknown = sorted(set(engines or ()) - set(ENGINE_KEYS))
+        if unknown:
+            sys.exit(f"python -m lutmul.bench: error: unknown engines {', '.join(unknown)}; "
+                     f"engines: {', '.join(ENGINE_KEYS)}")
         sentences = args.sentences or (300 if args.quick else 2000)
         config = RuntimeConfig(out=args.out, sentences=sentences, repeats=args.repeats or 3,
                                sweep_sentences=min(256, sentences) if not args.quick else min(96, sentences),
@@ -107,7 +113,7 @@ def _runtime(args, argv) -> int:
         result = run_runtime(config)
     print(runtime_report.terminal_table(result))
     print(f"\nreport: {runtime_report.write(result, args.out, args.markdown)}; "
-          f"results: {args.out / 'runtime_results.json'}")
+          f"results: {args.render or args.out / 'runtime_results.json'}")
     return 0
 
 

@@ -106,7 +106,9 @@ class LutmulRuntime(Engine):
     def __init__(self, model_path: Path):
         from lutmul.runtime import load_encoder
 
-        super().__init__("lutmul", "lutmul runtime (exact f32)")
+        import lutmul
+
+        super().__init__("lutmul", "lutmul runtime (exact f32)", info={"lutmul": lutmul.__version__, "isa": lutmul.isa()})
         self.encoder = load_encoder(model_path)
 
     def prepare(self, threads: int) -> None:  # the caller's lutmul.set_num_threads applies

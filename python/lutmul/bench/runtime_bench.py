@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .timing import all_threads, machine, threads
+from .timing import all_threads, cpu_flags, machine, threads
 
 FORMAT_VERSION = 1
 LATENCY_TOKENS = 16  # [CLS] + 14 word pieces + [SEP]
@@ -314,7 +314,7 @@ def run_runtime(config: RuntimeConfig) -> dict:
         "command": " ".join(config.command),
         "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
         "elapsed_seconds": time.time() - started,
-        "machine": dict(machine(), versions=_versions()),
+        "machine": dict(machine(), versions=_versions(), cpu_flags=sorted(cpu_flags())),
         "thread_counts": thread_counts,
         "repeats": config.repeats,
         "sentences": {"count": len(sentences), "source": "lutmul.bench.products.english_sentences(), seeded sample",
