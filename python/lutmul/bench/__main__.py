@@ -39,12 +39,29 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed samples per setting (default 5 quick, 9 full)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--render", type=Path, default=None, metavar="RESULTS_JSON",
-                        help="measure nothing: redraw the report and plots of an earlier results.json into --out")
+                        help="measure nothing: redraw the report and plots of an earlier results.json (or "
+                             "runtime_results.json) into --out")
+    runtime = parser.add_argument_group("the runtime benchmark (--runtime): all-MiniLM-L6-v2 end to end in lutmul's "
+                                        "runtime, ONNX Runtime fp32/int8, OpenVINO f32/default and the numpy reference")
+    runtime.add_argument("--runtime", action="store_true",
+                         help="run it instead of the operator harness: OUT/runtime_results.json, runtime_report.md, "
+                              "runtime_speed.png (needs the bench-runtime extra)")
+    runtime.add_argument("--sentences", type=int, default=None, help="real sentences embedded per pass (default 2000; "
+                                                                      "300 with --quick)")
+    runtime.add_argument("--engines", default=None,
+                         help="comma-separated engines (default: all): numpy, ort-fp32, ort-int8, openvino-f32, "
+                              "openvino-default, lutmul")
+    runtime.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.sentences is not None and args.sentences < 20:
+        parser.error("--sentences must be at least 20")
 
     import json
+
+    if args.runtime or (args.render is not None and "engines" in json.loads(args.render.read_text())):
+        return _runtime(args, argv)
 
     from .harness import Config, render, run
     from .report import summary_line, terminal_table
@@ -67,6 +84,36 @@ def main(argv=None) -> int:
     markdown = args.markdown or args.out / "report.md"
     print("\n" + summary_line(result, markdown))
     print(f"results: {args.out / 'results.json'}; plots: {args.out}/*.png")
+    return 0
+
+
+def _runtime(args, argv) -> int:
+    import json
+
+    from . import runtime_report
+    from .runtime_bench import RuntimeConfig, run_runtime
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.render is not None:
+        result = json.loads(args.render.read_text())
+    else:
+        from .peers import ENGINE_KEYS
+
+        engines = [e.strip() for e in args.engines.split(",")] if args.engines else None
+        unknown = sorted(set(engines or ()) - set(ENGINE_KEYS))
+        if unknown:
+            sys.exit(f"python -m lutmul.bench: error: unknown engines {', '.join(unknown)}; "
+                     f"engines: {', '.join(ENGINE_KEYS)}")
+        sentences = args.sentences or (300 if args.quick else 2000)
+        config = RuntimeConfig(out=args.out, sentences=sentences, repeats=args.repeats or 3,
+                               sweep_sentences=min(256, sentences) if not args.quick else min(96, sentences),
+                               latency_seconds=0.3 if args.quick else 1.0, memory=not args.no_memory, engines=engines,
+                               progress=not args.no_progress,
+                               command=["python -m lutmul.bench", *(argv if argv is not None else sys.argv[1:])])
+        result = run_runtime(config)
+    print(runtime_report.terminal_table(result))
+    print(f"\nreport: {runtime_report.write(result, args.out, args.markdown)}; "
+          f"results: {args.render or args.out / 'runtime_results.json'}")
     return 0
 
 
