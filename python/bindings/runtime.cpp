@@ -51,11 +51,12 @@ void bind_runtime(py::module_& parent) {
   py::module_ m = parent.def_submodule("runtime", "the inference runtime (use lutmul.runtime, not this module)");
   py::class_<Encoder, std::shared_ptr<Encoder>>(m, "Encoder")
       .def_static("load",
-                  [](const std::string& path) {
+                  [](const std::string& path, const std::string& precision) {
+                    const lutmul::runtime::Precision p = lutmul::runtime::parse_precision(precision);
                     py::gil_scoped_release release;
-                    return Encoder::load(path);
+                    return Encoder::load(path, p);
                   },
-                  py::arg("path"))
+                  py::arg("path"), py::arg("precision") = "f32")
       .def("embed_ids",
            [](const Encoder& self, const Ids& ids, const Lengths& lengths) {
              const Batch b = batch_of(ids, lengths);

@@ -2,8 +2,10 @@
 // and describe(): what each slot holds.
 #include <algorithm>
 #include <sstream>
+#include <type_traits>
 
 #include "lutmul/core/error.h"
+#include "lutmul/operators/bf16_linear.h"
 #include "lutmul/operators/dense_linear.h"
 #include "runtime/encoder_parts.h"
 
@@ -28,20 +30,36 @@ std::shared_ptr<const LinearOperator>* Encoder::Block::slot(const std::string& n
   return const_cast<std::shared_ptr<const LinearOperator>*>(static_cast<const Block*>(this)->slot(name));
 }
 
-std::shared_ptr<const LinearOperator> fuse_qkv(const Encoder::Block& block) {
-  const auto* q = dynamic_cast<const DenseLinear*>(block.query.get());
-  const auto* k = dynamic_cast<const DenseLinear*>(block.key.get());
-  const auto* v = dynamic_cast<const DenseLinear*>(block.value.get());
-  if (q == nullptr || k == nullptr || v == nullptr) return nullptr;
-  const int64_t rows = q->input_dim(), h = q->output_dim();
+namespace {
+
+// Query, key and value side by side (K × 3H) when all three are of kind Op: their float
+// weights (bfloat16 ones widened exactly, so the fused operator rounds them to the same bits).
+template <class Op>
+std::shared_ptr<const LinearOperator> fuse_three(const Encoder::Block& block) {
+  const Op* parts[3] = {dynamic_cast<const Op*>(block.query.get()), dynamic_cast<const Op*>(block.key.get()),
+                        dynamic_cast<const Op*>(block.value.get())};
+  if (parts[0] == nullptr || parts[1] == nullptr || parts[2] == nullptr) return nullptr;
+  const int64_t rows = parts[0]->input_dim(), h = parts[0]->output_dim();
   std::vector<float> weights(static_cast<size_t>(rows * 3 * h)), bias(static_cast<size_t>(3 * h));
-  const DenseLinear* parts[3] = {q, k, v};
   for (int p = 0; p < 3; ++p) {
     for (int64_t i = 0; i < rows; ++i)
-      std::copy_n(parts[p]->weights().data() + i * h, h, weights.data() + i * 3 * h + p * h);
+      for (int64_t j = 0; j < h; ++j) {
+        const auto w = parts[p]->weights()[static_cast<size_t>(i * h + j)];
+        float value;
+        if constexpr (std::is_same_v<Op, Bf16Linear>) value = from_bfloat16(w);
+        else value = w;
+        weights[static_cast<size_t>(i * 3 * h + p * h + j)] = value;
+      }
     std::copy_n(parts[p]->bias().data(), h, bias.data() + p * h);
   }
-  return std::make_shared<DenseLinear>(MatrixView::row_major(weights.data(), rows, 3 * h), bias.data());
+  return std::make_shared<Op>(MatrixView::row_major(weights.data(), rows, 3 * h), bias.data());
+}
+
+}  // namespace
+
+std::shared_ptr<const LinearOperator> fuse_qkv(const Encoder::Block& block) {
+  if (auto dense = fuse_three<DenseLinear>(block)) return dense;
+  return fuse_three<Bf16Linear>(block);
 }
 
 const Encoder::Block& Encoder::block_at(int block, const std::string& name) const {

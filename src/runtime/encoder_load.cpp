@@ -7,6 +7,7 @@
 
 #include "lutmul/core/error.h"
 #include "lutmul/io/safetensors.h"
+#include "lutmul/operators/bf16_linear.h"
 #include "lutmul/operators/dense_linear.h"
 #include "runtime/encoder_parts.h"
 
@@ -119,17 +120,30 @@ class TensorSource {
   std::string prefix_;
 };
 
-// A Hugging Face linear layer (weight M × K, bias M) as a DenseLinear of W transposed (K × M).
-std::shared_ptr<const LinearOperator> dense_layer(const TensorSource& source, const std::string& name, int64_t k, int64_t m) {
+// A Hugging Face linear layer (weight M × K, bias M) as an operator of W transposed (K × M).
+std::shared_ptr<const LinearOperator> linear_layer(const TensorSource& source, const std::string& name, int64_t k,
+                                                   int64_t m, Precision precision) {
   const std::vector<float> weight = source.get(name + ".weight", {m, k});
   const std::vector<float> bias = source.get(name + ".bias", {m});
   // The M × K row-major weight read column-major is W (K × M).
-  return std::make_shared<DenseLinear>(MatrixView::col_major(weight.data(), k, m, k), bias.data());
+  const MatrixView w = MatrixView::col_major(weight.data(), k, m, k);
+  if (precision == Precision::bf16) return std::make_shared<Bf16Linear>(w, bias.data());
+  return std::make_shared<DenseLinear>(w, bias.data());
 }
 
 }  // namespace
 
-std::shared_ptr<Encoder> Encoder::load(const std::string& folder) {
+std::string precision_name(Precision precision) {
+  return precision == Precision::bf16 ? "bf16" : "f32";
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "f32") return Precision::f32;
+  if (name == "bf16") return Precision::bf16;
+  detail::throw_error("precision '", name, "' is not one of f32, bf16");
+}
+
+std::shared_ptr<Encoder> Encoder::load(const std::string& folder, Precision precision) {
   const fs::path root(folder);
   LUTMUL_CHECK(fs::is_directory(root), "Encoder::load: '", folder, "' is not a folder");
   auto encoder = std::make_shared<Encoder>(EncoderConfig::read((root / "config.json").string()), folder);
@@ -154,12 +168,12 @@ std::shared_ptr<Encoder> Encoder::load(const std::string& folder) {
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
     const std::string p = "encoder.layer." + std::to_string(b) + ".";
     auto block = std::make_shared<Block>();
-    block->query = dense_layer(source, p + "attention.self.query", h, h);
-    block->key = dense_layer(source, p + "attention.self.key", h, h);
-    block->value = dense_layer(source, p + "attention.self.value", h, h);
-    block->attn_out = dense_layer(source, p + "attention.output.dense", h, h);
-    block->ffn_in = dense_layer(source, p + "intermediate.dense", h, inter);
-    block->ffn_out = dense_layer(source, p + "output.dense", inter, h);
+    block->query = linear_layer(source, p + "attention.self.query", h, h, precision);
+    block->key = linear_layer(source, p + "attention.self.key", h, h, precision);
+    block->value = linear_layer(source, p + "attention.self.value", h, h, precision);
+    block->attn_out = linear_layer(source, p + "attention.output.dense", h, h, precision);
+    block->ffn_in = linear_layer(source, p + "intermediate.dense", h, inter, precision);
+    block->ffn_out = linear_layer(source, p + "output.dense", inter, h, precision);
     block->attn_norm_gamma = source.get(p + "attention.output.LayerNorm.weight", {h});
     block->attn_norm_beta = source.get(p + "attention.output.LayerNorm.bias", {h});
     block->out_norm_gamma = source.get(p + "output.LayerNorm.weight", {h});

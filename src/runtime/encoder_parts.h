@@ -19,8 +19,8 @@ struct Encoder::Weights {
 
 struct Encoder::Block {
   std::shared_ptr<const LinearOperator> query, key, value, attn_out, ffn_in, ffn_out;
-  // query, key and value as one H × 3H product when all three are DenseLinear (one pass over
-  // the hidden states instead of three); null otherwise.
+  // query, key and value as one H × 3H product when all three are DenseLinear or all three
+  // Bf16Linear (one pass over the hidden states instead of three); null otherwise.
   std::shared_ptr<const LinearOperator> qkv;
   std::vector<float> attn_norm_gamma, attn_norm_beta, out_norm_gamma, out_norm_beta;
 
@@ -30,7 +30,7 @@ struct Encoder::Block {
 
 // The names of a block's linear layers, in forward order.
 const std::vector<std::string>& linear_names();
-// The fused query/key/value product of three DenseLinear layers, or null.
+// The fused query/key/value product of three DenseLinear or three Bf16Linear layers, or null.
 std::shared_ptr<const LinearOperator> fuse_qkv(const Encoder::Block& block);
 
 struct Encoder::Workspace {

