@@ -36,7 +36,7 @@ void parallel_ranges(int64_t count, int64_t min_per_thread, Work&& work) {
 
 }  // namespace
 
-Encoder::Encoder(EncoderConfig config, std::string path)
+Encoder::Encoder(Passkey, EncoderConfig config, std::string path)
     : config_(std::move(config)), path_(std::move(path)), workspaces_(std::make_shared<WorkspacePool>()) {}
 
 Encoder::~Encoder() = default;
