@@ -80,8 +80,11 @@ void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
   grow(ws.context, tokens * h);
   grow(ws.projected, tokens * h);
   grow(ws.intermediate, tokens * inter);
+  // Read once: another caller may change the thread count while this call runs, and the
+  // attention scratch must cover every thread the attention loop below starts.
+  const int threads_now = num_threads();
   const int64_t scratch_per_thread = kernels::attention_scratch_floats(longest, d);
-  grow(ws.attention_scratch, scratch_per_thread * num_threads());
+  grow(ws.attention_scratch, scratch_per_thread * threads_now);
   float* hidden = ws.hidden.data();
 
   kernels::EmbeddingArgs embedding;
@@ -109,9 +112,9 @@ void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
       block.key->forward(hidden_view, qkv + h, 3 * h);
       block.value->forward(hidden_view, qkv + 2 * h, 3 * h);
     }
-    // Attention: (sequence, head) pairs, longest work first is not needed: pairs are many.
+    // Attention: (sequence, head) pairs, handed out one at a time (lengths differ).
     const int64_t pairs = sequences * heads;
-    const int threads = static_cast<int>(std::min<int64_t>(num_threads(), pairs));
+    const int threads = static_cast<int>(std::min<int64_t>(threads_now, pairs));
     float* context = ws.context.data();
     float* scratch_all = ws.attention_scratch.data();
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
