@@ -146,7 +146,7 @@ Precision parse_precision(const std::string& name) {
 std::shared_ptr<Encoder> Encoder::load(const std::string& folder, Precision precision) {
   const fs::path root(folder);
   LUTMUL_CHECK(fs::is_directory(root), "Encoder::load: '", folder, "' is not a folder");
-  auto encoder = std::make_shared<Encoder>(EncoderConfig::read((root / "config.json").string()), folder);
+  auto encoder = std::make_shared<Encoder>(Passkey{}, EncoderConfig::read((root / "config.json").string()), folder);
   const EncoderConfig& c = encoder->config_;
   const PoolingChoice pooling = read_modules(root);
   encoder->pooling_ = pooling.pooling;
