@@ -1,0 +1,92 @@
+// PEFT adapter folders (peft_modules, read_peft_adapter, LoraLinear::load_peft). The input is
+// "adapter_config.json\0safetensors header\0tensor data"; this target writes the folder
+// (the safetensors header length made right) and reads it the ways a program would: the
+// module list, the only adapter, each module by name, and a load into a LoRA operator that
+// then runs.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "fuzz_util.h"
+#include "lutmul/core/error.h"
+#include "lutmul/core/threading.h"
+#include "lutmul/io/peft_adapter.h"
+#include "lutmul/operators/dense_linear.h"
+#include "lutmul/operators/lora_linear.h"
+
+using namespace lutmul;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string folder;  // one per process, rewritten for every input
+
+void remove_folder() { fs::remove_all(folder); }
+
+void write(const fs::path& path, const void* data, size_t size) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+  if (!out) fuzz::fail("cannot write the adapter folder");
+}
+
+// A dense base of the adapter's shape, when small, so that load_peft and forward run.
+void load_into_lora(const PeftAdapter& adapter) {
+  if (adapter.k * adapter.m > (int64_t{1} << 16)) return;
+  const std::vector<float> w(static_cast<size_t>(adapter.k * adapter.m), 0.5f);
+  LoraLinear lora(std::make_shared<DenseLinear>(MatrixView::row_major(w.data(), adapter.k, adapter.m)));
+  try {
+    lora.load_peft(folder, "fuzzed", adapter.module);
+  } catch (const Error& e) {
+    fuzz::rejected(e);
+    return;  // add_adapter's own checks (a huge alpha/r, ...) are errors by contract
+  }
+  fuzz::exercise(lora);  // outside the try: an Error from an adapter that loaded is a bug
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  set_num_threads(1);
+  std::string pattern = (fs::temp_directory_path() / "lutmul-fuzz-peft-XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr) fuzz::fail("cannot create a temporary folder");
+  folder = pattern;
+  std::atexit(remove_folder);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const auto parts = fuzz::split_at_nul(data, size, 3);
+  write(fs::path(folder) / "adapter_config.json", parts[0].data(), parts[0].size());
+  const std::vector<uint8_t> weights = fuzz::safetensors_bytes(parts[1], parts[2]);
+  write(fs::path(folder) / "adapter_model.safetensors", weights.data(), weights.size());
+
+  std::vector<std::string> modules;
+  try {
+    modules = peft_modules(folder);
+  } catch (const Error& e) {
+    fuzz::rejected(e);
+    return 0;
+  }
+  if (modules.size() > 4) modules.resize(4);  // enough to reach every path
+  modules.push_back("");                      // the only one, if there is one
+  for (const std::string& module : modules) {
+    PeftAdapter adapter;
+    try {
+      adapter = read_peft_adapter(folder, module);
+    } catch (const Error& e) {
+      fuzz::rejected(e);
+      continue;
+    }
+    if (adapter.rank < 1 || adapter.k < 1 || adapter.m < 1 ||
+        adapter.a.size() != static_cast<size_t>(adapter.k * adapter.rank) ||
+        adapter.b.size() != static_cast<size_t>(adapter.rank * adapter.m))
+      fuzz::fail("an adapter read back with sizes that disagree");
+    load_into_lora(adapter);
+  }
+  return 0;
+}
