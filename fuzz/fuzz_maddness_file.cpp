@@ -9,9 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/file_format.h"
 #include "fuzz_util.h"
-#include "io/operator_file.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
 #include "lutmul/operators/maddness.h"
@@ -24,22 +22,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1) return 0;
-  const uint8_t* rest = data + 1;
-  const size_t rest_size = size - 1;
-  std::vector<uint8_t> file;
-  switch (data[0] % 3) {
-    case 0:
-      file = detail::operator_file_bytes("maddness", std::vector<uint8_t>(rest, rest + rest_size));
-      break;
-    case 1:
-      if (rest_size < 1) return 0;
-      file = detail::wrap_payload(fuzz::kLegacyModelMagic, 1 + rest[0] % 2,
-                                  std::vector<uint8_t>(rest + 1, rest + rest_size));
-      break;
-    default:
-      file.assign(rest, rest + rest_size);
-  }
+  const std::vector<uint8_t> file = fuzz::maddness_file_input(data, size);
   bool saved_model = false;
   try {
     saved_model = Maddness::is_saved_model(file.data(), file.size());

@@ -11,9 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "core/file_format.h"
 #include "fuzz_util.h"
-#include "io/operator_file.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
 #include "lutmul/operators/factory.h"
@@ -26,21 +24,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1) return 0;
   static const std::vector<std::string> kinds = operator_kinds();
-  const size_t choice = data[0] % (kinds.size() + 2);
-  const uint8_t* rest = data + 1;
-  size_t rest_size = size - 1;
-  std::vector<uint8_t> file;
-  if (choice < kinds.size()) {
-    file = detail::operator_file_bytes(kinds[choice], std::vector<uint8_t>(rest, rest + rest_size));
-  } else if (choice == kinds.size()) {
-    if (rest_size < 1) return 0;
-    const uint32_t version = 1 + rest[0] % 2;
-    file = detail::wrap_payload(fuzz::kLegacyModelMagic, version, std::vector<uint8_t>(rest + 1, rest + rest_size));
-  } else {
-    file.assign(rest, rest + rest_size);
-  }
+  const std::vector<uint8_t> file = fuzz::operator_file_input(data, size, kinds);
   std::unique_ptr<LinearOperator> op;
   try {
     op = LinearOperator::deserialize(file.data(), file.size());

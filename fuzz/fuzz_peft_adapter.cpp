@@ -60,10 +60,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const auto parts = fuzz::split_at_nul(data, size, 3);
-  write(fs::path(folder) / "adapter_config.json", parts[0].data(), parts[0].size());
-  const std::vector<uint8_t> weights = fuzz::safetensors_bytes(parts[1], parts[2]);
-  write(fs::path(folder) / "adapter_model.safetensors", weights.data(), weights.size());
+  const fuzz::PeftFolder input = fuzz::peft_input(data, size);
+  write(fs::path(folder) / "adapter_config.json", input.config.data(), input.config.size());
+  write(fs::path(folder) / "adapter_model.safetensors", input.weights.data(), input.weights.size());
 
   std::vector<std::string> modules;
   try {

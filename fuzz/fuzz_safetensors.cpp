@@ -13,14 +13,7 @@
 using namespace lutmul;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1) return 0;
-  std::vector<uint8_t> bytes;
-  if (data[0] % 2 == 0) {
-    bytes.assign(data + 1, data + size);
-  } else {
-    const auto parts = fuzz::split_at_nul(data + 1, size - 1, 2);
-    bytes = fuzz::safetensors_bytes(parts[0], parts[1]);
-  }
+  std::vector<uint8_t> bytes = fuzz::safetensors_input(data, size);
   SafetensorsFile file;
   try {
     file = SafetensorsFile::parse(std::move(bytes), "fuzz input");

@@ -26,33 +26,9 @@ bool small_enough(int64_t k, int64_t m) { return k <= kMaxRunElements / kRows &&
 
 }  // namespace
 
-std::vector<std::string_view> split_at_nul(const uint8_t* data, size_t size, size_t parts) {
-  std::vector<std::string_view> out;
-  std::string_view rest(reinterpret_cast<const char*>(data), size);
-  while (out.size() + 1 < parts) {
-    const size_t nul = rest.find('\0');
-    if (nul == std::string_view::npos) break;
-    out.push_back(rest.substr(0, nul));
-    rest.remove_prefix(nul + 1);
-  }
-  out.push_back(rest);
-  out.resize(parts);
-  return out;
-}
-
 std::string join_with_nul(const std::vector<std::string>& parts) {
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? std::string(1, '\0') : std::string()) + parts[i];
-  return out;
-}
-
-std::vector<uint8_t> safetensors_bytes(std::string_view header, std::string_view data) {
-  std::vector<uint8_t> out(8 + header.size() + data.size());
-  const uint64_t n = header.size();
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
-  // Empty views may hold null, which memcpy must not get even for 0 bytes.
-  if (!header.empty()) std::memcpy(out.data() + 8, header.data(), header.size());
-  if (!data.empty()) std::memcpy(out.data() + 8 + header.size(), data.data(), data.size());
   return out;
 }
 
