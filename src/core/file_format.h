@@ -8,9 +8,9 @@
 #pragma once
 
 #include <cmath>
-#include <initializer_list>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
