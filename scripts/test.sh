@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the C++ suite through ctest (a release build with warnings as errors,
-# then an AddressSanitizer + UBSan build), then the Python suite through pytest against the
-# package installed with `pip install .` into a fresh virtual environment.
+# then an AddressSanitizer + UBSan build, then a short run of every fuzz target), then the
+# Python suite through pytest against the package installed with `pip install .` into a
+# fresh virtual environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,6 +22,11 @@ cmake --build build/sanitize -j "$jobs"
 # the environment test needs its variable, so it goes through ctest.
 build/sanitize/tests/cpp/lutmul_tests --gtest_brief=1
 ctest --test-dir build/sanitize --output-on-failure -R '^unsupported_LUTMUL_ISA_is_an_error$'
+
+echo "== C++: libFuzzer targets (clang, ASan + UBSan), about a minute each on their seeds"
+# Every file reader with valid checksums around mutated contents (docs/fuzzing.md); the
+# long run of a million executions per target is scripts/fuzz.sh --runs 1000000.
+scripts/fuzz.sh --time 60
 
 echo "== C++: NEON kernels cross-built for AArch64, checked under qemu-user"
 tests/cross/check_neon.sh

@@ -2,13 +2,15 @@
 // (little-endian):
 //   8 magic bytes | u32 format version | u32 0x01020304 (byte-order check) | u64 payload bytes
 //   | payload | u32 CRC-32 of the payload
-// Every count read back is checked against the bytes that remain before anything is
-// allocated, so a truncated or lying file is an Error, never a crash or a huge allocation.
+// Every count read back is checked against the bytes that remain and against
+// kMaxArrayEntries before anything is allocated, so a truncated or lying file is an Error,
+// never a crash or a huge allocation (docs/design.md, "Limits").
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +18,22 @@
 #include "lutmul/core/error.h"
 
 namespace lutmul::detail {
+
+// The most entries one array in a file may have: 2^40 (4 TiB of floats, beyond any layer).
+// Sizes computed from several dimensions read from a file go through array_entries, which
+// checks each partial product against it, so the product never overflows.
+constexpr uint64_t kMaxArrayEntries = uint64_t{1} << 40;
+
+// The product of `dims`, or an Error naming `field` when it exceeds kMaxArrayEntries.
+inline uint64_t array_entries(const char* what, const char* field, std::initializer_list<uint64_t> dims) {
+  uint64_t product = 1;
+  for (const uint64_t d : dims) {
+    LUTMUL_CHECK(d == 0 || product <= kMaxArrayEntries / d, what, " is corrupt: ", field, " would have more than 2^40 entries");
+    product *= d;
+  }
+  LUTMUL_CHECK(product <= kMaxArrayEntries, what, " is corrupt: ", field, " would have more than 2^40 entries");
+  return product;
+}
 
 class ByteWriter {
  public:
@@ -97,6 +115,8 @@ class ByteReader {
  private:
   template <typename T>
   std::vector<T> take(const char* field, uint64_t count) {
+    LUTMUL_CHECK(count <= kMaxArrayEntries, what_, " is corrupt: ", field, " claims ", count,
+                 " entries, more than the 2^40 a file may hold");
     LUTMUL_CHECK(count <= (size_ - offset_) / sizeof(T), what_, " is truncated (", field, " needs ", count,
                  " entries of ", sizeof(T), " bytes, ", size_ - offset_, " bytes remain)");
     std::vector<T> values(static_cast<size_t>(count));

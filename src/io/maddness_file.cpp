@@ -84,12 +84,15 @@ Maddness Maddness::read_state(detail::ByteReader& r, uint32_t version) {
   model.chosen_lambda_ = r.get<double>("chosen_lambda");
   const uint64_t npairs = static_cast<uint64_t>((c + 1) / 2);
   const uint64_t uc = static_cast<uint64_t>(c), ud = static_cast<uint64_t>(d), um = static_cast<uint64_t>(m);
+  // Products of three dimensions of up to 2^31 each: checked, never wrapped.
+  const char* what = "model file";
   model.subspace_begin_ = r.get_array<int64_t>("subspace bounds", uc + 1);
-  model.split_dims_ = r.get_array<int32_t>("split dimensions", uc * kTreeDepth);
-  model.thresholds_ = r.get_array<float>("thresholds", uc * kTreeDepth * 8);
-  model.prototypes_ = r.get_array<float>("prototypes", uc * kLeaves * ud);
-  model.float_tables_ = r.get_array<float>("float tables", um * uc * kLeaves);
-  model.quantized_tables_ = r.get_array<uint8_t>("quantized tables", um * npairs * 32);
+  model.split_dims_ = r.get_array<int32_t>("split dimensions", detail::array_entries(what, "split dimensions", {uc, kTreeDepth}));
+  model.thresholds_ = r.get_array<float>("thresholds", detail::array_entries(what, "thresholds", {uc, kTreeDepth, 8}));
+  model.prototypes_ = r.get_array<float>("prototypes", detail::array_entries(what, "prototypes", {uc, kLeaves, ud}));
+  model.float_tables_ = r.get_array<float>("float tables", detail::array_entries(what, "float tables", {um, uc, kLeaves}));
+  model.quantized_tables_ =
+      r.get_array<uint8_t>("quantized tables", detail::array_entries(what, "quantized tables", {um, npairs, 32}));
   if (version == 1) {
     // One scale for every output; an offset per codebook, summed in order as version 1 did.
     const float scale = r.get<float>("table scale");

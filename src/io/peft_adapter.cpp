@@ -40,13 +40,34 @@ bool names(const std::string& module, const std::string& name) {
   return module == name || ends_with(module, "." + name);
 }
 
+// Limits on what goes through std::regex: libstdc++ compiles a pattern by recursive descent
+// and, by default, matches by backtracking, one stack frame per character and exponential
+// time for patterns like (a*)*b. Real PEFT module names and patterns are a few dozen
+// characters.
+constexpr size_t kMaxModuleName = 1024;
+constexpr size_t kMaxPattern = 1024;
+
+// `module` matches the regular expression `pattern` whole. libstdc++'s __polynomial flag
+// matches by breadth-first search: time linear in the module's length, a stack that does not
+// grow with it (patterns with back-references are then rejected as too complex).
+bool regex_matches(const std::string& module, const std::string& pattern, const std::string& origin, const char* field) {
+  LUTMUL_CHECK(pattern.size() <= kMaxPattern, origin, ": ", field, " is ", pattern.size(), " characters long, more than the ",
+               kMaxPattern, " allowed");
+  try {
+#ifdef __GLIBCXX__
+    const auto flags = std::regex::ECMAScript | std::regex_constants::__polynomial;
+#else
+    const auto flags = std::regex::ECMAScript;
+#endif
+    return std::regex_match(module, std::regex(pattern, flags));
+  } catch (const std::regex_error& e) {
+    detail::throw_error(origin, ": ", field, " \"", pattern, "\" is not a valid regular expression (", e.what(), ")");
+  }
+}
+
 // PEFT matches rank_pattern / alpha_pattern keys as regular expressions on the module's tail.
 bool pattern_matches(const std::string& module, const std::string& key, const std::string& origin) {
-  try {
-    return std::regex_match(module, std::regex("(.*\\.)?(" + key + ")"));
-  } catch (const std::regex_error& e) {
-    detail::throw_error(origin, ": pattern \"", key, "\" is not a valid regular expression (", e.what(), ")");
-  }
+  return regex_matches(module, "(.*\\.)?(" + key + ")", origin, "pattern");
 }
 
 // The module prefix of a lora_A key, or false if `key` is not one.
@@ -122,14 +143,12 @@ PeftAdapter read_peft_adapter(const std::string& directory, const std::string& m
 
   PeftAdapter out;
   out.module = chosen.front();
+  LUTMUL_CHECK(out.module.size() <= kMaxModuleName, file.origin(), ": module name of ", out.module.size(),
+               " characters is longer than the ", kMaxModuleName, " allowed");
   if (const json* targets = field("target_modules"); targets != nullptr && !out.module.empty()) {
     bool targeted = false;
     if (targets->is_string()) {
-      try {
-        targeted = std::regex_match(out.module, std::regex(targets->get<std::string>()));
-      } catch (const std::regex_error& e) {
-        detail::throw_error(origin, ": target_modules is not a valid regular expression (", e.what(), ")");
-      }
+      targeted = regex_matches(out.module, targets->get<std::string>(), origin, "target_modules");
     } else {
       LUTMUL_CHECK(targets->is_array(), origin, ": target_modules must be a list or a string, got ", targets->dump());
       for (const json& t : *targets) {

@@ -37,6 +37,8 @@ std::vector<float> LoraAdapter::b() const {
 
 namespace {
 
+// A file's LoRA operators may nest (a LoRA base of a LoRA base ...) at most this deep.
+constexpr int kMaxNestedLora = 16;
 constexpr int64_t kWorkRows = 64;  // rows of one segment per parallel work item
 // Multiply-adds below which one more thread does not pay. The adapter term is a few per cent
 // of the base's work; a parallel region for it left libgomp's idle workers spinning into the
@@ -361,6 +363,15 @@ std::unique_ptr<LoraLinear> LoraLinear::from_payload(const uint8_t* data, size_t
   detail::ByteReader r(data, size, "operator file");
   const int64_t k = r.get<int64_t>("K"), m = r.get<int64_t>("M");
   const std::vector<uint8_t> base_file = r.get_array<uint8_t>("base operator");
+  // A base may itself be LoRA, but a file of nested LoRA operators a few dozen bytes each
+  // would recurse once per level (stack) and copy the rest of the file at each (memory).
+  thread_local int depth = 0;
+  LUTMUL_CHECK(depth < kMaxNestedLora, "operator file is corrupt: LoRA operators nested more than ", kMaxNestedLora,
+               " deep");
+  struct Nesting {
+    Nesting() { ++depth; }
+    ~Nesting() { --depth; }
+  } nesting;
   std::shared_ptr<const LinearOperator> base = LinearOperator::deserialize(base_file.data(), base_file.size());
   LUTMUL_CHECK(base->input_dim() == k && base->output_dim() == m, "operator file is corrupt: LoRA is ", k, " x ", m,
                " but its base is ", base->input_dim(), " x ", base->output_dim());

@@ -102,10 +102,10 @@ std::unique_ptr<Sparse24Linear> Sparse24Linear::from_payload(const uint8_t* data
   detail::ByteReader r(data, size, "operator file");
   std::unique_ptr<Sparse24Linear> op(new Sparse24Linear());
   op->groups_ = r.get<int64_t>("groups");
-  op->k_ = 4 * op->groups_;
   op->m_ = r.get<int64_t>("M");
   LUTMUL_CHECK(op->groups_ >= 1 && op->m_ >= 1 && op->groups_ <= INT32_MAX / 4 && op->m_ <= INT32_MAX,
                "operator file is corrupt: 2:4 groups = ", op->groups_, ", M = ", op->m_);
+  op->k_ = 4 * op->groups_;  // only once groups is in range: 4·groups could overflow before
   const kernels::Sparse24Layout layout{op->groups_, op->m_};
   op->values_ = r.get_array<float>("values", static_cast<uint64_t>(layout.value_count()));
   op->codes_ = r.get_array<uint8_t>("positions", static_cast<uint64_t>(layout.code_count()));
