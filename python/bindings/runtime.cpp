@@ -55,7 +55,7 @@ void bind_runtime(py::module_& parent) {
                     py::gil_scoped_release release;
                     return Encoder::load(path);
                   },
-                  py::arg("path"))
+                  py::arg("path"), "Loads a BERT sentence encoder folder (config.json, model.safetensors, modules.json).")
       .def("embed_ids",
            [](const Encoder& self, const Ids& ids, const Lengths& lengths) {
              const Batch b = batch_of(ids, lengths);
@@ -67,7 +67,8 @@ void bind_runtime(py::module_& parent) {
              }
              return out;
            },
-           py::arg("ids"), py::arg("lengths"))
+           py::arg("ids"), py::arg("lengths"),
+           "Pooled embeddings (n, H) of a ragged batch: ids (int32) of all n sequences back to back, lengths (int64).")
       .def("hidden_states_ids",
            [](const Encoder& self, const Ids& ids, const Lengths& lengths) {
              const Batch b = batch_of(ids, lengths);
@@ -79,7 +80,7 @@ void bind_runtime(py::module_& parent) {
              }
              return out;
            },
-           py::arg("ids"), py::arg("lengths"))
+           py::arg("ids"), py::arg("lengths"), "Last hidden states (sum(lengths), H) of a ragged batch.")
       .def_property_readonly("hidden_size", &Encoder::hidden_size)
       .def_property_readonly("vocab_size", [](const Encoder& self) { return self.config().vocab_size; })
       .def_property_readonly("max_position_embeddings", [](const Encoder& self) { return self.config().max_position_embeddings; })
@@ -90,7 +91,7 @@ void bind_runtime(py::module_& parent) {
       .def_property_readonly("pooling", [](const Encoder& self) { return lutmul::runtime::pooling_name(self.pooling()); })
       .def_property_readonly("normalize", &Encoder::normalize)
       .def_property_readonly("path", &Encoder::path)
-      .def("describe", &Encoder::describe)
+      .def("describe", &Encoder::describe, "Architecture, pooling, each linear layer's operator and bytes.")
       .def("linear_layers",
            [](const Encoder& self) {
              std::vector<std::pair<int, std::string>> out;
@@ -102,7 +103,8 @@ void bind_runtime(py::module_& parent) {
       // class) keeps the encoder alive.
       .def("linear",
            [](const Encoder& self, int block, const std::string& name) { return self.linear(block, name).get(); },
-           py::arg("block"), py::arg("name"), py::return_value_policy::reference, py::keep_alive<0, 1>())
+           py::arg("block"), py::arg("name"), py::return_value_policy::reference, py::keep_alive<0, 1>(),
+           "The operator of a linear layer (name: query, key, value, attn_out, ffn_in, ffn_out).")
       .def("with_linear",
            [](const Encoder& self, int block, const std::string& name, const lutmul::LinearOperator* raw) {
              if (raw == nullptr) throw py::value_error("the operator is None");
@@ -115,5 +117,6 @@ void bind_runtime(py::module_& parent) {
              });
              return self.with_linear(block, name, std::move(shared));
            },
-           py::arg("block"), py::arg("name"), py::arg("op"));
+           py::arg("block"), py::arg("name"), py::arg("op"),
+           "A new encoder sharing everything but this layer, which becomes op (same input and output sizes).");
 }

@@ -36,7 +36,7 @@ void parallel_ranges(int64_t count, int64_t min_per_thread, Work&& work) {
 
 }  // namespace
 
-Encoder::Encoder(EncoderConfig config, std::string path)
+Encoder::Encoder(Passkey, EncoderConfig config, std::string path)
     : config_(std::move(config)), path_(std::move(path)), workspaces_(std::make_shared<WorkspacePool>()) {}
 
 Encoder::~Encoder() = default;
@@ -76,12 +76,15 @@ void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
     for (int64_t i = 0; i < lengths[s]; ++i) ws.positions[ws.starts[s] + i] = static_cast<int32_t>(i);
   }
   grow(ws.hidden, tokens * h);
-  grow(ws.qkv, tokens * 3 * h);
-  grow(ws.context, tokens * h);
+  // q/k/v and the attention context live only until the output projection, the feed-forward
+  // activations only after it: they share one buffer (6H floats a token for BERT, not 10H).
+  grow(ws.shared, tokens * std::max(4 * h, inter));
   grow(ws.projected, tokens * h);
-  grow(ws.intermediate, tokens * inter);
+  // Read once: another caller may change the thread count while this call runs, and the
+  // attention scratch must cover every thread the attention loop below starts.
+  const int threads_now = num_threads();
   const int64_t scratch_per_thread = kernels::attention_scratch_floats(longest, d);
-  grow(ws.attention_scratch, scratch_per_thread * num_threads());
+  grow(ws.attention_scratch, scratch_per_thread * threads_now);
   float* hidden = ws.hidden.data();
 
   kernels::EmbeddingArgs embedding;
@@ -101,7 +104,7 @@ void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   for (const std::shared_ptr<const Block>& block_ptr : blocks_) {
     const Block& block = *block_ptr;
-    float* qkv = ws.qkv.data();
+    float* qkv = ws.shared.data();  // tokens × 3H
     if (block.qkv) {
       block.qkv->forward(hidden_view, qkv, 3 * h);
     } else {
@@ -109,10 +112,10 @@ void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
       block.key->forward(hidden_view, qkv + h, 3 * h);
       block.value->forward(hidden_view, qkv + 2 * h, 3 * h);
     }
-    // Attention: (sequence, head) pairs, longest work first is not needed: pairs are many.
+    // Attention: (sequence, head) pairs, handed out one at a time (lengths differ).
     const int64_t pairs = sequences * heads;
-    const int threads = static_cast<int>(std::min<int64_t>(num_threads(), pairs));
-    float* context = ws.context.data();
+    const int threads = static_cast<int>(std::min<int64_t>(threads_now, pairs));
+    float* context = qkv + tokens * 3 * h;  // tokens × H, after q/k/v
     float* scratch_all = ws.attention_scratch.data();
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int64_t pair = 0; pair < pairs; ++pair) {
@@ -143,7 +146,7 @@ void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
     norm.residual = hidden;
     parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.residual_norm(norm, b, e); });
 
-    float* intermediate = ws.intermediate.data();
+    float* intermediate = ws.shared.data();  // q/k/v and the context are no longer needed
     block.ffn_in->forward(hidden_view, intermediate, inter);
     parallel_ranges(tokens, 2, [&](int64_t b, int64_t e) { k.gelu(intermediate, inter, inter, nullptr, b, e); });
     block.ffn_out->forward(MatrixView::row_major(intermediate, tokens, inter), projected, h);

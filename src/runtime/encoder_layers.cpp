@@ -74,7 +74,7 @@ std::shared_ptr<Encoder> Encoder::with_linear(int block, const std::string& name
   auto replaced = std::make_shared<Block>(old);
   *replaced->slot(name) = std::move(op);
   replaced->qkv = fuse_qkv(*replaced);
-  auto encoder = std::make_shared<Encoder>(config_, path_);
+  auto encoder = std::make_shared<Encoder>(Passkey{}, config_, path_);
   encoder->max_sequence_length_ = max_sequence_length_;
   encoder->pooling_ = pooling_;
   encoder->normalize_ = normalize_;

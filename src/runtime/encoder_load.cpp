@@ -132,7 +132,7 @@ std::shared_ptr<const LinearOperator> dense_layer(const TensorSource& source, co
 std::shared_ptr<Encoder> Encoder::load(const std::string& folder) {
   const fs::path root(folder);
   LUTMUL_CHECK(fs::is_directory(root), "Encoder::load: '", folder, "' is not a folder");
-  auto encoder = std::make_shared<Encoder>(EncoderConfig::read((root / "config.json").string()), folder);
+  auto encoder = std::make_shared<Encoder>(Passkey{}, EncoderConfig::read((root / "config.json").string()), folder);
   const EncoderConfig& c = encoder->config_;
   const PoolingChoice pooling = read_modules(root);
   encoder->pooling_ = pooling.pooling;

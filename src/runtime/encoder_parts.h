@@ -34,7 +34,8 @@ const std::vector<std::string>& linear_names();
 std::shared_ptr<const LinearOperator> fuse_qkv(const Encoder::Block& block);
 
 struct Encoder::Workspace {
-  std::vector<float> hidden, qkv, context, projected, intermediate, attention_scratch;
+  std::vector<float> hidden, projected, attention_scratch;
+  std::vector<float> shared;  // q/k/v then the context (4H a token), later the feed-forward activations
   std::vector<int32_t> positions;
   std::vector<int64_t> starts;  // sequences + 1 token offsets
 };

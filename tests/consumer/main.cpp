@@ -1,5 +1,7 @@
-// Links against the installed package and checks one product end to end.
+// Links against the installed package and checks one product end to end, and that the
+// runtime (lutmul/runtime.h) links.
 #include <lutmul/lutmul.h>
+#include <lutmul/runtime.h>
 
 #include <cmath>
 #include <cstdio>
@@ -25,5 +27,12 @@ int main() {
     }
   const double err = std::sqrt(num / den);
   std::printf("installed lutmul %s: relative error %.4f\n", lutmul::isa_name(lutmul::active_isa()).c_str(), err);
-  return err < 0.5 ? 0 : 1;
+  // The runtime's header and symbols are installed too: a folder without a model is an error.
+  bool refused = false;
+  try {
+    lutmul::runtime::Encoder::load("/nonexistent/lutmul/model");
+  } catch (const lutmul::Error&) {
+    refused = true;
+  }
+  return err < 0.5 && refused ? 0 : 1;
 }

@@ -91,11 +91,15 @@ class Encoder {
   // Bytes of all weights: embeddings, LayerNorms and every linear operator.
   int64_t bytes() const;
 
-  struct Weights;     // embeddings and LayerNorm parameters (src/runtime/encoder_weights.h)
+  struct Weights;     // embeddings and LayerNorm parameters (src/runtime/encoder_parts.h)
   struct Block;       // one transformer block's operators
   struct Workspace;   // per-call scratch
   class WorkspacePool;
-  Encoder(EncoderConfig config, std::string path);
+  class Passkey {     // only load and with_linear make encoders (make_shared needs a public constructor)
+    Passkey() = default;
+    friend class Encoder;
+  };
+  Encoder(Passkey, EncoderConfig config, std::string path);
   ~Encoder();
 
  private:

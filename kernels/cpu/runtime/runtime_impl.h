@@ -193,10 +193,12 @@ struct RuntimeKernels {
     const int64_t n = a.length, d = a.d, padded = (n + W - 1) / W * W;
     float* kt = a.scratch;              // d × padded
     float* p = a.scratch + d * padded;  // n × padded
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t c = 0; c < d; ++c) kt[c * padded + j] = a.k[j * a.ld_qkv + c];
-    for (int64_t c = 0; c < d; ++c)
-      for (int64_t j = n; j < padded; ++j) kt[c * padded + j] = 0.f;
+    // Strided loads, consecutive stores: a core loads two or three values a cycle but stores one.
+    for (int64_t c = 0; c < d; ++c) {
+      float* row = kt + c * padded;
+      for (int64_t j = 0; j < n; ++j) row[j] = a.k[j * a.ld_qkv + c];
+      for (int64_t j = n; j < padded; ++j) row[j] = 0.f;
+    }
     int64_t i = 0;
     for (; i + kScoreRows <= n; i += kScoreRows) score_tile<kScoreRows>(a, kt, padded, i, p);
     for (; i < n; ++i) score_tile<1>(a, kt, padded, i, p);

@@ -12,19 +12,31 @@ __all__: list[str] = ['Encoder']
 class Encoder:
     @staticmethod
     def load(path: str) -> Encoder:
-        ...
+        """
+        Loads a BERT sentence encoder folder (config.json, model.safetensors, modules.json).
+        """
     def describe(self) -> str:
-        ...
+        """
+        Architecture, pooling, each linear layer's operator and bytes.
+        """
     def embed_ids(self, ids: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]) -> numpy.typing.NDArray[numpy.float32]:
-        ...
+        """
+        Pooled embeddings (n, H) of a ragged batch: ids (int32) of all n sequences back to back, lengths (int64).
+        """
     def hidden_states_ids(self, ids: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]) -> numpy.typing.NDArray[numpy.float32]:
-        ...
+        """
+        Last hidden states (sum(lengths), H) of a ragged batch.
+        """
     def linear(self, block: typing.SupportsInt | typing.SupportsIndex, name: str) -> lutmul._core.LinearOperator:
-        ...
+        """
+        The operator of a linear layer (name: query, key, value, attn_out, ffn_in, ffn_out).
+        """
     def linear_layers(self) -> list[tuple[int, str]]:
         ...
     def with_linear(self, block: typing.SupportsInt | typing.SupportsIndex, name: str, op: lutmul._core.LinearOperator) -> Encoder:
-        ...
+        """
+        A new encoder sharing everything but this layer, which becomes op (same input and output sizes).
+        """
     @property
     def hidden_size(self) -> int:
         ...

@@ -85,6 +85,19 @@ TEST(Encoder, MeanNormalizedModelWithPrefixedNamesMatchesTheDoubleReference) {
                      1e-4, "embedding " + std::to_string(s));
 }
 
+TEST(Encoder, HalfAndBfloat16WeightsAreWidened) {
+  for (const char* dtype : {"F16", "BF16"}) {
+    TinyBertSpec spec;
+    spec.dtype = dtype;
+    const TinyBert bert = write_tiny_bert(spec, std::string("half_") + dtype);
+    const auto encoder = Encoder::load(bert.folder);
+    const Batch batch = random_batch({7}, spec.vocab, 11);
+    std::vector<float> embedding(static_cast<size_t>(spec.hidden));
+    encoder->embed(batch.ids.data(), batch.lengths.data(), 1, embedding.data());
+    expect_rows_near(embedding.data(), {reference_embedding(bert, batch.ids)}, 1e-4, dtype);
+  }
+}
+
 TEST(Encoder, WithoutModulesJsonPoolsTheMeanUnnormalised) {
   TinyBertSpec spec;
   spec.modules = false, spec.cls = false, spec.normalize = false;

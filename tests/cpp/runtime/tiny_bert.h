@@ -8,6 +8,7 @@
 #include <sstream>
 #include <map>
 #include <random>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct TinyBertSpec {
   std::string prefix = "";      // "bert." to store names the way BertModel checkpoints of
                                 // BertForMaskedLM do
   uint64_t seed = 1;
+  std::string dtype = "F32";    // or "F16", "BF16": weights rounded to it and stored so
 };
 
 struct TinyBert {
@@ -79,12 +81,36 @@ inline void write_text(const std::filesystem::path& path, const std::string& tex
   out << text;
 }
 
-// The safetensors file of `bert`'s tensors (all but `skip`), names prefixed.
+// `values` rounded to the 16-bit type (nearest, ties to even) in place, and the bytes of that type.
+inline std::vector<uint8_t> round_to_16_bits(std::vector<float>& values, const std::string& dtype) {
+  std::vector<uint8_t> out(values.size() * 2);
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint16_t bits = 0;
+    if (dtype == "F16") {
+      const _Float16 half = static_cast<_Float16>(values[i]);
+      std::memcpy(&bits, &half, 2);
+      values[i] = static_cast<float>(half);
+    } else {
+      uint32_t u = 0;
+      std::memcpy(&u, &values[i], 4);
+      bits = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+      u = static_cast<uint32_t>(bits) << 16;
+      std::memcpy(&values[i], &u, 4);
+    }
+    out[2 * i] = static_cast<uint8_t>(bits), out[2 * i + 1] = static_cast<uint8_t>(bits >> 8);
+  }
+  return out;
+}
+
+// The safetensors file of `bert`'s tensors (all but `skip`), names prefixed, in the spec's dtype
+// (the tensors were rounded to it when the model was made).
 inline void write_tiny_bert_weights(const TinyBert& bert, const std::string& skip = "") {
   std::vector<RawTensor> raw;
   for (const auto& [name, values] : bert.tensors) {
     if (name == skip) continue;
-    raw.push_back({bert.spec.prefix + name, "F32", bert.shapes.at(name), float_bytes(values)});
+    std::vector<float> copy = values;
+    raw.push_back({bert.spec.prefix + name, bert.spec.dtype, bert.shapes.at(name),
+                   bert.spec.dtype == "F32" ? float_bytes(values) : round_to_16_bits(copy, bert.spec.dtype)});
   }
   write_bytes(bert.folder + "/model.safetensors", safetensors_file(raw));
 }
@@ -109,6 +135,7 @@ inline TinyBert write_tiny_bert(const TinyBertSpec& spec, const std::string& nam
     // Weights scaled as in a trained model (outputs of order 1); LayerNorm gains near 1.
     const float scale = matrix ? 1.f / std::sqrt(static_cast<float>(shape[1])) : 0.2f;
     for (float& v : values) v = (gamma ? 1.f : 0.f) + scale * normal(rng);
+    if (spec.dtype != "F32") round_to_16_bits(values, spec.dtype);  // the reference sees the stored values
     bert.tensors[tensor] = std::move(values);
   }
   write_text(folder / "config.json", tiny_bert_config_json(spec));
