@@ -568,6 +568,11 @@ def test_cli_embed_writes_the_embeddings(tiny, tiny_model, tiny_sentences, tmp_p
     done = run_cli("embed", "--model", folder, "--input", text, "--progress")
     assert done.returncode == 0 and f"{len(sentences)}/{len(sentences)}" in done.stderr  # the bar, finished
 
+    gaps = tmp_path / "gaps.npy"  # an empty line is a sentence too: row i stays line i
+    done = run_cli("embed", "--model", folder, "--input", "-", "--output", gaps, stdin="Yes.\r\n\nNo.\n")
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.load(gaps), tiny.embed(["Yes.", "", "No."]), rtol=0, atol=2e-6)
+
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     done = run_cli("embed", "--model", folder, "--input", empty, "--output", tmp_path / "empty.npy")
