@@ -133,6 +133,10 @@ def test_with_linear_swaps_one_operator(minilm, reference, mixed_sentences):
     assert 0.99 < cosines(exact, approximate).min() < 1.0  # changed, a little
     with pytest.raises(ValueError):  # a layer of other sizes
         minilm.with_linear(2, "ffn_out", lutmul.Int8Linear.from_dense(W, b))
+    with pytest.raises(TypeError, match="lutmul operator"):
+        minilm.with_linear(2, "ffn_in", W)
+    same = minilm.with_linear(2, "ffn_in", lutmul.DenseLinear.from_dense(W, b))  # the same weights, given back
+    np.testing.assert_allclose(same.embed(sentences[:8]), exact[:8], rtol=0, atol=2e-6)
 
 
 # ---- (b) a second BERT, random, written by the test ----
