@@ -131,9 +131,10 @@ def _embed(args) -> int:
                 rows += len(block)
     seconds = time.perf_counter() - start
     rate = rows / seconds if seconds > 0 else float("inf")
+    threads = num_threads()
     where = f"wrote {args.output}" if args.output is not None else "embedded"
     print(f"{where}: {rows} sentences -> ({rows}, {encoder.hidden_size}) float32 in {seconds:.2f} s "
-          f"({rate:.1f} sentences/s, {num_threads()} threads); model {encoder.path}")
+          f"({rate:.1f} sentences/s, {threads} thread{'s' if threads != 1 else ''}); model {encoder.path}")
     if norms:
         all_norms = np.concatenate(norms)
         print(f"embedding norms: min {all_norms.min():.4f}, mean {all_norms.mean():.4f}, max {all_norms.max():.4f} "
