@@ -133,7 +133,7 @@ def _embed(args) -> int:
     rate = rows / seconds if seconds > 0 else float("inf")
     threads = num_threads()
     where = f"wrote {args.output}" if args.output is not None else "embedded"
-    print(f"{where}: {rows} sentences -> ({rows}, {encoder.hidden_size}) float32 in {seconds:.2f} s "
+    print(f"{where}: {rows} sentence{'s' if rows != 1 else ''} -> ({rows}, {encoder.hidden_size}) float32 in {seconds:.2f} s "
           f"({rate:.1f} sentences/s, {threads} thread{'s' if threads != 1 else ''}); model {encoder.path}")
     if norms:
         all_norms = np.concatenate(norms)
