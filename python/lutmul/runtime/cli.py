@@ -155,7 +155,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 on a usage error
     try:
-        return {"embed": _embed, "info": _info}[args.command](args)
+        status = {"embed": _embed, "info": _info}[args.command](args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader of stdout went away (| head): no message, and none at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except UsageError as error:
         parser.commands[args.command].error(str(error))  # exits 2
     except (ValueError, OSError, ImportError, LutmulError) as error:
