@@ -618,6 +618,14 @@ def test_cli_console_script_exists():
     assert done.returncode == 0 and "embed" in done.stdout and "info" in done.stdout
 
 
+def test_cli_closed_stdout_is_quiet(tiny_model):
+    process = subprocess.Popen([sys.executable, "-m", "lutmul", "info", str(tiny_model[0])], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # as `| head` does, before the command writes
+    error = process.stderr.read()
+    assert process.wait() == 1 and error == ""
+
+
 def test_cli_errors(tiny_model, tmp_path):
     folder = tiny_model[0]
     text = tmp_path / "in.txt"
