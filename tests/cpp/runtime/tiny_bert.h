@@ -10,6 +10,7 @@
 #include <random>
 #include <cstring>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "safetensors_writer.h"
@@ -115,13 +116,30 @@ inline void write_tiny_bert_weights(const TinyBert& bert, const std::string& ski
   write_bytes(bert.folder + "/model.safetensors", safetensors_file(raw));
 }
 
+// Folders this process wrote, removed when it exits.
+inline void remove_at_exit(const std::filesystem::path& folder) {
+  struct Folders {
+    std::vector<std::filesystem::path> paths;
+    ~Folders() {
+      std::error_code ignored;
+      for (const auto& path : paths) std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static Folders folders;
+  folders.paths.push_back(folder);
+}
+
 // Writes the model into a fresh folder under the system's temporary directory.
 inline TinyBert write_tiny_bert(const TinyBertSpec& spec, const std::string& name) {
   TinyBert bert;
   bert.spec = spec;
-  const std::filesystem::path folder = std::filesystem::temp_directory_path() / ("lutmul_tiny_bert_" + name);
+  // The process id in the name: test processes running at once (ctest -j, other checkouts on the
+  // machine) never share a folder.
+  const std::filesystem::path folder =
+      std::filesystem::temp_directory_path() / ("lutmul_tiny_bert_" + name + "_" + std::to_string(getpid()));
   std::filesystem::remove_all(folder);
   std::filesystem::create_directories(folder);
+  remove_at_exit(folder);
   bert.folder = folder.string();
   bert.shapes = tiny_bert_shapes(spec);
   std::mt19937_64 rng(spec.seed);
