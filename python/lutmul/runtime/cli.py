@@ -35,7 +35,7 @@ class UsageError(Exception):
     """A usage error found after parsing (exit status 2)."""
 
 
-def _positive_int(text: str) -> int:
+def _positive_int_argument(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -59,12 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--input", required=True, metavar="FILE", help="UTF-8 text, one sentence per line; - for stdin")
     embed.add_argument("--output", metavar="OUT.npy", help="write the (n, H) float32 embeddings here (.npy); "
                                                            "without it, print a summary")
-    embed.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="sentences per batch (64)")
-    embed.add_argument("--max-batch-tokens", type=_positive_int, default=DEFAULT_MAX_BATCH_TOKENS, metavar="N",
+    embed.add_argument("--batch-size", type=_positive_int_argument, default=64, metavar="N",
+                       help="sentences per batch (64)")
+    embed.add_argument("--max-batch-tokens", type=_positive_int_argument, default=DEFAULT_MAX_BATCH_TOKENS, metavar="N",
                        help=f"tokens per batch at most ({DEFAULT_MAX_BATCH_TOKENS})")
-    embed.add_argument("--threads", type=_positive_int, metavar="N", help="lutmul threads (default: lutmul's own)")
+    embed.add_argument("--threads", type=_positive_int_argument, metavar="N",
+                       help="lutmul threads (default: lutmul's own)")
     embed.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                       help=f"progress bar on stderr (default: on a terminal, from {PROGRESS_FROM_SENTENCES} sentences)")
+                       help="progress bar on stderr "
+                            f"(default: on a terminal, from {PROGRESS_FROM_SENTENCES} sentences)")
 
     info = commands.add_parser("info", help="describe a model: architecture, layers, operators, bytes",
                                description="Describe a model folder as the runtime loads it.")
@@ -131,9 +134,11 @@ def _embed(args) -> int:
                 rows += len(block)
     seconds = time.perf_counter() - start
     rate = rows / seconds if seconds > 0 else float("inf")
+    threads = num_threads()
     where = f"wrote {args.output}" if args.output is not None else "embedded"
-    print(f"{where}: {rows} sentences -> ({rows}, {encoder.hidden_size}) float32 in {seconds:.2f} s "
-          f"({rate:.1f} sentences/s, {num_threads()} threads); model {encoder.path}")
+    print(f"{where}: {rows} sentence{'s' if rows != 1 else ''} -> ({rows}, {encoder.hidden_size}) float32 "
+          f"in {seconds:.2f} s ({rate:.1f} sentences/s, {threads} thread{'s' if threads != 1 else ''}); "
+          f"model {encoder.path}")
     if norms:
         all_norms = np.concatenate(norms)
         print(f"embedding norms: min {all_norms.min():.4f}, mean {all_norms.mean():.4f}, max {all_norms.max():.4f} "
@@ -154,7 +159,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 on a usage error
     try:
-        return {"embed": _embed, "info": _info}[args.command](args)
+        status = {"embed": _embed, "info": _info}[args.command](args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader of stdout went away (| head): no message, and none at exit either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except UsageError as error:
         parser.commands[args.command].error(str(error))  # exits 2
     except (ValueError, OSError, ImportError, LutmulError) as error:

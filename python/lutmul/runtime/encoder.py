@@ -16,7 +16,7 @@ from .._delegate import core_property
 from .._progress import progress_bar
 from ..cpu import set_num_threads
 from ..operator import Operator, wrap
-from .batching import DEFAULT_MAX_BATCH_TOKENS, check_sentences, chunks_of, pack, plan_batches
+from .batching import DEFAULT_MAX_BATCH_TOKENS, check_sentences, chunks_of, pack, plan_batches, positive_int
 from .tokenize import SentenceTokenizer, import_tokenizers
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -45,12 +45,6 @@ def resolve_model_path(path: Optional[PathLike]) -> str:
     if path is None or (os.fspath(path) == PACKAGED_MODEL and not os.path.isdir(PACKAGED_MODEL)):
         return packaged_model_path()
     return os.fspath(path)
-
-
-def _check_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class Encoder:
@@ -123,9 +117,9 @@ class Encoder:
         ``chunk_size`` sentences at a time and yields their (m, H) rows in input order, so
         memory stays bounded however long the input. ``total`` only sizes the progress bar."""
         # Checked here, at the call, not at the first next() of a generator.
-        batch_size = _check_int(batch_size, "batch_size")
-        chunk_size = _check_int(chunk_size, "chunk_size")
-        max_batch_tokens = _check_int(max_batch_tokens, "max_batch_tokens")
+        batch_size = positive_int(batch_size, "batch_size")
+        chunk_size = positive_int(chunk_size, "chunk_size")
+        max_batch_tokens = positive_int(max_batch_tokens, "max_batch_tokens")
         chunks = chunks_of(sentences, chunk_size)
         return self._embed_chunks(chunks, batch_size, max_batch_tokens, progress_bar(progress, total, "lutmul embed",
                                                                                      "sentence"))
