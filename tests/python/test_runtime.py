@@ -112,6 +112,23 @@ def test_minilm_hidden_states_match_the_numpy_reference(minilm, reference_output
         assert relative_error(g, e) <= 1e-4, (i, relative_error(g, e))
 
 
+def test_bf16_precision_keeps_the_embeddings(minilm, reference_outputs, mixed_sentences, tmp_path):
+    bf16 = load_encoder(minilm.path, precision="bf16")
+    assert {bf16.linear(block, name).kind for block, name in bf16.linear_layers()} == {"bf16"}
+    got = bf16.embed(mixed_sentences, batch_size=32)
+    assert cosines(got, reference_outputs[1]).min() >= 0.9999  # issue 18's bar for precision bf16
+    with pytest.raises(ValueError, match="precision"):
+        load_encoder(minilm.path, precision="fp8")
+    with pytest.raises(TypeError, match="precision"):
+        load_encoder(minilm.path, precision=16)
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(mixed_sentences[:5]))
+    done = run_cli("embed", "--model", minilm.path, "--input", text, "--output", tmp_path / "out.npy",
+                   "--precision", "bf16")
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), bf16.embed(mixed_sentences[:5]), rtol=0, atol=2e-6)
+
+
 def test_packaged_model_by_name_and_repr(minilm, minilm_dir):
     by_name = load_encoder("all-MiniLM-L6-v2")
     assert os.path.samefile(by_name.path, minilm_dir)

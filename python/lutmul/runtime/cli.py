@@ -1,6 +1,6 @@
 """The ``lutmul`` command line (also ``python -m lutmul``).
 
-    lutmul embed --model PATH --input FILE [--output out.npy] [--batch-size N] [--threads N]
+    lutmul embed --model PATH --input FILE [--output out.npy] [--batch-size N] [--threads N] [--precision bf16]
     lutmul info PATH
 
 ``embed`` reads one sentence per line (``-``: stdin; row i of the output is line i, an empty
@@ -24,7 +24,7 @@ import numpy as np
 from .._core import LutmulError
 from ..cpu import num_threads
 from .batching import DEFAULT_MAX_BATCH_TOKENS
-from .encoder import PACKAGED_MODEL, load_encoder
+from .encoder import PACKAGED_MODEL, PRECISIONS, load_encoder
 from .npy_stream import NpyRowWriter
 
 # Inputs at least this long get a progress bar by default (when stderr is a terminal).
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"tokens per batch at most ({DEFAULT_MAX_BATCH_TOKENS})")
     embed.add_argument("--threads", type=_positive_int_argument, metavar="N",
                        help="lutmul threads (default: lutmul's own)")
+    embed.add_argument("--precision", choices=PRECISIONS, default="f32",
+                       help="f32 (exact) or bf16 (bfloat16 linear layers; default f32)")
     embed.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar on stderr "
                             f"(default: on a terminal, from {PROGRESS_FROM_SENTENCES} sentences)")
@@ -107,7 +109,7 @@ def _embed(args) -> int:
         if os.path.isdir(args.output):
             raise UsageError(f"output {args.output!r} is a folder")
 
-    encoder = load_encoder(args.model, threads=args.threads)
+    encoder = load_encoder(args.model, threads=args.threads, precision=args.precision)
     total = _count_lines(args.input) if args.input != "-" else None
     progress = args.progress
     if progress is None:
