@@ -9,7 +9,7 @@ import numpy
 import numpy.typing
 import typing
 from . import runtime
-__all__: list[str] = ['Accumulation', 'ActivationScaling', 'ChannelPrunedLinear', 'ChannelPruningConfig', 'DenseLinear', 'Int8Config', 'Int8Linear', 'LinearOperator', 'LoraLinear', 'LowRankConfig', 'LowRankLinear', 'LutmulError', 'Maddness', 'MaddnessConfig', 'MaddnessLinear', 'PrototypeMethod', 'PrunedChannels', 'RankRule', 'Sparse24Linear', 'SparseConfig', 'SparseLinear', 'TableMode', 'deserialize_operator', 'isa', 'load_operator', 'num_threads', 'peft_modules', 'prune_globally', 'read_safetensors', 'runtime', 'set_isa', 'set_num_threads', 'supported_isas']
+__all__: list[str] = ['Accumulation', 'ActivationScaling', 'Bf16Linear', 'ChannelPrunedLinear', 'ChannelPruningConfig', 'DenseLinear', 'Int8Config', 'Int8Linear', 'LinearOperator', 'LoraLinear', 'LowRankConfig', 'LowRankLinear', 'LutmulError', 'Maddness', 'MaddnessConfig', 'MaddnessLinear', 'PrototypeMethod', 'PrunedChannels', 'RankRule', 'Sparse24Linear', 'SparseConfig', 'SparseLinear', 'TableMode', 'deserialize_operator', 'exact_product_backend', 'isa', 'load_operator', 'num_threads', 'peft_modules', 'prune_globally', 'read_safetensors', 'runtime', 'set_isa', 'set_num_threads', 'supported_isas']
 class LutmulError(ValueError):
     pass
 class LinearOperator:
@@ -36,6 +36,12 @@ class LinearOperator:
         ...
 class DenseLinear(LinearOperator):
     def __init__(self, w: numpy.ndarray, bias: numpy.ndarray | None = None) -> None:
+        ...
+class Bf16Linear(LinearOperator):
+    def __init__(self, w: numpy.ndarray, bias: numpy.ndarray | None = None) -> None:
+        ...
+    @property
+    def path(self) -> str:
         ...
 class ActivationScaling:
     """
@@ -572,6 +578,8 @@ class LoraLinear(LinearOperator):
     def base_kind(self) -> str:
         ...
 def deserialize_operator(data: bytes) -> LinearOperator:
+    ...
+def exact_product_backend() -> dict:
     ...
 def isa() -> str:
     ...

@@ -11,9 +11,9 @@ import typing
 __all__: list[str] = ['Encoder']
 class Encoder:
     @staticmethod
-    def load(path: str) -> Encoder:
+    def load(path: str, precision: str = 'f32') -> Encoder:
         """
-        Loads a BERT sentence encoder folder (config.json, model.safetensors, modules.json).
+        Loads a BERT sentence encoder folder (config.json, model.safetensors, modules.json); precision 'f32' (DenseLinear layers) or 'bf16' (Bf16Linear layers).
         """
     def describe(self) -> str:
         """
