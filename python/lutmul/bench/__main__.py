@@ -105,15 +105,15 @@ def _runtime(args, argv) -> int:
             sys.exit(f"python -m lutmul.bench: error: unknown engines {', '.join(unknown)}; "
                      f"engines: {', '.join(ENGINE_KEYS)}")
         sentences = args.sentences or (300 if args.quick else 2000)
-        config = RuntimeConfig(out=args.out, sentences=sentences, repeats=args.repeats or 3,
-                               sweep_sentences=min(256, sentences) if not args.quick else min(96, sentences),
+        config = RuntimeConfig(out=args.out, markdown=args.markdown, sentences=sentences, repeats=args.repeats or 3,
+                               sweep_sentences=min(128, sentences) if not args.quick else min(96, sentences),
                                latency_seconds=0.3 if args.quick else 1.0, memory=not args.no_memory, engines=engines,
                                progress=not args.no_progress,
                                command=["python -m lutmul.bench", *(argv if argv is not None else sys.argv[1:])])
         result = run_runtime(config)
     print(runtime_report.terminal_table(result))
-    print(f"\nreport: {runtime_report.write(result, args.out, args.markdown)}; "
-          f"results: {args.render or args.out / 'runtime_results.json'}")
+    report = result["report"] if args.render is None else runtime_report.write(result, args.out, args.markdown)
+    print(f"\nreport: {report}; results: {args.render or args.out / 'runtime_results.json'}")
     return 0
 
 

@@ -8,7 +8,7 @@ included) in every engine of :mod:`.peers`, on real English sentences of natural
 - sentences/s at 1 thread and at all threads: the median of ``repeats`` passes over all
   the sentences, the engines in a new random order on every repetition;
 - batch-1 latency of a 16-token sentence (median over many calls);
-- peak resident memory while embedding, each engine alone in a fresh process;
+- peak resident memory while embedding, each engine alone in a fresh process (1 thread);
 - each engine's embedding cosine (mean, min) and top-10 neighbour overlap against the
   numpy reference.
 
@@ -39,9 +39,10 @@ LATENCY_TOKENS = 16  # [CLS] + 14 word pieces + [SEP]
 @dataclass
 class RuntimeConfig:
     out: Path = Path("lutmul-bench")
+    markdown: Optional[Path] = None  # where runtime_report.md goes (default: inside `out`)
     sentences: int = 2000
     repeats: int = 3
-    sweep_sentences: int = 256  # the batch-size trial runs on this many of the sentences
+    sweep_sentences: int = 128  # the batch-size trial runs on this many of the sentences
     latency_seconds: float = 1.0  # per engine and thread count, at least 20 calls
     memory: bool = True
     engines: Optional[Sequence[str]] = None  # keys of peers.ENGINE_KEYS; None: all
@@ -250,6 +251,7 @@ def run_runtime(config: RuntimeConfig) -> dict:
 
         rng = np.random.default_rng(config.seed)
         sweep = sentences[:config.sweep_sentences]
+        parallelism = os.environ.get("TOKENIZERS_PARALLELISM")
         for n in thread_counts:
             # tokenizers parallelises batches over every CPU unless told not to
             os.environ["TOKENIZERS_PARALLELISM"] = "false" if n == 1 else "true"
@@ -279,6 +281,11 @@ def run_runtime(config: RuntimeConfig) -> dict:
                     records[engine.key]["latency_seconds"][str(n)] = batch1_latency(engine, latency_text,
                                                                                     config.latency_seconds)
 
+        if parallelism is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = parallelism
+
         reference = records["numpy"]["embeddings"] if "numpy" in records else None
         if reference is None:
             from .minilm import MiniLM
@@ -289,7 +296,7 @@ def run_runtime(config: RuntimeConfig) -> dict:
             record["accuracy"] = agreement(record.pop("embeddings"), reference)
 
         if config.memory:
-            n = thread_counts[-1]
+            n = thread_counts[0]  # one thread: what memory needs barely depends on it, and it runs alone sooner
             sentences_file = scratch / "sentences.json"
             sentences_file.write_text(json.dumps(sentences))
             for engine in engines:
@@ -329,7 +336,7 @@ def run_runtime(config: RuntimeConfig) -> dict:
     }
     config.out.mkdir(parents=True, exist_ok=True)
     (config.out / "runtime_results.json").write_text(json.dumps(result, indent=1))
-    runtime_report.write(result, config.out)
+    result["report"] = str(runtime_report.write(result, config.out, config.markdown))
     return result
 
 

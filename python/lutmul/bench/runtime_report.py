@@ -160,7 +160,7 @@ def markdown(result: dict, plot: Optional[Path], folder: Path) -> str:
             f"- Latency: the median of at least 20 calls (about 1 s) embedding one sentence of "
             f"{result['latency_sentence']['tokens']} tokens: \"{result['latency_sentence']['text']}\" (OpenVINO with "
             "its LATENCY hint).",
-            "- Memory: each engine alone in a fresh process at the all-threads setting: loaded, one sentence embedded "
+            "- Memory: each engine alone in a fresh process at one thread, with its 1-thread batching: loaded, one sentence embedded "
             "(lazy set-up), peak resident set reset, then all the sentences embedded; the growth is the peak over the "
             "loaded resident set.",
             "- Accuracy: each engine's embeddings of all the sentences (1-thread pass) against the numpy reference "
