@@ -101,15 +101,19 @@ class NumpyReference(Engine):
 
 
 class LutmulRuntime(Engine):
-    """lutmul's own runtime (``lutmul.runtime``), exact f32 operators; threads through lutmul."""
+    """lutmul's own runtime (``lutmul.runtime``) at a precision: exact f32 operators, or bfloat16
+    ones (Bf16Linear); threads through lutmul."""
 
-    def __init__(self, model_path: Path):
+    def __init__(self, model_path: Path, precision: str = "f32"):
         from lutmul.runtime import load_encoder
 
         import lutmul
 
-        super().__init__("lutmul", "lutmul runtime (exact f32)", info={"lutmul": lutmul.__version__, "isa": lutmul.isa()})
-        self.encoder = load_encoder(model_path)
+        key, name = ("lutmul", "lutmul runtime (exact f32)") if precision == "f32" else \
+            (f"lutmul-{precision}", f"lutmul runtime ({precision})")
+        super().__init__(key, name, info={"lutmul": lutmul.__version__, "isa": lutmul.isa(), "precision": precision,
+                                          "exact products": lutmul.exact_product_backend()})
+        self.encoder = load_encoder(model_path, precision=precision)
 
     def prepare(self, threads: int) -> None:  # the caller's lutmul.set_num_threads applies
         pass
@@ -258,7 +262,7 @@ def ort_fusions(onnx_path: Path) -> Dict[str, int]:
     return {op: counts[op] for op in ORT_FUSED_OPS if counts[op]}
 
 
-ENGINE_KEYS = ("numpy", "ort-fp32", "ort-int8", "openvino-f32", "openvino-default", "lutmul")
+ENGINE_KEYS = ("numpy", "ort-fp32", "ort-int8", "openvino-f32", "openvino-default", "lutmul", "lutmul-bf16")
 
 
 def make_engine(key: str, models: PeerModels, model_path: Path, batcher: Batcher) -> Engine:
@@ -267,6 +271,8 @@ def make_engine(key: str, models: PeerModels, model_path: Path, batcher: Batcher
         return NumpyReference()
     if key == "lutmul":
         return LutmulRuntime(model_path)
+    if key == "lutmul-bf16":
+        return LutmulRuntime(model_path, "bf16")
     if key == "ort-fp32":
         return OnnxRuntimeEngine(key, "ONNX Runtime fp32", models.fp32, batcher)
     if key == "ort-int8":

@@ -28,7 +28,8 @@ def ratios(result: dict, n: str) -> dict:
 
 
 def bars(result: dict) -> List[str]:
-    """Issue 15's speed bars for lutmul's exact runtime, each with its measured value and verdict."""
+    """Issue 15's speed bars for lutmul's exact runtime (and issue 18's for its bf16 precision), each
+    with its measured value and verdict."""
     engines = {e["key"]: e for e in result["engines"]}
     if "lutmul" not in engines:
         return []
@@ -54,6 +55,12 @@ def bars(result: dict) -> List[str]:
             ours, theirs = lutmul["latency_seconds"][n], engines["ort-fp32"]["latency_seconds"][n]
             lines.append(f"{_threads_name(n)}: batch-1 latency <= ONNX Runtime fp32's: {ours * 1e3:.2f} ms against "
                          f"{theirs * 1e3:.2f} ms, {verdict(ours <= theirs)}")
+        if "lutmul-bf16" in engines and "openvino-default" in engines:  # issue 18's bar for precision bf16
+            bf16 = engines["lutmul-bf16"]
+            ratio = bf16["sentences_per_second"][n] / engines["openvino-default"]["sentences_per_second"][n]
+            cosine = bf16["accuracy"]["cosine_min"]
+            lines.append(f"{_threads_name(n)}: lutmul bf16 >= 1.0x {engines['openvino-default']['title']} at cosine "
+                         f">= 0.9999: {ratio:.2f}x, minimum cosine {cosine:.5f}, {verdict(ratio >= 1.0 and cosine >= 0.9999)}")
     return lines
 
 
