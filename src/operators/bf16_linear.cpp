@@ -145,7 +145,7 @@ void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   } else {
     std::vector<float> rounded(x.size());
     for (size_t i = 0; i < x.size(); ++i) rounded[i] = from_bfloat16(x[i]);
-    for (int64_t i = 0; i < n; ++i) std::copy_n(bias_.data(), m_, Y + i * ldy);
+    detail::fill_rows_on_threads(Y, ldy, n, bias_.data(), m_, threads);
     detail::sgemm(false, false, n, m_, k_, rounded.data(), k_, fallback_weights_.data(), m_, 1.f, Y, ldy, threads);
   }
   // As for the dense product, a NaN or infinity in a row of X leaves no output of it finite.

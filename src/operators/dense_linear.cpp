@@ -29,7 +29,7 @@ void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   // read with a stride, so Y then).
   const bool check_x = X.layout == Layout::row_major && k_ < m_;
   if (check_x && !detail::rows_finite_on_threads(X, threads)) detail::check_rows_finite(X, nullptr, "dense");
-  for (int64_t i = 0; i < X.rows; ++i) std::copy_n(bias_.data(), m_, Y + i * ldy);
+  detail::fill_rows_on_threads(Y, ldy, X.rows, bias_.data(), m_, threads);
   // One product on lutmul's thread count: oneDNN splits it and shares each packed block of W
   // between its threads (split by lutmul, every thread packed its own copy: 3-8 % slower).
   detail::sgemm(X.layout != Layout::row_major, false, X.rows, m_, k_, X.data, X.leading_dim(), weights_.data(), m_, 1.f, Y,

@@ -57,6 +57,17 @@ bool rows_finite_on_threads(const MatrixView& X, int threads) {
   });
 }
 
+void fill_rows_on_threads(float* Y, int64_t ldy, int64_t rows, const float* row, int64_t m, int threads) {
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, rows)));
+  run_on_threads(parts, [&](int thread, int count) {
+    for (int p = thread; p < parts; p += count) {
+      const auto [begin, end] = partition(rows, parts, p);
+      for (int64_t i = begin; i < end; ++i) std::copy_n(row, m, Y + i * ldy);
+    }
+    return true;
+  });
+}
+
 void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, const char* who) {
   bool finite = true;
   for (int64_t i = 0; i < X.rows && finite; ++i)

@@ -35,6 +35,9 @@ void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, co
 bool rows_finite(const MatrixView& X, int64_t first, int64_t count);
 // True when every row of X is finite, the rows split among `threads` threads.
 bool rows_finite_on_threads(const MatrixView& X, int threads);
+// Every one of `rows` rows of Y (leading dimension ldy) set to the m values of `row`, the rows
+// split among `threads` threads (a bias copied ahead of a product that adds to Y).
+void fill_rows_on_threads(float* Y, int64_t ldy, int64_t rows, const float* row, int64_t m, int threads);
 
 // Rows [first, first + count) of X contiguous and row-major: a pointer into X when X is
 // row-major, else a copy made in `buffer`. `ld` receives the leading dimension.
