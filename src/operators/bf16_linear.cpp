@@ -37,15 +37,19 @@ const dnnl::engine& cpu_engine() {
 }
 
 // Rows of X rounded to bfloat16 into a dense N × K buffer: plain integer arithmetic on the
-// float bits, which the compiler vectorises (NaN needs no care here: the product's NaN check
-// on Y names it afterwards).
+// float bits, which the compiler vectorises. A NaN is kept a NaN (rounding its bits could
+// carry into the sign and make it zero), so the check of Y afterwards finds it.
 void round_rows(const MatrixView& X, int64_t first, int64_t count, uint16_t* out) {
   const int64_t k = X.cols;
   for (int64_t i = first; i < first + count; ++i) {
     uint16_t* row = out + i * k;
     if (X.layout == Layout::row_major) {
       const auto* bits = reinterpret_cast<const uint32_t*>(X.data + i * X.leading_dim());
-      for (int64_t j = 0; j < k; ++j) row[j] = static_cast<uint16_t>((bits[j] + 0x7fffu + ((bits[j] >> 16) & 1u)) >> 16);
+      for (int64_t j = 0; j < k; ++j) {
+        const uint32_t b = bits[j];
+        const uint32_t rounded = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+        row[j] = static_cast<uint16_t>((b & 0x7fffffffu) > 0x7f800000u ? (b >> 16) | 0x40u : rounded);
+      }
     } else {
       for (int64_t j = 0; j < k; ++j) row[j] = to_bfloat16(X.at(i, j));
     }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <iostream>
 #include <limits>
 #include <vector>
@@ -60,6 +61,20 @@ TEST(Bf16, MatchesTheProductOfItsRoundedValuesOnEveryShape) {
     }
   }
   set_num_threads(2);
+}
+
+// NaNs whose bits would carry into the sign when rounded (and so become zero) stay NaN.
+TEST(Bf16, EveryNaNInXIsAnError) {
+  const std::vector<float> w = testing::uniform(8, 5, -1.f, 1.f, 41);
+  const Bf16Linear op(MatrixView::row_major(w.data(), 8, 5));
+  for (const uint32_t bits : {0x7fffffffu, 0xffffffffu, 0x7fff8000u, 0x7fc00000u, 0x7f800001u}) {
+    std::vector<float> x = testing::uniform(3, 8, -1.f, 1.f, 42);
+    std::memcpy(&x[13], &bits, sizeof bits);
+    Matrix y(3, 5);
+    EXPECT_THROW(op.forward(MatrixView::row_major(x.data(), 3, 8), y.data(), 5), Error) << std::hex << bits;
+    const std::vector<float> col = testing::to_col_major(x, 3, 8);
+    EXPECT_THROW(op.forward(MatrixView::col_major(col.data(), 3, 8), y.data(), 5), Error) << std::hex << bits;
+  }
 }
 
 TEST(Bf16, SavesAndLoadsBitForBitAndBuildsByName) {
