@@ -167,8 +167,7 @@ std::vector<uint8_t> Bf16Linear::payload() const {
 
 std::unique_ptr<Bf16Linear> Bf16Linear::from_payload(const uint8_t* data, size_t size) {
   detail::ByteReader r(data, size, "operator file");
-  const int64_t k = r.get<int64_t>("K"), m = r.get<int64_t>("M");
-  LUTMUL_CHECK(k >= 1 && m >= 1 && k <= INT32_MAX && m <= INT32_MAX, "operator file is corrupt: bf16 K = ", k, ", M = ", m);
+  const auto [k, m] = detail::read_dims(r, "bf16");
   std::unique_ptr<Bf16Linear> op(new Bf16Linear());
   op->k_ = k;
   op->m_ = m;

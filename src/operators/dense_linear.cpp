@@ -49,8 +49,7 @@ std::vector<uint8_t> DenseLinear::payload() const {
 
 std::unique_ptr<DenseLinear> DenseLinear::from_payload(const uint8_t* data, size_t size) {
   detail::ByteReader r(data, size, "operator file");
-  const int64_t k = r.get<int64_t>("K"), m = r.get<int64_t>("M");
-  LUTMUL_CHECK(k >= 1 && m >= 1 && k <= INT32_MAX && m <= INT32_MAX, "operator file is corrupt: dense K = ", k, ", M = ", m);
+  const auto [k, m] = detail::read_dims(r, "dense");
   const std::vector<float> weights = r.get_array<float>("weights", static_cast<uint64_t>(k) * static_cast<uint64_t>(m));
   const std::vector<float> bias = r.get_array<float>("bias", static_cast<uint64_t>(m));
   LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the dense weights");

@@ -1,9 +1,11 @@
 #include "operators/operator_skeleton.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <string>
 
+#include "core/file_format.h"
 #include "core/finite.h"
 #include "lutmul/core/error.h"
 
@@ -42,6 +44,13 @@ bool rows_finite(const MatrixView& X, int64_t first, int64_t count) {
     }
   }
   return finite;
+}
+
+std::pair<int64_t, int64_t> read_dims(ByteReader& r, const char* kind) {
+  const int64_t k = r.get<int64_t>("K"), m = r.get<int64_t>("M");
+  LUTMUL_CHECK(k >= 1 && m >= 1 && k <= INT32_MAX && m <= INT32_MAX, "operator file is corrupt: ", kind, " K = ", k,
+               ", M = ", m);
+  return {k, m};
 }
 
 bool rows_finite_on_threads(const MatrixView& X, int threads) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/aligned_scratch.h"
+#include "core/file_format.h"
 #include "core/finite.h"
 #include "lutmul/core/matrix.h"
 #include "lutmul/core/threading.h"
@@ -33,6 +34,10 @@ std::vector<float> copy_bias(const float* bias, int64_t m, const char* who);
 void check_rows_finite(const MatrixView& X, const std::vector<uint8_t>* rows, const char* who);
 // True when rows [first, first + count) of X are finite (no throw: for parallel regions).
 bool rows_finite(const MatrixView& X, int64_t first, int64_t count);
+// K and M at the head of a payload, each 1..INT32_MAX (the products take int sizes), else the
+// file is corrupt.
+std::pair<int64_t, int64_t> read_dims(ByteReader& r, const char* kind);
+
 // True when every row of X is finite, the rows split among `threads` threads.
 bool rows_finite_on_threads(const MatrixView& X, int threads);
 // Every one of `rows` rows of Y (leading dimension ldy) set to the m values of `row`, the rows
