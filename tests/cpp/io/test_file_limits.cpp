@@ -171,43 +171,46 @@ TEST(FuzzRegressions, OperatorFileInputsLoadOrFailCleanly) {
   }
 }
 
-// The other readers have no finding yet: these replay whatever lands in their folders.
+// The other readers have no crash finding yet: these replay whatever lands in their crash
+// folders plus the fuzzers' seed corpora (fuzz/corpus/), which are valid or near-valid files.
+// Each input must load or throw lutmul::Error (the sanitizer build catches anything worse), and
+// at least one seed per reader must load, so the parsers behind the checks are reached.
+std::vector<fs::path> replay_inputs(const std::string& target) {
+  std::vector<fs::path> files = crash_inputs(target);
+  const fs::path seeds = fs::path(LUTMUL_FUZZ_CORPUS_DIR) / ("fuzz_" + target);
+  if (fs::is_directory(seeds))
+    for (const auto& entry : fs::directory_iterator(seeds)) files.push_back(entry.path());
+  return files;
+}
+
 TEST(FuzzRegressions, OtherReadersInputsLoadOrFailCleanly) {
-  size_t replayed = 0;
-  for (const fs::path& input : crash_inputs("maddness_file")) {
-    SCOPED_TRACE(input.string());
-    const std::vector<uint8_t> bytes = read_bytes(input);
-    const std::vector<uint8_t> file = fuzz::maddness_file_input(bytes.data(), bytes.size());
-    try {
-      Maddness::deserialize(file.data(), file.size());
-    } catch (const Error&) {
+  for (const std::string target : {"maddness_file", "safetensors", "peft_adapter"}) {
+    const std::vector<fs::path> inputs = replay_inputs(target);
+    ASSERT_FALSE(inputs.empty()) << "no inputs for " << target << " in " << LUTMUL_FUZZ_CORPUS_DIR;
+    size_t loaded = 0;
+    for (const fs::path& input : inputs) {
+      SCOPED_TRACE(input.string());
+      const std::vector<uint8_t> bytes = read_bytes(input);
+      try {
+        if (target == "maddness_file") {
+          const std::vector<uint8_t> file = fuzz::maddness_file_input(bytes.data(), bytes.size());
+          Maddness::deserialize(file.data(), file.size());
+        } else if (target == "safetensors") {
+          const SafetensorsFile file = SafetensorsFile::parse(fuzz::safetensors_input(bytes.data(), bytes.size()));
+          for (const TensorInfo& t : file.tensors()) (void)file.to_float(t.name);
+        } else {
+          const fuzz::PeftFolder folder = fuzz::peft_input(bytes.data(), bytes.size());
+          const AdapterFolder dir("{}", "unused");
+          std::ofstream(dir.path / "adapter_config.json", std::ios::binary | std::ios::trunc) << folder.config;
+          testing::write_bytes((dir.path / "adapter_model.safetensors").string(), folder.weights);
+          read_peft_adapter(dir.path.string());
+        }
+        ++loaded;
+      } catch (const Error&) {
+      }
     }
-    ++replayed;
+    EXPECT_GT(loaded, 0u) << target << ": no input loaded, so the replay never reached the parser";
   }
-  for (const fs::path& input : crash_inputs("safetensors")) {
-    SCOPED_TRACE(input.string());
-    const std::vector<uint8_t> bytes = read_bytes(input);
-    try {
-      const SafetensorsFile file = SafetensorsFile::parse(fuzz::safetensors_input(bytes.data(), bytes.size()));
-      for (const TensorInfo& t : file.tensors()) (void)file.to_float(t.name);
-    } catch (const Error&) {
-    }
-    ++replayed;
-  }
-  for (const fs::path& input : crash_inputs("peft_adapter")) {
-    SCOPED_TRACE(input.string());
-    const std::vector<uint8_t> bytes = read_bytes(input);
-    const fuzz::PeftFolder folder = fuzz::peft_input(bytes.data(), bytes.size());
-    const AdapterFolder dir("{}", "unused");
-    std::ofstream(dir.path / "adapter_config.json", std::ios::binary | std::ios::trunc) << folder.config;
-    testing::write_bytes((dir.path / "adapter_model.safetensors").string(), folder.weights);
-    try {
-      read_peft_adapter(dir.path.string());
-    } catch (const Error&) {
-    }
-    ++replayed;
-  }
-  if (replayed == 0) GTEST_SKIP() << "no inputs in " << LUTMUL_TEST_DATA_DIR << "/fuzz/{maddness_file,safetensors,peft_adapter}";
 }
 
 }  // namespace
