@@ -60,7 +60,14 @@ void Encoder::check_batch(const int32_t* ids, const int64_t* lengths, int64_t se
   }
 }
 
-void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws) const {
+struct Encoder::Tap {
+  int block = 0;
+  int layer = 0;  // index into linear_names()
+  float* out = nullptr;
+};
+
+bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws,
+                      const Tap* tap) const {
   const kernels::RuntimeKernelTable& k = detail::active_kernels().runtime;
   const int64_t h = config_.hidden_size, inter = config_.intermediate_size, heads = config_.num_attention_heads;
   const int64_t d = config_.head_dim();
@@ -102,8 +109,16 @@ void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
 
   const MatrixView hidden_view = MatrixView::row_major(hidden, tokens, h);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  // True (and the forward ends) when `tap` asks for the rows of layer `layer` of this block.
+  int block_index = 0;
+  const auto tapped = [&](int layer, const float* rows, int64_t width) {
+    if (tap == nullptr || tap->block != block_index || tap->layer != layer) return false;
+    std::copy_n(rows, tokens * width, tap->out);
+    return true;
+  };
   for (const std::shared_ptr<const Block>& block_ptr : blocks_) {
     const Block& block = *block_ptr;
+    if (tapped(0, hidden, h) || tapped(1, hidden, h) || tapped(2, hidden, h)) return false;
     float* qkv = ws.shared.data();  // tokens × 3H
     if (block.qkv) {
       block.qkv->forward(hidden_view, qkv, 3 * h);
@@ -134,6 +149,7 @@ void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
       a.scratch = scratch_all + scratch_per_thread * omp_get_thread_num();
       k.attention(a);
     }
+    if (tapped(3, context, h)) return false;
     float* projected = ws.projected.data();
     block.attn_out->forward(MatrixView::row_major(context, tokens, h), projected, h);
     kernels::ResidualNormArgs norm;
@@ -146,14 +162,18 @@ void Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
     norm.residual = hidden;
     parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.residual_norm(norm, b, e); });
 
+    if (tapped(4, hidden, h)) return false;
     float* intermediate = ws.shared.data();  // q/k/v and the context are no longer needed
     block.ffn_in->forward(hidden_view, intermediate, inter);
     parallel_ranges(tokens, 2, [&](int64_t b, int64_t e) { k.gelu(intermediate, inter, inter, nullptr, b, e); });
+    if (tapped(5, intermediate, inter)) return false;
     block.ffn_out->forward(MatrixView::row_major(intermediate, tokens, inter), projected, h);
     norm.gamma = block.out_norm_gamma.data();
     norm.beta = block.out_norm_beta.data();
     parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.residual_norm(norm, b, e); });
+    ++block_index;
   }
+  return true;
 }
 
 void Encoder::hidden_states(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const {
@@ -165,6 +185,22 @@ void Encoder::hidden_states(const int32_t* ids, const int64_t* lengths, int64_t 
   Workspace& ws = *lease;
   forward(ids, lengths, sequences, tokens, ws);
   std::copy_n(ws.hidden.data(), tokens * config_.hidden_size, out);
+}
+
+void Encoder::layer_inputs(const int32_t* ids, const int64_t* lengths, int64_t sequences, int block,
+                           const std::string& name, float* out) const {
+  block_at(block, name);  // checks both
+  int64_t tokens = 0;
+  check_batch(ids, lengths, sequences, tokens);
+  LUTMUL_CHECK(tokens == 0 || out != nullptr, "Encoder::layer_inputs: out is null");
+  if (tokens == 0) return;
+  const std::vector<std::string>& names = linear_names();
+  Tap tap;
+  tap.block = block;
+  tap.layer = static_cast<int>(std::find(names.begin(), names.end(), name) - names.begin());
+  tap.out = out;
+  WorkspacePool::Lease lease = workspaces_->take();
+  forward(ids, lengths, sequences, tokens, *lease, &tap);
 }
 
 void Encoder::embed(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const {

@@ -81,6 +81,21 @@ EncoderConfig EncoderConfig::parse(const std::string& json_text, const std::stri
   return c;
 }
 
+std::string EncoderConfig::to_json() const {
+  json config = {{"model_type", model_type},
+                 {"hidden_size", hidden_size},
+                 {"num_hidden_layers", num_hidden_layers},
+                 {"num_attention_heads", num_attention_heads},
+                 {"intermediate_size", intermediate_size},
+                 {"vocab_size", vocab_size},
+                 {"max_position_embeddings", max_position_embeddings},
+                 {"type_vocab_size", type_vocab_size},
+                 {"hidden_act", hidden_act},
+                 {"layer_norm_eps", layer_norm_eps},
+                 {"position_embedding_type", "absolute"}};
+  return config.dump();  // doubles are written with enough digits to read back the same value
+}
+
 EncoderConfig EncoderConfig::read(const std::string& path) {
   std::ifstream in(path);
   LUTMUL_CHECK(in.good(), "cannot open ", path);

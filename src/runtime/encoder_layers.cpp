@@ -96,6 +96,7 @@ std::shared_ptr<Encoder> Encoder::with_linear(int block, const std::string& name
   encoder->max_sequence_length_ = max_sequence_length_;
   encoder->pooling_ = pooling_;
   encoder->normalize_ = normalize_;
+  encoder->metadata_ = metadata_;
   encoder->weights_ = weights_;
   encoder->blocks_ = blocks_;
   encoder->blocks_[static_cast<size_t>(block)] = std::move(replaced);

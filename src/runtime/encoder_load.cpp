@@ -145,7 +145,12 @@ Precision parse_precision(const std::string& name) {
 
 std::shared_ptr<Encoder> Encoder::load(const std::string& folder, Precision precision) {
   const fs::path root(folder);
-  LUTMUL_CHECK(fs::is_directory(root), "Encoder::load: '", folder, "' is not a folder");
+  if (fs::is_regular_file(root)) {
+    LUTMUL_CHECK(precision == Precision::f32, "Encoder::load: '", folder, "' is an encoder file, whose layers keep the "
+                 "operators they were saved with; a precision applies to model folders only");
+    return load_file(folder);
+  }
+  LUTMUL_CHECK(fs::is_directory(root), "Encoder::load: '", folder, "' is neither a model folder nor an encoder file");
   auto encoder = std::make_shared<Encoder>(Passkey{}, EncoderConfig::read((root / "config.json").string()), folder);
   const EncoderConfig& c = encoder->config_;
   const PoolingChoice pooling = read_modules(root);

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,8 @@ struct EncoderConfig {
   // Parses and checks a config.json text; `origin` names the file in messages.
   static EncoderConfig parse(const std::string& json_text, const std::string& origin = "config.json");
   static EncoderConfig read(const std::string& path);
+  // The fields above as a config.json text that parse() reads back to the same config.
+  std::string to_json() const;
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
 };
 
@@ -66,9 +69,18 @@ struct LinearSlot {
 
 class Encoder {
  public:
-  // Loads the model folder described above; throws lutmul::Error naming the file and the
-  // field or tensor that is missing or wrong.
-  static std::shared_ptr<Encoder> load(const std::string& folder, Precision precision = Precision::f32);
+  // Loads the model folder described above, or an encoder file written by save() (then
+  // `precision` must stay f32: the file's layers keep the operators they were saved with).
+  // Throws lutmul::Error naming the file and the field or tensor that is missing or wrong.
+  static std::shared_ptr<Encoder> load(const std::string& path, Precision precision = Precision::f32);
+
+  // The whole encoder in one file that load() reads without the model folder: config,
+  // pooling, embeddings, LayerNorms and every linear layer in its own operator format (so
+  // any kind, compressed ones included), plus `metadata` (text by name: the tokenizer, a
+  // compile plan). Versioned, CRC-checked, written atomically (a failure keeps the old file).
+  void save(const std::string& path, const std::map<std::string, std::string>& metadata = {}) const;
+  // What save() stored beside the encoder (empty for an encoder loaded from a folder).
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
   const EncoderConfig& config() const { return config_; }
   int64_t hidden_size() const { return config_.hidden_size; }
@@ -93,6 +105,13 @@ class Encoder {
   std::shared_ptr<Encoder> with_linear(int block, const std::string& name,
                                        std::shared_ptr<const LinearOperator> op) const;
 
+  // The rows layer (block, name) reads for this batch, as this encoder computes them (its own
+  // operators before that layer included): one row of linear(block, name)->input_dim()
+  // floats per token into `out`. The forward stops there. A model compiler fits each layer
+  // on these (sequential calibration: the compressed layers before it shape its inputs).
+  void layer_inputs(const int32_t* ids, const int64_t* lengths, int64_t sequences, int block, const std::string& name,
+                    float* out) const;
+
   // Architecture, pooling, each layer's operator kind and bytes, total bytes.
   std::string describe() const;
   // Bytes of all weights: embeddings, LayerNorms and every linear operator.
@@ -101,6 +120,7 @@ class Encoder {
   struct Weights;     // embeddings and LayerNorm parameters (src/runtime/encoder_parts.h)
   struct Block;       // one transformer block's operators
   struct Workspace;   // per-call scratch
+  struct Tap;         // where layer_inputs stops the forward
   class WorkspacePool;
   class Passkey {     // only load and with_linear make encoders (make_shared needs a public constructor)
     Passkey() = default;
@@ -111,7 +131,10 @@ class Encoder {
 
  private:
   void check_batch(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t& tokens) const;
-  void forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws) const;
+  // Returns false when `tap` stopped it before the end (its rows copied out).
+  bool forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws,
+               const Tap* tap = nullptr) const;
+  static std::shared_ptr<Encoder> load_file(const std::string& path);
   const Block& block_at(int block, const std::string& name) const;
 
   EncoderConfig config_;
@@ -122,6 +145,7 @@ class Encoder {
   std::shared_ptr<const Weights> weights_;
   std::vector<std::shared_ptr<const Block>> blocks_;
   std::shared_ptr<WorkspacePool> workspaces_;  // each encoder (also from with_linear) has its own
+  std::map<std::string, std::string> metadata_;
 };
 
 }  // namespace lutmul::runtime
