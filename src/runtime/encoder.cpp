@@ -67,7 +67,7 @@ struct Encoder::Tap {
 };
 
 bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws,
-                      const Tap* tap) const {
+                      const Tap* tap, int start_block, const float* start_hidden) const {
   const kernels::RuntimeKernelTable& k = detail::active_kernels().runtime;
   const int64_t h = config_.hidden_size, inter = config_.intermediate_size, heads = config_.num_attention_heads;
   const int64_t d = config_.head_dim();
@@ -105,7 +105,8 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
   embedding.eps = eps;
   embedding.h = h;
   embedding.out = hidden;
-  parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.embedding(embedding, b, e); });
+  if (start_hidden != nullptr) std::copy_n(start_hidden, tokens * h, hidden);
+  else parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.embedding(embedding, b, e); });
 
   const MatrixView hidden_view = MatrixView::row_major(hidden, tokens, h);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
@@ -117,6 +118,10 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
     return true;
   };
   for (const std::shared_ptr<const Block>& block_ptr : blocks_) {
+    if (block_index < start_block) {
+      ++block_index;
+      continue;
+    }
     const Block& block = *block_ptr;
     if (tapped(0, hidden, h) || tapped(1, hidden, h) || tapped(2, hidden, h)) return false;
     float* qkv = ws.shared.data();  // tokens × 3H
@@ -211,13 +216,35 @@ void Encoder::embed(const int32_t* ids, const int64_t* lengths, int64_t sequence
   WorkspacePool::Lease lease = workspaces_->take();
   Workspace& ws = *lease;
   forward(ids, lengths, sequences, tokens, ws);
-  const kernels::PoolFn pool = detail::active_kernels().runtime.pool;
+  pool(lengths, sequences, ws, out);
+}
+
+void Encoder::embed_from_block(int block, const float* hidden, const int64_t* lengths, int64_t sequences,
+                               float* out) const {
+  block_at(block, "query");  // checks the block
+  LUTMUL_CHECK(sequences >= 0 && (sequences == 0 || lengths != nullptr), "Encoder::embed_from_block: lengths is null");
+  int64_t tokens = 0;
+  for (int64_t s = 0; s < sequences; ++s) {
+    LUTMUL_CHECK(lengths[s] >= 1 && lengths[s] <= config_.max_position_embeddings, "Encoder: sequence ", s,
+                 " has length ", lengths[s], ", must be 1..", config_.max_position_embeddings);
+    tokens += lengths[s];
+  }
+  LUTMUL_CHECK(tokens == 0 || (hidden != nullptr && out != nullptr), "Encoder::embed_from_block: hidden or out is null");
+  if (tokens == 0) return;
+  WorkspacePool::Lease lease = workspaces_->take();
+  Workspace& ws = *lease;
+  forward(nullptr, lengths, sequences, tokens, ws, nullptr, block, hidden);
+  pool(lengths, sequences, ws, out);
+}
+
+void Encoder::pool(const int64_t* lengths, int64_t sequences, const Workspace& ws, float* out) const {
+  const kernels::PoolFn pool_fn = detail::active_kernels().runtime.pool;
   const int64_t h = config_.hidden_size;
   const bool mean = pooling_ == Pooling::mean;
   const float* hidden = ws.hidden.data();
   const int64_t* starts = ws.starts.data();
   parallel_ranges(sequences, 8, [&](int64_t b, int64_t e) {
-    for (int64_t s = b; s < e; ++s) pool(hidden + starts[s] * h, lengths[s], h, mean, normalize_, out + s * h);
+    for (int64_t s = b; s < e; ++s) pool_fn(hidden + starts[s] * h, lengths[s], h, mean, normalize_, out + s * h);
   });
 }
 

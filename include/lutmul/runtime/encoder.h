@@ -112,6 +112,12 @@ class Encoder {
   void layer_inputs(const int32_t* ids, const int64_t* lengths, int64_t sequences, int block, const std::string& name,
                     float* out) const;
 
+  // The embeddings of a batch whose hidden states entering block `block` are given (as
+  // layer_inputs(..., block, "query") returns them: one row of hidden_size() floats per
+  // token): the blocks from `block` on, then pooling. A compiler measuring a change to a late
+  // layer skips the blocks before it.
+  void embed_from_block(int block, const float* hidden, const int64_t* lengths, int64_t sequences, float* out) const;
+
   // Architecture, pooling, each layer's operator kind and bytes, total bytes.
   std::string describe() const;
   // Bytes of all weights: embeddings, LayerNorms and every linear operator.
@@ -132,8 +138,10 @@ class Encoder {
  private:
   void check_batch(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t& tokens) const;
   // Returns false when `tap` stopped it before the end (its rows copied out).
+  // From the embeddings, or (with `start_hidden`) from block `start_block`'s input.
   bool forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws,
-               const Tap* tap = nullptr) const;
+               const Tap* tap = nullptr, int start_block = 0, const float* start_hidden = nullptr) const;
+  void pool(const int64_t* lengths, int64_t sequences, const Workspace& ws, float* out) const;
   static std::shared_ptr<Encoder> load_file(const std::string& path);
   const Block& block_at(int block, const std::string& name) const;
 

@@ -163,7 +163,7 @@ class RecordingLinear : public LinearOperator {
   mutable std::vector<float> seen_;
 };
 
-TEST(EncoderFile, LayerInputsAreTheRowsEachLayerReads) {
+TEST(EncoderFile, LayerInputsAreTheRowsEachLayerReadsAndResumeTheForward) {
   const TinyBert bert = write_tiny_bert(TinyBertSpec{}, "layer_inputs");
   const auto encoder = mixed_encoder(bert);  // compressed layers upstream shape the inputs
   const Batch b = batch_of({5, 17, 9}, bert.spec.vocab, 11);
@@ -175,7 +175,16 @@ TEST(EncoderFile, LayerInputsAreTheRowsEachLayerReads) {
     encoder->layer_inputs(b.ids.data(), b.lengths.data(), b.sequences(), slot.block, slot.name, rows.data());
     EXPECT_EQ(rows, spy->seen()) << "block " << slot.block << " " << slot.name;
   }
+  // Resuming from a block's input gives the embeddings of the whole forward, bit for bit.
+  const std::vector<float> whole = embed(*encoder, b);
+  for (int block = 0; block < bert.spec.layers; ++block) {
+    std::vector<float> hidden(static_cast<size_t>(b.tokens() * bert.spec.hidden)), resumed(whole.size());
+    encoder->layer_inputs(b.ids.data(), b.lengths.data(), b.sequences(), block, "query", hidden.data());
+    encoder->embed_from_block(block, hidden.data(), b.lengths.data(), b.sequences(), resumed.data());
+    EXPECT_EQ(resumed, whole) << "from block " << block;
+  }
   std::vector<float> rows(static_cast<size_t>(b.tokens() * bert.spec.hidden));
+  EXPECT_THROW(encoder->embed_from_block(2, rows.data(), b.lengths.data(), b.sequences(), rows.data()), Error);
   EXPECT_THROW(encoder->layer_inputs(b.ids.data(), b.lengths.data(), b.sequences(), 2, "query", rows.data()), Error);
   EXPECT_THROW(encoder->layer_inputs(b.ids.data(), b.lengths.data(), b.sequences(), 0, "dense", rows.data()), Error);
   EXPECT_THROW(encoder->layer_inputs(b.ids.data(), b.lengths.data(), b.sequences(), 0, "query", nullptr), Error);
