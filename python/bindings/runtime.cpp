@@ -6,6 +6,8 @@
 
 #include <lutmul/runtime/encoder.h>
 
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -58,7 +60,8 @@ void bind_runtime(py::module_& parent) {
                   },
                   py::arg("path"), py::arg("precision") = "f32",
                   "Loads a BERT sentence encoder folder (config.json, model.safetensors, modules.json); precision "
-                  "'f32' (DenseLinear layers) or 'bf16' (Bf16Linear layers).")
+                  "'f32' (DenseLinear layers) or 'bf16' (Bf16Linear layers). Or an encoder file written by save() "
+                  "(precision 'f32': its layers keep their operators).")
       .def("embed_ids",
            [](const Encoder& self, const Ids& ids, const Lengths& lengths) {
              const Batch b = batch_of(ids, lengths);
@@ -84,6 +87,46 @@ void bind_runtime(py::module_& parent) {
              return out;
            },
            py::arg("ids"), py::arg("lengths"), "Last hidden states (sum(lengths), H) of a ragged batch.")
+      .def("layer_inputs_ids",
+           [](const Encoder& self, const Ids& ids, const Lengths& lengths, int block, const std::string& name) {
+             const Batch b = batch_of(ids, lengths);
+             const int64_t width = self.linear(block, name)->input_dim();  // checks block and name
+             py::array_t<float> out({static_cast<py::ssize_t>(b.tokens), static_cast<py::ssize_t>(width)});
+             float* data = out.mutable_data();
+             {
+               py::gil_scoped_release release;
+               self.layer_inputs(b.ids, b.lengths, b.sequences, block, name, data);
+             }
+             return out;
+           },
+           py::arg("ids"), py::arg("lengths"), py::arg("block"), py::arg("name"),
+           "The rows (sum(lengths), input size) that layer (block, name) reads for this ragged batch, as this "
+           "encoder computes them.")
+      .def("embed_from_block",
+           [](const Encoder& self, int block, const py::array_t<float, py::array::c_style>& hidden, const Lengths& lengths) {
+             if (lengths.ndim() != 1) throw py::value_error("lengths must be a 1-D int64 array");
+             int64_t tokens = 0;
+             for (py::ssize_t s = 0; s < lengths.shape(0); ++s) tokens += std::max<int64_t>(0, lengths.data()[s]);
+             if (hidden.ndim() != 2 || hidden.shape(0) != tokens || hidden.shape(1) != self.hidden_size())
+               throw py::value_error("hidden must be (sum(lengths), hidden_size) float32");
+             py::array_t<float> out({static_cast<py::ssize_t>(lengths.shape(0)), static_cast<py::ssize_t>(self.hidden_size())});
+             float* data = out.mutable_data();
+             {
+               py::gil_scoped_release release;
+               self.embed_from_block(block, hidden.data(), lengths.data(), static_cast<int64_t>(lengths.shape(0)), data);
+             }
+             return out;
+           },
+           py::arg("block"), py::arg("hidden"), py::arg("lengths"),
+           "Embeddings from the hidden states entering `block` (as layer_inputs_ids(..., block, 'query') gives them).")
+      .def("save",
+           [](const Encoder& self, const std::string& path, const std::map<std::string, std::string>& metadata) {
+             py::gil_scoped_release release;
+             self.save(path, metadata);
+           },
+           py::arg("path"), py::arg("metadata") = std::map<std::string, std::string>{},
+           "Writes the whole encoder (every layer's operator) and text metadata to one file, atomically.")
+      .def_property_readonly("metadata", &Encoder::metadata, "Text by name stored with a saved encoder.")
       .def_property_readonly("hidden_size", &Encoder::hidden_size)
       .def_property_readonly("vocab_size", [](const Encoder& self) { return self.config().vocab_size; })
       .def_property_readonly("max_position_embeddings", [](const Encoder& self) { return self.config().max_position_embeddings; })

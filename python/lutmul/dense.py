@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import _core
 from ._arrays import as_bias, as_matrix
 from ._deprecation import deprecated
@@ -19,6 +21,16 @@ class DenseLinear(Operator, kind="dense"):
     def from_dense(cls, W, bias=None) -> "DenseLinear":
         """The operator ``X @ W + bias`` for ``W`` (K, M) and ``bias`` (M,) or None."""
         return cls._from_core(_build(W, bias))
+
+    @property
+    def weights(self) -> np.ndarray:
+        """W, float32 (K, M): a copy."""
+        return self._core.weights
+
+    @property
+    def bias(self) -> np.ndarray:
+        """The bias, float32 (M,), zeros when none was given: a copy."""
+        return self._core.bias
 
 
 def _build(W, bias) -> _core.DenseLinear:

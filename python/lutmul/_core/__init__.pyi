@@ -37,6 +37,16 @@ class LinearOperator:
 class DenseLinear(LinearOperator):
     def __init__(self, w: numpy.ndarray, bias: numpy.ndarray | None = None) -> None:
         ...
+    @property
+    def bias(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        The bias (M,), zeros when none was given; a copy.
+        """
+    @property
+    def weights(self) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        W (K, M), a copy.
+        """
 class Bf16Linear(LinearOperator):
     def __init__(self, w: numpy.ndarray, bias: numpy.ndarray | None = None) -> None:
         ...

@@ -4,6 +4,7 @@
 the inference runtime (use lutmul.runtime, not this module)
 """
 from __future__ import annotations
+import collections.abc
 import lutmul._core
 import numpy
 import numpy.typing
@@ -13,11 +14,15 @@ class Encoder:
     @staticmethod
     def load(path: str, precision: str = 'f32') -> Encoder:
         """
-        Loads a BERT sentence encoder folder (config.json, model.safetensors, modules.json); precision 'f32' (DenseLinear layers) or 'bf16' (Bf16Linear layers).
+        Loads a BERT sentence encoder folder (config.json, model.safetensors, modules.json); precision 'f32' (DenseLinear layers) or 'bf16' (Bf16Linear layers). Or an encoder file written by save() (precision 'f32': its layers keep their operators).
         """
     def describe(self) -> str:
         """
         Architecture, pooling, each linear layer's operator and bytes.
+        """
+    def embed_from_block(self, block: typing.SupportsInt | typing.SupportsIndex, hidden: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Embeddings from the hidden states entering `block` (as layer_inputs_ids(..., block, 'query') gives them).
         """
     def embed_ids(self, ids: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]) -> numpy.typing.NDArray[numpy.float32]:
         """
@@ -27,12 +32,20 @@ class Encoder:
         """
         Last hidden states (sum(lengths), H) of a ragged batch.
         """
+    def layer_inputs_ids(self, ids: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], block: typing.SupportsInt | typing.SupportsIndex, name: str) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        The rows (sum(lengths), input size) that layer (block, name) reads for this ragged batch, as this encoder computes them.
+        """
     def linear(self, block: typing.SupportsInt | typing.SupportsIndex, name: str) -> lutmul._core.LinearOperator:
         """
         The operator of a linear layer (name: query, key, value, attn_out, ffn_in, ffn_out).
         """
     def linear_layers(self) -> list[tuple[int, str]]:
         ...
+    def save(self, path: str, metadata: collections.abc.Mapping[str, str] = {}) -> None:
+        """
+        Writes the whole encoder (every layer's operator) and text metadata to one file, atomically.
+        """
     def with_linear(self, block: typing.SupportsInt | typing.SupportsIndex, name: str, op: lutmul._core.LinearOperator) -> Encoder:
         """
         A new encoder sharing everything but this layer, which becomes op (same input and output sizes).
@@ -49,6 +62,11 @@ class Encoder:
     @property
     def max_sequence_length(self) -> int:
         ...
+    @property
+    def metadata(self) -> dict[str, str]:
+        """
+        Text by name stored with a saved encoder.
+        """
     @property
     def normalize(self) -> bool:
         ...

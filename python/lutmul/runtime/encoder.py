@@ -6,6 +6,7 @@ class adds the tokenizer, batching by length, input order and streaming.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Iterable, Iterator, List, Optional, Union
 
@@ -60,13 +61,14 @@ class Encoder:
         raise TypeError("use lutmul.runtime.load_encoder(path)")
 
     @classmethod
-    def _from_parts(cls, core, tokenizer: SentenceTokenizer) -> "Encoder":
+    def _from_parts(cls, core, tokenizer: SentenceTokenizer, plan: Optional[dict] = None) -> "Encoder":
         encoder = cls.__new__(cls)
         encoder._core = core
         encoder._tokenizer = tokenizer
+        encoder._plan = plan
         return encoder
 
-    path = core_property("path", "The model folder.")
+    path = core_property("path", "The model folder, or the encoder file it was loaded from.")
     hidden_size = core_property("hidden_size", "H: the size of a token state and of an embedding.")
     vocab_size = core_property("vocab_size", "Token ids run from 0 to vocab_size - 1.")
     max_position_embeddings = core_property("max_position_embeddings", "The longest sequence the model can take.")
@@ -76,6 +78,35 @@ class Encoder:
     intermediate_size = core_property("intermediate_size", "Width of the feed-forward layer.")
     pooling = core_property("pooling", '"mean" or "cls".')
     normalize = core_property("normalize", "Whether embeddings are scaled to unit length.")
+
+    @property
+    def plan(self) -> Optional[List[dict]]:
+        """For a compiled encoder (:func:`lutmul.runtime.compile`, or one loaded from its file):
+        one dict per linear layer (block, layer, kind, params, bytes, µs and exact µs at the
+        layer's shape, layer error, loss alone, model cosine after it); else None."""
+        return None if self._plan is None else [dict(row) for row in self._plan["layers"]]
+
+    @property
+    def compile_summary(self) -> Optional[dict]:
+        """For a compiled encoder: the budget, the held-out cosine reached, the sentences used,
+        threads, seed and machine; else None."""
+        return None if self._plan is None else dict(self._plan["summary"])
+
+    def plan_table(self) -> str:
+        """The plan as a text table (empty string for an encoder that was not compiled)."""
+        from .plan import plan_table  # the compiler's module; plain encoders never need it
+
+        return "" if self._plan is None else plan_table(self._plan["layers"])
+
+    def save(self, path: PathLike) -> None:
+        """Writes the whole encoder to one file: weights, every linear layer's operator (compressed
+        ones included), the tokenizer and the plan of a compiled encoder. Versioned, checksummed and
+        written atomically (a failed save leaves an old file as it was); :func:`lutmul.runtime.load`
+        and the C++ ``Encoder::load`` read it back, needing neither the folder nor pickles."""
+        metadata = {TOKENIZER_ENTRY: self._tokenizer.to_json(), SOURCE_ENTRY: str(self.path)}
+        if self._plan is not None:
+            metadata[PLAN_ENTRY] = json.dumps(self._plan, sort_keys=True)
+        self._core.save(os.fspath(path), metadata)
 
     @property
     def tokenizer(self) -> SentenceTokenizer:
@@ -180,7 +211,16 @@ class Encoder:
         (any lutmul operator of the same input and output sizes)."""
         if not isinstance(op, Operator):
             raise TypeError(f"op must be a lutmul operator, got {type(op).__name__}")
-        return Encoder._from_parts(self._core.with_linear(block, name, op._core), self._tokenizer)
+        return Encoder._from_parts(self._core.with_linear(block, name, op._core), self._tokenizer, self._plan)
+
+    def layer_inputs(self, sentences, block: int, name: str) -> np.ndarray:
+        """The rows layer ``(block, name)`` reads when this encoder embeds ``sentences``: float32
+        (total tokens, input size), sentences in order, their tokens in order. Layers before it
+        compute them as this encoder's own operators do (compressed ones included)."""
+        token_ids = self.tokenize(sentences)
+        if not token_ids:
+            return np.empty((0, self._core.linear(block, name).input_dim), dtype=np.float32)
+        return self._core.layer_inputs_ids(*pack(token_ids, np.arange(len(token_ids))), block, name)
 
     def describe(self) -> str:
         """Architecture, pooling, each layer's operator kind and bytes, total bytes."""
@@ -211,6 +251,8 @@ def _ragged(ids, lengths):
 
 
 PRECISIONS = ("f32", "bf16")
+# What Encoder.save stores beside the weights (lutmul.runtime.load reads them back).
+TOKENIZER_ENTRY, PLAN_ENTRY, SOURCE_ENTRY = "tokenizer.json", "lutmul.plan", "lutmul.source"
 
 
 def load_encoder(path: Optional[PathLike] = None, threads: Optional[int] = None, precision: str = "f32") -> Encoder:
@@ -232,6 +274,11 @@ def load_encoder(path: Optional[PathLike] = None, threads: Optional[int] = None,
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     import_tokenizers()  # before reading the weights: a missing extra fails fast
     folder = resolve_model_path(path)
+    if os.path.isfile(folder):
+        if precision != "f32":
+            raise ValueError(f"{folder} is an encoder file: its layers keep the operators they were saved with "
+                             f"(precision applies to model folders)")
+        return load(folder, threads)
     if not os.path.isdir(folder):
         raise ValueError(f"{folder}: no such model folder")
     if threads is not None:
@@ -243,3 +290,31 @@ def load_encoder(path: Optional[PathLike] = None, threads: Optional[int] = None,
         raise ValueError(f"{tokenizer.path}: the tokenizer has {tokenizer.vocab_size} tokens, the model "
                          f"only {core.vocab_size} (config.json vocab_size)")
     return Encoder._from_parts(core, tokenizer)
+
+
+def load(path: PathLike, threads: Optional[int] = None) -> Encoder:
+    """Reads an encoder file written by :meth:`Encoder.save` (a compiled encoder, or any other):
+    the same layers, tokenizer and plan, embedding bit for bit as the saved encoder did.
+    ``ValueError`` for a missing, damaged, truncated or foreign file, naming it."""
+    import_tokenizers()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such encoder file")
+    if threads is not None:
+        set_num_threads(threads)
+    core = _core.runtime.Encoder.load(path, "f32")
+    metadata = core.metadata
+    if TOKENIZER_ENTRY not in metadata:
+        raise ValueError(f"{path}: the encoder file holds no tokenizer (it was not written by lutmul.runtime)")
+    max_length = min(core.max_sequence_length, core.max_position_embeddings)
+    tokenizer = SentenceTokenizer.from_json(metadata[TOKENIZER_ENTRY], max_length, path)
+    plan = None
+    if PLAN_ENTRY in metadata:
+        try:
+            plan = json.loads(metadata[PLAN_ENTRY])
+        except ValueError as error:
+            raise ValueError(f"{path}: its plan is not valid JSON: {error}") from error
+        if (not isinstance(plan, dict) or not isinstance(plan.get("layers"), list)
+                or not all(isinstance(row, dict) for row in plan["layers"]) or not isinstance(plan.get("summary"), dict)):
+            raise ValueError(f"{path}: its plan must hold 'layers' (a list of rows) and 'summary'")
+    return Encoder._from_parts(core, tokenizer, plan)

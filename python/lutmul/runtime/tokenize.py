@@ -28,15 +28,36 @@ class SentenceTokenizer:
         if not os.path.isfile(path):
             raise ValueError(f"{path}: no such file (the model folder needs its tokenizer.json)")
         try:
-            self._tokenizer = tokenizers.Tokenizer.from_file(path)
+            tokenizer = tokenizers.Tokenizer.from_file(path)
         except Exception as error:  # tokenizers raises its own Exception subclass for a bad file
             raise ValueError(f"{path}: not a tokenizer file the tokenizers package reads: {error}") from error
+        self._setup(tokenizer, max_length, path)
+
+    @classmethod
+    def from_json(cls, text: str, max_length: int, origin: str) -> "SentenceTokenizer":
+        """The tokenizer of a ``tokenizer.json`` text (as stored in an encoder file); ``origin``
+        names where it came from in messages."""
+        tokenizers = import_tokenizers()
+        try:
+            tokenizer = tokenizers.Tokenizer.from_str(text)
+        except Exception as error:
+            raise ValueError(f"{origin}: its tokenizer is not one the tokenizers package reads: {error}") from error
+        self = cls.__new__(cls)
+        self._setup(tokenizer, max_length, origin)
+        return self
+
+    def _setup(self, tokenizer, max_length: int, path: str) -> None:
         # The file's own settings may pad to a fixed length or truncate elsewhere; set both
         # once here, never per call, so concurrent encodes share an unchanging tokenizer.
+        self._tokenizer = tokenizer
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=int(max_length))
         self.max_length = int(max_length)
         self.path = path
+
+    def to_json(self) -> str:
+        """The tokenizer as ``tokenizer.json`` text (what an encoder file stores)."""
+        return self._tokenizer.to_str()
 
     @property
     def vocab_size(self) -> int:

@@ -1,0 +1,412 @@
+"""The model compiler: an encoder and a quality budget in, the fastest encoder found that keeps
+the budget out, choosing per linear layer among every operator lutmul has, measured here.
+
+Stages (docs/compile.md):
+
+1. **Alone**: for every layer and candidate, the operator is fitted on the rows the exact
+   model feeds that layer, timed at the layer's real shape and thread count, and the model's
+   embeddings are measured with only that layer replaced (screening sentences, held out).
+2. **Search**: a greedy choice by µs saved per unit of embedding cosine lost, treating the
+   losses of different layers as adding up, within 80 % of the budget (the rest is margin for
+   what does not add up).
+3. **Sequential calibration**: the chosen operators are fitted again in forward order, each on
+   the rows the already-compressed layers before it produce.
+4. **Verification** on every held-out sentence: while the mean cosine misses the budget, the
+   choice that saved least per unit of loss goes back to exact. If nothing is left, the exact
+   model comes back with a warning.
+
+The plan is deterministic for a seed and a calibration set, given the same timings: the first
+compile in a process measures each (layer shape, candidate) once and later compiles reuse it
+(pass ``timings={}`` to measure afresh, or a dict of your own to keep them).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..cpu import isa, num_threads, set_num_threads
+from ..dense import DenseLinear
+from .._progress import progress_bar
+from .batching import check_sentences
+from .candidates import EXACT, Candidate, as_candidates
+from .encoder import Encoder
+from .quality import mean_cosine
+
+# Measured µs per (K, M, rows, threads, ISA, candidate label) in this process.
+_TIMINGS: Dict[tuple, float] = {}
+# The greedy search spends this share of the budget; verification keeps the rest as margin.
+SEARCH_SHARE = 0.8
+# Sentences per embed call in the runtime (Encoder.embed's batch_size): the rows a layer sees
+# per call are this many sentences' tokens.
+RUNTIME_BATCH_SENTENCES = 64
+
+
+@dataclass
+class _Option:
+    candidate: Candidate
+    us: float
+    loss: float          # 1 − mean cosine with only this layer replaced (screening sentences)
+    layer_error: float   # relative error on the screening sentences' rows for this layer
+    bytes: int
+
+
+@dataclass
+class _Layer:
+    block: int
+    name: str
+    W: np.ndarray
+    bias: np.ndarray
+    exact_us: float
+    exact_bytes: int
+    options: List[_Option]
+
+
+def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.995, threads: int = 1,
+            candidates: Optional[Sequence] = None, progress: bool = True, seed: int = 0,
+            heldout_fraction: float = 0.25, max_fit_rows: int = 8192, screen_sentences: int = 128,
+            timings: Optional[Dict[tuple, float]] = None) -> Encoder:
+    """The fastest encoder this compiler finds whose embeddings keep a mean cosine of at least
+    ``min_cosine`` to ``encoder``'s on held-out calibration sentences.
+
+    ``encoder``: an exact encoder (``load_encoder(path)``, every linear layer dense).
+    ``calibration``: sentences; a seeded ``heldout_fraction`` of them is never used to fit.
+    ``threads``: the thread count the layers are timed at (the one the compiled model is for);
+    the compiler itself fits and evaluates on lutmul's thread count (:func:`lutmul.num_threads`).
+    ``candidates``: :class:`lutmul.runtime.Candidate` objects or kind names; None for
+    :func:`lutmul.runtime.candidates.default_candidates`.
+
+    Returns an :class:`Encoder` with ``plan``, ``plan_table()``, ``compile_summary`` and
+    ``save(path)``. ``ValueError`` for an empty calibration set, a budget outside (0, 1] or
+    an encoder whose layers are not exact; ``TypeError`` for non-string sentences.
+    """
+    settings = _check_settings(encoder, min_cosine, threads, seed, heldout_fraction, max_fit_rows, screen_sentences)
+    sentences = check_sentences(calibration)
+    if len(sentences) < 2:
+        raise ValueError(f"calibration needs at least 2 sentences (some fit the operators, the others are held "
+                         f"out to check them), got {len(sentences)}")
+    options = as_candidates(candidates)
+    timings = _TIMINGS if timings is None else timings
+    fit, heldout = _split(sentences, heldout_fraction, seed)
+    screen = heldout[:screen_sentences]
+
+    # Fitting and evaluating use every thread; only the timings run at ``threads``.
+    bar = _Progress(progress)
+    try:
+        reference = encoder.embed(heldout)
+        layers = [_Layer(block, name, *_exact_weights(encoder, block, name), 0.0, 0, [])
+                  for block, name in encoder.linear_layers()]
+        summary = dict(settings, calibration_sentences=len(sentences), fit_sentences=len(fit),
+                       heldout_sentences=len(heldout), screen_sentences=len(screen), cpu=_cpu_name(), isa=isa(),
+                       candidates=[c.label for c in options])
+        fit_rows = _sentences_for_rows(encoder, fit, max_fit_rows)
+        rows_per_call = _rows_per_call(encoder, sentences)
+        chosen: Dict[int, _Option] = {}
+        ops: Dict[int, object] = {}
+        # Screening fits every candidate on every layer: half the rows keep it affordable (a
+        # MADDNESS fit costs about linearly in them); the chosen ones are refitted on all.
+        fit_taps = _Rows(encoder, _sentences_for_rows(encoder, fit, max_fit_rows // 2))
+        if min_cosine >= 1.0:  # only the exact model keeps a cosine of exactly 1: time it for the plan
+            bar.start("exact", len(layers))
+            for layer in layers:
+                _measure_alone(layer, [], fit_taps, None, None, rows_per_call, threads, seed, timings, bar)
+        else:
+            screen_taps = _Rows(encoder, screen)
+            screen_reference = screen_taps.embed_from(encoder, 0)
+            bar.start("alone", len(layers) * (1 + len(options)))
+            for layer in layers:
+                _measure_alone(layer, options, fit_taps, screen_taps, screen_reference, rows_per_call, threads, seed,
+                               timings, bar)
+            del fit_taps, screen_taps
+            chosen = _search(layers, SEARCH_SHARE * (1.0 - min_cosine))
+            bar.start("sequential", len(chosen))
+            ops = _refit_in_order(encoder, layers, chosen, fit_rows, seed, bar)
+            bar.start("verify", 1)
+            chosen = _verify(encoder, layers, chosen, ops, heldout, reference, min_cosine, bar)
+        compiled = _apply(encoder, layers, chosen, ops)
+        bar.start("report", len(layers))
+        rows = _plan_rows(encoder, layers, chosen, ops, screen, reference[:len(screen)], bar)
+        heldout_cosine = mean_cosine(compiled.embed(heldout), reference)
+        summary.update(heldout_cosine=heldout_cosine, met=heldout_cosine >= min_cosine,
+                       linear_us=sum(r["us"] for r in rows), exact_linear_us=sum(r["exact_us"] for r in rows),
+                       layers_replaced=len(chosen))
+        if not chosen and min_cosine < 1.0:
+            warnings.warn(f"lutmul.runtime.compile: no plan keeps a mean cosine of {min_cosine} on the held-out "
+                          f"sentences; returning the exact model", RuntimeWarning, stacklevel=2)
+    finally:
+        bar.close()
+    return Encoder._from_parts(compiled._core, compiled.tokenizer, {"layers": rows, "summary": summary})
+
+
+# ----------------------------------------------------------------------------- arguments
+def _check_settings(encoder, min_cosine, threads, seed, heldout_fraction, max_fit_rows, screen_sentences) -> dict:
+    if not isinstance(encoder, Encoder):
+        raise TypeError(f"encoder must be a lutmul.runtime.Encoder (load_encoder(path)), got {type(encoder).__name__}")
+    if isinstance(min_cosine, bool) or not isinstance(min_cosine, (int, float)):
+        raise TypeError(f"min_cosine must be a number in (0, 1], got {type(min_cosine).__name__}")
+    if not 0.0 < float(min_cosine) <= 1.0:
+        raise ValueError(f"min_cosine must be in (0, 1], got {min_cosine}")
+    for name, value in (("threads", threads), ("seed", seed), ("max_fit_rows", max_fit_rows),
+                        ("screen_sentences", screen_sentences)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if threads < 1 or max_fit_rows < 32 or screen_sentences < 1 or seed < 0:
+        raise ValueError(f"threads and screen_sentences must be at least 1, max_fit_rows at least 32 and seed "
+                         f"non-negative; got {threads}, {screen_sentences}, {max_fit_rows}, {seed}")
+    if not 0.0 < float(heldout_fraction) < 1.0:
+        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    return dict(min_cosine=float(min_cosine), threads=int(threads), seed=int(seed),
+                heldout_fraction=float(heldout_fraction), max_fit_rows=int(max_fit_rows))
+
+
+def _exact_weights(encoder: Encoder, block: int, name: str) -> Tuple[np.ndarray, np.ndarray]:
+    op = encoder.linear(block, name)
+    if not isinstance(op, DenseLinear):
+        raise ValueError(f"compile needs an exact encoder (load_encoder(path) at precision 'f32'): block {block} "
+                         f"{name} is {op.kind}")
+    return op.weights, op.bias
+
+
+def _split(sentences: List[str], heldout_fraction: float, seed: int) -> Tuple[List[str], List[str]]:
+    """(fit, held out): a seeded shuffle, then the held-out share (at least one sentence)."""
+    order = np.random.default_rng(seed).permutation(len(sentences))
+    held = max(1, min(len(sentences) - 1, int(round(heldout_fraction * len(sentences)))))
+    return [sentences[i] for i in order[held:]], [sentences[i] for i in order[:held]]
+
+
+def _sentences_for_rows(encoder: Encoder, sentences: List[str], rows: int) -> List[str]:
+    """The first sentences whose tokens reach ``rows`` (each layer is fitted on their rows)."""
+    lengths = np.cumsum([len(ids) for ids in encoder.tokenize(sentences)])
+    return sentences[:int(np.searchsorted(lengths, rows)) + 1]
+
+
+def _rows_per_call(encoder: Encoder, sentences: List[str]) -> int:
+    mean_tokens = np.mean([len(ids) for ids in encoder.tokenize(sentences)])
+    return max(1, int(round(RUNTIME_BATCH_SENTENCES * mean_tokens)))
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ----------------------------------------------------------------------------- measuring
+def _time_us(op, X: np.ndarray, key: tuple, timings: Dict[tuple, float], threads: int) -> float:
+    """Median µs of op.forward(X) on ``threads`` threads, measured once per key (later calls
+    reuse it)."""
+    if key not in timings:
+        everything = num_threads()
+        set_num_threads(threads)
+        try:
+            out = np.empty((X.shape[0], op.output_dim), dtype=np.float32)
+            op.forward(X, out)  # warm: packing, first-touch
+            samples, spent = [], 0.0
+            while len(samples) < 7 or (spent < 0.05 and len(samples) < 200):
+                start = time.perf_counter()
+                op.forward(X, out)
+                samples.append(time.perf_counter() - start)
+                spent += samples[-1]
+        finally:
+            set_num_threads(everything)
+        timings[key] = float(np.median(samples)) * 1e6
+    return timings[key]
+
+
+def _timing_key(layer: _Layer, rows: int, threads: int, candidate: Candidate) -> tuple:
+    return (layer.W.shape[0], layer.W.shape[1], rows, threads, isa(), candidate.label)
+
+
+class _Rows:
+    """The rows each layer of the exact model reads for a set of sentences, tapped once per
+    distinct input (query, key and value share theirs)."""
+
+    def __init__(self, encoder: Encoder, sentences: List[str]):
+        self.encoder = encoder
+        token_ids = encoder.tokenize(sentences)
+        self.lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
+        self.ids = np.concatenate(token_ids).astype(np.int32) if token_ids else np.empty(0, np.int32)
+        self._cache: Dict[Tuple[int, str], np.ndarray] = {}
+
+    def of(self, block: int, name: str) -> np.ndarray:
+        key = (block, "query" if name in ("query", "key", "value") else name)
+        if key not in self._cache:
+            self._cache = {k: v for k, v in self._cache.items() if k[0] == block}  # earlier blocks are done
+            self._cache[key] = self.encoder._core.layer_inputs_ids(self.ids, self.lengths, *key)
+        return self._cache[key]
+
+    def embed_from(self, encoder: Encoder, block: int) -> np.ndarray:
+        """``encoder``'s embeddings of these sentences, its blocks from ``block`` on fed the exact
+        model's hidden states entering that block (the blocks before it are exact anyway)."""
+        return encoder._core.embed_from_block(block, self.of(block, "query"), self.lengths)
+
+
+def _measure_alone(layer: _Layer, candidates: List[Candidate], fit: _Rows, screen: Optional[_Rows],
+                   screen_reference: Optional[np.ndarray], rows_per_call: int, threads: int, seed: int,
+                   timings: Dict[tuple, float], bar) -> None:
+    """Every candidate for one layer, the rest of the model exact: speed and layer error for
+    all, then the model's loss for those no other candidate beats on both speed and error."""
+    bar.layer(layer)
+    encoder = fit.encoder
+    X_fit = fit.of(layer.block, layer.name)
+    X_time = X_fit[:rows_per_call]
+    exact = encoder.linear(layer.block, layer.name)
+    layer.exact_us = _time_us(exact, X_time, _timing_key(layer, len(X_time), threads, EXACT), timings, threads)
+    layer.exact_bytes = exact.bytes
+    bar.advance()
+    if not candidates:
+        return
+    X_screen = screen.of(layer.block, layer.name)
+    measured = []
+    for candidate in candidates:
+        bar.candidate(candidate)
+        try:
+            op = candidate.build(layer.W, layer.bias, X_fit, seed)
+        except ValueError:  # settings this layer's shape cannot take (more codebooks than inputs, ...)
+            continue
+        finally:
+            bar.advance()
+        us = _time_us(op, X_time, _timing_key(layer, len(X_time), threads, candidate), timings, threads)
+        if us < layer.exact_us:  # a slower operator can never be chosen
+            measured.append((us, op.relative_error(X_screen, layer.W, layer.bias), candidate, op))
+    # The model's loss (the screening sentences embedded from this layer's block on) only for
+    # the candidates on the front of speed against layer error: one both slower and less
+    # accurate than another would lose to it in the search anyway.
+    best_error = np.inf
+    for us, error, candidate, op in sorted(measured, key=lambda m: (m[0], m[1])):
+        if error >= best_error:
+            continue
+        best_error = error
+        replaced = encoder.with_linear(layer.block, layer.name, op)
+        loss = 1.0 - mean_cosine(screen.embed_from(replaced, layer.block), screen_reference)
+        layer.options.append(_Option(candidate, us, loss, error, op.bytes))
+
+
+# ----------------------------------------------------------------------------- choosing
+def _search(layers: List[_Layer], loss_budget: float) -> Dict[int, _Option]:
+    """Greedy multiple-choice: repeatedly take the layer change with the most µs saved per unit
+    of loss added (losses of different layers assumed to add up) while the total stays within
+    ``loss_budget``. Ties go to the earlier layer and candidate, so the result is deterministic."""
+    chosen: Dict[int, _Option] = {}
+    total = 0.0
+    while True:
+        best, best_key = None, None
+        for index, layer in enumerate(layers):
+            current = chosen.get(index)
+            current_us = layer.exact_us if current is None else current.us
+            current_loss = 0.0 if current is None else current.loss
+            for option in layer.options:
+                gain, added = current_us - option.us, option.loss - current_loss
+                if gain <= 0 or total + added > loss_budget:
+                    continue
+                key = gain / max(added, 1e-12)
+                if best_key is None or key > best_key:
+                    best, best_key = (index, option, added), key
+        if best is None:
+            return chosen
+        index, option, added = best
+        chosen[index] = option
+        total += added
+
+
+def _apply(encoder: Encoder, layers: List[_Layer], chosen: Dict[int, _Option], ops: Dict[int, object]) -> Encoder:
+    """``encoder`` with each chosen layer computed by its fitted operator in ``ops``."""
+    out = encoder
+    for index in sorted(chosen):
+        out = out.with_linear(layers[index].block, layers[index].name, ops[index])
+    return out
+
+
+def _refit_in_order(encoder, layers, chosen, fit_sentences, seed, bar) -> Dict[int, object]:
+    """Sequential calibration: each chosen operator fitted again, in forward order, on the rows
+    the compressed layers before it produce. Returns the fitted operators by layer index."""
+    compiled, ops = encoder, {}
+    for index in sorted(chosen):
+        layer = layers[index]
+        bar.layer(layer)
+        X = compiled.layer_inputs(fit_sentences, layer.block, layer.name)
+        ops[index] = chosen[index].candidate.build(layer.W, layer.bias, X, seed)
+        compiled = compiled.with_linear(layer.block, layer.name, ops[index])
+        bar.advance()
+    return ops
+
+
+def _verify(encoder, layers, chosen, ops, heldout, reference, min_cosine, bar) -> Dict[int, _Option]:
+    """While the held-out mean cosine misses the budget, the choice with the least µs saved per
+    unit of loss goes back to exact (the others keep their fit)."""
+    chosen = dict(chosen)
+    while chosen and mean_cosine(_apply(encoder, layers, chosen, ops).embed(heldout), reference) < min_cosine:
+        worst = min(chosen, key=lambda i: ((layers[i].exact_us - chosen[i].us) / max(chosen[i].loss, 1e-12), i))
+        del chosen[worst]
+    bar.advance()
+    return chosen
+
+
+def _plan_rows(encoder, layers, chosen, ops, screen, screen_reference, bar) -> List[dict]:
+    """One row per layer of the final choice; the model cosine after a layer has every chosen
+    operator up to and including it (screening sentences)."""
+    rows, partial, cosine = [], encoder, 1.0
+    for index, layer in enumerate(layers):
+        bar.layer(layer)
+        option = chosen.get(index)
+        row = dict(block=layer.block, layer=layer.name, kind="dense", params={}, bytes=layer.exact_bytes,
+                   us=layer.exact_us, exact_us=layer.exact_us, layer_error=0.0, alone_loss=0.0)
+        if option is not None:
+            X = partial.layer_inputs(screen, layer.block, layer.name)
+            partial = partial.with_linear(layer.block, layer.name, ops[index])
+            cosine = mean_cosine(partial.embed(screen), screen_reference)
+            settings = option.candidate.settings(*layer.W.shape)
+            row.update(kind=option.candidate.kind, params={k: _plain(v) for k, v in settings.items()},
+                       bytes=int(ops[index].bytes), us=option.us, alone_loss=option.loss,
+                       layer_error=ops[index].relative_error(X, layer.W, layer.bias))
+        row["model_cosine"] = cosine
+        rows.append(row)
+        bar.advance()
+    return rows
+
+
+def _plain(value):
+    """A setting as JSON holds it."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class _Progress:
+    """A tqdm bar naming the stage and the current layer (and candidate), or nothing."""
+
+    def __init__(self, enabled: bool):
+        self._bar = progress_bar(enabled, 0, "lutmul compile", "step")
+        self._stage = ""
+        self._where = ""
+
+    def start(self, stage: str, total: int) -> None:
+        self._stage = stage
+        if self._bar is not None:
+            self._bar.reset(total=total)
+            self._bar.set_description(f"lutmul compile: {stage}", refresh=True)
+
+    def layer(self, layer: _Layer) -> None:
+        self._where = f"block {layer.block} {layer.name}"
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._where, refresh=True)
+
+    def candidate(self, candidate: Candidate) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self._where}: {candidate.label}", refresh=True)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
