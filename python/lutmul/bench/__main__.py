@@ -50,7 +50,8 @@ def main(argv=None) -> int:
                                                                       "300 with --quick)")
     runtime.add_argument("--engines", default=None,
                          help="comma-separated engines (default: all): numpy, ort-fp32, ort-int8, openvino-f32, "
-                              "openvino-default, lutmul")
+                              "openvino-default, lutmul, lutmul-bf16, lutmul-compiled-0.99, lutmul-compiled-0.995, "
+                              "lutmul-compiled-0.999 (each compiled here first, on 2000 sentences never measured)")
     runtime.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
@@ -108,6 +109,10 @@ def _runtime(args, argv) -> int:
         config = RuntimeConfig(out=args.out, markdown=args.markdown, sentences=sentences, repeats=args.repeats or 3,
                                sweep_sentences=min(128, sentences) if not args.quick else min(96, sentences),
                                latency_seconds=0.3 if args.quick else 1.0, memory=not args.no_memory, engines=engines,
+                               # --quick compiles on few sentences with two candidate kinds: a smoke run
+                               calibration=120 if args.quick else 2000,
+                               compile_options=dict(max_fit_rows=2048, screen_sentences=32, candidates=("int8", "bf16"))
+                               if args.quick else {},
                                progress=not args.no_progress,
                                command=["python -m lutmul.bench", *(argv if argv is not None else sys.argv[1:])])
         result = run_runtime(config)

@@ -104,16 +104,19 @@ class LutmulRuntime(Engine):
     """lutmul's own runtime (``lutmul.runtime``) at a precision: exact f32 operators, or bfloat16
     ones (Bf16Linear); threads through lutmul."""
 
-    def __init__(self, model_path: Path, precision: str = "f32"):
+    def __init__(self, model_path: Path, precision: str = "f32", key: Optional[str] = None, title: Optional[str] = None):
         from lutmul.runtime import load_encoder
 
         import lutmul
 
-        key, name = ("lutmul", "lutmul runtime (exact f32)") if precision == "f32" else \
+        default_key, default_title = ("lutmul", "lutmul runtime (exact f32)") if precision == "f32" else \
             (f"lutmul-{precision}", f"lutmul runtime ({precision})")
-        super().__init__(key, name, info={"lutmul": lutmul.__version__, "isa": lutmul.isa(), "precision": precision,
-                                          "exact products": lutmul.exact_product_backend()})
+        super().__init__(key or default_key, title or default_title,
+                         info={"lutmul": lutmul.__version__, "isa": lutmul.isa(), "precision": precision,
+                               "exact products": lutmul.exact_product_backend()})
         self.encoder = load_encoder(model_path, precision=precision)
+        if self.encoder.compile_summary is not None:
+            self.info["compiled"] = self.encoder.compile_summary
 
     def prepare(self, threads: int) -> None:  # the caller's lutmul.set_num_threads applies
         pass
@@ -262,7 +265,17 @@ def ort_fusions(onnx_path: Path) -> Dict[str, int]:
     return {op: counts[op] for op in ORT_FUSED_OPS if counts[op]}
 
 
-ENGINE_KEYS = ("numpy", "ort-fp32", "ort-int8", "openvino-f32", "openvino-default", "lutmul", "lutmul-bf16")
+# The compiled engines: lutmul.runtime.compile at each budget (min cosine), compiled by the
+# benchmark on calibration sentences it never measures (runtime_bench.compile_engines).
+COMPILED_PREFIX = "lutmul-compiled-"
+COMPILED_BUDGETS = ("0.99", "0.995", "0.999")
+ENGINE_KEYS = ("numpy", "ort-fp32", "ort-int8", "openvino-f32", "openvino-default", "lutmul", "lutmul-bf16",
+               *(COMPILED_PREFIX + budget for budget in COMPILED_BUDGETS))
+
+
+def compiled_file(models: "PeerModels", key: str) -> Path:
+    """Where the benchmark keeps the compiled encoder of a compiled engine."""
+    return models.folder / f"{key}.lutmul"
 
 
 def make_engine(key: str, models: PeerModels, model_path: Path, batcher: Batcher) -> Engine:
@@ -273,6 +286,9 @@ def make_engine(key: str, models: PeerModels, model_path: Path, batcher: Batcher
         return LutmulRuntime(model_path)
     if key == "lutmul-bf16":
         return LutmulRuntime(model_path, "bf16")
+    if key.startswith(COMPILED_PREFIX) and key in ENGINE_KEYS:
+        budget = key[len(COMPILED_PREFIX):]
+        return LutmulRuntime(compiled_file(models, key), key=key, title=f"lutmul compiled (min cosine {budget})")
     if key == "ort-fp32":
         return OnnxRuntimeEngine(key, "ONNX Runtime fp32", models.fp32, batcher)
     if key == "ort-int8":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,8 @@ class RuntimeConfig:
     engines: Optional[Sequence[str]] = None  # keys of peers.ENGINE_KEYS; None: all
     thread_counts: Optional[Sequence[int]] = None  # None: 1 and all threads
     seed: int = 0
+    calibration: int = 2000  # sentences the compiled engines are compiled on (never measured)
+    compile_options: Dict[str, object] = field(default_factory=dict)  # more arguments of lutmul.runtime.compile
     progress: bool = True
     command: List[str] = field(default_factory=lambda: list(sys.argv))
 
@@ -78,6 +81,58 @@ def latency_sentence(batcher, seed: int = 0) -> str:
         if count == LATENCY_TOKENS:
             return sentence
     raise ValueError(f"no sentence of {LATENCY_TOKENS} tokens among 2000 tried")
+
+
+def calibration_sentences(measured: Sequence[str], count: int, seed: int = 0) -> List[str]:
+    """``count`` real sentences that are not among ``measured``, in a seeded order."""
+    from .products import english_sentences
+
+    taken = set(measured)
+    rest = [s for s in english_sentences() if s not in taken]
+    if count > len(rest):
+        raise ValueError(f"{count} calibration sentences asked for, {len(rest)} remain beside the measured ones")
+    return [rest[i] for i in np.random.default_rng(seed + 2).choice(len(rest), count, replace=False)]
+
+
+def compile_engines(config: "RuntimeConfig", keys: Sequence[str], models, model_path: Path,
+                    sentences: Sequence[str]) -> Dict[str, dict]:
+    """Compiles the model for every compiled engine among ``keys`` (1 thread, seed, calibration
+    sentences disjoint from the measured ones) into the scratch folder, reusing a file from an
+    earlier run with the same settings kept in ``config.out``. Returns each one's plan and summary."""
+    import shutil
+
+    from lutmul.runtime import compile as compile_encoder
+    from lutmul.runtime import load, load_encoder
+
+    from .peers import COMPILED_PREFIX, compiled_file
+
+    compiled = {}
+    calibration = None
+    for key in keys:
+        if not key.startswith(COMPILED_PREFIX):
+            continue
+        budget = float(key[len(COMPILED_PREFIX):])
+        options = re.sub(r"[^A-Za-z0-9.,_-]", "", "".join(f"-{k}{v}" for k, v in sorted(config.compile_options.items())))
+        kept = config.out / "compiled" / f"{key}-seed{config.seed}-calibration{config.calibration}{options}.lutmul"
+        started = time.perf_counter()
+        reused = kept.is_file()
+        if reused:
+            _log(config, f"{key}: reusing {kept}")
+            encoder = load(kept)
+        else:
+            if calibration is None:
+                calibration = calibration_sentences(sentences, config.calibration, config.seed)
+            _log(config, f"{key}: compiling on {len(calibration)} calibration sentences (1 thread)")
+            with threads(all_threads()):
+                encoder = compile_encoder(load_encoder(model_path), calibration, min_cosine=budget, threads=1,
+                                          progress=config.progress, seed=config.seed, **config.compile_options)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            encoder.save(kept)
+        shutil.copyfile(kept, compiled_file(models, key))
+        compiled[key] = {"plan": encoder.plan, "summary": encoder.compile_summary, "file": str(kept),
+                         "options": {k: str(v) for k, v in config.compile_options.items()},
+                         "compile_seconds": time.perf_counter() - started, "reused": reused}
+    return compiled
 
 
 # ---------------------------------------------------------------------------- accuracy
@@ -238,6 +293,7 @@ def run_runtime(config: RuntimeConfig) -> dict:
         _log(config, "building the ONNX graph and its int8 version")
         models = PeerModels.build(scratch, model_path)
         fusions = {"fp32": ort_fusions(models.fp32), "int8": ort_fusions(models.int8)}
+        compiled = compile_engines(config, keys, models, model_path, sentences)
         engines, skipped = [], []
         with threads(1):
             for key in keys:
@@ -314,6 +370,8 @@ def run_runtime(config: RuntimeConfig) -> dict:
 
     for engine in engines:
         records[engine.key]["info"] = engine.info
+        if engine.key in compiled:
+            records[engine.key]["compiled"] = compiled[engine.key]
         records[engine.key]["sentences_per_second"] = {n: float(np.median(v))
                                                        for n, v in records[engine.key]["throughput"].items()}
     result = {

@@ -136,7 +136,62 @@ def write_plot(result: dict, folder: Path) -> Path:
     return path
 
 
-def markdown(result: dict, plot: Optional[Path], folder: Path) -> str:
+def write_tradeoff_plot(result: dict, folder: Path) -> Optional[Path]:
+    """Sentences/s at 1 thread against embedding cosine, one point per engine: the compiled
+    engines (one per budget) trace lutmul's curve, the peers sit beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = str(result["thread_counts"][0])
+    engines = [e for e in result["engines"] if e["key"] != "numpy"]
+    if not engines:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    compiled = sorted((e for e in engines if "compiled" in e), key=lambda e: e["accuracy"]["cosine_mean"])
+    if compiled:
+        ax.plot([1 - e["accuracy"]["cosine_mean"] for e in compiled], [e["sentences_per_second"][n] for e in compiled],
+                "-o", color="tab:blue", label="lutmul compiled (one point per budget)")
+    for e in engines:
+        if "compiled" in e:
+            continue
+        ax.plot(1 - e["accuracy"]["cosine_mean"], e["sentences_per_second"][n], "s", label=e["title"])
+    for e in engines:
+        ax.annotate(e["key"], (1 - e["accuracy"]["cosine_mean"], e["sentences_per_second"][n]), fontsize=6,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("symlog", linthresh=1e-6)
+    ax.set_xlabel("1 − mean cosine to the exact embeddings (lower is better)")
+    ax.set_ylabel(f"sentences / s, {_threads_name(n)} (higher is better)")
+    ax.set_title("all-MiniLM-L6-v2: speed against embedding error", fontsize=9)
+    ax.grid(True, alpha=0.25)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    path = folder / "runtime_tradeoff.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _compiled_lines(result: dict) -> List[str]:
+    """Each compiled engine's plan: what every layer became and what it cost and kept."""
+    from lutmul.runtime.plan import plan_table
+
+    out = []
+    for e in result["engines"]:
+        if "compiled" not in e:
+            continue
+        c, s = e["compiled"], e["compiled"]["summary"]
+        how = "reused from an earlier run" if c["reused"] else f"compiled in {c['compile_seconds']:.0f} s"
+        out += ["", f"### {e['title']}", "",
+                f"{s['calibration_sentences']} calibration sentences (never measured; {s['heldout_sentences']} of them "
+                f"held out), {how}; held-out mean cosine {s['heldout_cosine']:.5f} against the budget "
+                f"{s['min_cosine']}; {s['layers_replaced']} of {len(c['plan'])} layers replaced; timed on "
+                f"{s['cpu']} ({s['isa']}) at {s['threads']} thread.", "", "```", plan_table(c["plan"]), "```"]
+    return out
+
+
+def markdown(result: dict, plot: Optional[Path], folder: Path, tradeoff: Optional[Path] = None) -> str:
     threads = [str(n) for n in result["thread_counts"]]
     base = baseline_key(result)
     s = result["sentences"]
@@ -215,6 +270,11 @@ def markdown(result: dict, plot: Optional[Path], folder: Path) -> str:
                    f"the growth above is over {s['count']} sentences.")
     if plot is not None:
         out += ["", f"![sentences/s per engine]({Path(os.path.relpath(plot, folder)).as_posix()})"]
+    compiled = _compiled_lines(result)
+    if compiled:
+        out += ["", "## Compiled models (lutmul.runtime.compile)"] + compiled
+    if tradeoff is not None:
+        out += ["", f"![speed against embedding error]({Path(os.path.relpath(tradeoff, folder)).as_posix()})"]
     return "\n".join(out) + "\n"
 
 
@@ -222,7 +282,8 @@ def write(result: dict, folder: Path, markdown_path: Optional[Path] = None) -> P
     """Writes the plot into ``folder`` and the report to ``markdown_path`` (default folder/runtime_report.md)."""
     markdown_path = markdown_path or folder / "runtime_report.md"
     plot = write_plot(result, folder) if result["engines"] else None
-    markdown_path.write_text(markdown(result, plot, markdown_path.parent))
+    tradeoff = write_tradeoff_plot(result, folder) if result["engines"] else None
+    markdown_path.write_text(markdown(result, plot, markdown_path.parent, tradeoff))
     return markdown_path
 
 
