@@ -14,6 +14,8 @@ echo "== C++: release build, warnings as errors"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DLUTMUL_WERROR=ON -DLUTMUL_BENCH=ON -DLUTMUL_CUDA=OFF -DLUTMUL_TESTS=ON
 cmake --build build/release -j "$jobs"
 ctest --test-dir build/release --output-on-failure -j "$jobs"
+echo "== C++: the soak, 60 s of forwards, embeds, adapter changes, saves and loads at once"
+LUTMUL_SOAK_SECONDS=60 build/release/tests/cpp/lutmul_tests --gtest_filter='Soak.*'
 
 echo "== C++: AddressSanitizer + UBSan build"
 cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUTMUL_SANITIZE=ON -DLUTMUL_BENCH=OFF
