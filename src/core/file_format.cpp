@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -84,6 +85,10 @@ void write_file_atomically(const std::string& path, const std::vector<uint8_t>& 
 }
 
 std::vector<uint8_t> read_whole_file(const std::string& path, const char* who) {
+  // A folder opens as a stream on Linux, then fails on the first read with an iostream
+  // exception rather than lutmul::Error: refuse it by name first.
+  std::error_code error;
+  LUTMUL_CHECK(!std::filesystem::is_directory(path, error), who, ": '", path, "' is a folder, not a file");
   std::ifstream in(path, std::ios::binary);
   LUTMUL_CHECK(in.good(), who, ": cannot open '", path, "': ", std::strerror(errno));
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

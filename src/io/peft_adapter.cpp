@@ -20,6 +20,8 @@ constexpr const char* kSuffixA = "lora_A.weight";
 constexpr const char* kSuffixB = "lora_B.weight";
 
 json read_config(const fs::path& path) {
+  std::error_code error;
+  LUTMUL_CHECK(!fs::is_directory(path, error), path.string(), ": is a folder, not a file");
   std::ifstream in(path);
   LUTMUL_CHECK(in.good(), path.string(), ": cannot open (a PEFT adapter directory holds adapter_config.json)");
   try {

@@ -5,6 +5,7 @@
 
 #include "core/blas.h"
 #include "lutmul/core/error.h"
+#include "lutmul/core/isa.h"
 
 namespace lutmul {
 
@@ -23,6 +24,9 @@ void LinearOperator::check_forward(const MatrixView& X, const float* Y, int64_t 
 }
 
 void SizedLinearOperator::forward(const MatrixView& X, float* Y, int64_t ldy) const {
+  // An LUTMUL_ISA this CPU or build cannot run is an error for every kind, also those whose
+  // product is oneDNN's and never reaches lutmul's kernels (dense, bf16).
+  (void)active_isa();
   check_forward(X, Y, ldy);
   if (X.rows == 0) return;
   compute(X, Y, ldy);

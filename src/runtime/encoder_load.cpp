@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "lutmul/core/error.h"
+#include "lutmul/core/isa.h"
 #include "lutmul/io/safetensors.h"
 #include "lutmul/operators/bf16_linear.h"
 #include "lutmul/operators/dense_linear.h"
@@ -144,6 +145,7 @@ Precision parse_precision(const std::string& name) {
 }
 
 std::shared_ptr<Encoder> Encoder::load(const std::string& folder, Precision precision) {
+  (void)active_isa();  // an LUTMUL_ISA this CPU cannot run fails here, not at the first embed
   const fs::path root(folder);
   if (fs::is_regular_file(root)) {
     LUTMUL_CHECK(precision == Precision::f32, "Encoder::load: '", folder, "' is an encoder file, whose layers keep the "

@@ -19,6 +19,11 @@ TEST(Environment, UnsupportedIsaIsAnError) {
   Maddness m(config);
   m.fit(MatrixView::row_major(a.data(), 100, 8), MatrixView::row_major(b.data(), 8, 2));
   EXPECT_THROW(m.matmul(MatrixView::row_major(a.data(), 100, 8)), Error);
+  // Also the kinds whose product is oneDNN's, not lutmul's kernels: the setting is refused
+  // everywhere, never ignored.
+  const MatrixView X = MatrixView::row_major(a.data(), 100, 8), W = MatrixView::row_major(b.data(), 8, 2);
+  EXPECT_THROW(DenseLinear(W).forward(X), Error);
+  EXPECT_THROW(Bf16Linear(W).forward(X), Error);
 }
 
 }  // namespace
