@@ -121,6 +121,9 @@ def test_bad_input_is_a_clear_error(encoder, calibration):
         compile(encoder, ["a sentence", 3], progress=False)
     with pytest.raises(ValueError, match="unknown operator kinds"):
         compile(encoder, calibration, candidates=["nope"], progress=False)
+    for nothing in ([], ["dense"]):
+        with pytest.raises(ValueError, match="no operator to choose"):
+            compile(encoder, calibration, candidates=nothing, progress=False)
     with pytest.raises(TypeError, match="encoder"):
         compile("all-MiniLM-L6-v2", calibration, progress=False)
     with pytest.raises(ValueError, match="exact encoder"):

@@ -139,19 +139,13 @@ def compile_engines(config: "RuntimeConfig", keys: Sequence[str], models, model_
 def agreement(embeddings: np.ndarray, reference: np.ndarray, k: int = 10) -> Dict[str, float]:
     """Cosine of each embedding with its reference (mean, min) and the mean share of each
     sentence's k nearest neighbours (by cosine, itself excluded) that the reference shares."""
+    from lutmul.runtime.quality import neighbour_overlap
+
     e = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     r = reference / np.linalg.norm(reference, axis=1, keepdims=True)
     cosines = np.sum(e * r, axis=1)
-
-    def neighbours(x: np.ndarray) -> np.ndarray:
-        similarity = x @ x.T
-        np.fill_diagonal(similarity, -np.inf)
-        return np.argpartition(-similarity, k, axis=1)[:, :k]
-
-    ours, theirs = neighbours(e), neighbours(r)
-    overlap = [len(np.intersect1d(a, b)) / k for a, b in zip(ours, theirs)]
     return {"cosine_mean": float(cosines.mean()), "cosine_min": float(cosines.min()),
-            "top10_overlap": float(np.mean(overlap))}
+            "top10_overlap": neighbour_overlap(embeddings, reference, k)}
 
 
 # ---------------------------------------------------------------------------- speed

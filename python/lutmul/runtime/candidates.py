@@ -84,4 +84,7 @@ def as_candidates(candidates: Optional[Sequence]) -> List[Candidate]:
     unknown = sorted({c.kind for c in out} - set(kinds()))
     if unknown:
         raise ValueError(f"unknown operator kinds {unknown}; the kinds are {', '.join(kinds())}")
+    if not out:
+        raise ValueError("candidates names no operator to choose besides the exact one (dense and lora are not "
+                         "candidates)")
     return out

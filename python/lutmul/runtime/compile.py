@@ -132,6 +132,9 @@ def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.
         bar.start("report", len(layers))
         rows = _plan_rows(encoder, layers, chosen, ops, screen, reference[:len(screen)], bar)
         heldout_cosine = mean_cosine(compiled.embed(heldout), reference)
+        summary["screened"] = [dict(block=layer.block, layer=layer.name, candidate=o.candidate.label, us=o.us,
+                                    layer_error=o.layer_error, alone_loss=o.loss)
+                               for layer in layers for o in layer.options]
         summary.update(heldout_cosine=heldout_cosine, met=heldout_cosine >= min_cosine,
                        linear_us=sum(r["us"] for r in rows), exact_linear_us=sum(r["exact_us"] for r in rows),
                        layers_replaced=len(chosen))
