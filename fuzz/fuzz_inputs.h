@@ -12,6 +12,7 @@
 
 #include "core/file_format.h"
 #include "io/operator_file.h"
+#include "runtime/encoder_file.h"
 
 namespace lutmul::fuzz {
 
@@ -95,6 +96,15 @@ struct PeftFolder {
 inline PeftFolder peft_input(const uint8_t* data, size_t size) {
   const auto parts = split_at_nul(data, size, 3);
   return {std::string(parts[0]), safetensors_bytes(parts[1], parts[2])};
+}
+
+// fuzz_encoder_file: byte 0 even, the rest is an encoder file's payload, wrapped here in its
+// container (magic, version, length, CRC right); odd, the rest is the whole file.
+inline std::vector<uint8_t> encoder_file_input(const uint8_t* data, size_t size) {
+  if (size < 1) return {};
+  if (data[0] % 2 == 1) return {data + 1, data + size};
+  return detail::wrap_payload(runtime::kEncoderFileMagic, runtime::kEncoderFileVersion,
+                              std::vector<uint8_t>(data + 1, data + size));
 }
 
 }  // namespace lutmul::fuzz

@@ -15,6 +15,9 @@
 #include "core/file_format.h"
 #include "fuzz_util.h"
 #include "lutmul/lutmul.h"
+#include "lutmul/runtime.h"
+#include "runtime/encoder_file.h"
+#include "runtime/tiny_bert.h"
 
 using namespace lutmul;
 namespace fs = std::filesystem;
@@ -174,6 +177,41 @@ void peft_seeds() {
         bytes_of(fuzz::join_with_nul({"{\"r\":2,\"lora_alpha\":2}", header("", "F16", 2), half_data})));
 }
 
+// An encoder file of a tiny BERT (tests/cpp/runtime/tiny_bert.h) with layers of three kinds,
+// as a payload to wrap and as a whole file; and config.json texts for the config target.
+void encoder_seeds() {
+  testing::TinyBertSpec spec;
+  spec.hidden = 8;
+  spec.heads = 2;
+  spec.layers = 1;
+  spec.intermediate = 16;
+  spec.vocab = 11;
+  spec.positions = 6;
+  const testing::TinyBert bert = testing::write_tiny_bert(spec, "fuzz_seed");
+  auto encoder = runtime::Encoder::load(bert.folder);
+  const auto weight = [&](const std::string& name) { return bert.tensors.at(name + ".weight").data(); };
+  const auto bias = [&](const std::string& name) { return bert.tensors.at(name + ".bias").data(); };
+  const std::string key = "encoder.layer.0.attention.self.key", ffn = "encoder.layer.0.intermediate.dense";
+  encoder = encoder->with_linear(0, "key", std::make_shared<Int8Linear>(MatrixView::col_major(weight(key), 8, 8), bias(key)));
+  encoder = encoder->with_linear(0, "ffn_in", std::make_shared<Bf16Linear>(MatrixView::col_major(weight(ffn), 8, 16), bias(ffn)));
+  const fs::path file = fs::path(bert.folder) / "encoder.lutmul";
+  encoder->save(file.string(), {{"tokenizer.json", "{}"}, {"lutmul.plan", "{\"layers\": [], \"summary\": {}}"}});
+  const std::vector<uint8_t> bytes = read_file(file);
+  const auto payload = detail::unwrap_payload(bytes.data(), bytes.size(), runtime::kEncoderFileMagic,
+                                              runtime::kEncoderFileVersion, "encoder file");
+  write("fuzz_encoder_file", "tiny_bert_payload", prefixed(0, std::vector<uint8_t>(payload.first, payload.first + payload.second)));
+  write("fuzz_encoder_file", "tiny_bert_raw", prefixed(1, bytes));
+
+  write("fuzz_encoder_config", "tiny_bert", bytes_of(testing::tiny_bert_config_json(spec)));
+  write("fuzz_encoder_config", "minilm",
+        bytes_of("{\"architectures\": [\"BertModel\"], \"attention_probs_dropout_prob\": 0.1, \"gradient_checkpointing\": "
+                 "false, \"hidden_act\": \"gelu\", \"hidden_dropout_prob\": 0.1, \"hidden_size\": 384, "
+                 "\"initializer_range\": 0.02, \"intermediate_size\": 1536, \"layer_norm_eps\": 1e-12, "
+                 "\"max_position_embeddings\": 512, \"model_type\": \"bert\", \"num_attention_heads\": 12, "
+                 "\"num_hidden_layers\": 6, \"pad_token_id\": 0, \"position_embedding_type\": \"absolute\", "
+                 "\"type_vocab_size\": 2, \"use_cache\": true, \"vocab_size\": 30522, \"is_decoder\": false}"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -185,5 +223,6 @@ int main(int argc, char** argv) {
   operator_seeds();
   safetensors_seeds();
   peft_seeds();
+  encoder_seeds();
   return 0;
 }

@@ -16,7 +16,7 @@ case "${1:-}" in
   --runs) limit=(-runs="$2"); shift 2 ;;
 esac
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_operator_file fuzz_maddness_file fuzz_safetensors fuzz_peft_adapter)
+((${#targets[@]})) || targets=(fuzz_operator_file fuzz_maddness_file fuzz_safetensors fuzz_peft_adapter fuzz_encoder_file fuzz_encoder_config)
 
 cmake -S . -B build/fuzz -DCMAKE_CXX_COMPILER=clang++ -DLUTMUL_FUZZ=ON -DLUTMUL_TESTS=OFF -DLUTMUL_BENCH=OFF \
   -DLUTMUL_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -10,13 +10,14 @@
 
 #include "core/file_format.h"
 #include "lutmul/core/error.h"
+#include "runtime/encoder_file.h"
 #include "runtime/encoder_parts.h"
 
 namespace lutmul::runtime {
 namespace {
 
-constexpr detail::Magic kMagic = {'L', 'U', 'T', 'M', 'U', 'L', 'E', 'N'};
-constexpr uint32_t kVersion = 1;
+constexpr const detail::Magic& kMagic = kEncoderFileMagic;
+constexpr uint32_t kVersion = kEncoderFileVersion;
 constexpr const char* kWhat = "encoder file";
 constexpr uint64_t kMaxConfigBytes = 1 << 20;
 constexpr uint64_t kMaxMetadataEntries = 256;

@@ -75,5 +75,5 @@ def test_operators_outlive_their_encoders(encoder):
 
 
 def test_a_missing_folder_is_a_value_error(tmp_path):
-    with pytest.raises(ValueError, match="not a folder"):
+    with pytest.raises(ValueError, match="neither a model folder nor an encoder file"):
         _core.runtime.Encoder.load(str(tmp_path / "nowhere"))

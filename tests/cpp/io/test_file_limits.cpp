@@ -15,6 +15,7 @@
 #include "fuzz/fuzz_inputs.h"
 #include "io/operator_file.h"
 #include "lutmul/lutmul.h"
+#include "lutmul/runtime.h"
 #include "safetensors_writer.h"
 
 namespace lutmul {
@@ -140,6 +141,15 @@ TEST(FileLimits, PeftPatternsMatchInPolynomialTime) {
   EXPECT_EQ(read_peft_adapter(matching.path.string()).module, module);
 }
 
+TEST(FileLimits, AFolderWhereAFileIsExpectedIsAnError) {
+  const fs::path folder = fs::temp_directory_path() / ("lutmul_folder_" + std::to_string(getpid()));
+  fs::create_directories(folder / "adapter_config.json");
+  EXPECT_THROW(LinearOperator::load(folder.string()), Error);
+  EXPECT_THROW(Maddness::load(folder.string()), Error);
+  EXPECT_THROW(read_peft_adapter(folder.string()), Error);  // its adapter_config.json is a folder
+  fs::remove_all(folder);
+}
+
 // Every input the fuzzers found (tests/cpp/data/fuzz/<target>/), through the target's own
 // conversion: each must load or be rejected with lutmul::Error, and nothing else.
 std::vector<fs::path> crash_inputs(const std::string& target) {
@@ -184,7 +194,7 @@ std::vector<fs::path> replay_inputs(const std::string& target) {
 }
 
 TEST(FuzzRegressions, OtherReadersInputsLoadOrFailCleanly) {
-  for (const std::string target : {"maddness_file", "safetensors", "peft_adapter"}) {
+  for (const std::string target : {"maddness_file", "safetensors", "peft_adapter", "encoder_file", "encoder_config"}) {
     const std::vector<fs::path> inputs = replay_inputs(target);
     ASSERT_FALSE(inputs.empty()) << "no inputs for " << target << " in " << LUTMUL_FUZZ_CORPUS_DIR;
     size_t loaded = 0;
@@ -198,6 +208,12 @@ TEST(FuzzRegressions, OtherReadersInputsLoadOrFailCleanly) {
         } else if (target == "safetensors") {
           const SafetensorsFile file = SafetensorsFile::parse(fuzz::safetensors_input(bytes.data(), bytes.size()));
           for (const TensorInfo& t : file.tensors()) (void)file.to_float(t.name);
+        } else if (target == "encoder_file") {
+          const AdapterFolder dir("{}", "unused");  // a scratch folder removed afterwards
+          testing::write_bytes((dir.path / "encoder.lutmul").string(), fuzz::encoder_file_input(bytes.data(), bytes.size()));
+          runtime::Encoder::load((dir.path / "encoder.lutmul").string());
+        } else if (target == "encoder_config") {
+          runtime::EncoderConfig::parse(std::string(bytes.begin(), bytes.end()));
         } else {
           const fuzz::PeftFolder folder = fuzz::peft_input(bytes.data(), bytes.size());
           const AdapterFolder dir("{}", "unused");

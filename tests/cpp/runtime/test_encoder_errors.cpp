@@ -102,7 +102,7 @@ TEST(EncoderErrors, MissingOrWrongTensorsAreNamed) {
 
   std::filesystem::remove(path);
   expect_error([&] { Encoder::load(bert.folder); }, {"model.safetensors", "does not exist"});
-  expect_error([&] { Encoder::load(bert.folder + "/nowhere"); }, {"nowhere", "not a folder"});
+  expect_error([&] { Encoder::load(bert.folder + "/nowhere"); }, {"nowhere", "neither a model folder nor an encoder file"});
 }
 
 TEST(EncoderErrors, UnsupportedPoolingAndModules) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <random>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -88,9 +89,14 @@ inline std::vector<uint8_t> round_to_16_bits(std::vector<float>& values, const s
   for (size_t i = 0; i < values.size(); ++i) {
     uint16_t bits = 0;
     if (dtype == "F16") {
+#if defined(__clang__) && __clang_major__ < 15
+      // clang 14 has no _Float16 on x86; only the fuzz seed writer builds this with clang, in F32.
+      throw std::runtime_error("tiny_bert.h: F16 weights need a compiler with _Float16 (GCC 12, clang 15)");
+#else
       const _Float16 half = static_cast<_Float16>(values[i]);
       std::memcpy(&bits, &half, 2);
       values[i] = static_cast<float>(half);
+#endif
     } else {
       uint32_t u = 0;
       std::memcpy(&u, &values[i], 4);
