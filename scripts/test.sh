@@ -25,6 +25,18 @@ cmake --build build/sanitize -j "$jobs"
 build/sanitize/tests/cpp/lutmul_tests --gtest_brief=1
 ctest --test-dir build/sanitize --output-on-failure -R '^unsupported_LUTMUL_ISA_is_an_error$'
 
+echo "== C++: ThreadSanitizer on the concurrency tests"
+# Shared operators and models from many threads, adapters added and removed during forwards,
+# concurrent embeds, the soak with its saves and loads. Debian's OpenMP runtime (libgomp) and the
+# prebuilt oneDNN and OpenBLAS are not instrumented, so lutmul runs at one thread here
+# (OMP_NUM_THREADS=1: lutmul's default thread count, and oneDNN's): the concurrency under test
+# is the callers' own threads, every one of them instrumented.
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUTMUL_TSAN=ON -DLUTMUL_BENCH=OFF
+cmake --build build/tsan -j "$jobs" --target lutmul_tests
+OMP_NUM_THREADS=1 LUTMUL_SOAK_SECONDS=20 \
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan/suppressions.txt" \
+  build/tsan/tests/cpp/lutmul_tests --gtest_brief=1 --gtest_filter='Soak.*:Encoder.ConcurrentCallers*:*Lora.AdaptersComeAndGo*:Contract.SharedOperators*:*Api.ConcurrentCalls*'
+
 echo "== C++: libFuzzer targets (clang, ASan + UBSan), about a minute each on their seeds"
 # Every file reader with valid checksums around mutated contents (docs/fuzzing.md); the
 # long run of a million executions per target is scripts/fuzz.sh --runs 1000000.
