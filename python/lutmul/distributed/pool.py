@@ -103,6 +103,7 @@ class Slot:
     generation: int = 0  # how many actors this slot has had, minus one
     outstanding_rows: int = 0
     outstanding_parts: int = 0
+    worker: Optional[str] = None  # the current actor's name (node address:pid), once known
     rows_done: Dict[str, int] = field(default_factory=dict)
 
 
@@ -154,6 +155,7 @@ class WorkerPool:
         slot.outstanding_rows -= rows
         slot.outstanding_parts -= 1
         if worker is not None:
+            slot.worker = worker
             slot.rows_done[worker] = slot.rows_done.get(worker, 0) + rows
 
     def replace(self, slot: Slot, generation: int) -> bool:
@@ -170,6 +172,7 @@ class WorkerPool:
         slot.generation += 1
         slot.outstanding_rows = 0
         slot.outstanding_parts = 0
+        slot.worker = None
         self.replacements += 1
         return True
 
@@ -184,7 +187,10 @@ class WorkerPool:
     def describe(self, timeout: float = 60.0) -> List[dict]:
         """Each slot's actor (waits for them to load): name, pid, model."""
         ray = import_ray()
-        return ray.get([slot.actor.describe.remote() for slot in self.slots], timeout=timeout)
+        described = ray.get([slot.actor.describe.remote() for slot in self.slots], timeout=timeout)
+        for slot, info in zip(self.slots, described):
+            slot.worker = info["name"]
+        return described
 
     def shutdown(self) -> None:
         """Kills every actor (their parts in flight fail)."""
