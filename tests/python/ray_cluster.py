@@ -68,13 +68,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 class RayCluster:
-    """``with RayCluster(workers=2) as cluster:``; ``cluster.address`` is the head's."""
+    """``with RayCluster(workers=2) as cluster:``; ``cluster.address`` is the head's,
+    ``cluster.client_address`` its Ray Client server's (``ray://``)."""
 
     def __init__(self, workers: int = 2, cpus_per_node: int = 1):
         self.workers = workers
         self.cpus_per_node = cpus_per_node
         self.port = free_port()
         self.address = f"{NODE_IP}:{self.port}"
+        self.client_port = free_port()
+        self.client_address = f"ray://{NODE_IP}:{self.client_port}"  # Ray Client's server on the head
         self.temp_dir = tempfile.mkdtemp(prefix="lutmul-ray-", dir="/tmp")  # short: Ray's socket paths
         self.nodes = []  # Popen of each `ray start --block`, head first
         self._logs = []
@@ -92,7 +95,7 @@ class RayCluster:
 
     def start(self, timeout: float = 120.0) -> "RayCluster":
         self._start_node("head", ["--head", "--port", str(self.port), "--temp-dir", self.temp_dir,
-                                  "--include-dashboard=false"])
+                                  "--include-dashboard=false", "--ray-client-server-port", str(self.client_port)])
         self._wait_for_start(timeout)
         # One node at a time: nodes started together may pick the same free port for their
         # raylets (a raylet then dies binding it).

@@ -155,6 +155,18 @@ def test_interrupted_driver_leaves_no_output(ray_cluster, sentences, tmp_path):
     assert list(folder.iterdir()) == []
 
 
+def test_a_driver_joins_through_ray_client(ray_cluster, sentences, reference, tmp_path):
+    """address="ray://..." from a process of its own (this one is already connected)."""
+    code = ("import sys\nfrom lutmul.distributed import embed_job\n"
+            f"result = embed_job(None, sys.argv[1:], 'out.npy', address={ray_cluster.client_address!r}, workers=2, "
+            "shard_size=64, progress=False)\nprint(result.summary())\n")
+    done = subprocess.run([sys.executable, "-c", code] + sentences[:300], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "300 rows -> out.npy" in done.stdout
+    assert np.array_equal(np.load(tmp_path / "out.npy"), reference[:300])
+
+
 def test_bad_arguments_fail_before_any_work(tmp_path):
     with pytest.raises(TypeError, match=r"sentences\[1\] must be str"):
         embed_job(None, ["a", 3], None)
