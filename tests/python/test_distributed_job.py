@@ -53,6 +53,8 @@ def test_job_equals_single_process_row_for_row(ray_cluster, sentences, reference
     assert result.recomputed_shards == [] and result.failures == []
     assert sum(result.rows_per_worker.values()) == JOB_SENTENCES
     assert len(result.rows_per_worker) == 2 and min(result.rows_per_worker.values()) > 0  # both worked
+    assert result.cpu_seconds_per_worker.keys() == result.rows_per_worker.keys()
+    assert min(result.cpu_seconds_per_worker.values()) > 0
     assert result.rows_per_second > 0
     assert sorted(os.listdir(tmp_path)) == ["out.npy"]  # no temporary left
 

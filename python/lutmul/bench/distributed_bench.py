@@ -92,9 +92,16 @@ def scaling(sentences: List[str], reference: np.ndarray) -> Dict:
     for workers in (1, 2):
         result = embed_job(None, sentences, None, workers=workers, shard_size=256, progress=False)
         assert np.array_equal(result.embeddings, reference), "the job's rows differ from the runtime's"
+        cpu = sum(result.cpu_seconds_per_worker.values())
         out[f"{workers}_workers"] = {"seconds": result.seconds, "rows_per_second": result.rows_per_second,
-                                     "start_seconds": result.start_seconds, "rows_per_worker": result.rows_per_worker}
-        print(f"  {workers} worker(s): {result.rows_per_second:.1f} sentences/s ({result.seconds:.1f} s)", flush=True)
+                                     "start_seconds": result.start_seconds, "rows_per_worker": result.rows_per_worker,
+                                     "actor_cpu_seconds": cpu, "cores_busy": cpu / result.seconds,
+                                     "rows_per_actor_cpu_second": result.rows / cpu}
+        # cores_busy: the CPU time the actors got, over the job's wall time; on a machine
+        # shared with other work it says how much of the cores the actors had.
+        print(f"  {workers} worker(s): {result.rows_per_second:.1f} sentences/s ({result.seconds:.1f} s); actors "
+              f"busy {cpu / result.seconds:.2f} cores, {result.rows / cpu:.1f} sentences per actor CPU-second",
+              flush=True)
     out["speedup"] = out["2_workers"]["rows_per_second"] / out["1_workers"]["rows_per_second"]
     return out
 

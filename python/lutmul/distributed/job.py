@@ -59,6 +59,7 @@ class JobResult:
     recomputed_shards: List[int]  # shards that ran more than once
     failures: List[str]  # one line per failed run
     rows_per_worker: Dict[str, int]  # node address:pid -> rows of its shards that were kept
+    cpu_seconds_per_worker: Dict[str, float]  # node address:pid -> CPU time it spent on the shards it returned
     worker_replacements: int
     output: Optional[str]
     embeddings: Optional[np.ndarray] = field(default=None, repr=False)  # when output is None
@@ -171,7 +172,7 @@ def _run(ray, pool: WorkerPool, sentences: List[str], output: Optional[str], sha
                     shard, slot, generation = in_flight.pop(reference)
                     start, end = bounds(shard)
                     try:
-                        block, worker = ray.get(reference)
+                        block, worker, cpu_seconds = ray.get(reference)
                     except ray.exceptions.RayTaskError as error:  # the actor raised; it lives on
                         pool.finished(slot, generation, end - start, None)
                         avoid[shard].add((slot.index, generation))
@@ -182,7 +183,7 @@ def _run(ray, pool: WorkerPool, sentences: List[str], output: Optional[str], sha
                         pool.replace(slot, generation)
                         line = f"run {runs[shard]} lost its worker (slot {slot.index}): {_first_line(error)}"
                     else:
-                        pool.finished(slot, generation, end - start, worker)
+                        pool.finished(slot, generation, end - start, worker, cpu_seconds)
                         if not out.has(shard):
                             out.put(shard, block)
                             if bar is not None:
@@ -203,7 +204,8 @@ def _run(ray, pool: WorkerPool, sentences: List[str], output: Optional[str], sha
     return JobResult(rows=count, seconds=seconds, start_seconds=start_seconds, workers=len(pool), shards=len(starts),
                      shard_size=shard_size, shard_runs=sum(runs.values()),
                      recomputed_shards=sorted(shard for shard, n in runs.items() if n > 1), failures=failures,
-                     rows_per_worker=pool.rows_per_worker(), worker_replacements=pool.replacements, output=output,
+                     rows_per_worker=pool.rows_per_worker(), cpu_seconds_per_worker=pool.cpu_seconds_per_worker(),
+                     worker_replacements=pool.replacements, output=output,
                      embeddings=kept)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -53,8 +54,11 @@ class EmbedWorker:
         self.name = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
 
     def embed(self, sentences: Sequence[str], batch_size: int = 64):
-        """``(rows, worker name)``: the float32 (n, H) embeddings of ``sentences``."""
-        return self.encoder.embed(sentences, batch_size=batch_size), self.name
+        """``(rows, worker name, CPU seconds)``: the float32 (n, H) embeddings of
+        ``sentences``, and the CPU time this process spent on them (all its threads)."""
+        began = time.process_time()
+        rows = self.encoder.embed(sentences, batch_size=batch_size)
+        return rows, self.name, time.process_time() - began
 
     def describe(self) -> Dict[str, object]:
         """Where this actor runs: its name (node address:pid), pid, and the model's folder."""
@@ -105,6 +109,7 @@ class Slot:
     outstanding_parts: int = 0
     worker: Optional[str] = None  # the current actor's name (node address:pid), once known
     rows_done: Dict[str, int] = field(default_factory=dict)
+    cpu_seconds_done: Dict[str, float] = field(default_factory=dict)
 
 
 class WorkerPool:
@@ -148,7 +153,8 @@ class WorkerPool:
         slot.outstanding_parts += 1
         return slot.actor.embed.remote(list(sentences), self.batch_size)
 
-    def finished(self, slot: Slot, generation: int, rows: int, worker: Optional[str]) -> None:
+    def finished(self, slot: Slot, generation: int, rows: int, worker: Optional[str],
+                 cpu_seconds: float = 0.0) -> None:
         """Books a part that came back (``worker`` None: it failed) from ``generation``."""
         if generation != slot.generation:
             return  # the actor it ran on was replaced; its counts went with it
@@ -157,6 +163,7 @@ class WorkerPool:
         if worker is not None:
             slot.worker = worker
             slot.rows_done[worker] = slot.rows_done.get(worker, 0) + rows
+            slot.cpu_seconds_done[worker] = slot.cpu_seconds_done.get(worker, 0.0) + cpu_seconds
 
     def replace(self, slot: Slot, generation: int) -> bool:
         """A new actor for ``slot`` if its actor of ``generation`` is still there (False when
@@ -183,6 +190,14 @@ class WorkerPool:
             for worker, rows in slot.rows_done.items():
                 counts[worker] = counts.get(worker, 0) + rows
         return dict(sorted(counts.items()))
+
+    def cpu_seconds_per_worker(self) -> Dict[str, float]:
+        """CPU seconds each actor spent on the parts it returned."""
+        seconds: Dict[str, float] = {}
+        for slot in self.slots:
+            for worker, spent in slot.cpu_seconds_done.items():
+                seconds[worker] = seconds.get(worker, 0.0) + spent
+        return dict(sorted(seconds.items()))
 
     def describe(self, timeout: float = 60.0) -> List[dict]:
         """Each slot's actor (waits for them to load): name, pid, model."""

@@ -174,7 +174,7 @@ class EmbedService:
             generation = slot.generation
             reference = self.pool.submit(slot, sentences)
             try:
-                block, worker = await reference
+                block, worker, cpu_seconds = await reference
             except asyncio.CancelledError:
                 self.pool.finished(slot, generation, len(sentences), None)
                 ray.cancel(reference)
@@ -189,7 +189,7 @@ class EmbedService:
                 avoid = {slot.index}
                 errors.append(f"lost worker slot {slot.index}: {_last_line(error)}")
             else:
-                self.pool.finished(slot, generation, len(sentences), worker)
+                self.pool.finished(slot, generation, len(sentences), worker, cpu_seconds)
                 return block
             if len(errors) > self.limits.part_retries:
                 raise RequestError(500, f"a part of {len(sentences)} sentences failed {len(errors)} times: "
