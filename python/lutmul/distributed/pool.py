@@ -185,19 +185,18 @@ class WorkerPool:
 
     def rows_per_worker(self) -> Dict[str, int]:
         """Rows embedded by each actor that ever ran (``node address:pid``)."""
-        counts: Dict[str, int] = {}
-        for slot in self.slots:
-            for worker, rows in slot.rows_done.items():
-                counts[worker] = counts.get(worker, 0) + rows
-        return dict(sorted(counts.items()))
+        return self._per_worker("rows_done")
 
     def cpu_seconds_per_worker(self) -> Dict[str, float]:
         """CPU seconds each actor spent on the parts it returned."""
-        seconds: Dict[str, float] = {}
+        return self._per_worker("cpu_seconds_done")
+
+    def _per_worker(self, tally: str) -> dict:
+        # A slot's tallies are by actor, and an actor belongs to one slot: merging is a union.
+        merged: dict = {}
         for slot in self.slots:
-            for worker, spent in slot.cpu_seconds_done.items():
-                seconds[worker] = seconds.get(worker, 0.0) + spent
-        return dict(sorted(seconds.items()))
+            merged.update(getattr(slot, tally))
+        return dict(sorted(merged.items()))
 
     def describe(self, timeout: float = 60.0) -> List[dict]:
         """Each slot's actor (waits for them to load): name, pid, model."""
