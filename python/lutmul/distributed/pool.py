@@ -88,14 +88,14 @@ def read_model_folder(path) -> Dict[str, bytes]:
 
 def model_argument(model) -> str:
     """What each actor loads: the packaged model's name as is (each node finds its own
-    install), an existing local folder as an absolute path, any other path as given (it may
-    exist on the nodes only)."""
+    install), an existing local path as an absolute one (an actor's working folder is not
+    this process's), any other path as given (it may exist on the nodes only)."""
     if model is None:
         return PACKAGED_MODEL
     path = os.fspath(model)
-    if path == PACKAGED_MODEL and not os.path.isdir(path):
+    if path == PACKAGED_MODEL and not os.path.exists(path):
         return PACKAGED_MODEL
-    return os.path.abspath(path) if os.path.isdir(path) else path
+    return os.path.abspath(path) if os.path.exists(path) else path
 
 
 @dataclass(eq=False)  # slots compare by identity
