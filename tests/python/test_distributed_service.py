@@ -1,0 +1,226 @@
+"""The HTTP service under a real client: `lutmul serve` started as its own process against
+the three-node Ray cluster, and servers of other limits run in this process on uvicorn."""
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray", reason="lutmul.distributed needs Ray: pip install '.[distributed]'")
+httpx = pytest.importorskip("httpx", reason="the service's tests need httpx: pip install '.[distributed]'")
+uvicorn = pytest.importorskip("uvicorn", reason="the service needs uvicorn: pip install '.[distributed]'")
+pytest.importorskip("fastapi", reason="the service needs FastAPI: pip install '.[distributed]'")
+pytest.importorskip("tokenizers", reason="the runtime needs tokenizers: pip install '.[runtime]'")
+
+from lutmul.bench.products import english_sentences  # noqa: E402
+from lutmul.distributed import ServiceLimits, WorkerPool, create_app  # noqa: E402
+from ray_cluster import free_port  # noqa: E402
+
+POOL = 600  # distinct real sentences the requests draw from
+
+
+@pytest.fixture(scope="module")
+def pool_sentences(packaged_model):
+    everything = english_sentences()
+    picked = np.random.default_rng(5).choice(len(everything), POOL, replace=False)
+    return [everything[i] for i in picked]
+
+
+@pytest.fixture(scope="module")
+def reference(pool_sentences):
+    from lutmul.runtime import load_encoder
+
+    return load_encoder(None, threads=2).embed(pool_sentences)
+
+
+@pytest.fixture(scope="module")
+def server(ray_cluster, pool_sentences):
+    """`lutmul serve` in a process of its own (a Ray driver of the cluster), two workers."""
+    port = free_port()
+    command = [sys.executable, "-m", "lutmul", "serve", "--model", "all-MiniLM-L6-v2", "--address",
+               ray_cluster.address, "--workers", "2", "--port", str(port), "--max-sentences", "256",
+               "--max-sentence-chars", "2000", "--max-queued-rows", "20000"]
+    log = open(os.path.join(ray_cluster.temp_dir, "serve.log"), "wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"lutmul serve exited with {process.returncode}: {_tail(log)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lutmul serve did not answer /healthz within 180 s: {_tail(log)}")
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # uvicorn's graceful stop; then the actors are killed
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+def _tail(log) -> str:
+    log.flush()
+    with open(log.name, "rb") as stream:
+        return stream.read()[-3000:].decode(errors="replace")
+
+
+async def _post_all(url, bodies, connections):
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+        return await asyncio.gather(*(client.post("/embed", json=body) for body in bodies))
+
+
+def _requests(count, low, high, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, POOL, size=int(rng.integers(low, high + 1))) for _ in range(count)]
+
+
+def _check_answers(responses, picks, pool_sentences, reference):
+    for response, pick in zip(responses, picks):
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["rows"] == len(pick) and answer["dimensions"] == 384
+        got = np.asarray(answer["embeddings"], dtype=np.float32)
+        assert np.array_equal(got, reference[pick])  # JSON keeps a float32 exactly; order kept
+
+
+def test_200_concurrent_requests_answered_in_order(server, pool_sentences, reference):
+    picks = _requests(200, 1, 64, seed=11)
+    bodies = [[pool_sentences[i] for i in pick] for pick in picks]
+    responses = asyncio.run(_post_all(server, bodies, connections=200))
+    _check_answers(responses, picks, pool_sentences, reference)
+    health = httpx.get(server + "/healthz").json()
+    assert health["status"] == "ok" and len(health["workers"]) == 2 and health["queued_rows"] == 0
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b"[" + b'"a",' * 256 + b'"a"]', 413, "257 sentences, at most 256 per request"),
+    (b'{"text": ["a"]}', 422, 'body must be a JSON list of strings, or {"sentences": \\[...\\]}; got an object'),
+    (b'"just one sentence"', 422, "must be a JSON list of strings.*got a string"),
+    (b"42", 422, "got a number"),
+    (b'["fine", 3, "fine"]', 422, r"sentences\[1\] must be a string, got a number"),
+    (b'["fine", null]', 422, r"sentences\[1\] must be a string, got null"),
+    (b"[]", 422, "the list of sentences is empty"),
+    (b'{"sentences": []}', 422, "the list of sentences is empty"),
+    (b"[\"unclosed\"", 422, "body is not valid JSON"),
+    (b"", 422, "body is not valid JSON"),
+    (json.dumps(["ok", "x" * 2001]).encode(), 422, r"sentences\[1\] has 2001 characters, at most 2000"),
+    (b'["ok", "half a pair \\ud800"]', 422, r"sentences\[1\] is not valid Unicode"),
+    (b"[" * 100000, 422, "nests JSON deeper"),  # 100 kB, far under the size limit
+])
+def test_bad_requests_get_their_status_and_message(server, body, status, message):
+    response = httpx.post(server + "/embed", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert re.search(message, response.json()["detail"]), response.json()["detail"]
+
+
+def test_the_sentences_object_form_and_the_metrics(server, pool_sentences, reference):
+    response = httpx.post(server + "/embed", json={"sentences": pool_sentences[:3]})
+    assert response.status_code == 200
+    assert np.array_equal(np.asarray(response.json()["embeddings"], dtype=np.float32), reference[:3])
+    metrics = httpx.get(server + "/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    values = {}
+    for line in metrics.text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    assert values['lutmul_requests_total{code="200"}'] >= 201
+    assert values['lutmul_requests_total{code="422"}'] >= 1
+    assert values["lutmul_rows_total"] >= 200
+    assert values["lutmul_request_seconds_count"] == sum(v for k, v in values.items()
+                                                         if k.startswith("lutmul_requests_total"))
+    assert values['lutmul_request_seconds_bucket{le="+Inf"}'] == values["lutmul_request_seconds_count"]
+    assert values["lutmul_workers"] == 2 and values["lutmul_queued_rows"] == 0
+
+
+def test_service_keeps_serving_after_a_worker_is_killed(server, pool_sentences, reference):
+    victim = int(httpx.get(server + "/healthz").json()["workers"][0].rsplit(":", 1)[1])
+    picks = _requests(40, 32, 64, seed=12)
+    bodies = [[pool_sentences[i] for i in pick] for pick in picks]
+
+    def kill_soon():
+        time.sleep(1.0)  # the requests' parts are queued on both workers by now
+        os.kill(victim, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    responses = asyncio.run(_post_all(server, bodies, connections=40))
+    killer.join()
+    _check_answers(responses, picks, pool_sentences, reference)
+    health = httpx.get(server + "/healthz").json()
+    assert health["worker_replacements"] >= 1
+    after = httpx.post(server + "/embed", json=pool_sentences[:70])  # split over both slots again
+    assert after.status_code == 200
+    assert np.array_equal(np.asarray(after.json()["embeddings"], dtype=np.float32), reference[:70])
+    assert str(victim) not in " ".join(httpx.get(server + "/healthz").json()["workers"])
+
+
+@contextlib.contextmanager
+def in_process_server(pool, limits):
+    """The service on uvicorn in a thread of this process (a driver of the cluster)."""
+    port = free_port()
+    config = uvicorn.Config(create_app(pool, limits), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def one_worker_pool(ray_cluster, server):
+    """One actor on the CPU the server's two leave free."""
+    pool = WorkerPool(None, 1)
+    pool.describe()
+    yield pool
+    pool.shutdown()
+
+
+def test_a_full_queue_answers_503(one_worker_pool, pool_sentences, reference):
+    limits = ServiceLimits(max_queued_rows=64)
+    picks = _requests(8, 64, 64, seed=13)
+    bodies = [[pool_sentences[i] for i in pick] for pick in picks]
+    with in_process_server(one_worker_pool, limits) as url:
+        responses = asyncio.run(_post_all(url, bodies, connections=8))
+        refused = [r for r in responses if r.status_code == 503]
+        answered = [(r, p) for r, p in zip(responses, picks) if r.status_code != 503]
+        assert refused and answered
+        assert all(r.headers["retry-after"] == "1" and "the queue is full" in r.json()["detail"] for r in refused)
+        _check_answers([r for r, _ in answered], [p for _, p in answered], pool_sentences, reference)
+        metrics = httpx.get(url + "/metrics").text
+        assert f'lutmul_requests_total{{code="503"}} {len(refused)}' in metrics
+
+
+def test_a_slow_request_answers_504(one_worker_pool, pool_sentences):
+    with in_process_server(one_worker_pool, ServiceLimits(timeout_seconds=0.001)) as url:
+        response = httpx.post(url + "/embed", json=pool_sentences[:64])
+        assert response.status_code == 504
+        assert response.json()["detail"] == "no answer within 0.001 s"
