@@ -291,6 +291,41 @@ def test_encoder_files_reject_a_precision_folders_and_text(encoder_file, tmp_pat
         load_encoder(text)
 
 
+def test_encoder_files_without_a_tokenizer_or_with_a_bad_plan(encoder, tmp_path):
+    from lutmul.runtime.encoder import PLAN_ENTRY, TOKENIZER_ENTRY
+    path = tmp_path / "forged.lutmul"
+    encoder._core.save(str(path), {})  # written by the C++ API: no tokenizer
+    with pytest.raises(ValueError, match="holds no tokenizer"):
+        load(path)
+    tokenizer = encoder.tokenizer.to_json()
+    for plan, message in (("{not json", "plan is not valid JSON"), ("[1, 2]", "must hold 'layers'"),
+                          ('{"layers": [1], "summary": {}}', "must hold 'layers'")):
+        encoder._core.save(str(path), {TOKENIZER_ENTRY: tokenizer, PLAN_ENTRY: plan})
+        with pytest.raises(ValueError, match=message):
+            load(path)
+
+
+def test_a_flipped_weight_byte_in_a_model_folder_changes_the_embeddings_silently(encoder, tmp_path):
+    """GAP 3: safetensors has no checksum, so a flipped bit in a weight that stays finite loads
+    with no error and changes the embeddings. The test pins that behaviour down."""
+    import struct
+
+    folder = tmp_path / "flipped"
+    folder.mkdir()
+    for item in PACKAGED.iterdir():
+        if item.name != "model.safetensors":
+            os.symlink(item, folder / item.name)
+    raw = bytearray((PACKAGED / "model.safetensors").read_bytes())
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    key = next(k for k in header if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    raw[8 + n + header[key]["data_offsets"][0] + 4 * 10 + 2] ^= 0x40  # a mantissa bit of float 10
+    (folder / "model.safetensors").write_bytes(bytes(raw))
+    sentences = ["The cat sits on the mat."]
+    difference = np.abs(load_encoder(folder).embed(sentences) - encoder.embed(sentences)).max()
+    assert 0 < difference < 1e-3
+
+
 def test_encoder_save_into_a_missing_folder_or_onto_a_folder(encoder, tmp_path):
     with pytest.raises(ValueError, match="cannot create a temporary file"):
         encoder.save(tmp_path / "missing" / "model.lutmul")
