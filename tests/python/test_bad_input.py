@@ -50,6 +50,15 @@ def test_build_rejects_weights_of_the_wrong_type_or_rank():
         lutmul.build("dense", np.ones(8, np.float32))
 
 
+def test_float64_and_integer_weights_are_converted_to_float32():
+    W, X = W_and_X()
+    expected = lutmul.build("dense", W)(X)
+    np.testing.assert_array_equal(lutmul.build("dense", W.astype(np.float64))(X), expected)
+    integers = np.arange(32, dtype=np.int64).reshape(8, 4) - 16
+    np.testing.assert_array_equal(lutmul.build("dense", integers)(X),
+                                  lutmul.build("dense", integers.astype(np.float32))(X))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_rejects_non_finite_and_empty_weights(kind):
     for value in (np.nan, np.inf, -np.inf):
