@@ -24,6 +24,7 @@ using detail::check_all_finite;
 using Reader = detail::ByteReader;
 
 bool is_legacy_container(const uint8_t* data, size_t size) {
+  LUTMUL_CHECK(data != nullptr || size == 0, "deserialize: null data");  // before the magic is compared
   return size >= sizeof(kLegacyMagic) && std::memcmp(data, kLegacyMagic, sizeof(kLegacyMagic)) == 0;
 }
 

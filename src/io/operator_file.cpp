@@ -111,6 +111,7 @@ std::vector<uint8_t> LinearOperator::serialize() const { return detail::operator
 void LinearOperator::save(const std::string& path) const { detail::write_file_atomically(path, serialize(), "save"); }
 
 std::unique_ptr<LinearOperator> LinearOperator::deserialize(const uint8_t* data, size_t size) {
+  LUTMUL_CHECK(data != nullptr || size == 0, "deserialize: null data");  // before the magic is compared
   // A MADDNESS model file of 0.1 or 0.2 is a "maddness" operator too.
   if (size >= sizeof(detail::kModelMagic) && std::memcmp(data, detail::kModelMagic, sizeof(detail::kModelMagic)) == 0)
     return std::make_unique<MaddnessLinear>(Maddness::from_payload(data, size));

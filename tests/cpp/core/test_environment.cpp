@@ -5,6 +5,8 @@
 #include <cstdlib>
 
 #include "lutmul/lutmul.h"
+#include "lutmul/runtime.h"
+#include "runtime/tiny_bert.h"
 #include "test_util.h"
 
 namespace lutmul {
@@ -24,6 +26,12 @@ TEST(Environment, UnsupportedIsaIsAnError) {
   const MatrixView X = MatrixView::row_major(a.data(), 100, 8), W = MatrixView::row_major(b.data(), 8, 2);
   EXPECT_THROW(DenseLinear(W).forward(X), Error);
   EXPECT_THROW(Bf16Linear(W).forward(X), Error);
+}
+
+// The runtime refuses the setting when it loads a model, before any embedding.
+TEST(Environment, EncoderLoadRefusesAnUnsupportedIsa) {
+  const testing::TinyBert bert = testing::write_tiny_bert(testing::TinyBertSpec{}, "environment");
+  EXPECT_THROW(runtime::Encoder::load(bert.folder), Error);
 }
 
 }  // namespace
