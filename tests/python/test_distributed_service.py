@@ -127,11 +127,48 @@ def test_200_concurrent_requests_answered_in_order(server, pool_sentences, refer
     (json.dumps(["ok", "x" * 2001]).encode(), 422, r"sentences\[1\] has 2001 characters, at most 2000"),
     (b'["ok", "half a pair \\ud800"]', 422, r"sentences\[1\] is not valid Unicode"),
     (b"[" * 100000, 422, "nests JSON deeper"),  # 100 kB, far under the size limit
+    (b'["' + b"a" * (9 << 20) + b'"]', 413, "at most 8388608"),  # over the 8 MiB body limit
+    (b'["\xff\xfe"]', 422, "body is not valid JSON"),  # not UTF-8
+    (b'{"sentences": "abc"}', 422, "got a string"),
+    (b'{"sentences": {"a": 1}}', 422, "got an object"),
+    (b'["ok", NaN]', 422, r"sentences\[1\] must be a string, got a number"),
+    (b"[" + b"1" * 5000 + b"]", 422, "body is not valid JSON"),  # past Python's 4,300-digit limit
 ])
 def test_bad_requests_get_their_status_and_message(server, body, status, message):
     response = httpx.post(server + "/embed", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status, response.text
     assert re.search(message, response.json()["detail"]), response.json()["detail"]
+
+
+def test_other_methods_and_paths_get_fastapis_answers(server):
+    assert httpx.get(server + "/embed").status_code == 405
+    assert httpx.post(server + "/nowhere", json=["a"]).status_code == 404
+
+
+def test_a_text_plain_body_is_read_as_json(server, pool_sentences, reference):
+    response = httpx.post(server + "/embed", content=json.dumps(pool_sentences[:2]).encode(),
+                          headers={"content-type": "text/plain"})
+    assert response.status_code == 200, response.text
+    assert np.array_equal(np.asarray(response.json()["embeddings"], dtype=np.float32), reference[:2])
+
+
+def test_serve_with_a_model_the_workers_cannot_load_exits_1(ray_cluster, tmp_path):
+    empty = tmp_path / "not_a_model"
+    empty.mkdir()
+    command = [sys.executable, "-m", "lutmul", "serve", "--model", str(empty), "--address", ray_cluster.address,
+               "--workers", "1", "--port", str(free_port())]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    assert "could not load the model" in completed.stderr, completed.stderr[-2000:]
+
+
+def test_serve_usage_errors_exit_2():
+    from lutmul.runtime.cli import main
+
+    for bad in (["--workers", "0"], ["--timeout", "0"], ["--max-sentences", "-1"], ["--port", "abc"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["serve", "--model", "all-MiniLM-L6-v2", *bad])
+        assert exit_info.value.code == 2, bad
 
 
 def test_the_sentences_object_form_and_the_metrics(server, pool_sentences, reference):
