@@ -48,7 +48,10 @@ def server(ray_cluster, pool_sentences):
     port = free_port()
     command = [sys.executable, "-m", "lutmul", "serve", "--model", "all-MiniLM-L6-v2", "--address",
                ray_cluster.address, "--workers", "2", "--port", str(port), "--max-sentences", "256",
-               "--max-sentence-chars", "2000", "--max-queued-rows", "20000"]
+               "--max-sentence-chars", "2000", "--max-queued-rows", "20000",
+               # The tests here check answers, not latency: on a loaded 2-core machine the
+               # 40 requests after a worker is killed waited past the 60 s default (504s).
+               "--timeout", "600"]
     log = open(os.path.join(ray_cluster.temp_dir, "serve.log"), "wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
