@@ -69,6 +69,9 @@ def test_the_budget_holds_on_sentences_never_seen(encoder, compiled, fresh, budg
         assert row["kind"] == model.linear(row["block"], row["layer"]).kind
         assert row["us"] <= row["exact_us"]
     assert "linear layers:" in model.plan_table()
+    exact_query = encoder.linear(0, "query")
+    changed = model.with_linear(0, "query", lutmul.DenseLinear.from_dense(exact_query.weights, exact_query.bias))
+    assert changed.plan is None and changed.compile_summary is None  # the plan no longer describes it
 
 
 def test_a_saved_compiled_model_loads_and_embeds_bit_for_bit(compiled, fresh, tmp_path):

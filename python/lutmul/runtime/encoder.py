@@ -211,7 +211,8 @@ class Encoder:
         (any lutmul operator of the same input and output sizes)."""
         if not isinstance(op, Operator):
             raise TypeError(f"op must be a lutmul operator, got {type(op).__name__}")
-        return Encoder._from_parts(self._core.with_linear(block, name, op._core), self._tokenizer, self._plan)
+        # A compile plan describes the layers it chose: a changed encoder no longer has one.
+        return Encoder._from_parts(self._core.with_linear(block, name, op._core), self._tokenizer)
 
     def layer_inputs(self, sentences, block: int, name: str) -> np.ndarray:
         """The rows layer ``(block, name)`` reads when this encoder embeds ``sentences``: float32
