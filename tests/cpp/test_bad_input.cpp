@@ -22,6 +22,7 @@
 #include "runtime/tiny_bert.h"
 #include "safetensors_writer.h"
 #include "test_util.h"
+#include "expect_error.h"
 
 namespace lutmul::testing {
 namespace {
@@ -30,16 +31,6 @@ namespace fs = std::filesystem;
 using runtime::Encoder;
 using runtime::EncoderConfig;
 
-// Runs `call`, which must throw lutmul::Error with every one of `parts` in its message.
-template <class Call>
-void expect_error(Call&& call, const std::vector<std::string>& parts) {
-  try {
-    call();
-    ADD_FAILURE() << "no error; expected one naming '" << parts.front() << "'";
-  } catch (const Error& e) {
-    for (const std::string& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 // A fresh folder under the temporary directory, removed when the process exits.
 fs::path fresh_folder(const std::string& name) {

@@ -15,25 +15,7 @@ namespace {
 
 using runtime::Encoder;
 
-// A ragged batch of random ids with the given lengths.
-struct Batch {
-  std::vector<int32_t> ids;
-  std::vector<int64_t> lengths;
-  std::vector<int32_t> sequence(size_t s) const {
-    int64_t start = 0;
-    for (size_t i = 0; i < s; ++i) start += lengths[i];
-    return {ids.begin() + start, ids.begin() + start + lengths[s]};
-  }
-};
-
-Batch random_batch(const std::vector<int64_t>& lengths, int64_t vocab, uint64_t seed) {
-  Batch batch;
-  batch.lengths = lengths;
-  std::mt19937_64 rng(seed);
-  for (int64_t length : lengths)
-    for (int64_t i = 0; i < length; ++i) batch.ids.push_back(static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab)));
-  return batch;
-}
+using Batch = RaggedBatch;
 
 // max |a − b| over max |b|, row by row: each row must be within `tolerance`.
 void expect_rows_near(const float* actual, const Rows& expected, double tolerance, const std::string& what) {

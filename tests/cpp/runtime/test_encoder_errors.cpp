@@ -6,6 +6,7 @@
 
 #include "lutmul/runtime.h"
 #include "runtime/tiny_bert.h"
+#include "expect_error.h"
 
 namespace lutmul::testing {
 namespace {
@@ -13,16 +14,6 @@ namespace {
 using runtime::Encoder;
 using runtime::EncoderConfig;
 
-// Runs `call`, which must throw lutmul::Error with every one of `parts` in its message.
-template <class Call>
-void expect_error(Call&& call, const std::vector<std::string>& parts) {
-  try {
-    call();
-    ADD_FAILURE() << "no error; expected one naming '" << parts.front() << "'";
-  } catch (const Error& e) {
-    for (const std::string& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 TEST(EncoderErrors, BadBatches) {
   const TinyBert bert = write_tiny_bert(TinyBertSpec{}, "bad_batches");

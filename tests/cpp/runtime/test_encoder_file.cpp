@@ -19,21 +19,7 @@ namespace {
 using runtime::Encoder;
 namespace fs = std::filesystem;
 
-struct Batch {
-  std::vector<int32_t> ids;
-  std::vector<int64_t> lengths;
-  int64_t tokens() const { return static_cast<int64_t>(ids.size()); }
-  int64_t sequences() const { return static_cast<int64_t>(lengths.size()); }
-};
-
-Batch batch_of(const std::vector<int64_t>& lengths, int64_t vocab, uint64_t seed) {
-  Batch b;
-  b.lengths = lengths;
-  std::mt19937_64 rng(seed);
-  for (int64_t length : lengths)
-    for (int64_t i = 0; i < length; ++i) b.ids.push_back(static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab)));
-  return b;
-}
+using Batch = RaggedBatch;
 
 std::vector<float> embed(const Encoder& encoder, const Batch& b) {
   std::vector<float> out(static_cast<size_t>(b.sequences() * encoder.hidden_size()));
@@ -78,7 +64,7 @@ TEST(EncoderFile, SavedAndLoadedEmbedsBitForBitWithEveryKindAndTheMetadata) {
   const std::map<std::string, std::string> metadata = {{"plan", "{\"layers\": []}"}, {"tokenizer.json", std::string(5000, 'x')}};
   encoder->save(path, metadata);
   const auto loaded = Encoder::load(path);
-  const Batch b = batch_of({7, 1, 23, 12}, bert.spec.vocab, 3);
+  const Batch b = random_batch({7, 1, 23, 12}, bert.spec.vocab, 3);
   EXPECT_EQ(embed(*loaded, b), embed(*encoder, b));
   EXPECT_EQ(loaded->metadata(), metadata);
   EXPECT_TRUE(encoder->metadata().empty());
@@ -166,7 +152,7 @@ class RecordingLinear : public LinearOperator {
 TEST(EncoderFile, LayerInputsAreTheRowsEachLayerReadsAndResumeTheForward) {
   const TinyBert bert = write_tiny_bert(TinyBertSpec{}, "layer_inputs");
   const auto encoder = mixed_encoder(bert);  // compressed layers upstream shape the inputs
-  const Batch b = batch_of({5, 17, 9}, bert.spec.vocab, 11);
+  const Batch b = random_batch({5, 17, 9}, bert.spec.vocab, 11);
   for (const runtime::LinearSlot& slot : encoder->linear_layers()) {
     auto spy = std::make_shared<RecordingLinear>(encoder->linear(slot.block, slot.name));
     const auto spied = encoder->with_linear(slot.block, slot.name, spy);

@@ -136,6 +136,28 @@ inline void remove_at_exit(const std::filesystem::path& folder) {
 }
 
 // Writes the model into a fresh folder under the system's temporary directory.
+// A ragged batch of random token ids: every sequence's ids back to back, one length each.
+struct RaggedBatch {
+  std::vector<int32_t> ids;
+  std::vector<int64_t> lengths;
+  int64_t tokens() const { return static_cast<int64_t>(ids.size()); }
+  int64_t sequences() const { return static_cast<int64_t>(lengths.size()); }
+  std::vector<int32_t> sequence(size_t s) const {
+    int64_t start = 0;
+    for (size_t i = 0; i < s; ++i) start += lengths[i];
+    return {ids.begin() + start, ids.begin() + start + lengths[s]};
+  }
+};
+
+inline RaggedBatch random_batch(const std::vector<int64_t>& lengths, int64_t vocab, uint64_t seed) {
+  RaggedBatch batch;
+  batch.lengths = lengths;
+  std::mt19937_64 rng(seed);
+  for (int64_t length : lengths)
+    for (int64_t i = 0; i < length; ++i) batch.ids.push_back(static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab)));
+  return batch;
+}
+
 inline TinyBert write_tiny_bert(const TinyBertSpec& spec, const std::string& name) {
   TinyBert bert;
   bert.spec = spec;
