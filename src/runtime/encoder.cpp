@@ -11,6 +11,7 @@
 #include "core/kernel_registry.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
+#include "operators/operator_skeleton.h"
 #include "runtime/encoder_parts.h"
 
 namespace lutmul::runtime {
@@ -178,7 +179,25 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
     parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.residual_norm(norm, b, e); });
     ++block_index;
   }
+  check_hidden_finite(lengths, sequences, tokens, ws);
   return true;
+}
+
+void Encoder::check_hidden_finite(const int64_t* lengths, int64_t sequences, int64_t tokens,
+                                  const Workspace& ws) const {
+  // The operators leave an overflow of finite inputs to their caller (the contract in
+  // linear_operator.h); here the caller is the user. A layer whose outputs pass float's range
+  // makes its rows' LayerNorm NaN and attention spreads that over the sequence, so the last
+  // hidden states show every such failure: one read of them, against a NaN embedding returned.
+  const int64_t h = config_.hidden_size;
+  const MatrixView hidden = MatrixView::row_major(ws.hidden.data(), tokens, h);
+  if (detail::rows_finite_on_threads(hidden, num_threads())) return;
+  int64_t s = 0;
+  for (int64_t start = 0; s < sequences; start += lengths[s++])
+    if (!detail::rows_finite(hidden, start, lengths[s])) break;
+  detail::throw_error("Encoder: the forward overflowed: the hidden states of sequence ", s,
+                      " are not finite after the last block (a layer's outputs passed float's range: its weights "
+                      "or its operator's approximation are unfit for these inputs)");
 }
 
 void Encoder::hidden_states(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const {

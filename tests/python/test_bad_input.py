@@ -391,6 +391,22 @@ def test_embed_checks(encoder):
         encoder.embed(["ok"], batch_size=0)
 
 
+def test_a_layer_whose_outputs_overflow_is_a_value_error_not_nan_embeddings(encoder):
+    last = encoder.num_layers - 1
+    exact = encoder.linear(last, "ffn_out")
+    huge = lutmul.DenseLinear.from_dense(np.full_like(exact.weights, 3e38), exact.bias)
+    overflowing = encoder.with_linear(last, "ffn_out", huge)
+    for forward in (overflowing.embed, overflowing.hidden_states):
+        with pytest.raises(ValueError, match="the forward overflowed: the hidden states of sequence 0"):
+            forward(["a sentence", "another one"])
+    # The model compiler counts such an operator as a missed budget, never as a NaN cosine.
+    from lutmul.runtime.compile import _cosine_unless_overflow
+
+    reference = encoder.embed(["a sentence"])
+    assert _cosine_unless_overflow(overflowing.embed, reference, ["a sentence"]) == -np.inf
+    assert _cosine_unless_overflow(encoder.embed, reference, ["a sentence"]) == pytest.approx(1.0)
+
+
 def test_embed_ids_type_checks(encoder):
     ids = np.array([101, 2023, 102], np.int64)
     lengths = np.array([3], np.int64)

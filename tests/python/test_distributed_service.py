@@ -235,13 +235,51 @@ def in_process_server(pool, limits):
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def one_worker_pool(ray_cluster, server):
-    """One actor on the CPU the server's two leave free."""
-    pool = WorkerPool(None, 1)
+def _one_worker_pool(model):
+    """One actor on the CPU the server's two leave free (one test at a time holds it)."""
+    pool = WorkerPool(model, 1)
     pool.describe()
+    return pool
+
+
+@pytest.fixture
+def one_worker_pool(ray_cluster, server):
+    pool = _one_worker_pool(None)
     yield pool
     pool.shutdown()
+
+
+@pytest.fixture
+def overflowing_model(tmp_path, packaged_model):
+    """An encoder file whose last feed-forward layer's outputs pass float's range on every
+    sentence: each embed raises, wherever it runs (a real failure of the worker, not a mock)."""
+    import lutmul
+    from lutmul.runtime import load_encoder
+
+    encoder = load_encoder(None)
+    exact = encoder.linear(encoder.num_layers - 1, "ffn_out")
+    huge = lutmul.DenseLinear.from_dense(np.full_like(exact.weights, 3e38), exact.bias)
+    path = tmp_path / "overflowing.lutmul"
+    encoder.with_linear(encoder.num_layers - 1, "ffn_out", huge).save(path)
+    return path
+
+
+def test_a_part_that_fails_every_time_answers_500_naming_the_failures(ray_cluster, server, overflowing_model,
+                                                                      pool_sentences):
+    pool = _one_worker_pool(overflowing_model)
+    try:
+        with in_process_server(pool, ServiceLimits()) as url:
+            response = httpx.post(url + "/embed", json=pool_sentences[:10], timeout=300)
+            assert response.status_code == 500
+            detail = response.json()["detail"]
+            assert detail.startswith("a part of 10 sentences failed 3 times: raised on worker slot 0: "), detail
+            assert detail.count("the forward overflowed") == 3, detail
+            metrics = httpx.get(url + "/metrics").text
+            assert 'lutmul_requests_total{code="500"} 1' in metrics
+            assert "lutmul_part_retries_total 2" in metrics
+            assert httpx.get(url + "/healthz").status_code == 200  # the service itself is fine
+    finally:
+        pool.shutdown()
 
 
 def test_a_full_queue_answers_503(one_worker_pool, pool_sentences, reference):

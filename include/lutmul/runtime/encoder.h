@@ -93,6 +93,8 @@ class Encoder {
   // lengths[sequences − 1] token ids of all sequences back to back; `out` receives as many
   // rows of hidden_size() floats, row-major. Each length is 1..max_position_embeddings,
   // each id 0..vocab_size − 1 (a lutmul::Error names the first bad one and its position).
+  // A forward whose values pass float's range (a layer's weights or approximation unfit for
+  // the input) is a lutmul::Error naming the first such sequence, never NaN rows.
   void hidden_states(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const;
   // The pooled (and, if the model says so, L2-normalised) embeddings: sequences × hidden_size().
   void embed(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const;
@@ -141,6 +143,8 @@ class Encoder {
   // From the embeddings, or (with `start_hidden`) from block `start_block`'s input.
   bool forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws,
                const Tap* tap = nullptr, int start_block = 0, const float* start_hidden = nullptr) const;
+  // Error naming the first sequence whose last hidden states are not finite.
+  void check_hidden_finite(const int64_t* lengths, int64_t sequences, int64_t tokens, const Workspace& ws) const;
   void pool(const int64_t* lengths, int64_t sequences, const Workspace& ws, float* out) const;
   static std::shared_ptr<Encoder> load_file(const std::string& path);
   const Block& block_at(int block, const std::string& name) const;

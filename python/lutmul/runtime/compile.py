@@ -291,8 +291,22 @@ def _measure_alone(layer: _Layer, candidates: List[Candidate], fit: _Rows, scree
             continue
         best_error = error
         replaced = encoder.with_linear(layer.block, layer.name, op)
-        loss = 1.0 - mean_cosine(screen.embed_from(replaced, layer.block), screen_reference)
+        cosine = _cosine_unless_overflow(lambda: screen.embed_from(replaced, layer.block), screen_reference)
+        if cosine == -np.inf:
+            continue  # its outputs pass float's range on real rows: never a choice
+        loss = 1.0 - cosine
         layer.options.append(_Option(candidate, us, loss, error, op.bytes))
+
+
+def _cosine_unless_overflow(embed, reference, *args) -> float:
+    """Mean cosine of ``embed(*args)`` to ``reference``; minus infinity when the forward
+    overflowed (an operator's outputs passed float's range and the encoder refused its NaNs)."""
+    try:
+        return mean_cosine(embed(*args), reference)
+    except ValueError as error:
+        if "overflowed" in str(error) or "non-finite" in str(error):
+            return -np.inf
+        raise
 
 
 # ----------------------------------------------------------------------------- choosing
@@ -348,7 +362,7 @@ def _verify(encoder, layers, chosen, ops, heldout, reference, min_cosine, bar) -
     """While the held-out mean cosine misses the budget, the choice with the least µs saved per
     unit of loss goes back to exact (the others keep their fit)."""
     chosen = dict(chosen)
-    while chosen and mean_cosine(_apply(encoder, layers, chosen, ops).embed(heldout), reference) < min_cosine:
+    while chosen and _cosine_unless_overflow(_apply(encoder, layers, chosen, ops).embed, reference, heldout) < min_cosine:
         worst = min(chosen, key=lambda i: ((layers[i].exact_us - chosen[i].us) / max(chosen[i].loss, 1e-12), i))
         del chosen[worst]
     bar.advance()

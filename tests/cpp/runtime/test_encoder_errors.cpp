@@ -2,6 +2,7 @@
 // names the problem.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "lutmul/runtime.h"
@@ -13,6 +14,7 @@ namespace {
 
 using runtime::Encoder;
 using runtime::EncoderConfig;
+using Batch = RaggedBatch;
 
 
 TEST(EncoderErrors, BadBatches) {
@@ -35,6 +37,26 @@ TEST(EncoderErrors, BadBatches) {
   expect_error([&] { encoder->hidden_states(ids.data(), two_two.data(), 2, nullptr); }, {"out is null"});
   expect_error([&] { encoder->embed(ids.data(), two_two.data(), -1, out.data()); }, {"non-negative"});
   encoder->embed(nullptr, nullptr, 0, nullptr);  // an empty batch is no work, and no error
+}
+
+// An operator whose outputs pass float's range is no error of its own (the contract leaves
+// overflow to the caller), but the encoder must not hand back the NaN embeddings it makes.
+TEST(EncoderErrors, ALayerThatOverflowsIsAnErrorNotNaNEmbeddings) {
+  TinyBertSpec spec;
+  const TinyBert bert = write_tiny_bert(spec, "overflow");
+  const auto encoder = Encoder::load(bert.folder);
+  const std::vector<float> huge(static_cast<size_t>(spec.intermediate * spec.hidden), 3e38f);
+  const auto overflowing = encoder->with_linear(
+      1, "ffn_out", std::make_shared<DenseLinear>(MatrixView::row_major(huge.data(), spec.intermediate, spec.hidden)));
+  const Batch batch = random_batch({5, 9, 3}, spec.vocab, 31);
+  const size_t h = static_cast<size_t>(spec.hidden);
+  std::vector<float> out(17 * h);
+  using Forward = void (Encoder::*)(const int32_t*, const int64_t*, int64_t, float*) const;
+  for (Forward forward : {&Encoder::embed, &Encoder::hidden_states})
+    expect_error([&] { (overflowing.get()->*forward)(batch.ids.data(), batch.lengths.data(), 3, out.data()); },
+                 {"the forward overflowed", "sequence 0", "not finite"});
+  encoder->embed(batch.ids.data(), batch.lengths.data(), 3, out.data());  // the original is untouched
+  for (size_t j = 0; j < 3 * h; ++j) ASSERT_TRUE(std::isfinite(out[j])) << j;
 }
 
 // Writes the tiny model with config.json replaced by `config`.
