@@ -1,9 +1,11 @@
 // Google Benchmark: the operators of the shared contract against the exact product, same run.
 // Names: int8_linear/N/K/M/threads, sparse_linear/N/K/M/sparsity%/threads,
 // sparse24_linear/N/K/M/threads, bf16_linear/N/K/M/threads, dense_linear/N/K/M/threads (DenseLinear, the exact operator),
+// int8_own/N/K/M/threads and int8_onednn/N/K/M/threads (Int8Linear's two backends, forced),
 // and the exact products of the same shapes (bench_exact.cpp).
 #include <benchmark/benchmark.h>
 
+#include <memory>
 #include <vector>
 
 #include "bench_registry.h"
@@ -30,6 +32,27 @@ void int8_linear(benchmark::State& state) {
   const lutmul::Int8Linear op(lutmul::MatrixView::row_major(w.data(), k, m));
   time_forward(state, op, n, op.multiply_adds_per_row());
 }
+
+// Int8Linear with its backend forced (the automatic choice is int8_linear).
+void int8_backend(benchmark::State& state, lutmul::Int8Backend backend) {
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  lutmul::set_num_threads(static_cast<int>(state.range(3)));
+  const std::vector<float> w = structured_rows(k, m, 2);
+  lutmul::Int8Config config;
+  config.backend = backend;
+  std::unique_ptr<lutmul::Int8Linear> op;
+  try {
+    op = std::make_unique<lutmul::Int8Linear>(lutmul::MatrixView::row_major(w.data(), k, m), nullptr, config);
+  } catch (const lutmul::Error& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  state.SetLabel(op->path());
+  time_forward(state, *op, n, op->multiply_adds_per_row());
+}
+
+void int8_own(benchmark::State& state) { int8_backend(state, lutmul::Int8Backend::own_kernels); }
+void int8_onednn(benchmark::State& state) { int8_backend(state, lutmul::Int8Backend::onednn); }
 
 void dense_linear(benchmark::State& state) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
@@ -75,6 +98,10 @@ void register_operator_benchmarks() {
       register_exact_products(2048, k, m, t);
       benchmark::RegisterBenchmark("dense_linear", dense_linear)->Args({2048, k, m, t});
       benchmark::RegisterBenchmark("bf16_linear", bf16_linear)->Args({2048, k, m, t});
+      for (int64_t n : {32, 256, 2048}) {
+        benchmark::RegisterBenchmark("int8_own", int8_own)->Args({n, k, m, t});
+        benchmark::RegisterBenchmark("int8_onednn", int8_onednn)->Args({n, k, m, t});
+      }
     }
   for (int64_t t : {1, 2})
     for (int64_t n : {1, 512}) {

@@ -1,4 +1,4 @@
-// int8 weights and activations: ActivationScaling, Int8Config, Int8Linear.
+// int8 weights and activations: ActivationScaling, Int8Backend, Int8Config, Int8Linear.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -17,21 +17,31 @@ void bind_int8(py::module_& m) {
       .value("dynamic_per_row", lutmul::ActivationScaling::dynamic_per_row)
       .value("static_per_tensor", lutmul::ActivationScaling::static_per_tensor);
 
+  py::enum_<lutmul::Int8Backend>(m, "Int8Backend")
+      .value("automatic", lutmul::Int8Backend::automatic)
+      .value("own_kernels", lutmul::Int8Backend::own_kernels)
+      .value("onednn", lutmul::Int8Backend::onednn);
+
   const lutmul::Int8Config defaults;
   py::class_<lutmul::Int8Config>(m, "Int8Config")
-      .def(py::init([](lutmul::ActivationScaling activations, double calibration_percentile) {
+      .def(py::init([](lutmul::ActivationScaling activations, double calibration_percentile,
+                       lutmul::Int8Backend backend) {
              lutmul::Int8Config config;
              config.activations = activations;
              config.calibration_percentile = calibration_percentile;
+             config.backend = backend;
              return config;
            }),
            py::kw_only(), py::arg_v("activations", defaults.activations, "ActivationScaling.dynamic_per_row"),
-           py::arg("calibration_percentile") = defaults.calibration_percentile)
+           py::arg("calibration_percentile") = defaults.calibration_percentile,
+           py::arg_v("backend", defaults.backend, "Int8Backend.automatic"))
       .def_readwrite("activations", &lutmul::Int8Config::activations)
       .def_readwrite("calibration_percentile", &lutmul::Int8Config::calibration_percentile)
+      .def_readwrite("backend", &lutmul::Int8Config::backend)
       .def("__repr__", [](const lutmul::Int8Config& c) {
         return "Int8Config(activations=" + std::string(py::repr(py::cast(c.activations))) +
-               ", calibration_percentile=" + std::string(py::repr(py::float_(c.calibration_percentile))) + ")";
+               ", calibration_percentile=" + std::string(py::repr(py::float_(c.calibration_percentile))) +
+               ", backend=" + std::string(py::repr(py::cast(c.backend))) + ")";
       });
 
   py::class_<lutmul::Int8Linear, lutmul::LinearOperator>(m, "Int8Linear")
@@ -44,5 +54,6 @@ void bind_int8(py::module_& m) {
            }),
            py::arg("w"), py::arg("bias") = py::none(), py::arg_v("config", defaults, "Int8Config()"),
            py::arg("calibration") = py::none())
-      .def_property_readonly("static_activation_scale", &lutmul::Int8Linear::static_activation_scale);
+      .def_property_readonly("static_activation_scale", &lutmul::Int8Linear::static_activation_scale)
+      .def_property_readonly("path", &lutmul::Int8Linear::path);
 }

@@ -21,8 +21,8 @@ Python threads at once.
 """
 
 from ._core import (
-    Accumulation, ActivationScaling, ChannelPruningConfig, Int8Config, LowRankConfig, LutmulError, MaddnessConfig,
-    PrototypeMethod, PrunedChannels, RankRule, SparseConfig, TableMode)
+    Accumulation, ActivationScaling, ChannelPruningConfig, Int8Backend, Int8Config, LowRankConfig, LutmulError,
+    MaddnessConfig, PrototypeMethod, PrunedChannels, RankRule, SparseConfig, TableMode)
 from ._version import __version__
 from .builder import build, kinds
 from .channel_pruned import ChannelPrunedLinear
@@ -44,7 +44,7 @@ __all__ = [
     "Operator", "DenseLinear", "Bf16Linear", "Int8Linear", "SparseLinear", "Sparse24Linear", "ChannelPrunedLinear",
     "MaddnessLinear", "LowRankLinear", "LoraLinear", "prune_globally", "build", "kinds",
     # the C++ settings, as the C++ structs and enums
-    "MaddnessConfig", "Accumulation", "PrototypeMethod", "TableMode", "Int8Config", "ActivationScaling",
+    "MaddnessConfig", "Accumulation", "PrototypeMethod", "TableMode", "Int8Config", "ActivationScaling", "Int8Backend",
     "SparseConfig", "ChannelPruningConfig", "PrunedChannels", "LowRankConfig", "RankRule",
     # files
     "load", "load_operator", "read_safetensors", "peft_modules",

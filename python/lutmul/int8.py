@@ -6,19 +6,28 @@ from typing import Union
 
 from . import _core
 from ._arrays import as_bias, as_matrix, optional_matrix
+from ._delegate import core_property
 from .operator import Operator
 
 _SCALING = {"dynamic": _core.ActivationScaling.dynamic_per_row, "static": _core.ActivationScaling.static_per_tensor}
+_BACKENDS = {"auto": _core.Int8Backend.automatic, "own": _core.Int8Backend.own_kernels,
+             "onednn": _core.Int8Backend.onednn}
 
 
-def int8_config(activations: Union[str, _core.ActivationScaling] = "dynamic", percentile: float = 100.0) -> _core.Int8Config:
+def int8_config(activations: Union[str, _core.ActivationScaling] = "dynamic", percentile: float = 100.0,
+                backend: Union[str, _core.Int8Backend] = "auto") -> _core.Int8Config:
     """The C++ ``Int8Config`` for these settings (``activations``: "dynamic", "static" or an
-    :class:`lutmul.ActivationScaling`)."""
+    :class:`lutmul.ActivationScaling`; ``backend``: "auto", "own", "onednn" or an
+    :class:`lutmul.Int8Backend`)."""
     if not isinstance(activations, _core.ActivationScaling):
         if activations not in _SCALING:
             raise ValueError(f"activations must be 'dynamic' or 'static', got {activations!r}")
         activations = _SCALING[activations]
-    return _core.Int8Config(activations=activations, calibration_percentile=float(percentile))
+    if not isinstance(backend, _core.Int8Backend):
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be 'auto', 'own' or 'onednn', got {backend!r}")
+        backend = _BACKENDS[backend]
+    return _core.Int8Config(activations=activations, calibration_percentile=float(percentile), backend=backend)
 
 
 class Int8Linear(Operator, kind="int8"):
@@ -27,17 +36,26 @@ class Int8Linear(Operator, kind="int8"):
     Build with :meth:`from_dense`. Activations are quantized per row on the fly by default;
     ``activations="static"`` uses one scale from ``calibration`` rows (the ``percentile`` of
     ``|x|`` maps to 127; larger values saturate).
+
+    ``backend`` picks what computes the integer sums: ``"auto"`` (oneDNN's u8·s8 matmul where
+    it runs AMX tiles, else lutmul's own kernels), ``"own"``, or ``"onednn"`` (a ``ValueError``
+    where it has no exact int8 product). Every backend gives the same result bit for bit;
+    :attr:`path` says which runs. Saved files do not keep the choice.
     """
 
     @classmethod
     def from_dense(cls, W, bias=None, *, activations: Union[str, _core.ActivationScaling] = "dynamic",
-                   calibration=None, percentile: float = 100.0) -> "Int8Linear":
-        config = int8_config(activations, percentile)
+                   calibration=None, percentile: float = 100.0,
+                   backend: Union[str, _core.Int8Backend] = "auto") -> "Int8Linear":
+        config = int8_config(activations, percentile, backend)
         W = as_matrix(W, "W")
         if config.activations == _core.ActivationScaling.static_per_tensor and calibration is None:
             raise ValueError("static activation scaling needs calibration rows")
         calibration = optional_matrix(calibration, "calibration")
         return cls._from_core(_core.Int8Linear(W, as_bias(bias, W.shape[1]), config, calibration))
+
+    path = core_property("path", "What computes the integer sums: oneDNN's kernel for blocks of rows and the own "
+                                 "kernels for the rest, or the own kernels alone and why.")
 
     @property
     def static_activation_scale(self) -> float:

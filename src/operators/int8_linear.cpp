@@ -9,6 +9,7 @@
 #include "core/kernel_registry.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
+#include "operators/int8_onednn.h"
 #include "operators/operator_skeleton.h"
 
 namespace lutmul {
@@ -18,6 +19,19 @@ using kernels::kInt8KGroup;
 using kernels::kInt8TileOutputs;
 
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+// Rows [first, first + rows) of X as a view of their own.
+MatrixView row_range(const MatrixView& X, int64_t first, int64_t rows) {
+  return X.layout == Layout::row_major ? MatrixView::row_major(X.data + first * X.leading_dim(), rows, X.cols, X.leading_dim())
+                                       : MatrixView::col_major(X.data + first, rows, X.cols, X.leading_dim());
+}
+
+// True when the int8 kernels of lutmul's ISA level have exact 32-bit dot products (VNNI):
+// oneDNN runs only then, so LUTMUL_ISA=avx2 keeps every product on the AVX2 kernels.
+bool vnni_level_active() {
+  const std::string variant = detail::active_kernels().int8_variant;
+  return variant.find("vnni") != std::string::npos;
+}
 
 }  // namespace
 
@@ -66,6 +80,41 @@ Int8Linear::Int8Linear(const MatrixView& W, const float* bias, Int8Config config
     const float level = magnitudes[index];
     static_scale_ = level > 0.f ? level / 127.f : 1.f;
   }
+  prepare_backend();
+}
+
+void Int8Linear::prepare_backend() {
+  onednn_.reset();
+  if (config_.backend == Int8Backend::own_kernels) {
+    own_only_reason_ = "Int8Backend::own_kernels was asked for";
+    return;
+  }
+  if (!vnni_level_active()) {
+    own_only_reason_ = std::string("lutmul's int8 kernels at this ISA level are '") + detail::active_kernels().int8_variant +
+                       "', without VNNI";
+  } else {
+    std::vector<int8_t> plain(static_cast<size_t>(k_ * m_));
+    for (int64_t k = 0; k < k_; ++k)
+      for (int64_t m = 0; m < m_; ++m) plain[static_cast<size_t>(k * m_ + m)] = quantized_weight(k, m);
+    onednn_ = detail::Int8OnednnProduct::create(k_, k_padded_, m_, plain, own_only_reason_);
+  }
+  LUTMUL_CHECK(onednn_ != nullptr || config_.backend != Int8Backend::onednn,
+               "Int8Linear: Int8Backend::onednn cannot run here: ", own_only_reason_);
+  if (onednn_ && config_.backend == Int8Backend::automatic && !onednn_->uses_amx()) {
+    // Without AMX oneDNN's VNNI product saves too little to pay for a second copy of the
+    // weights (docs/experiments.md, "int8 through oneDNN").
+    own_only_reason_ = "oneDNN runs " + onednn_->implementation() + " here, no faster than the own kernels";
+    onednn_.reset();
+  }
+}
+
+std::string Int8Linear::path() const {
+  const std::string own = std::string("the ") + detail::active_kernels().int8_variant + " kernels";
+  if (!onednn_) return own + " (" + own_only_reason_ + ")";
+  std::string blocks;
+  for (const int64_t rows : detail::Int8OnednnProduct::kBlockRows)
+    blocks += (blocks.empty() ? "" : " and ") + std::to_string(rows);
+  return "oneDNN " + onednn_->implementation() + " for blocks of " + blocks + " rows, " + own + " for the rest";
 }
 
 int8_t Int8Linear::quantized_weight(int64_t k, int64_t m) const {
@@ -77,7 +126,8 @@ int8_t Int8Linear::quantized_weight(int64_t k, int64_t m) const {
 
 int64_t Int8Linear::bytes() const {
   return static_cast<int64_t>(packed_.size() + (weight_scales_.size() + bias_.size()) * sizeof(float) +
-                              column_sums_.size() * sizeof(int32_t));
+                              column_sums_.size() * sizeof(int32_t)) +
+         (onednn_ ? onednn_->bytes() : 0);
 }
 
 namespace {
@@ -132,7 +182,67 @@ void run(const kernels::Int8KernelTable& table, const Int8Linear& op, const Matr
 }  // namespace
 
 void Int8Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
-  forward_with(detail::active_kernels().int8, X, Y, ldy);
+  const kernels::Int8KernelTable& table = detail::active_kernels().int8;
+  const int64_t done = onednn_ && vnni_level_active() ? forward_onednn(table, X, Y, ldy) : 0;
+  if (done < X.rows) forward_with(table, row_range(X, done, X.rows - done), Y + done * ldy, ldy);
+}
+
+int64_t Int8Linear::forward_onednn(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y,
+                                   int64_t ldy) const {
+  const int threads = num_threads();
+  const bool dynamic = config_.activations == ActivationScaling::dynamic_per_row;
+  std::vector<uint8_t> quantized;
+  std::vector<float> scales;
+  std::vector<int32_t> sums;
+  bool finite = true;
+  int64_t row = 0;
+  for (const int64_t block : detail::Int8OnednnProduct::kBlockRows) {
+    for (; X.rows - row >= block; row += block) {
+      quantized.resize(static_cast<size_t>(block * k_padded_));
+      scales.resize(static_cast<size_t>(block));
+      sums.resize(static_cast<size_t>(block * m_));
+      const int parts = static_cast<int>(std::min<int64_t>(threads, block / 16));
+      finite = detail::run_on_threads(parts, [&](int thread, int count) {
+        std::vector<float> copy;
+        bool ok = true;
+        for (int p = thread; p < parts; p += count) {
+          const auto [begin, end] = detail::partition(block, parts, p);
+          kernels::Int8QuantizeArgs q;
+          q.x = detail::contiguous_rows(X, row + begin, end - begin, copy, q.ldx);
+          q.k = k_;
+          q.k_padded = k_padded_;
+          q.dynamic = dynamic;
+          q.static_scale = static_scale_;
+          q.static_inverse = 1.f / static_scale_;
+          q.out = quantized.data() + begin * k_padded_;
+          q.scales = scales.data() + begin;
+          ok = table.quantize(q, 0, end - begin) && ok;
+        }
+        return ok;
+      }) && finite;
+      onednn_->run(quantized.data(), block, sums.data(), threads);
+      // The epilogue of every int8 kernel: the sums less the u8 offset, two roundings.
+      detail::run_on_threads(parts, [&](int thread, int count) {
+        for (int p = thread; p < parts; p += count) {
+          const auto [begin, end] = detail::partition(block, parts, p);
+          for (int64_t r = begin; r < end; ++r) {
+            const int32_t* acc = sums.data() + r * m_;
+            float* y = Y + (row + r) * ldy;
+            const float row_scale = scales[static_cast<size_t>(r)];
+            for (int64_t m = 0; m < m_; ++m) {
+              const int32_t sum = acc[m] - 128 * column_sums_[static_cast<size_t>(m)];
+              const float scale = row_scale * weight_scales_[static_cast<size_t>(m)];
+              const float scaled = static_cast<float>(sum) * scale;
+              y[m] = scaled + bias_[static_cast<size_t>(m)];
+            }
+          }
+        }
+        return true;
+      });
+    }
+  }
+  LUTMUL_CHECK(finite, "int8 forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
+  return row;
 }
 
 void Int8Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const {
@@ -184,6 +294,7 @@ std::unique_ptr<Int8Linear> Int8Linear::from_payload(const uint8_t* data, size_t
                "operator file is corrupt: static activation scale ", op->static_scale_);
   if (op->config_.activations == ActivationScaling::static_per_tensor)
     LUTMUL_CHECK(op->static_scale_ > 0, "operator file is corrupt: static scaling without a scale");
+
   // Weights in [-127, 127] and padding zero, as the constructor packs them; the column sums
   // the kernels need are rebuilt rather than trusted.
   const int64_t tiles = op->m_padded_ / kInt8TileOutputs;
@@ -196,6 +307,7 @@ std::unique_ptr<Int8Linear> Int8Linear::from_payload(const uint8_t* data, size_t
                    "operator file is corrupt: int8 weight ", int{w}, " at (", k, ", ", m, ")");
       op->column_sums_[m] += w;
     }
+  op->prepare_backend();
   return op;
 }
 

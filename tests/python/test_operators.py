@@ -50,8 +50,29 @@ def test_dense_is_exact_and_layouts_agree(network):
     op = lutmul.Int8Linear.from_dense(w1, b1)
     np.testing.assert_array_equal(op(x), op(np.asfortranarray(x)))
     np.testing.assert_array_equal(op(x[:1]), op(x)[:1])  # one row (a GEMV) equals the batch
-    assert op.bytes < dense.bytes / 3
+    # int8 weights and their scales; where oneDNN runs int8 (AMX) it holds its own copy too
+    assert lutmul.Int8Linear.from_dense(w1, b1, backend="own").bytes < dense.bytes / 3
     assert op.kind == "int8" and dense.kind == "dense"
+
+
+def test_int8_backends_give_the_same_bits_and_name_their_path(network):
+    x, hidden, (w1, b1), (w2, b2), _, _ = network
+    rows = np.concatenate([hidden] * 2)[:300]  # a block of 256, one of 32 and a rest of 12
+    own = lutmul.Int8Linear.from_dense(w2, b2, backend="own")
+    assert own.path.startswith("the ") and "own_kernels was asked for" in own.path
+    automatic = lutmul.Int8Linear.from_dense(w2, b2)
+    np.testing.assert_array_equal(automatic(rows), own(rows))
+    print("int8 automatic path:", automatic.path)
+    try:
+        forced = lutmul.Int8Linear.from_dense(w2, b2, backend=lutmul.Int8Backend.onednn)
+    except ValueError as error:
+        assert "Int8Backend::onednn cannot run here" in str(error)
+        pytest.skip(f"oneDNN has no exact int8 product on this CPU: {error}")
+    assert forced.path.startswith("oneDNN ") and "blocks of 256 and 32 rows" in forced.path
+    np.testing.assert_array_equal(forced(rows), own(rows))
+    np.testing.assert_array_equal(forced(np.asfortranarray(rows)), own(rows))
+    with pytest.raises(ValueError, match="backend must be 'auto', 'own' or 'onednn'"):
+        lutmul.Int8Linear.from_dense(w2, b2, backend="amx")
 
 
 def test_operator_errors(network):

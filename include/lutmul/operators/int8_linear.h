@@ -7,11 +7,16 @@
 // s_x = max_k |x_k| / 127 (dynamic) or the calibrated scale (static), x_q = clamp(round(x /
 // s_x), -127, 127). y[m] = float(Σ_k x_q[k]·w_q[k,m]) · (s_x·s_w[m]) + bias[m]. Integer sums
 // are exact; every kernel equals the scalar reference bit for bit.
+//
+// Two backends compute the integer sums: lutmul's own kernels (VNNI, AVX2, scalar) and, for
+// blocks of 256 and 32 rows, oneDNN's u8·s8 matmul (AMX tiles on CPUs that have them). Both
+// give the same Y bit for bit; Int8Backend picks, and path() says what runs.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "lutmul/operators/linear_operator.h"
@@ -20,10 +25,19 @@ namespace lutmul {
 namespace kernels {
 struct Int8KernelTable;
 }
+namespace detail {
+class Int8OnednnProduct;
+}
 
 enum class ActivationScaling {
   dynamic_per_row,    // s_x from each row's own max |x|
   static_per_tensor,  // one s_x from calibration rows (max |x|, or a percentile)
+};
+
+enum class Int8Backend {
+  automatic,    // oneDNN where it runs AMX tiles, else the own kernels (docs/design.md, int8)
+  own_kernels,  // lutmul's kernels for every row count
+  onednn,       // oneDNN for whole blocks of rows (an Error where it has no exact product)
 };
 
 struct Int8Config {
@@ -31,6 +45,9 @@ struct Int8Config {
   // Static scaling: the percentile of |x| over the calibration rows that maps to 127
   // (100 = the maximum). Values beyond it saturate.
   double calibration_percentile = 100.0;
+  // A choice of this process, not of the model: files do not store it (a loaded operator
+  // picks automatically).
+  Int8Backend backend = Int8Backend::automatic;
 };
 
 class Int8Linear final : public SizedLinearOperator {
@@ -50,6 +67,9 @@ class Int8Linear final : public SizedLinearOperator {
   float static_activation_scale() const { return static_scale_; }
   // Quantized weight w_q[k][m].
   int8_t quantized_weight(int64_t k, int64_t m) const;
+  // What computes the integer sums: "oneDNN brg:avx512_core_amx for blocks of 256 and 32
+  // rows, the avx512-vnni kernels for the rest", or the own kernels alone and why.
+  std::string path() const;
 
   std::vector<uint8_t> payload() const override;
   static std::unique_ptr<Int8Linear> from_payload(const uint8_t* data, size_t size);
@@ -59,6 +79,9 @@ class Int8Linear final : public SizedLinearOperator {
   friend struct Int8KernelProbe;  // the tests run every built kernel table through forward_with
   Int8Linear() : SizedLinearOperator("int8") {}
   void forward_with(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy) const;
+  // Rows [0, n) for the largest n that whole oneDNN blocks cover; returns n.
+  int64_t forward_onednn(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy) const;
+  void prepare_backend();
 
   Int8Config config_;
   int64_t k_padded_ = 0, m_padded_ = 0;    // K to a multiple of 4, M to a multiple of 16
@@ -67,6 +90,8 @@ class Int8Linear final : public SizedLinearOperator {
   std::vector<int32_t> column_sums_;       // Σ_k w_q[k][m], for the u8 offset of vpdpbusd
   std::vector<float> bias_;                // M padded (zeros)
   float static_scale_ = 0.f;
+  std::shared_ptr<const detail::Int8OnednnProduct> onednn_;  // null: the own kernels only
+  std::string own_only_reason_;                              // why onednn_ is null
 };
 
 }  // namespace lutmul

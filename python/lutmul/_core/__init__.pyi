@@ -9,7 +9,7 @@ import numpy
 import numpy.typing
 import typing
 from . import runtime
-__all__: list[str] = ['Accumulation', 'ActivationScaling', 'Bf16Linear', 'ChannelPrunedLinear', 'ChannelPruningConfig', 'DenseLinear', 'Int8Config', 'Int8Linear', 'LinearOperator', 'LoraLinear', 'LowRankConfig', 'LowRankLinear', 'LutmulError', 'Maddness', 'MaddnessConfig', 'MaddnessLinear', 'PrototypeMethod', 'PrunedChannels', 'RankRule', 'Sparse24Linear', 'SparseConfig', 'SparseLinear', 'TableMode', 'deserialize_operator', 'exact_product_backend', 'isa', 'load_operator', 'num_threads', 'peft_modules', 'prune_globally', 'read_safetensors', 'runtime', 'set_isa', 'set_num_threads', 'supported_isas']
+__all__: list[str] = ['Accumulation', 'ActivationScaling', 'Bf16Linear', 'ChannelPrunedLinear', 'ChannelPruningConfig', 'DenseLinear', 'Int8Backend', 'Int8Config', 'Int8Linear', 'LinearOperator', 'LoraLinear', 'LowRankConfig', 'LowRankLinear', 'LutmulError', 'Maddness', 'MaddnessConfig', 'MaddnessLinear', 'PrototypeMethod', 'PrunedChannels', 'RankRule', 'Sparse24Linear', 'SparseConfig', 'SparseLinear', 'TableMode', 'deserialize_operator', 'exact_product_backend', 'isa', 'load_operator', 'num_threads', 'peft_modules', 'prune_globally', 'read_safetensors', 'runtime', 'set_isa', 'set_num_threads', 'supported_isas']
 class LutmulError(ValueError):
     pass
 class LinearOperator:
@@ -98,9 +98,58 @@ class ActivationScaling:
     @property
     def value(self) -> int:
         ...
+class Int8Backend:
+    """
+    Members:
+    
+      automatic
+    
+      own_kernels
+    
+      onednn
+    """
+    __members__: typing.ClassVar[dict[str, Int8Backend]]
+    automatic: typing.ClassVar[Int8Backend]
+    onednn: typing.ClassVar[Int8Backend]
+    own_kernels: typing.ClassVar[Int8Backend]
+    @typing.overload
+    def __eq__(self, other: Int8Backend) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Int8Backend) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
 class Int8Config:
     activations: ActivationScaling
-    def __init__(self, *, activations: ActivationScaling = ..., calibration_percentile: typing.SupportsFloat | typing.SupportsIndex = 100.0) -> None:
+    backend: Int8Backend
+    def __init__(self, *, activations: ActivationScaling = ..., calibration_percentile: typing.SupportsFloat | typing.SupportsIndex = 100.0, backend: Int8Backend = ...) -> None:
         ...
     def __repr__(self) -> str:
         ...
@@ -112,6 +161,9 @@ class Int8Config:
         ...
 class Int8Linear(LinearOperator):
     def __init__(self, w: numpy.ndarray, bias: numpy.ndarray | None = None, config: Int8Config = ..., calibration: numpy.ndarray | None = None) -> None:
+        ...
+    @property
+    def path(self) -> str:
         ...
     @property
     def static_activation_scale(self) -> float:
