@@ -102,7 +102,7 @@ void Int8Linear::prepare_backend() {
                "Int8Linear: Int8Backend::onednn cannot run here: ", own_only_reason_);
   if (onednn_ && config_.backend == Int8Backend::automatic && !onednn_->uses_amx()) {
     // Without AMX oneDNN's VNNI product saves too little to pay for a second copy of the
-    // weights (docs/experiments.md, "int8 through oneDNN").
+    // weights in memory (docs/experiments.md, "int8 through oneDNN").
     own_only_reason_ = "oneDNN runs " + onednn_->implementation() + " here, no faster than the own kernels";
     onednn_.reset();
   }
@@ -126,8 +126,7 @@ int8_t Int8Linear::quantized_weight(int64_t k, int64_t m) const {
 
 int64_t Int8Linear::bytes() const {
   return static_cast<int64_t>(packed_.size() + (weight_scales_.size() + bias_.size()) * sizeof(float) +
-                              column_sums_.size() * sizeof(int32_t)) +
-         (onednn_ ? onednn_->bytes() : 0);
+                              column_sums_.size() * sizeof(int32_t));
 }
 
 namespace {

@@ -57,16 +57,6 @@ Int8OnednnProduct::~Int8OnednnProduct() = default;
 
 bool Int8OnednnProduct::uses_amx() const { return implementation_.find("amx") != std::string::npos; }
 
-int64_t Int8OnednnProduct::bytes() const {
-  int64_t total = 0;
-  for (size_t b = 0; b < impl_->blocks.size(); ++b) {
-    bool shared = false;
-    for (size_t e = 0; e < b; ++e) shared = shared || impl_->blocks[e].weights == impl_->blocks[b].weights;
-    if (!shared) total += static_cast<int64_t>(impl_->blocks[b].pd.weights_desc().get_size());
-  }
-  return total;
-}
-
 std::shared_ptr<const Int8OnednnProduct> Int8OnednnProduct::create(int64_t k, int64_t ldx, int64_t m, const std::vector<int8_t>& w,
                                                                    std::string& reason) {
   using dnnl::memory;

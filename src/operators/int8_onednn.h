@@ -28,8 +28,6 @@ class Int8OnednnProduct {
   // oneDNN's name for the kernel it runs ("brg:avx512_core_amx", ...).
   const std::string& implementation() const { return implementation_; }
   bool uses_amx() const;
-  // Bytes of the reordered weights it holds.
-  int64_t bytes() const;
 
   // sums (rows × M, row-major) of `rows` (one of kBlockRows) rows of u8 x, on `threads`
   // threads. Safe to call concurrently.

@@ -59,6 +59,8 @@ class Int8Linear final : public SizedLinearOperator {
 
   // The scalar reference path, whatever the CPU: what every kernel must equal.
   void forward_reference(const MatrixView& X, float* Y, int64_t ldy) const;
+  // The parameters: packed int8 weights, scales, bias, column sums. Where oneDNN runs it also
+  // holds its reordered copy of the weights (K·M bytes more in memory, not in files).
   int64_t bytes() const override;
   double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
 

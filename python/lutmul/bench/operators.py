@@ -124,8 +124,19 @@ def settings_for(product: Product, quick: bool) -> List[Setting]:
         if c <= k:
             out.append(Setting(f"pq/C={c}", "pq", f"PQ C={c} (numpy)", {"ncodebooks": c},
                                "numpy (k-means encoder, float tables)", _pq(c)))
-    out.append(Setting("int8/dynamic", "int8", "int8", {"activations": "dynamic"}, native,
+    int8_probe = np.ones((k, m), dtype=np.float32)
+    int8_path = lutmul.Int8Linear.from_dense(int8_probe).path
+    out.append(Setting("int8/dynamic", "int8", "int8", {"activations": "dynamic"}, f"lutmul C++: {int8_path}",
                        _lutmul("int8", activations="dynamic")))
+    # oneDNN's u8·s8 product beside the own kernels where the automatic choice is not already
+    # it (it is where the CPU has AMX): the same bits, another speed.
+    try:
+        onednn_path = lutmul.Int8Linear.from_dense(int8_probe, backend="onednn").path
+    except ValueError:  # no exact oneDNN int8 product on this CPU
+        onednn_path = None
+    if onednn_path is not None and not int8_path.startswith("oneDNN"):
+        out.append(Setting("int8/dynamic/onednn", "int8", "int8 (oneDNN)", {"activations": "dynamic", "backend": "onednn"},
+                           onednn_path, _lutmul("int8", activations="dynamic", backend="onednn")))
     if not quick:
         out.append(Setting("int8/static", "int8", "int8 static (p99.9)", {"activations": "static", "percentile": 99.9},
                            native, _lutmul("int8", calibrated=True, activations="static", percentile=99.9)))
