@@ -6,6 +6,7 @@
 #include "core/file_format.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
+#include "operators/dense_small_batches.h"
 #include "operators/operator_skeleton.h"
 
 namespace lutmul {
@@ -19,7 +20,26 @@ DenseLinear::DenseLinear(const MatrixView& W, const float* bias)
   for (int64_t i = 0; i < k_; ++i)
     for (int64_t j = 0; j < m_; ++j) weights_[i * m_ + j] = W.at(i, j);
   bias_ = detail::copy_bias(bias, m_, "DenseLinear");
+  small_ = std::make_shared<const detail::SmallBatchProduct>(weights_.data(), bias_.data(), k_, m_);
 }
+
+DenseLinear::DenseLinear(const DenseLinear& other)
+    : SizedLinearOperator(other),
+      weights_(other.weights_),
+      bias_(other.bias_),
+      small_(std::make_shared<const detail::SmallBatchProduct>(weights_.data(), bias_.data(), k_, m_)) {}
+
+DenseLinear& DenseLinear::operator=(const DenseLinear& other) {
+  if (this != &other) {
+    SizedLinearOperator::operator=(other);
+    weights_ = other.weights_;
+    bias_ = other.bias_;
+    small_ = std::make_shared<const detail::SmallBatchProduct>(weights_.data(), bias_.data(), k_, m_);
+  }
+  return *this;
+}
+
+DenseLinear::~DenseLinear() = default;
 
 void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   const int threads = num_threads();
@@ -29,11 +49,14 @@ void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   // read with a stride, so Y then).
   const bool check_x = X.layout == Layout::row_major && k_ < m_;
   if (check_x && !detail::rows_finite_on_threads(X, threads)) detail::check_rows_finite(X, nullptr, "dense");
-  detail::fill_rows_on_threads(Y, ldy, X.rows, bias_.data(), m_, threads);
-  // One product on lutmul's thread count: oneDNN splits it and shares each packed block of W
-  // between its threads (split by lutmul, every thread packed its own copy: 3-8 % slower).
-  detail::sgemm(X.layout != Layout::row_major, false, X.rows, m_, k_, X.data, X.leading_dim(), weights_.data(), m_, 1.f, Y,
-                ldy, threads);
+  const bool dense_rows = X.layout == Layout::row_major && X.leading_dim() == k_ && ldy == m_;
+  if (!(dense_rows && small_ && small_->run(X.data, X.rows, Y, threads))) {
+    detail::fill_rows_on_threads(Y, ldy, X.rows, bias_.data(), m_, threads);
+    // One product on lutmul's thread count: oneDNN splits it and shares each packed block of W
+    // between its threads (split by lutmul, every thread packed its own copy: 3-8 % slower).
+    detail::sgemm(X.layout != Layout::row_major, false, X.rows, m_, k_, X.data, X.leading_dim(), weights_.data(), m_,
+                  1.f, Y, ldy, threads);
+  }
   // A non-finite Y from a finite X is an overflow of finite values: no error, as for every kind.
   if (!check_x && !detail::rows_finite_on_threads(MatrixView::row_major(Y, X.rows, m_, ldy), threads))
     detail::check_rows_finite(X, nullptr, "dense");

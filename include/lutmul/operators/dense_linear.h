@@ -1,4 +1,5 @@
-// The exact baseline operator: Y = X·W + bias through the system BLAS (sgemm).
+// The exact baseline operator: Y = X·W + bias through oneDNN: its sgemm, or for 1 to 32 dense
+// rows a matmul over weights it reordered once (src/operators/dense_small_batches.h).
 #pragma once
 
 #include <cstddef>
@@ -8,11 +9,20 @@
 #include "lutmul/operators/linear_operator.h"
 
 namespace lutmul {
+namespace detail {
+class SmallBatchProduct;
+}
 
 class DenseLinear final : public SizedLinearOperator {
  public:
   // W is K × M (copied), bias is M floats or null.
   DenseLinear(const MatrixView& W, const float* bias = nullptr);
+  // A copy gets its own small-batch product (it reads the copy's weights).
+  DenseLinear(const DenseLinear& other);
+  DenseLinear& operator=(const DenseLinear& other);
+  DenseLinear(DenseLinear&&) noexcept = default;  // the vectors keep their buffers
+  DenseLinear& operator=(DenseLinear&&) noexcept = default;
+  ~DenseLinear() override;
 
   int64_t bytes() const override;
   double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
@@ -27,6 +37,7 @@ class DenseLinear final : public SizedLinearOperator {
   DenseLinear() : SizedLinearOperator("dense") {}
   std::vector<float> weights_;  // K × M row-major
   std::vector<float> bias_;     // M
+  std::shared_ptr<const detail::SmallBatchProduct> small_;  // reads weights_ and bias_
 };
 
 }  // namespace lutmul

@@ -1,0 +1,106 @@
+#include "operators/dense_small_batches.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <string>
+#include <vector>
+
+#include "core/sgemm.h"
+
+namespace lutmul::detail {
+namespace {
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::matmul::primitive_desc describe(int64_t rows, int64_t k, int64_t m) {
+  using dnnl::memory;
+  const memory::desc src({rows, k}, memory::data_type::f32, memory::format_tag::ab);
+  const memory::desc weights({k, m}, memory::data_type::f32, memory::format_tag::any);
+  const memory::desc bias({1, m}, memory::data_type::f32, memory::format_tag::ab);
+  const memory::desc dst({rows, m}, memory::data_type::f32, memory::format_tag::ab);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias, dst), attr, cpu_engine());
+}
+
+}  // namespace
+
+struct SmallBatchProduct::State {
+  std::once_flag reordered;
+  bool usable = false;  // oneDNN gave a blocked layout and the weights are in it
+  dnnl::memory::desc layout;
+  dnnl::memory weights;
+  std::mutex mutex;  // guards the primitives
+  struct Entry {
+    bool tried = false;
+    bool usable = false;
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul primitive;
+  };
+  std::array<Entry, kMaxRows + 1> by_rows;
+};
+
+SmallBatchProduct::SmallBatchProduct(const float* w, const float* bias, int64_t k, int64_t m)
+    : w_(w), bias_(bias), k_(k), m_(m), state_(std::make_unique<State>()) {}
+
+SmallBatchProduct::~SmallBatchProduct() = default;
+
+bool SmallBatchProduct::run(const float* x, int64_t rows, float* y, int threads) const {
+  using dnnl::memory;
+  if (rows < 1 || rows > kMaxRows) return false;
+  State& s = *state_;
+  std::call_once(s.reordered, [&] {
+    try {
+      // The layout oneDNN wants at 16 rows; row counts that want another fall back to sgemm.
+      const dnnl::matmul::primitive_desc pd = describe(16, k_, m_);
+      if (std::string(pd.impl_info_str()).rfind("brg", 0) != 0) return;  // only its blocked kernels pay
+      s.layout = pd.weights_desc();
+      s.weights = memory(s.layout, cpu_engine());
+      memory plain({{k_, m_}, memory::data_type::f32, memory::format_tag::ab}, cpu_engine(), const_cast<float*>(w_));
+      dnnl::stream stream(cpu_engine());
+      dnnl::reorder(plain, s.weights).execute(stream, plain, s.weights);
+      stream.wait();
+      s.usable = true;
+    } catch (const dnnl::error&) {
+      s.usable = false;
+    }
+  });
+  if (!s.usable) return false;
+  const State::Entry* entry = nullptr;
+  {
+    const std::lock_guard<std::mutex> lock(s.mutex);
+    State::Entry& e = s.by_rows[static_cast<size_t>(rows)];
+    if (!e.tried) {
+      e.tried = true;
+      try {
+        e.pd = describe(rows, k_, m_);
+        e.usable = e.pd.weights_desc() == s.layout;
+        if (e.usable) e.primitive = dnnl::matmul(e.pd);
+      } catch (const dnnl::error&) {
+        e.usable = false;
+      }
+    }
+    if (!e.usable) return false;
+    entry = &e;  // never changed again once usable
+  }
+  const dnnl::engine& engine = cpu_engine();
+  const memory src(entry->pd.src_desc(), engine, const_cast<float*>(x));
+  const memory bias(entry->pd.bias_desc(), engine, const_cast<float*>(bias_));
+  const memory dst(entry->pd.dst_desc(), engine, y);
+  std::vector<uint8_t> scratch(entry->pd.scratchpad_desc().get_size());
+  const memory scratchpad(entry->pd.scratchpad_desc(), engine, scratch.data());
+  const OpenMpThreadsForCall scope(threads);
+  dnnl::stream stream(engine);
+  entry->primitive.execute(stream, {{DNNL_ARG_SRC, src},
+                                    {DNNL_ARG_WEIGHTS, s.weights},
+                                    {DNNL_ARG_BIAS, bias},
+                                    {DNNL_ARG_DST, dst},
+                                    {DNNL_ARG_SCRATCHPAD, scratchpad}});
+  stream.wait();
+  return true;
+}
+
+}  // namespace lutmul::detail
