@@ -293,7 +293,6 @@ std::unique_ptr<Int8Linear> Int8Linear::from_payload(const uint8_t* data, size_t
                "operator file is corrupt: static activation scale ", op->static_scale_);
   if (op->config_.activations == ActivationScaling::static_per_tensor)
     LUTMUL_CHECK(op->static_scale_ > 0, "operator file is corrupt: static scaling without a scale");
-
   // Weights in [-127, 127] and padding zero, as the constructor packs them; the column sums
   // the kernels need are rebuilt rather than trusted.
   const int64_t tiles = op->m_padded_ / kInt8TileOutputs;
