@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/file_format.h"
+#include "core/onednn_engine.h"
 #include "core/sgemm.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
@@ -30,11 +31,6 @@ float from_bfloat16(uint16_t bits) {
 
 namespace detail {
 namespace {
-
-const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 // Rows of X rounded to bfloat16 into a dense N × K buffer: plain integer arithmetic on the
 // float bits, which the compiler vectorises. A NaN is kept a NaN (rounding its bits could
@@ -72,7 +68,7 @@ class Bf16Product {
     const memory::desc dst({rt, m}, memory::data_type::f32, memory::dims{rt, 1});
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    pd_ = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias, dst), attr, cpu_engine());
+    pd_ = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias, dst), attr, onednn_cpu_engine());
     primitive_ = dnnl::matmul(pd_);
   }
 
@@ -81,7 +77,7 @@ class Bf16Product {
   void run(const uint16_t* x, int64_t n, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t m,
            int64_t ldy) const {
     using dnnl::memory;
-    const dnnl::engine& engine = cpu_engine();
+    const dnnl::engine& engine = onednn_cpu_engine();
     const memory src({{n, k}, memory::data_type::bf16, memory::dims{k, 1}}, engine, const_cast<uint16_t*>(x));
     const memory weights({{k, m}, memory::data_type::bf16, memory::format_tag::ab}, engine, const_cast<uint16_t*>(w));
     const memory b({{1, m}, memory::data_type::f32, memory::format_tag::ab}, engine, const_cast<float*>(bias));

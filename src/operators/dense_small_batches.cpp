@@ -5,15 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "core/onednn_engine.h"
 #include "core/sgemm.h"
 
 namespace lutmul::detail {
 namespace {
-
-const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 dnnl::matmul::primitive_desc describe(int64_t rows, int64_t k, int64_t m) {
   using dnnl::memory;
@@ -23,7 +19,7 @@ dnnl::matmul::primitive_desc describe(int64_t rows, int64_t k, int64_t m) {
   const memory::desc dst({rows, m}, memory::data_type::f32, memory::format_tag::ab);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias, dst), attr, cpu_engine());
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias, dst), attr, onednn_cpu_engine());
 }
 
 }  // namespace
@@ -58,9 +54,9 @@ bool SmallBatchProduct::run(const float* x, int64_t rows, float* y, int threads)
       const dnnl::matmul::primitive_desc pd = describe(16, k_, m_);
       if (std::string(pd.impl_info_str()).rfind("brg", 0) != 0) return;  // only its blocked kernels pay
       s.layout = pd.weights_desc();
-      s.weights = memory(s.layout, cpu_engine());
-      memory plain({{k_, m_}, memory::data_type::f32, memory::format_tag::ab}, cpu_engine(), const_cast<float*>(w_));
-      dnnl::stream stream(cpu_engine());
+      s.weights = memory(s.layout, onednn_cpu_engine());
+      memory plain({{k_, m_}, memory::data_type::f32, memory::format_tag::ab}, onednn_cpu_engine(), const_cast<float*>(w_));
+      dnnl::stream stream(onednn_cpu_engine());
       dnnl::reorder(plain, s.weights).execute(stream, plain, s.weights);
       stream.wait();
       s.usable = true;
@@ -86,7 +82,7 @@ bool SmallBatchProduct::run(const float* x, int64_t rows, float* y, int threads)
     if (!e.usable) return false;
     entry = &e;  // never changed again once usable
   }
-  const dnnl::engine& engine = cpu_engine();
+  const dnnl::engine& engine = onednn_cpu_engine();
   const memory src(entry->pd.src_desc(), engine, const_cast<float*>(x));
   const memory bias(entry->pd.bias_desc(), engine, const_cast<float*>(bias_));
   const memory dst(entry->pd.dst_desc(), engine, y);

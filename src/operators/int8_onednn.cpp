@@ -4,16 +4,12 @@
 
 #include <array>
 
+#include "core/onednn_engine.h"
 #include "core/sgemm.h"
 #include "lutmul/core/error.h"
 
 namespace lutmul::detail {
 namespace {
-
-const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 // K past which Σ (x_q + 128)·w_q could leave int32 (255 · 127 · K < 2^31): oneDNN sums the
 // offset values, the own kernels the centred ones.
@@ -65,7 +61,7 @@ std::shared_ptr<const Int8OnednnProduct> Int8OnednnProduct::create(int64_t k, in
     return nullptr;
   }
   auto impl = std::make_unique<Impl>();
-  const dnnl::engine& engine = cpu_engine();
+  const dnnl::engine& engine = onednn_cpu_engine();
   try {
     const memory::desc plain_desc({k, m}, memory::data_type::s8, memory::format_tag::ab);
     memory plain(plain_desc, engine, const_cast<int8_t*>(w.data()));
@@ -109,7 +105,7 @@ void Int8OnednnProduct::run(const uint8_t* x, int64_t rows, int32_t* sums, int t
   for (const Impl::Block& b : impl_->blocks)
     if (b.rows == rows) block = &b;
   LUTMUL_CHECK(block != nullptr, "Int8OnednnProduct: no block of ", rows, " rows");
-  const dnnl::engine& engine = cpu_engine();
+  const dnnl::engine& engine = onednn_cpu_engine();
   const memory src(block->pd.src_desc(), engine, const_cast<uint8_t*>(x));
   const memory dst(block->pd.dst_desc(), engine, sums);
   std::vector<uint8_t> scratch(block->pd.scratchpad_desc().get_size());
