@@ -104,7 +104,10 @@ def _check_answers(responses, picks, pool_sentences, reference):
         answer = response.json()
         assert answer["rows"] == len(pick) and answer["dimensions"] == 384
         got = np.asarray(answer["embeddings"], dtype=np.float32)
-        assert np.array_equal(got, reference[pick])  # JSON keeps a float32 exactly; order kept
+        # In input order; equal to the reference up to the last bits: a part of 32 tokens or
+        # fewer runs DenseLinear's small-batch product, whose sums round in another order than
+        # the sgemm of the reference's batches (distinct sentences differ by far more).
+        np.testing.assert_allclose(got, reference[pick], rtol=0, atol=2e-6)
 
 
 def test_200_concurrent_requests_answered_in_order(server, pool_sentences, reference):
