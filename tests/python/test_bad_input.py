@@ -510,9 +510,15 @@ def test_cli_under_an_unknown_or_unsupported_isa(tmp_path):
     assert not (tmp_path / "e.npy").exists()
 
 
+def two_sentences(tmp_path):
+    """A calibration file of two sentences, the fewest compile takes."""
+    path = tmp_path / "calibration.txt"
+    path.write_text("one sentence.\nanother sentence.\n")
+    return path
+
+
 def test_cli_compile_usage_errors(tmp_path, capsys):
-    calibration = tmp_path / "calibration.txt"
-    calibration.write_text("one sentence.\nanother sentence.\n")
+    calibration = two_sentences(tmp_path)
     blank = tmp_path / "blank.txt"
     blank.write_text("\n\n  \n")
     out = tmp_path / "out.lutmul"
@@ -531,8 +537,7 @@ def test_cli_compile_usage_errors(tmp_path, capsys):
 def test_cli_compile_failures_exit_1(tmp_path, capsys):
     one = tmp_path / "one.txt"
     one.write_text("only one sentence.\n")
-    calibration = tmp_path / "calibration.txt"
-    calibration.write_text("one sentence.\nanother sentence.\n")
+    calibration = two_sentences(tmp_path)
     fake = tmp_path / "fake.lutmul"
     fake.write_bytes(b"LUTMULEN")
     out = tmp_path / "out.lutmul"
