@@ -119,6 +119,26 @@ void bind_runtime(py::module_& parent) {
            },
            py::arg("block"), py::arg("hidden"), py::arg("lengths"),
            "Embeddings from the hidden states entering `block` (as layer_inputs_ids(..., block, 'query') gives them).")
+      .def("hidden_through_blocks",
+           [](const Encoder& self, int first, int last, const py::array_t<float, py::array::c_style>& hidden,
+              const Lengths& lengths) {
+             if (lengths.ndim() != 1) throw py::value_error("lengths must be a 1-D int64 array");
+             int64_t tokens = 0;
+             for (py::ssize_t s = 0; s < lengths.shape(0); ++s) tokens += std::max<int64_t>(0, lengths.data()[s]);
+             if (hidden.ndim() != 2 || hidden.shape(0) != tokens || hidden.shape(1) != self.hidden_size())
+               throw py::value_error("hidden must be (sum(lengths), hidden_size) float32");
+             py::array_t<float> out({static_cast<py::ssize_t>(tokens), static_cast<py::ssize_t>(self.hidden_size())});
+             float* data = out.mutable_data();
+             {
+               py::gil_scoped_release release;
+               self.hidden_through_blocks(first, last, hidden.data(), lengths.data(),
+                                          static_cast<int64_t>(lengths.shape(0)), data);
+             }
+             return out;
+           },
+           py::arg("first"), py::arg("last"), py::arg("hidden"), py::arg("lengths"),
+           "The hidden states leaving block last - 1 from those entering block `first` (blocks first..last-1 only; "
+           "a pipeline stage runs this).")
       .def("save",
            [](const Encoder& self, const std::string& path, const std::map<std::string, std::string>& metadata) {
              py::gil_scoped_release release;

@@ -42,7 +42,7 @@ Encoder::Encoder(Passkey, EncoderConfig config, std::string path)
 
 Encoder::~Encoder() = default;
 
-void Encoder::check_batch(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t& tokens) const {
+void Encoder::check_lengths(const int64_t* lengths, int64_t sequences, int64_t& tokens) const {
   LUTMUL_CHECK(sequences >= 0, "Encoder: the number of sequences must be non-negative, got ", sequences);
   LUTMUL_CHECK(sequences == 0 || lengths != nullptr, "Encoder: lengths is null");
   tokens = 0;
@@ -53,6 +53,10 @@ void Encoder::check_batch(const int32_t* ids, const int64_t* lengths, int64_t se
     tokens += lengths[s];  // no overflow: each length is at most 2^31
     LUTMUL_CHECK(tokens <= (int64_t{1} << 40), "Encoder: the batch has too many tokens (", tokens, ")");
   }
+}
+
+void Encoder::check_batch(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t& tokens) const {
+  check_lengths(lengths, sequences, tokens);
   LUTMUL_CHECK(tokens == 0 || ids != nullptr, "Encoder: ids is null");
   for (int64_t t = 0, s = 0, start = 0; t < tokens; ++t) {
     while (t >= start + lengths[s]) start += lengths[s++];
@@ -241,19 +245,38 @@ void Encoder::embed(const int32_t* ids, const int64_t* lengths, int64_t sequence
 void Encoder::embed_from_block(int block, const float* hidden, const int64_t* lengths, int64_t sequences,
                                float* out) const {
   block_at(block, "query");  // checks the block
-  LUTMUL_CHECK(sequences >= 0 && (sequences == 0 || lengths != nullptr), "Encoder::embed_from_block: lengths is null");
   int64_t tokens = 0;
-  for (int64_t s = 0; s < sequences; ++s) {
-    LUTMUL_CHECK(lengths[s] >= 1 && lengths[s] <= config_.max_position_embeddings, "Encoder: sequence ", s,
-                 " has length ", lengths[s], ", must be 1..", config_.max_position_embeddings);
-    tokens += lengths[s];
-  }
+  check_lengths(lengths, sequences, tokens);
   LUTMUL_CHECK(tokens == 0 || (hidden != nullptr && out != nullptr), "Encoder::embed_from_block: hidden or out is null");
   if (tokens == 0) return;
   WorkspacePool::Lease lease = workspaces_->take();
   Workspace& ws = *lease;
   forward(nullptr, lengths, sequences, tokens, ws, nullptr, block, hidden);
   pool(lengths, sequences, ws, out);
+}
+
+void Encoder::hidden_through_blocks(int first, int last, const float* hidden, const int64_t* lengths,
+                                    int64_t sequences, float* out) const {
+  const int blocks = static_cast<int>(blocks_.size());
+  LUTMUL_CHECK(first >= 0 && first < last && last <= blocks, "Encoder::hidden_through_blocks: blocks ", first, "..",
+               last, " are not a range of this encoder's ", blocks, " blocks (0 <= first < last <= ", blocks, ")");
+  int64_t tokens = 0;
+  check_lengths(lengths, sequences, tokens);
+  LUTMUL_CHECK(tokens == 0 || (hidden != nullptr && out != nullptr),
+               "Encoder::hidden_through_blocks: hidden or out is null");
+  if (tokens == 0) return;
+  WorkspacePool::Lease lease = workspaces_->take();
+  Workspace& ws = *lease;
+  if (last < blocks) {  // stop where block `last` would read its input
+    Tap tap;
+    tap.block = last;
+    tap.layer = 0;
+    tap.out = out;
+    forward(nullptr, lengths, sequences, tokens, ws, &tap, first, hidden);
+    return;
+  }
+  forward(nullptr, lengths, sequences, tokens, ws, nullptr, first, hidden);  // checks the last hidden states
+  std::copy_n(ws.hidden.data(), tokens * config_.hidden_size, out);
 }
 
 void Encoder::pool(const int64_t* lengths, int64_t sequences, const Workspace& ws, float* out) const {

@@ -251,5 +251,32 @@ TEST(BadInput, EmbedFromBlockChecksItsInput) {
                {"block -1 does not exist"});
 }
 
+// Cell: "hidden_through_blocks: blocks not a range of the encoder's; NaN in the hidden states;
+// a length of 0".
+TEST(BadInput, HiddenThroughBlocksChecksItsInput) {
+  const TinyBert bert = write_tiny_bert(TinyBertSpec{}, "bad_input_through_blocks");
+  const auto encoder = Encoder::load(bert.folder);
+  const std::vector<int32_t> ids = {1, 5, 9, 2, 3, 4, 7};
+  const std::vector<int64_t> lengths = {3, 4};
+  const int64_t H = encoder->hidden_size();
+  const int blocks = static_cast<int>(bert.spec.layers);
+  std::vector<float> hidden(ids.size() * static_cast<size_t>(H)), out(hidden.size());
+  encoder->layer_inputs(ids.data(), lengths.data(), 2, 0, "query", hidden.data());
+  encoder->hidden_through_blocks(0, blocks, hidden.data(), lengths.data(), 2, out.data());  // the good call
+  for (const auto& [first, last] : std::vector<std::pair<int, int>>{{-1, 1}, {1, 1}, {2, 1}, {0, blocks + 1}}) {
+    expect_error([&] { encoder->hidden_through_blocks(first, last, hidden.data(), lengths.data(), 2, out.data()); },
+                 {"are not a range of this encoder's", std::to_string(blocks) + " blocks"});
+  }
+  std::vector<float> damaged = hidden;
+  damaged[3] = std::numeric_limits<float>::quiet_NaN();
+  expect_error([&] { encoder->hidden_through_blocks(0, 1, damaged.data(), lengths.data(), 2, out.data()); },
+               {"non-finite value", "row 0, column 3"});
+  expect_error([&] { encoder->hidden_through_blocks(0, 1, hidden.data(), std::vector<int64_t>{3, 0}.data(), 2,
+                                                    out.data()); },
+               {"sequence 1 has length 0"});
+  expect_error([&] { encoder->hidden_through_blocks(0, 1, nullptr, lengths.data(), 2, out.data()); },
+               {"hidden or out is null"});
+}
+
 }  // namespace
 }  // namespace lutmul::testing

@@ -119,6 +119,12 @@ class Encoder {
   // token): the blocks from `block` on, then pooling. A compiler measuring a change to a late
   // layer skips the blocks before it.
   void embed_from_block(int block, const float* hidden, const int64_t* lengths, int64_t sequences, float* out) const;
+  // The hidden states leaving block `last` − 1 of a batch whose hidden states entering block
+  // `first` are given (same layout): blocks first..last − 1 only, 0 <= first < last <=
+  // number of blocks. A pipeline stage that holds a group of blocks runs this; with `last`
+  // the number of blocks it gives the last hidden states (checked finite, as hidden_states).
+  void hidden_through_blocks(int first, int last, const float* hidden, const int64_t* lengths, int64_t sequences,
+                             float* out) const;
 
   // Architecture, pooling, each layer's operator kind and bytes, total bytes.
   std::string describe() const;
@@ -138,6 +144,7 @@ class Encoder {
   ~Encoder();
 
  private:
+  void check_lengths(const int64_t* lengths, int64_t sequences, int64_t& tokens) const;
   void check_batch(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t& tokens) const;
   // Returns false when `tap` stopped it before the end (its rows copied out).
   // From the embeddings, or (with `start_hidden`) from block `start_block`'s input.

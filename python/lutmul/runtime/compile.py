@@ -48,7 +48,7 @@ RUNTIME_BATCH_SENTENCES = 64
 
 
 @dataclass
-class _Option:
+class Option:
     candidate: Candidate
     us: float
     loss: float          # 1 − mean cosine with only this layer replaced (screening sentences)
@@ -57,20 +57,20 @@ class _Option:
 
 
 @dataclass
-class _Layer:
+class Layer:
     block: int
     name: str
     W: np.ndarray
     bias: np.ndarray
     exact_us: float
     exact_bytes: int
-    options: List[_Option]
+    options: List[Option]
 
 
 def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.995, threads: int = 1,
             candidates: Optional[Sequence] = None, progress: bool = True, seed: int = 0,
             heldout_fraction: float = 0.25, max_fit_rows: int = 8192, screen_sentences: int = 128,
-            timings: Optional[Dict[tuple, float]] = None) -> Encoder:
+            timings: Optional[Dict[tuple, float]] = None, screening: Optional["Screening"] = None) -> Encoder:
     """The fastest encoder this compiler finds whose embeddings keep a mean cosine of at least
     ``min_cosine`` to ``encoder``'s on held-out calibration sentences.
 
@@ -79,7 +79,9 @@ def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.
     ``threads``: the thread count the layers are timed at (the one the compiled model is for);
     the compiler itself fits and evaluates on lutmul's thread count (:func:`lutmul.num_threads`).
     ``candidates``: :class:`lutmul.runtime.Candidate` objects or kind names; None for
-    :func:`lutmul.runtime.candidates.default_candidates`.
+    :func:`lutmul.runtime.candidates.default_candidates`. ``screening``: where stage 1's fits
+    and losses run; None for this process (:func:`lutmul.distributed.compile_job` passes one
+    that spreads them over a Ray cluster; the timings stay here).
 
     Returns an :class:`Encoder` with ``plan``, ``plan_table()``, ``compile_summary`` and
     ``save(path)``. ``ValueError`` for an empty calibration set, a budget outside (0, 1] or
@@ -96,33 +98,31 @@ def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.
     screen = heldout[:screen_sentences]
 
     # Fitting and evaluating use every thread; only the timings run at ``threads``.
-    bar = _Progress(progress)
+    bar = CompileProgress(progress)
     try:
         reference = encoder.embed(heldout)
-        layers = [_Layer(block, name, *_exact_weights(encoder, block, name), 0.0, 0, [])
+        layers = [Layer(block, name, *_exact_weights(encoder, block, name), 0.0, 0, [])
                   for block, name in encoder.linear_layers()]
         summary = dict(settings, calibration_sentences=len(sentences), fit_sentences=len(fit),
                        heldout_sentences=len(heldout), screen_sentences=len(screen), cpu=_cpu_name(), isa=isa(),
                        candidates=[c.label for c in options])
         fit_rows = _sentences_for_rows(encoder, fit, max_fit_rows)
         rows_per_call = _rows_per_call(encoder, sentences)
-        chosen: Dict[int, _Option] = {}
+        chosen: Dict[int, Option] = {}
         ops: Dict[int, object] = {}
         # Screening fits every candidate on every layer: half the rows keep it affordable (a
         # MADDNESS fit costs about linearly in them); the chosen ones are refitted on all.
-        fit_taps = _Rows(encoder, _sentences_for_rows(encoder, fit, max_fit_rows // 2))
+        fit_taps = TappedRows(encoder, _sentences_for_rows(encoder, fit, max_fit_rows // 2))
         if min_cosine >= 1.0:  # only the exact model keeps a cosine of exactly 1: time it for the plan
             bar.start("exact", len(layers))
             for layer in layers:
-                _measure_alone(layer, [], fit_taps, None, None, rows_per_call, threads, seed, timings, bar)
+                bar.layer(layer)
+                _time_exact(layer, encoder, fit_taps.of(layer.block, layer.name)[:rows_per_call], threads, timings)
+                bar.advance()
         else:
-            screen_taps = _Rows(encoder, screen)
-            screen_reference = screen_taps.embed_from(encoder, 0)
-            bar.start("alone", len(layers) * (1 + len(options)))
-            for layer in layers:
-                _measure_alone(layer, options, fit_taps, screen_taps, screen_reference, rows_per_call, threads, seed,
-                               timings, bar)
-            del fit_taps, screen_taps
+            (screening or LocalScreening()).run(layers, options, fit_taps, screen, rows_per_call, threads, seed,
+                                                timings, bar)
+            del fit_taps
             chosen = _search(layers, SEARCH_SHARE * (1.0 - min_cosine))
             bar.start("sequential", len(chosen))
             ops = _refit_in_order(encoder, layers, chosen, fit_rows, seed, bar)
@@ -226,11 +226,11 @@ def _time_us(op, X: np.ndarray, key: tuple, timings: Dict[tuple, float], threads
     return timings[key]
 
 
-def _timing_key(layer: _Layer, rows: int, threads: int, candidate: Candidate) -> tuple:
+def _timing_key(layer: Layer, rows: int, threads: int, candidate: Candidate) -> tuple:
     return (layer.W.shape[0], layer.W.shape[1], rows, threads, isa(), candidate.label)
 
 
-class _Rows:
+class TappedRows:
     """The rows each layer of the exact model reads for a set of sentences, tapped once per
     distinct input (query, key and value share theirs)."""
 
@@ -254,48 +254,89 @@ class _Rows:
         return encoder._core.embed_from_block(block, self.of(block, "query"), self.lengths)
 
 
-def _measure_alone(layer: _Layer, candidates: List[Candidate], fit: _Rows, screen: Optional[_Rows],
-                   screen_reference: Optional[np.ndarray], rows_per_call: int, threads: int, seed: int,
-                   timings: Dict[tuple, float], bar) -> None:
-    """Every candidate for one layer, the rest of the model exact: speed and layer error for
-    all, then the model's loss for those no other candidate beats on both speed and error."""
-    bar.layer(layer)
-    encoder = fit.encoder
-    X_fit = fit.of(layer.block, layer.name)
-    X_time = X_fit[:rows_per_call]
+def _time_exact(layer: Layer, encoder: Encoder, X_time: np.ndarray, threads: int, timings: Dict[tuple, float]) -> None:
     exact = encoder.linear(layer.block, layer.name)
     layer.exact_us = _time_us(exact, X_time, _timing_key(layer, len(X_time), threads, EXACT), timings, threads)
     layer.exact_bytes = exact.bytes
-    bar.advance()
-    if not candidates:
-        return
-    X_screen = screen.of(layer.block, layer.name)
-    measured = []
-    for candidate in candidates:
-        bar.candidate(candidate)
+
+
+def time_candidate(layer: Layer, candidate: Candidate, op, X_time: np.ndarray, threads: int,
+                   timings: Dict[tuple, float]) -> float:
+    return _time_us(op, X_time, _timing_key(layer, len(X_time), threads, candidate), timings, threads)
+
+
+def fit_candidates(layer: Layer, candidates: List[Candidate], X_fit: np.ndarray, X_screen: np.ndarray, seed: int,
+                   on_candidate=None) -> List[Tuple[int, object, float]]:
+    """``(candidate index, operator, layer error)`` for each candidate this layer's shape can
+    take, fitted on ``X_fit``; the error is relative, on the screening rows ``X_screen``."""
+    fitted = []
+    for index, candidate in enumerate(candidates):
+        if on_candidate is not None:
+            on_candidate(candidate)
         try:
             op = candidate.build(layer.W, layer.bias, X_fit, seed)
         except ValueError:  # settings this layer's shape cannot take (more codebooks than inputs, ...)
             continue
-        finally:
+        fitted.append((index, op, op.relative_error(X_screen, layer.W, layer.bias)))
+    return fitted
+
+
+def speed_error_front(layer: Layer, timed: List[Tuple[float, float, int]]) -> List[Tuple[float, float, int]]:
+    """Of ``(µs, layer error, candidate index)``, those faster than the exact layer that no
+    other beats on both speed and error, fastest first: one both slower and less accurate
+    than another would lose to it in the search anyway, so only these get a model loss."""
+    front, best_error = [], np.inf
+    for us, error, index in sorted(m for m in timed if m[0] < layer.exact_us):
+        if error < best_error:
+            best_error = error
+            front.append((us, error, index))
+    return front
+
+
+def screening_loss(encoder: Encoder, layer: Layer, op, screen: "TappedRows", screen_reference: np.ndarray) -> Optional[float]:
+    """1 − the screening sentences' mean cosine with only this layer replaced by ``op`` (the
+    forward resumes at its block); None when the outputs pass float's range on real rows
+    (never a choice)."""
+    replaced = encoder.with_linear(layer.block, layer.name, op)
+    cosine = _cosine_unless_overflow(lambda: screen.embed_from(replaced, layer.block), screen_reference)
+    return None if cosine == -np.inf else 1.0 - cosine
+
+
+class Screening:
+    """Stage 1, every candidate on every layer alone: fills each layer's ``exact_us``,
+    ``exact_bytes`` and ``options``. The timings always run in this process (the compiled
+    model is for this machine); subclasses decide where the fits and losses run."""
+
+    def run(self, layers: List[Layer], candidates: List[Candidate], fit: "TappedRows", screen_sentences: List[str],
+            rows_per_call: int, threads: int, seed: int, timings: Dict[tuple, float], bar: "CompileProgress") -> None:
+        raise NotImplementedError
+
+
+class LocalScreening(Screening):
+    """Stage 1 in this process, one layer at a time (the fitted operators of one layer held at once)."""
+
+    def run(self, layers, candidates, fit, screen_sentences, rows_per_call, threads, seed, timings, bar) -> None:
+        screen = TappedRows(fit.encoder, screen_sentences)
+        screen_reference = screen.embed_from(fit.encoder, 0)
+        bar.start("alone", len(layers) * (1 + len(candidates)))
+        for layer in layers:
+            bar.layer(layer)
+            X_fit = fit.of(layer.block, layer.name)
+            _time_exact(layer, fit.encoder, X_fit[:rows_per_call], threads, timings)
             bar.advance()
-        us = _time_us(op, X_time, _timing_key(layer, len(X_time), threads, candidate), timings, threads)
-        if us < layer.exact_us:  # a slower operator can never be chosen
-            measured.append((us, op.relative_error(X_screen, layer.W, layer.bias), candidate, op))
-    # The model's loss (the screening sentences embedded from this layer's block on) only for
-    # the candidates on the front of speed against layer error: one both slower and less
-    # accurate than another would lose to it in the search anyway.
-    best_error = np.inf
-    for us, error, candidate, op in sorted(measured, key=lambda m: (m[0], m[1])):
-        if error >= best_error:
-            continue
-        best_error = error
-        replaced = encoder.with_linear(layer.block, layer.name, op)
-        cosine = _cosine_unless_overflow(lambda: screen.embed_from(replaced, layer.block), screen_reference)
-        if cosine == -np.inf:
-            continue  # its outputs pass float's range on real rows: never a choice
-        loss = 1.0 - cosine
-        layer.options.append(_Option(candidate, us, loss, error, op.bytes))
+
+            def on_candidate(candidate):
+                bar.candidate(candidate)
+                bar.advance()
+
+            fitted = fit_candidates(layer, candidates, X_fit, screen.of(layer.block, layer.name), seed, on_candidate)
+            ops = {index: op for index, op, _ in fitted}
+            timed = [(time_candidate(layer, candidates[index], op, X_fit[:rows_per_call], threads, timings), error, index)
+                     for index, op, error in fitted]
+            for us, error, index in speed_error_front(layer, timed):
+                loss = screening_loss(fit.encoder, layer, ops[index], screen, screen_reference)
+                if loss is not None:
+                    layer.options.append(Option(candidates[index], us, loss, error, ops[index].bytes))
 
 
 def _cosine_unless_overflow(embed, reference, *args) -> float:
@@ -310,11 +351,11 @@ def _cosine_unless_overflow(embed, reference, *args) -> float:
 
 
 # ----------------------------------------------------------------------------- choosing
-def _search(layers: List[_Layer], loss_budget: float) -> Dict[int, _Option]:
+def _search(layers: List[Layer], loss_budget: float) -> Dict[int, Option]:
     """Greedy multiple-choice: repeatedly take the layer change with the most µs saved per unit
     of loss added (losses of different layers assumed to add up) while the total stays within
     ``loss_budget``. Ties go to the earlier layer and candidate, so the result is deterministic."""
-    chosen: Dict[int, _Option] = {}
+    chosen: Dict[int, Option] = {}
     total = 0.0
     while True:
         best, best_key = None, None
@@ -336,7 +377,7 @@ def _search(layers: List[_Layer], loss_budget: float) -> Dict[int, _Option]:
         total += added
 
 
-def _apply(encoder: Encoder, layers: List[_Layer], chosen: Dict[int, _Option], ops: Dict[int, object]) -> Encoder:
+def _apply(encoder: Encoder, layers: List[Layer], chosen: Dict[int, Option], ops: Dict[int, object]) -> Encoder:
     """``encoder`` with each chosen layer computed by its fitted operator in ``ops``."""
     out = encoder
     for index in sorted(chosen):
@@ -358,7 +399,7 @@ def _refit_in_order(encoder, layers, chosen, fit_sentences, seed, bar) -> Dict[i
     return ops
 
 
-def _verify(encoder, layers, chosen, ops, heldout, reference, min_cosine, bar) -> Dict[int, _Option]:
+def _verify(encoder, layers, chosen, ops, heldout, reference, min_cosine, bar) -> Dict[int, Option]:
     """While the held-out mean cosine misses the budget, the choice with the least µs saved per
     unit of loss goes back to exact (the others keep their fit)."""
     chosen = dict(chosen)
@@ -397,7 +438,7 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-class _Progress:
+class CompileProgress:
     """A tqdm bar naming the stage and the current layer (and candidate), or nothing."""
 
     def __init__(self, enabled: bool):
@@ -411,7 +452,7 @@ class _Progress:
             self._bar.reset(total=total)
             self._bar.set_description(f"lutmul compile: {stage}", refresh=True)
 
-    def layer(self, layer: _Layer) -> None:
+    def layer(self, layer: Layer) -> None:
         self._where = f"block {layer.block} {layer.name}"
         if self._bar is not None:
             self._bar.set_postfix_str(self._where, refresh=True)

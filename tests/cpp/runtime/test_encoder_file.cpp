@@ -176,5 +176,30 @@ TEST(EncoderFile, LayerInputsAreTheRowsEachLayerReadsAndResumeTheForward) {
   EXPECT_THROW(encoder->layer_inputs(b.ids.data(), b.lengths.data(), b.sequences(), 0, "query", nullptr), Error);
 }
 
+// A pipeline's stages each run a group of blocks; chained, they are the whole forward, bit
+// for bit, and each stage's output is what the next block reads.
+TEST(EncoderFile, BlockGroupsChainedAreTheWholeForward) {
+  const TinyBert bert = write_tiny_bert(TinyBertSpec{}, "block_groups");
+  const auto encoder = mixed_encoder(bert);
+  const Batch b = random_batch({5, 17, 9}, bert.spec.vocab, 12);
+  const size_t rows = static_cast<size_t>(b.tokens() * bert.spec.hidden);
+  std::vector<float> last(rows);
+  encoder->hidden_states(b.ids.data(), b.lengths.data(), b.sequences(), last.data());
+  std::vector<float> entering(rows);
+  encoder->layer_inputs(b.ids.data(), b.lengths.data(), b.sequences(), 0, "query", entering.data());
+  const int blocks = static_cast<int>(bert.spec.layers);
+  for (int split = 1; split < blocks; ++split) {
+    std::vector<float> middle(rows), end(rows), expected(rows);
+    encoder->hidden_through_blocks(0, split, entering.data(), b.lengths.data(), b.sequences(), middle.data());
+    encoder->layer_inputs(b.ids.data(), b.lengths.data(), b.sequences(), split, "query", expected.data());
+    EXPECT_EQ(middle, expected) << "blocks 0.." << split;
+    encoder->hidden_through_blocks(split, blocks, middle.data(), b.lengths.data(), b.sequences(), end.data());
+    EXPECT_EQ(end, last) << "blocks " << split << ".." << blocks;
+  }
+  std::vector<float> whole(rows);
+  encoder->hidden_through_blocks(0, blocks, entering.data(), b.lengths.data(), b.sequences(), whole.data());
+  EXPECT_EQ(whole, last);
+}
+
 }  // namespace
 }  // namespace lutmul::testing
