@@ -9,7 +9,9 @@
   raises, written in input order, atomically (.npy, .parquet or memory);
 - :class:`Embedder` (:mod:`.data`): a callable class for Ray Data's ``map_batches``;
 - :func:`create_app` (:mod:`.service`) and ``lutmul serve``: an HTTP service whose requests
-  are split into keyed parts over the pool and answered in input order.
+  are split into keyed parts over the pool and answered in input order;
+- :func:`compile_job` (:mod:`.compile`): the model compiler with its per-layer candidate
+  fits spread over the cluster (the same plan as a local compile for the same seed).
 
 Needs the ``distributed`` extra (``pip install 'lutmul[distributed]'``: Ray, pyarrow,
 FastAPI, uvicorn, httpx). Ray is imported when first used, not by this import. See
@@ -26,6 +28,7 @@ _EXPORTS = {
     "read_parquet_embeddings": ".output",
     "Embedder": ".data",
     "create_app": ".service", "ServiceLimits": ".service",
+    "compile_job": ".compile", "CompileWorker": ".compile",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -26,6 +26,33 @@ from ._ray import import_ray
 MAX_SHIPPED_BYTES = 2 << 30
 
 
+def load_model_here(model, precision: str = "f32", threads: int = 1):
+    """The encoder an actor holds: ``model`` is a folder path (or the packaged model's name)
+    read on this node, or a dict ``{relative path: bytes}`` of a shipped folder, written to a
+    temporary folder here for the load."""
+    from ..runtime import load_encoder
+
+    if not isinstance(model, dict):
+        return load_encoder(model, threads=threads, precision=precision)
+    folder = tempfile.mkdtemp(prefix="lutmul-model-")
+    try:
+        for relative, data in model.items():
+            path = os.path.join(folder, relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as stream:
+                stream.write(data)
+        return load_encoder(folder, threads=threads, precision=precision)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # what the encoder keeps is in memory
+
+
+def actor_name() -> str:
+    """This actor's name in results and errors: node address:pid."""
+    import ray
+
+    return f"{ray.util.get_node_ip_address()}:{os.getpid()}"
+
+
 class EmbedWorker:
     """The body of one Ray actor: one encoder, loaded once.
 
@@ -34,24 +61,8 @@ class EmbedWorker:
     """
 
     def __init__(self, model, precision: str = "f32", threads: int = 1):
-        from ..runtime import load_encoder
-
-        if isinstance(model, dict):
-            folder = tempfile.mkdtemp(prefix="lutmul-model-")
-            try:
-                for relative, data in model.items():
-                    path = os.path.join(folder, relative)
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    with open(path, "wb") as stream:
-                        stream.write(data)
-                self.encoder = load_encoder(folder, threads=threads, precision=precision)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)  # what the encoder keeps is in memory
-        else:
-            self.encoder = load_encoder(model, threads=threads, precision=precision)
-        import ray
-
-        self.name = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
+        self.encoder = load_model_here(model, precision, threads)
+        self.name = actor_name()
 
     def embed(self, sentences: Sequence[str], batch_size: int = 64):
         """``(rows, worker name, CPU seconds)``: the float32 (n, H) embeddings of

@@ -3,6 +3,7 @@
     lutmul embed --model PATH --input FILE [--output out.npy] [--batch-size N] [--threads N] [--precision bf16]
     lutmul info PATH
     lutmul compile --model PATH --calibration FILE --min-cosine 0.995 --out FILE [--threads N] [--seed S]
+                   [--workers N [--address ADDRESS]]
     lutmul serve --model PATH [--address ADDRESS] [--workers N] [--port 8000]   (lutmul.distributed)
 
 ``embed`` reads one sentence per line (``-``: stdin; row i of the output is line i, an empty
@@ -92,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "family at several settings, lutmul.runtime.default_candidates())")
     compile_.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                           help="progress bar on stderr (default: on a terminal)")
+    compile_.add_argument("--workers", type=_positive_int_argument, metavar="N",
+                          help="fit the candidates on N Ray actors (lutmul[distributed]); default: in this process")
+    compile_.add_argument("--address", metavar="ADDRESS",
+                          help="Ray cluster for --workers: auto, HOST:PORT or ray://HOST:10001 (default: start a "
+                               "local one)")
 
     info = commands.add_parser("info", help="describe a model: architecture, layers, operators, bytes",
                                description="Describe a model folder as the runtime loads it.")
@@ -215,8 +221,14 @@ def _compile(args) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     start = time.perf_counter()
     candidates = None if args.candidates is None else [k.strip() for k in args.candidates.split(",") if k.strip()]
-    compiled = compile_encoder(load_encoder(args.model), sentences, min_cosine=args.min_cosine, threads=args.threads,
-                               candidates=candidates, progress=progress, seed=args.seed)
+    settings = dict(min_cosine=args.min_cosine, threads=args.threads, candidates=candidates, progress=progress,
+                    seed=args.seed)
+    if args.workers is None and args.address is None:
+        compiled = compile_encoder(load_encoder(args.model), sentences, **settings)
+    else:
+        from ..distributed.compile import compile_job
+
+        compiled = compile_job(args.model, sentences, address=args.address, workers=args.workers, **settings)
     compiled.save(args.out)
     summary = compiled.compile_summary
     print(compiled.plan_table())

@@ -101,7 +101,7 @@ def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.
     bar = CompileProgress(progress)
     try:
         reference = encoder.embed(heldout)
-        layers = [Layer(block, name, *_exact_weights(encoder, block, name), 0.0, 0, [])
+        layers = [Layer(block, name, *exact_weights(encoder, block, name), 0.0, 0, [])
                   for block, name in encoder.linear_layers()]
         summary = dict(settings, calibration_sentences=len(sentences), fit_sentences=len(fit),
                        heldout_sentences=len(heldout), screen_sentences=len(screen), cpu=_cpu_name(), isa=isa(),
@@ -117,11 +117,13 @@ def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.
             bar.start("exact", len(layers))
             for layer in layers:
                 bar.layer(layer)
-                _time_exact(layer, encoder, fit_taps.of(layer.block, layer.name)[:rows_per_call], threads, timings)
+                time_exact(layer, encoder, fit_taps.of(layer.block, layer.name)[:rows_per_call], threads, timings)
                 bar.advance()
         else:
-            (screening or LocalScreening()).run(layers, options, fit_taps, screen, rows_per_call, threads, seed,
-                                                timings, bar)
+            screening = screening or LocalScreening()
+            began = time.perf_counter()
+            screening.run(layers, options, fit_taps, screen, rows_per_call, threads, seed, timings, bar)
+            summary["stage1"] = dict(screening.summary(), seconds=time.perf_counter() - began)
             del fit_taps
             chosen = _search(layers, SEARCH_SHARE * (1.0 - min_cosine))
             bar.start("sequential", len(chosen))
@@ -167,7 +169,7 @@ def _check_settings(encoder, min_cosine, threads, seed, heldout_fraction, max_fi
                 heldout_fraction=float(heldout_fraction), max_fit_rows=int(max_fit_rows))
 
 
-def _exact_weights(encoder: Encoder, block: int, name: str) -> Tuple[np.ndarray, np.ndarray]:
+def exact_weights(encoder: Encoder, block: int, name: str) -> Tuple[np.ndarray, np.ndarray]:
     op = encoder.linear(block, name)
     if not isinstance(op, DenseLinear):
         raise ValueError(f"compile needs an exact encoder (load_encoder(path) at precision 'f32'): block {block} "
@@ -236,6 +238,7 @@ class TappedRows:
 
     def __init__(self, encoder: Encoder, sentences: List[str]):
         self.encoder = encoder
+        self.sentences = sentences
         token_ids = encoder.tokenize(sentences)
         self.lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
         self.ids = np.concatenate(token_ids).astype(np.int32) if token_ids else np.empty(0, np.int32)
@@ -254,7 +257,7 @@ class TappedRows:
         return encoder._core.embed_from_block(block, self.of(block, "query"), self.lengths)
 
 
-def _time_exact(layer: Layer, encoder: Encoder, X_time: np.ndarray, threads: int, timings: Dict[tuple, float]) -> None:
+def time_exact(layer: Layer, encoder: Encoder, X_time: np.ndarray, threads: int, timings: Dict[tuple, float]) -> None:
     exact = encoder.linear(layer.block, layer.name)
     layer.exact_us = _time_us(exact, X_time, _timing_key(layer, len(X_time), threads, EXACT), timings, threads)
     layer.exact_bytes = exact.bytes
@@ -311,6 +314,10 @@ class Screening:
             rows_per_call: int, threads: int, seed: int, timings: Dict[tuple, float], bar: "CompileProgress") -> None:
         raise NotImplementedError
 
+    def summary(self) -> dict:
+        """Where stage 1 ran, for the compile summary."""
+        return {"where": "this process"}
+
 
 class LocalScreening(Screening):
     """Stage 1 in this process, one layer at a time (the fitted operators of one layer held at once)."""
@@ -322,7 +329,7 @@ class LocalScreening(Screening):
         for layer in layers:
             bar.layer(layer)
             X_fit = fit.of(layer.block, layer.name)
-            _time_exact(layer, fit.encoder, X_fit[:rows_per_call], threads, timings)
+            time_exact(layer, fit.encoder, X_fit[:rows_per_call], threads, timings)
             bar.advance()
 
             def on_candidate(candidate):
