@@ -141,6 +141,16 @@ class RayCluster:
                 parts.append(f"{os.path.basename(log.name)}: " + stream.read()[-1500:].decode(errors="replace"))
         return "\n".join(parts)
 
+    def ray_logs(self, pattern: str, limit: int = 3000) -> str:
+        """The tails of the Ray log files named like ``pattern`` (glob) in this cluster's sessions."""
+        import glob
+
+        parts = []
+        for path in sorted(glob.glob(os.path.join(self.temp_dir, "session_*", "logs", pattern))):
+            with open(path, "rb") as stream:
+                parts.append(f"{path}: " + stream.read()[-limit:].decode(errors="replace"))
+        return "\n".join(parts) or f"no log named {pattern} in {self.temp_dir}"
+
     def processes(self, name: str):
         """Pids of the cluster's processes whose command line starts with ``name`` (Ray names
         an actor's process ``ray::ClassName``), on any node."""

@@ -18,7 +18,7 @@ pytest.importorskip("tokenizers", reason="the runtime needs tokenizers: pip inst
 
 from lutmul.bench.products import english_sentences  # noqa: E402
 from lutmul.distributed import ShardFailedError, embed_job, read_parquet_embeddings  # noqa: E402
-from lutmul.distributed.job import IN_FLIGHT_PER_WORKER  # noqa: E402
+from lutmul.distributed.pool import IN_FLIGHT_PER_WORKER  # noqa: E402
 from ray_cluster import cpu_seconds  # noqa: E402
 
 JOB_SENTENCES = 5000
@@ -169,7 +169,7 @@ def test_a_driver_joins_through_ray_client(ray_cluster, sentences, reference, tm
             "shard_size=64, progress=False)\nprint(result.summary())\n")
     done = subprocess.run([sys.executable, "-c", code] + sentences[:300], capture_output=True, text=True,
                           cwd=tmp_path, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:] + "\n" + ray_cluster.ray_logs("ray_client_server_2*")
     assert "300 rows -> out.npy" in done.stdout
     assert np.array_equal(np.load(tmp_path / "out.npy"), reference[:300])
 
@@ -189,3 +189,70 @@ def test_bad_arguments_fail_before_any_work(tmp_path):
         embed_job(None, ["a"], None, max_retries=-1)
     with pytest.raises(ValueError, match="address must be"):
         embed_job(None, ["a"], None, address="nowhere")
+
+
+def test_pipeline_stages_give_the_single_process_rows(ray_cluster, sentences, reference):
+    """Blocks 0–2 on one actor, 3–5 on another, hidden states passed through the object store:
+    the rows of the plain pool, bit for bit (each stage batches as Encoder.embed does)."""
+    result = embed_job(None, sentences[:1000], None, stages=[3, 3], shard_size=100, progress=False)
+    assert np.array_equal(result.embeddings, reference[:1000])
+    assert result.workers == 1 and result.shard_runs == 10 and result.failures == []
+    (lane, rows), = result.rows_per_worker.items()
+    assert rows == 1000 and len(lane.split(" > ")) == 2  # both stages' actors, first stage first
+    assert result.cpu_seconds_per_worker[lane] > 0
+
+
+def test_a_stage_with_replicas_spreads_its_shards(ray_cluster, sentences, reference):
+    """Two blocks on one actor, four on two replicas (the heavier stage scaled out): two lanes
+    sharing the first stage's actor, every row once and in order."""
+    result = embed_job(None, sentences[:600], None, stages=[(2, 1), (4, 2)], shard_size=50, progress=False)
+    assert np.array_equal(result.embeddings, reference[:600])
+    assert result.workers == 2 and len(result.rows_per_worker) == 2
+    firsts = {lane.split(" > ")[0] for lane in result.rows_per_worker}
+    seconds = {lane.split(" > ")[1] for lane in result.rows_per_worker}
+    assert len(firsts) == 1 and len(seconds) == 2 and min(result.rows_per_worker.values()) > 0
+
+
+def test_bad_stages_are_clear_errors(ray_cluster, sentences):
+    with pytest.raises(ValueError, match=r"the stages hold 5 blocks \(\[3, 2\]\) but the model has 6"):
+        embed_job(None, sentences[:10], None, stages=[3, 2], progress=False)
+    with pytest.raises(ValueError, match="at least 2 stages"):
+        embed_job(None, sentences[:10], None, stages=[6], progress=False)
+    with pytest.raises(ValueError, match="a stage's blocks"):
+        embed_job(None, sentences[:10], None, stages=[0, 6], progress=False)
+    with pytest.raises(ValueError, match="workers or stages, not both"):
+        embed_job(None, sentences[:10], None, stages=[3, 3], workers=2, progress=False)
+    with pytest.raises(TypeError, match="stages must be a list"):
+        embed_job(None, sentences[:10], None, stages="3,3", progress=False)
+
+
+def test_a_killed_stage_actor_is_replaced_and_every_row_comes_once(ray_cluster, sentences, reference):
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = embed_job(None, sentences[:3000], None, stages=[3, 3], shard_size=100, progress=False)
+        except BaseException as error:  # reported by the main thread
+            outcome["error"] = error
+
+    earlier = set(ray_cluster.processes("ray::StageWorker"))
+    job = threading.Thread(target=run)
+    job.start()
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline and job.is_alive():
+        for pid in set(ray_cluster.processes("ray::StageWorker")) - earlier:
+            if cpu_seconds(pid) > 3.0:  # loaded the model and running its blocks
+                victim = pid
+        time.sleep(0.1)
+    assert victim is not None, "no stage actor was seen working"
+    os.kill(victim, signal.SIGKILL)
+    job.join(timeout=300)
+    assert not job.is_alive()
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
+    assert np.array_equal(result.embeddings, reference[:3000])
+    assert result.worker_replacements == 1  # only the killed stage's actor, found by asking
+    assert 1 <= len(result.recomputed_shards) <= 4  # at most the lane's shards in flight: two per stage
+    assert all("lost its worker" in line for line in result.failures)

@@ -42,17 +42,15 @@ def reference(pool_sentences):
     return load_encoder(None, threads=2).embed(pool_sentences)
 
 
-@pytest.fixture(scope="module")
-def server(ray_cluster, pool_sentences):
-    """`lutmul serve` in a process of its own (a Ray driver of the cluster), two workers."""
+@contextlib.contextmanager
+def serving(ray_cluster, address, workers, *options, log_name="serve.log"):
+    """`lutmul serve` in a process of its own (a Ray driver of the cluster at ``address``),
+    answering /healthz; stopped with SIGINT (uvicorn's graceful stop, then the actors are
+    killed) at the end."""
     port = free_port()
-    command = [sys.executable, "-m", "lutmul", "serve", "--model", "all-MiniLM-L6-v2", "--address",
-               ray_cluster.address, "--workers", "2", "--port", str(port), "--max-sentences", "256",
-               "--max-sentence-chars", "2000", "--max-queued-rows", "20000",
-               # The tests here check answers, not latency: on a loaded 2-core machine the
-               # 40 requests after a worker is killed waited past the 60 s default (504s).
-               "--timeout", "600"]
-    log = open(os.path.join(ray_cluster.temp_dir, "serve.log"), "wb")
+    command = [sys.executable, "-m", "lutmul", "serve", "--model", "all-MiniLM-L6-v2", "--address", address,
+               "--workers", str(workers), "--port", str(port), *options]
+    log = open(os.path.join(ray_cluster.temp_dir, log_name), "wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -60,7 +58,8 @@ def server(ray_cluster, pool_sentences):
         deadline = time.monotonic() + 180
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"lutmul serve exited with {process.returncode}: {_tail(log)}")
+                raise RuntimeError(f"lutmul serve exited with {process.returncode}: {_tail(log)}\n"
+                                   + ray_cluster.ray_logs("ray_client_server_2*"))
             if time.monotonic() > deadline:
                 raise RuntimeError(f"lutmul serve did not answer /healthz within 180 s: {_tail(log)}")
             try:
@@ -72,13 +71,23 @@ def server(ray_cluster, pool_sentences):
         yield url
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)  # uvicorn's graceful stop; then the actors are killed
+            process.send_signal(signal.SIGINT)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(ray_cluster, pool_sentences):
+    """The service on two workers of the cluster, joined by its GCS address."""
+    # The tests here check answers, not latency: on a loaded 2-core machine the 40 requests
+    # after a worker is killed waited past the 60 s default (504s).
+    with serving(ray_cluster, ray_cluster.address, 2, "--max-sentences", "256", "--max-sentence-chars", "2000",
+                 "--max-queued-rows", "20000", "--timeout", "600") as url:
+        yield url
 
 
 def _tail(log) -> str:
@@ -305,3 +314,14 @@ def test_a_slow_request_answers_504(one_worker_pool, pool_sentences):
         response = httpx.post(url + "/embed", json=pool_sentences[:64])
         assert response.status_code == 504
         assert response.json()["detail"] == "no answer within 0.001 s"
+
+
+def test_the_service_joins_through_ray_client(ray_cluster, server, pool_sentences, reference):
+    """`lutmul serve --address ray://...`: a service whose driver is a Ray Client, its one
+    actor on the CPU the module's server leaves free, answers as the other one does."""
+    with serving(ray_cluster, ray_cluster.client_address, 1, log_name="serve-client.log") as url:
+        health = httpx.get(url + "/healthz", timeout=10).json()
+        assert health["status"] == "ok" and len(health["workers"]) == 1
+        picks = _requests(6, 1, 64, seed=17)
+        responses = asyncio.run(_post_all(url, [[pool_sentences[i] for i in pick] for pick in picks], connections=3))
+        _check_answers(responses, picks, pool_sentences, reference)

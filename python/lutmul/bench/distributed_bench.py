@@ -10,6 +10,10 @@
 3. The HTTP service: ``lutmul serve`` (2 actors) under 1, 8 and 64 concurrent clients
    (httpx), each request 16 sentences; p50/p99 latency and sentences/s, next to the same
    requests given to the runtime in this process by as many client threads.
+4. Pipeline stages: the job on two-stage pipelines (blocks 3+3, 2+4, 4+2, one actor each)
+   next to 1 and 2 data-parallel actors, in the same run.
+5. Distributed compile: the model compiler (default candidates, budget 0.995) on 1,000
+   calibration sentences in this process and with stage 1 on 2 actors.
 
 The cluster is a local one of this machine's cores on 127.0.0.2 (a loopback address), its
 dashboard off. Writes ``distributed_results.json`` and prints a Markdown table.
@@ -85,24 +89,77 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def scaling(sentences: List[str], reference: np.ndarray) -> Dict:
+def _timed_job(label: str, sentences: List[str], reference: np.ndarray, **settings) -> Dict:
+    """One embed_job, its rows checked against the runtime's; throughput and the actors' CPU."""
     from ..distributed import embed_job
 
-    out = {}
-    for workers in (1, 2):
-        result = embed_job(None, sentences, None, workers=workers, shard_size=256, progress=False)
-        assert np.array_equal(result.embeddings, reference), "the job's rows differ from the runtime's"
-        cpu = sum(result.cpu_seconds_per_worker.values())
-        out[f"{workers}_workers"] = {"seconds": result.seconds, "rows_per_second": result.rows_per_second,
-                                     "start_seconds": result.start_seconds, "rows_per_worker": result.rows_per_worker,
-                                     "actor_cpu_seconds": cpu, "cores_busy": cpu / result.seconds,
-                                     "rows_per_actor_cpu_second": result.rows / cpu}
-        # cores_busy: the CPU time the actors got, over the job's wall time; on a machine
-        # shared with other work it says how much of the cores the actors had.
-        print(f"  {workers} worker(s): {result.rows_per_second:.1f} sentences/s ({result.seconds:.1f} s); actors "
-              f"busy {cpu / result.seconds:.2f} cores, {result.rows / cpu:.1f} sentences per actor CPU-second",
-              flush=True)
+    result = embed_job(None, sentences, None, shard_size=256, progress=False, **settings)
+    assert np.array_equal(result.embeddings, reference), "the job's rows differ from the runtime's"
+    cpu = sum(result.cpu_seconds_per_worker.values())
+    # cores_busy: the CPU time the actors got, over the job's wall time; on a machine
+    # shared with other work it says how much of the cores the actors had.
+    print(f"  {label}: {result.rows_per_second:.1f} sentences/s ({result.seconds:.1f} s); actors "
+          f"busy {cpu / result.seconds:.2f} cores, {result.rows / cpu:.1f} sentences per actor CPU-second",
+          flush=True)
+    return {"seconds": result.seconds, "rows_per_second": result.rows_per_second,
+            "start_seconds": result.start_seconds, "rows_per_worker": result.rows_per_worker,
+            "actor_cpu_seconds": cpu, "cores_busy": cpu / result.seconds, "rows_per_actor_cpu_second": result.rows / cpu}
+
+
+def scaling(sentences: List[str], reference: np.ndarray) -> Dict:
+    out = {f"{workers}_workers": _timed_job(f"{workers} worker(s)", sentences, reference, workers=workers)
+           for workers in (1, 2)}
     out["speedup"] = out["2_workers"]["rows_per_second"] / out["1_workers"]["rows_per_second"]
+    return out
+
+
+def compile_part(sentences: List[str]) -> Dict:
+    """The model compiler on these calibration sentences (default candidates), in this process
+    and with stage 1 on 2 actors, each timing afresh; the seconds of each stage and whether
+    the plans agree (they may not where two candidates' timings are close: they are measured
+    twice)."""
+    import warnings
+
+    from ..distributed import compile_job
+    from ..runtime import compile, load_encoder
+
+    out = {"calibration_sentences": len(sentences)}
+    plans = {}
+    for label in ("local", "2_actors"):
+        began = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if label == "local":
+                compiled = compile(load_encoder(None), sentences, min_cosine=0.995, progress=False, timings={})
+            else:
+                compiled = compile_job(None, sentences, min_cosine=0.995, workers=2, progress=False, timings={})
+        seconds = time.perf_counter() - began
+        summary = compiled.compile_summary
+        plans[label] = [(row["kind"], row["params"]) for row in compiled.plan]
+        out[label] = {"seconds": seconds, "stage1_seconds": summary["stage1"]["seconds"],
+                      "heldout_cosine": summary["heldout_cosine"], "layers_replaced": summary["layers_replaced"],
+                      "linear_speedup": summary["exact_linear_us"] / summary["linear_us"]}
+        print(f"  {label}: {seconds:.0f} s (stage 1 {summary['stage1']['seconds']:.0f} s), "
+              f"{summary['layers_replaced']} layers replaced, held-out cosine {summary['heldout_cosine']:.4f}",
+              flush=True)
+    out["same_plan"] = plans["local"] == plans["2_actors"]
+    out["stage1_speedup"] = out["local"]["stage1_seconds"] / out["2_actors"]["stage1_seconds"]
+    out["speedup"] = out["local"]["seconds"] / out["2_actors"]["seconds"]
+    return out
+
+
+# Pipelines of two single-replica stages on this machine's two cores, by blocks per stage.
+PIPELINES = ([3, 3], [2, 4], [4, 2])
+
+
+def pipeline(sentences: List[str], reference: np.ndarray) -> Dict:
+    """Two data-parallel actors against two-stage pipelines on as many actors, same run."""
+    out = {"1_worker": _timed_job("1 worker", sentences, reference, workers=1),
+           "2_workers": _timed_job("2 workers", sentences, reference, workers=2)}
+    for stages in PIPELINES:
+        label = "stages " + "+".join(map(str, stages))
+        out[label] = _timed_job(label, sentences, reference, stages=stages)
+        out[label]["against_2_workers"] = out[label]["rows_per_second"] / out["2_workers"]["rows_per_second"]
     return out
 
 
@@ -227,13 +284,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sentences", type=int, default=20_000, help="sentences of the scaling job (20,000)")
     parser.add_argument("--kill-sentences", type=int, default=6_000, help="sentences of the kill job (6,000)")
     parser.add_argument("--quick", action="store_true", help="2,000 and 1,500 sentences, fewer requests")
-    parser.add_argument("--parts", default="scaling,kill,service",
-                        help="which measurements, comma-separated (scaling,kill,service)")
+    parser.add_argument("--parts", default="scaling,kill,service,pipeline,compile",
+                        help="which measurements, comma-separated (scaling,kill,service,pipeline,compile)")
+    parser.add_argument("--compile-sentences", type=int, default=1_000,
+                        help="calibration sentences of the compile part (1,000)")
     parser.add_argument("--out", default="results", help="folder for distributed_results.json")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
-    if not parts or parts - {"scaling", "kill", "service"}:
-        parser.error(f"--parts takes scaling, kill and service, got {args.parts!r}")
+    if not parts or parts - {"scaling", "kill", "service", "pipeline", "compile"}:
+        parser.error(f"--parts takes scaling, kill, service, pipeline and compile, got {args.parts!r}")
     if args.quick:
         args.sentences, args.kill_sentences = 2000, 1500
     # The cluster, this driver and `lutmul serve` share a token of this run's (read by Ray when
@@ -267,6 +326,12 @@ def main(argv=None) -> int:
         if "kill" in parts:
             print("kill mid-job:", flush=True)
             results["kill"] = kill_mid_job(sentences[:args.kill_sentences], reference[:args.kill_sentences])
+        if "pipeline" in parts:
+            print("pipeline stages against data parallelism:", flush=True)
+            results["pipeline"] = pipeline(sentences, reference)
+        if "compile" in parts:
+            print("compile, local against stage 1 on 2 actors:", flush=True)
+            results["compile"] = compile_part(list(dict.fromkeys(sentences))[:args.compile_sentences])
         if "service" in parts:
             print("service:", flush=True)
             levels = {1: 20, 8: 80, 64: 192} if args.quick else {1: 60, 8: 200, 64: 448}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Iterator, Optional
 
 INSTALL_HINT = "pip install 'lutmul[distributed]'"
@@ -32,6 +33,25 @@ def check_address(address: Optional[str]) -> Optional[str]:
     if address != "auto" and not address.startswith("ray://") and ":" not in address:
         raise ValueError(f"address must be None, 'auto', 'ray://host:port' or 'host:port', got {address!r}")
     return address
+
+
+# Ray Client's proxy starts a server process for each client; on a busy machine that start
+# sometimes fails at once ("Starting Ray client server failed", its logs empty) and the
+# next attempt succeeds.
+CLIENT_CONNECT_ATTEMPTS = 3
+
+
+def _join(ray, address: str, options: dict) -> None:
+    for attempt in range(1, CLIENT_CONNECT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **options)
+            return
+        except ConnectionError as error:
+            if not address.startswith("ray://") or "client server failed" not in str(error) or \
+                    attempt == CLIENT_CONNECT_ATTEMPTS:
+                raise
+            ray.shutdown()  # what the failed attempt set up
+            time.sleep(attempt)
 
 
 @contextlib.contextmanager
@@ -59,7 +79,7 @@ def connected(address: Optional[str], num_cpus: Optional[int] = None) -> Iterato
             if saved is not None:
                 os.environ["RAY_ADDRESS"] = saved
     else:
-        ray.init(address=address, **options)
+        _join(ray, address, options)
     try:
         yield True
     finally:

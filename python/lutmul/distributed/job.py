@@ -3,7 +3,8 @@ input order.
 
 The driver cuts the input into shards of ``shard_size`` sentences, keyed by position (shard
 k holds sentences ``k*shard_size`` up to the next shard's start), keeps at most
-``IN_FLIGHT_PER_WORKER`` shards queued on each actor, and writes each shard's rows once
+``IN_FLIGHT_PER_WORKER`` shards queued on each actor (on each lane of a pipeline, two per
+stage: :mod:`.pipeline`), and writes each shard's rows once
 every shard before it is written (:class:`~.output.OrderedOutput`). A shard whose actor
 dies (its process killed, its node lost) or raises is given to another actor, up to
 ``max_retries`` times; then the job raises :class:`ShardFailedError` naming it. A shard
@@ -24,12 +25,10 @@ from .._progress import progress_bar
 from ..runtime.batching import check_sentences, positive_int
 from ._ray import connected, import_ray
 from .output import OrderedOutput, check_output
+from .pipeline import PipelinePool
 from .pool import WorkerPool
 
 DEFAULT_SHARD_SIZE = 256
-# Shards queued on one actor at once: the next one is there when the current one ends, and
-# a killed actor takes at most this many shards with it.
-IN_FLIGHT_PER_WORKER = 2
 # How long the actors may take to start and load the model.
 START_TIMEOUT_SECONDS = 300.0
 
@@ -91,7 +90,8 @@ def read_inputs(inputs) -> List[str]:
 
 def embed_job(model, inputs, output=None, address: Optional[str] = None, workers: Optional[int] = None,
               shard_size: int = DEFAULT_SHARD_SIZE, max_retries: int = 3, progress: bool = True,
-              precision: str = "f32", threads: int = 1, batch_size: int = 64, ship_model: bool = False) -> JobResult:
+              precision: str = "f32", threads: int = 1, batch_size: int = 64, ship_model: bool = False,
+              stages=None) -> JobResult:
     """Embeds ``inputs`` on a pool of Ray actors and writes the rows in input order.
 
     ``model``: a model folder every node can read, or None / ``"all-MiniLM-L6-v2"`` for the
@@ -104,7 +104,10 @@ def embed_job(model, inputs, output=None, address: Optional[str] = None, workers
     process is already connected (``ray.init``), that connection is used. ``workers``:
     actors, by default the cluster's CPUs divided by ``threads`` (each actor's lutmul
     threads and Ray CPUs). ``max_retries``: further runs of a shard whose actor died or
-    raised, each on another actor where there is one.
+    raised, each on another actor where there is one. ``stages``: None for a pool of whole
+    models; else pipeline stages (:mod:`.pipeline`), a list of block counts or ``(blocks,
+    replicas)`` pairs covering the model's blocks, e.g. ``[3, 3]`` or ``[(2, 1), (4, 2)]``
+    (``workers`` must then be None: the actors are the stages' replicas).
 
     ``ShardFailedError`` when a shard failed ``max_retries + 1`` times; ``RuntimeError`` when
     the actors cannot start or load the model; ``TypeError``/``ValueError`` for bad
@@ -118,20 +121,28 @@ def embed_job(model, inputs, output=None, address: Optional[str] = None, workers
         raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
     if workers is not None:
         workers = positive_int(workers, "workers")
+        if stages is not None:
+            raise ValueError("give workers or stages, not both: a pipeline's actors are its stages' replicas")
     ray = import_ray()
     with connected(address):
         started = time.perf_counter()
-        pool = WorkerPool(model, workers, precision=precision, threads=threads, ship_model=ship_model,
-                          batch_size=batch_size)
+        if stages is None:
+            pool = WorkerPool(model, workers, precision=precision, threads=threads, ship_model=ship_model,
+                              batch_size=batch_size)
+        else:
+            pool = PipelinePool(model, stages, precision=precision, threads=threads, ship_model=ship_model,
+                                batch_size=batch_size)
         try:
             hidden_size = _wait_for_workers(ray, pool, model)
+            if stages is not None:
+                pool.check_blocks(START_TIMEOUT_SECONDS)
             start_seconds = time.perf_counter() - started
             return _run(ray, pool, sentences, output, shard_size, max_retries, progress, hidden_size, start_seconds)
         finally:
             pool.shutdown()
 
 
-def _wait_for_workers(ray, pool: WorkerPool, model) -> int:
+def _wait_for_workers(ray, pool, model) -> int:
     references = [slot.actor.describe.remote() for slot in pool.slots]
     ready, _ = ray.wait(references, num_returns=len(references), timeout=START_TIMEOUT_SECONDS)
     if len(ready) < len(references):
@@ -146,7 +157,7 @@ def _wait_for_workers(ray, pool: WorkerPool, model) -> int:
     return int(described[0]["hidden_size"])
 
 
-def _run(ray, pool: WorkerPool, sentences: List[str], output: Optional[str], shard_size: int, max_retries: int,
+def _run(ray, pool, sentences: List[str], output: Optional[str], shard_size: int, max_retries: int,
          progress: bool, hidden_size: int, start_seconds: float) -> JobResult:
     count = len(sentences)
     starts = list(range(0, count, shard_size))
@@ -173,15 +184,15 @@ def _run(ray, pool: WorkerPool, sentences: List[str], output: Optional[str], sha
                     start, end = bounds(shard)
                     try:
                         block, worker, cpu_seconds = ray.get(reference)
-                    except ray.exceptions.RayTaskError as error:  # the actor raised; it lives on
+                    except ray.exceptions.RayError as error:
                         pool.finished(slot, generation, end - start, None)
-                        avoid[shard].add((slot.index, generation))
-                        last_failed[shard] = (slot.index, generation)
-                        line = f"run {runs[shard]} raised on worker slot {slot.index}: {_first_line(error)}"
-                    except ray.exceptions.RayError as error:  # the actor or its node is gone
-                        pool.finished(slot, generation, end - start, None)
-                        pool.replace(slot, generation)
-                        line = f"run {runs[shard]} lost its worker (slot {slot.index}): {_first_line(error)}"
+                        if _lost_an_actor(ray, error):  # the actor or its node is gone
+                            pool.replace(slot, generation)
+                            line = f"run {runs[shard]} lost its worker (slot {slot.index}): {_first_line(error)}"
+                        else:  # the actor raised; it lives on
+                            avoid[shard].add((slot.index, generation))
+                            last_failed[shard] = (slot.index, generation)
+                            line = f"run {runs[shard]} raised on worker slot {slot.index}: {_first_line(error)}"
                     else:
                         pool.finished(slot, generation, end - start, worker, cpu_seconds)
                         if not out.has(shard):
@@ -209,14 +220,14 @@ def _run(ray, pool: WorkerPool, sentences: List[str], output: Optional[str], sha
                      embeddings=kept)
 
 
-def _submit(pool: WorkerPool, pending, in_flight, runs, avoid, last_failed, sentences, bounds) -> None:
+def _submit(pool, pending, in_flight, runs, avoid, last_failed, sentences, bounds) -> None:
     """Gives pending shards, first first, to actors with room: never to one a shard failed on
     while the pool has one it has not, and never to the one it last failed on while the pool
     has another."""
     skipped = []
     while pending:
         shard = pending.popleft()
-        free = [slot for slot in pool.slots if slot.outstanding_parts < IN_FLIGHT_PER_WORKER]
+        free = [slot for slot in pool.slots if slot.outstanding_parts < pool.in_flight_per_slot]
         if not free:
             pending.appendleft(shard)
             break
@@ -233,6 +244,15 @@ def _submit(pool: WorkerPool, pending, in_flight, runs, avoid, last_failed, sent
         runs[shard] += 1
         in_flight[pool.submit(slot, sentences[start:end])] = (shard, slot, slot.generation)
     pending.extendleft(reversed(skipped))
+
+
+def _lost_an_actor(ray, error) -> bool:
+    """Whether a failed part lost an actor rather than raised in one. A pipeline stage whose
+    input came from a dead actor raises a task error caused by that death."""
+    if not isinstance(error, ray.exceptions.RayTaskError):
+        return True
+    return isinstance(error, ray.exceptions.RayActorError) or \
+        isinstance(getattr(error, "cause", None), ray.exceptions.RayActorError)
 
 
 def _first_line(error: BaseException) -> str:

@@ -24,6 +24,9 @@ from ._ray import import_ray
 
 # Files of a model folder larger than this are not shipped through the object store.
 MAX_SHIPPED_BYTES = 2 << 30
+# Parts queued on one actor at once: the next one is there when the current one ends, and
+# a killed actor takes at most this many parts with it.
+IN_FLIGHT_PER_WORKER = 2
 
 
 def load_model_here(model, precision: str = "f32", threads: int = 1):
@@ -145,6 +148,7 @@ class WorkerPool:
         self._actor_class = ray.remote(EmbedWorker).options(
             num_cpus=self.threads, scheduling_strategy="SPREAD", max_restarts=0, max_task_retries=0)
         self.slots: List[Slot] = [Slot(i, self._start()) for i in range(workers)]
+        self.in_flight_per_slot = IN_FLIGHT_PER_WORKER
         self.replacements = 0
 
     def _start(self):
