@@ -165,7 +165,7 @@ def pipeline(sentences: List[str], reference: np.ndarray) -> Dict:
 
 def kill_mid_job(sentences: List[str], reference: np.ndarray) -> Dict:
     from ..distributed import embed_job
-    from ..distributed.job import IN_FLIGHT_PER_WORKER
+    from ..distributed.pool import IN_FLIGHT_PER_WORKER
 
     outcome = {}
 
