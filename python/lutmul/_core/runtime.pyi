@@ -32,6 +32,10 @@ class Encoder:
         """
         Last hidden states (sum(lengths), H) of a ragged batch.
         """
+    def hidden_through_blocks(self, first: typing.SupportsInt | typing.SupportsIndex, last: typing.SupportsInt | typing.SupportsIndex, hidden: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        The hidden states leaving block last - 1 from those entering block `first` (blocks first..last-1 only; a pipeline stage runs this).
+        """
     def layer_inputs_ids(self, ids: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], block: typing.SupportsInt | typing.SupportsIndex, name: str) -> numpy.typing.NDArray[numpy.float32]:
         """
         The rows (sum(lengths), input size) that layer (block, name) reads for this ragged batch, as this encoder computes them.
