@@ -151,6 +151,38 @@ class RayCluster:
                 parts.append(f"{path}: " + stream.read()[-limit:].decode(errors="replace"))
         return "\n".join(parts) or f"no log named {pattern} in {self.temp_dir}"
 
+    def kill_while_running(self, name: str, busy_cpu_seconds: float, run, join_timeout: float = 600.0):
+        """``run()`` in a thread of its own; SIGKILL of the first process named ``name`` started
+        after this call once it has used ``busy_cpu_seconds`` of CPU (it is at work, not still
+        loading); then ``run``'s result, or its exception raised here."""
+        import threading
+
+        outcome = {}
+
+        def target():
+            try:
+                outcome["result"] = run()
+            except BaseException as error:  # reported by the calling thread
+                outcome["error"] = error
+
+        earlier = set(self.processes(name))  # earlier runs' actors, maybe still exiting
+        thread = threading.Thread(target=target)
+        thread.start()
+        victim = None
+        deadline = time.monotonic() + 120
+        while victim is None and time.monotonic() < deadline and thread.is_alive():
+            for pid in set(self.processes(name)) - earlier:
+                if cpu_seconds(pid) > busy_cpu_seconds:
+                    victim = pid
+            time.sleep(0.1)
+        assert victim is not None, f"no {name} process was seen at work"
+        os.kill(victim, signal.SIGKILL)
+        thread.join(timeout=join_timeout)
+        assert not thread.is_alive(), f"still running {join_timeout:.0f} s after the kill"
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
     def processes(self, name: str):
         """Pids of the cluster's processes whose command line starts with ``name`` (Ray names
         an actor's process ``ray::ClassName``), on any node."""

@@ -2,11 +2,6 @@
 the same plan and the same compiled model as a local compile for the same seed, also when a
 compile worker is killed in the middle of its fits."""
 
-import os
-import signal
-import threading
-import time
-
 import numpy as np
 import pytest
 
@@ -16,7 +11,6 @@ pytest.importorskip("tokenizers", reason="the runtime needs tokenizers: pip inst
 from lutmul.bench.products import english_sentences  # noqa: E402
 from lutmul.distributed import compile_job  # noqa: E402
 from lutmul.runtime import Candidate, compile, load_encoder  # noqa: E402
-from ray_cluster import cpu_seconds  # noqa: E402
 
 # As tests/python/test_compile.py: cheap families and few rows keep each compile to seconds.
 CANDIDATES = ["bf16", "int8", Candidate("maddness", (("ncodebooks", 16),))]
@@ -58,31 +52,9 @@ def test_the_plan_is_the_local_plan(ray_cluster, calibration, local):
 
 
 def test_a_killed_compile_worker_is_replaced_and_the_plan_holds(ray_cluster, calibration, local):
-    outcome = {}
-
-    def run():
-        try:
-            outcome["compiled"] = compile_job(None, calibration, min_cosine=0.99, workers=2, **QUICK)
-        except BaseException as error:  # reported by the main thread
-            outcome["error"] = error
-
-    earlier = set(ray_cluster.processes("ray::CompileWorker"))
-    job = threading.Thread(target=run)
-    job.start()
-    victim = None
-    deadline = time.monotonic() + 120
-    while victim is None and time.monotonic() < deadline and job.is_alive():
-        for pid in set(ray_cluster.processes("ray::CompileWorker")) - earlier:
-            if cpu_seconds(pid) > 4.0:  # loaded the model, tapped its rows and fitting
-                victim = pid
-        time.sleep(0.1)
-    assert victim is not None, "no compile worker was seen fitting"
-    os.kill(victim, signal.SIGKILL)
-    job.join(timeout=600)
-    assert not job.is_alive()
-    if "error" in outcome:
-        raise outcome["error"]
-    compiled = outcome["compiled"]
+    # loaded the model, tapped its rows and fitting after 4 CPU-seconds
+    compiled = ray_cluster.kill_while_running(
+        "ray::CompileWorker", 4.0, lambda: compile_job(None, calibration, min_cosine=0.99, workers=2, **QUICK))
     _same_plan(compiled, local)
     assert len(compiled.compile_summary["stage1"]["workers"]) == 3  # the victim's slot got a new actor
 

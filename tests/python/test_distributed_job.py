@@ -3,11 +3,9 @@ input order and every row once, on a clean run, with a worker killed mid-job, wi
 that always fails, and with the driver interrupted."""
 
 import os
-import pathlib
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -19,7 +17,6 @@ pytest.importorskip("tokenizers", reason="the runtime needs tokenizers: pip inst
 from lutmul.bench.products import english_sentences  # noqa: E402
 from lutmul.distributed import ShardFailedError, embed_job, read_parquet_embeddings  # noqa: E402
 from lutmul.distributed.pool import IN_FLIGHT_PER_WORKER  # noqa: E402
-from ray_cluster import cpu_seconds  # noqa: E402
 
 JOB_SENTENCES = 5000
 
@@ -78,31 +75,10 @@ def test_job_ships_the_model_through_the_object_store(ray_cluster, packaged_mode
 def test_killed_worker_recomputes_only_its_shards(ray_cluster, sentences, reference):
     """SIGKILL of one actor's process mid-job: every row once and in order, and only the
     shards queued on that actor run again."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = embed_job(None, sentences[:3000], None, workers=2, shard_size=100, progress=False)
-        except BaseException as error:  # reported by the main thread
-            outcome["error"] = error
-
-    earlier = set(ray_cluster.processes("ray::EmbedWorker"))  # earlier jobs' actors, maybe still exiting
-    job = threading.Thread(target=run)
-    job.start()
-    victim = None
-    deadline = time.monotonic() + 120
-    while victim is None and time.monotonic() < deadline and job.is_alive():
-        for pid in set(ray_cluster.processes("ray::EmbedWorker")) - earlier:
-            if cpu_seconds(pid) > 3.0:  # loaded the model (well under a second) and embedding
-                victim = pid
-        time.sleep(0.1)
-    assert victim is not None, "no worker was seen embedding"
-    os.kill(victim, signal.SIGKILL)
-    job.join(timeout=300)
-    assert not job.is_alive()
-    if "error" in outcome:
-        raise outcome["error"]
-    result = outcome["result"]
+    # loaded the model (well under a second) and embedding after 3 CPU-seconds
+    result = ray_cluster.kill_while_running(
+        "ray::EmbedWorker", 3.0,
+        lambda: embed_job(None, sentences[:3000], None, workers=2, shard_size=100, progress=False), 300)
     assert np.array_equal(result.embeddings, reference[:3000])
     assert result.worker_replacements == 1
     assert 1 <= len(result.recomputed_shards) <= IN_FLIGHT_PER_WORKER
@@ -227,31 +203,9 @@ def test_bad_stages_are_clear_errors(ray_cluster, sentences):
 
 
 def test_a_killed_stage_actor_is_replaced_and_every_row_comes_once(ray_cluster, sentences, reference):
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = embed_job(None, sentences[:3000], None, stages=[3, 3], shard_size=100, progress=False)
-        except BaseException as error:  # reported by the main thread
-            outcome["error"] = error
-
-    earlier = set(ray_cluster.processes("ray::StageWorker"))
-    job = threading.Thread(target=run)
-    job.start()
-    victim = None
-    deadline = time.monotonic() + 120
-    while victim is None and time.monotonic() < deadline and job.is_alive():
-        for pid in set(ray_cluster.processes("ray::StageWorker")) - earlier:
-            if cpu_seconds(pid) > 3.0:  # loaded the model and running its blocks
-                victim = pid
-        time.sleep(0.1)
-    assert victim is not None, "no stage actor was seen working"
-    os.kill(victim, signal.SIGKILL)
-    job.join(timeout=300)
-    assert not job.is_alive()
-    if "error" in outcome:
-        raise outcome["error"]
-    result = outcome["result"]
+    result = ray_cluster.kill_while_running(
+        "ray::StageWorker", 3.0,
+        lambda: embed_job(None, sentences[:3000], None, stages=[3, 3], shard_size=100, progress=False), 300)
     assert np.array_equal(result.embeddings, reference[:3000])
     assert result.worker_replacements == 1  # only the killed stage's actor, found by asking
     assert 1 <= len(result.recomputed_shards) <= 4  # at most the lane's shards in flight: two per stage

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from ..runtime.batching import DEFAULT_MAX_BATCH_TOKENS, pack, plan_batches, positive_int
 from ..runtime.encoder import PRECISIONS
 from ._ray import import_ray
-from .pool import Slot, actor_name, load_model_here, model_argument, read_model_folder
+from .pool import Slot, SlotPool, actor_name, load_model_here, model_argument, read_model_folder
 
 # Shards in flight on a lane per stage: one being computed by each stage, one waiting.
 IN_FLIGHT_PER_STAGE = 2
@@ -112,7 +112,7 @@ class StageWorker:
         return rows, " > ".join(names), cpu + time.process_time() - began
 
 
-class PipelinePool:
+class PipelinePool(SlotPool):
     """The stages' actors, offered to :func:`~.job.embed_job` as lanes (see the module text).
     Each actor takes ``threads`` Ray CPUs. Needs a Ray connection."""
 
@@ -150,9 +150,6 @@ class PipelinePool:
     def _lane_head(self, lane: int):
         return self._lane(lane)[-1]  # describe() of the last stage: the hidden size and block count
 
-    def __len__(self) -> int:
-        return len(self.slots)
-
     def check_blocks(self, timeout: float) -> None:
         """``ValueError`` unless the stages cover the model's blocks exactly (waits for every actor)."""
         ray = import_ray()
@@ -170,16 +167,6 @@ class PipelinePool:
         for actor in self._lane(slot.index):
             reference = actor.run.remote(reference)  # a reference argument: actor to actor
         return reference
-
-    def finished(self, slot: Slot, generation: int, rows: int, worker: Optional[str], cpu_seconds: float = 0.0):
-        if generation != slot.generation:
-            return
-        slot.outstanding_rows -= rows
-        slot.outstanding_parts -= 1
-        if worker is not None:
-            slot.worker = worker
-            slot.rows_done[worker] = slot.rows_done.get(worker, 0) + rows
-            slot.cpu_seconds_done[worker] = slot.cpu_seconds_done.get(worker, 0.0) + cpu_seconds
 
     def replace(self, slot: Slot, generation: int) -> bool:
         """New actors for those of the lane that are gone (asked, not guessed: another lane's
@@ -202,27 +189,8 @@ class PipelinePool:
                 actors[r] = self._start(s)
                 self.replacements += 1
                 replaced = True
-        slot.actor = self._lane_head(slot.index)
-        slot.generation += 1
-        slot.outstanding_rows = 0
-        slot.outstanding_parts = 0
-        slot.worker = None
+        self.restart(slot, self._lane_head(slot.index))
         return replaced
-
-    def rows_per_worker(self) -> Dict[str, int]:
-        """Rows by lane (its actors' names, first stage first)."""
-        return self._per_worker("rows_done")
-
-    def cpu_seconds_per_worker(self) -> Dict[str, float]:
-        """CPU seconds by lane, all its stages together."""
-        return self._per_worker("cpu_seconds_done")
-
-    def _per_worker(self, tally: str) -> dict:
-        merged: dict = {}
-        for slot in self.slots:
-            for name, value in getattr(slot, tally).items():
-                merged[name] = merged.get(name, 0) + value
-        return dict(sorted(merged.items()))
 
     def shutdown(self) -> None:
         ray = import_ray()

@@ -126,7 +126,55 @@ class Slot:
     cpu_seconds_done: Dict[str, float] = field(default_factory=dict)
 
 
-class WorkerPool:
+class SlotPool:
+    """What the batch job and the service need of a pool besides its actors: ``slots``, the
+    parts each has in flight, and the rows and CPU time each actor returned."""
+
+    slots: List[Slot]
+    replacements: int = 0
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def finished(self, slot: Slot, generation: int, rows: int, worker: Optional[str],
+                 cpu_seconds: float = 0.0) -> None:
+        """Books a part that came back (``worker`` None: it failed) from ``generation``."""
+        if generation != slot.generation:
+            return  # the actor it ran on was replaced; its counts went with it
+        slot.outstanding_rows -= rows
+        slot.outstanding_parts -= 1
+        if worker is not None:
+            slot.worker = worker
+            slot.rows_done[worker] = slot.rows_done.get(worker, 0) + rows
+            slot.cpu_seconds_done[worker] = slot.cpu_seconds_done.get(worker, 0.0) + cpu_seconds
+
+    @staticmethod
+    def restart(slot: Slot, actor) -> None:
+        """``slot`` now runs on ``actor``; what was in flight on the old one is forgotten."""
+        slot.actor = actor
+        slot.generation += 1
+        slot.outstanding_rows = 0
+        slot.outstanding_parts = 0
+        slot.worker = None
+
+    def rows_per_worker(self) -> Dict[str, int]:
+        """Rows embedded by each actor that ever ran (``node address:pid``; a pipeline's lanes
+        name all their actors)."""
+        return self._per_worker("rows_done")
+
+    def cpu_seconds_per_worker(self) -> Dict[str, float]:
+        """CPU seconds each actor spent on the parts it returned."""
+        return self._per_worker("cpu_seconds_done")
+
+    def _per_worker(self, tally: str) -> dict:
+        merged: dict = {}
+        for slot in self.slots:
+            for name, value in getattr(slot, tally).items():
+                merged[name] = merged.get(name, 0) + value
+        return dict(sorted(merged.items()))
+
+
+class WorkerPool(SlotPool):
     """``workers`` actors of :class:`EmbedWorker`, spread over the cluster's nodes, each
     with ``threads`` lutmul threads and as many Ray CPUs. Needs a Ray connection."""
 
@@ -154,9 +202,6 @@ class WorkerPool:
     def _start(self):
         return self._actor_class.remote(self._model, self.precision, self.threads)
 
-    def __len__(self) -> int:
-        return len(self.slots)
-
     def choose(self, avoid: Sequence[int] = ()) -> Slot:
         """The least loaded slot (fewest rows in flight), one not in ``avoid`` when any is left."""
         candidates = [slot for slot in self.slots if slot.index not in avoid] or self.slots
@@ -168,18 +213,6 @@ class WorkerPool:
         slot.outstanding_parts += 1
         return slot.actor.embed.remote(list(sentences), self.batch_size)
 
-    def finished(self, slot: Slot, generation: int, rows: int, worker: Optional[str],
-                 cpu_seconds: float = 0.0) -> None:
-        """Books a part that came back (``worker`` None: it failed) from ``generation``."""
-        if generation != slot.generation:
-            return  # the actor it ran on was replaced; its counts went with it
-        slot.outstanding_rows -= rows
-        slot.outstanding_parts -= 1
-        if worker is not None:
-            slot.worker = worker
-            slot.rows_done[worker] = slot.rows_done.get(worker, 0) + rows
-            slot.cpu_seconds_done[worker] = slot.cpu_seconds_done.get(worker, 0.0) + cpu_seconds
-
     def replace(self, slot: Slot, generation: int) -> bool:
         """A new actor for ``slot`` if its actor of ``generation`` is still there (False when
         it was already replaced)."""
@@ -190,28 +223,9 @@ class WorkerPool:
             ray.kill(slot.actor, no_restart=True)
         except Exception:  # already gone with its node
             pass
-        slot.actor = self._start()
-        slot.generation += 1
-        slot.outstanding_rows = 0
-        slot.outstanding_parts = 0
-        slot.worker = None
+        self.restart(slot, self._start())
         self.replacements += 1
         return True
-
-    def rows_per_worker(self) -> Dict[str, int]:
-        """Rows embedded by each actor that ever ran (``node address:pid``)."""
-        return self._per_worker("rows_done")
-
-    def cpu_seconds_per_worker(self) -> Dict[str, float]:
-        """CPU seconds each actor spent on the parts it returned."""
-        return self._per_worker("cpu_seconds_done")
-
-    def _per_worker(self, tally: str) -> dict:
-        # A slot's tallies are by actor, and an actor belongs to one slot: merging is a union.
-        merged: dict = {}
-        for slot in self.slots:
-            merged.update(getattr(slot, tally))
-        return dict(sorted(merged.items()))
 
     def describe(self, timeout: float = 60.0) -> List[dict]:
         """Each slot's actor (waits for them to load): name, pid, model."""
