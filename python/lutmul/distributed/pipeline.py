@@ -13,7 +13,8 @@ failed lane, and replaced; the job retries the shard as for a plain pool.
 
 Every stage batches its shard as ``Encoder.embed`` does (sorted by length, at most
 ``batch_size`` sentences a batch), so the rows are the same as the plain pool's. When it
-pays is in docs/distributed.md; in short, only when the model does not fit one worker.
+pays is in docs/distributed.md; in short, only when the model does not fit one worker, and
+that needs stage actors holding only their own blocks, which they do not yet.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def check_stages(stages) -> List[Stage]:
 
 
 class StageWorker:
-    """The body of one stage actor: the whole encoder loaded (the weights outside its blocks
-    are small next to them), running blocks ``first`` to ``last`` − 1.
+    """The body of one stage actor, running blocks ``first`` to ``last`` − 1. It loads the whole
+    encoder (the runtime loads a model whole), so a stage saves no memory yet.
 
     The first stage takes sentences, tokenizes them and cuts the batches; the others take the
     previous stage's batches of hidden states; the last one pools them into rows."""
