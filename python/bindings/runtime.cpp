@@ -146,6 +146,13 @@ void bind_runtime(py::module_& parent) {
            },
            py::arg("path"), py::arg("metadata") = std::map<std::string, std::string>{},
            "Writes the whole encoder (every layer's operator) and text metadata to one file, atomically.")
+      .def("keep_blocks", &Encoder::keep_blocks, py::arg("first"), py::arg("last"),
+           "A new encoder holding only blocks first..last-1 (and the embedding tables only when first is 0): a "
+           "pipeline stage's weights.")
+      .def_property_readonly("held_blocks",
+                             [](const Encoder& self) { return py::make_tuple(self.held_first(), self.held_last()); },
+                             "(first, last): the blocks this encoder holds (all, unless keep_blocks made it).")
+      .def_property_readonly("bytes", &Encoder::bytes, "Bytes of the weights this encoder holds.")
       .def_property_readonly("metadata", &Encoder::metadata, "Text by name stored with a saved encoder.")
       .def_property_readonly("hidden_size", &Encoder::hidden_size)
       .def_property_readonly("vocab_size", [](const Encoder& self) { return self.config().vocab_size; })

@@ -99,19 +99,22 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
   grow(ws.attention_scratch, scratch_per_thread * threads_now);
   float* hidden = ws.hidden.data();
 
-  kernels::EmbeddingArgs embedding;
-  embedding.ids = ids;
-  embedding.positions = ws.positions.data();
-  embedding.word = weights_->word.data();
-  embedding.position = weights_->position.data();
-  embedding.type0 = weights_->token_type.data();  // token type 0 for every token
-  embedding.gamma = weights_->norm_gamma.data();
-  embedding.beta = weights_->norm_beta.data();
-  embedding.eps = eps;
-  embedding.h = h;
-  embedding.out = hidden;
-  if (start_hidden != nullptr) std::copy_n(start_hidden, tokens * h, hidden);
-  else parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.embedding(embedding, b, e); });
+  if (start_hidden != nullptr) {
+    std::copy_n(start_hidden, tokens * h, hidden);
+  } else {  // from the tokens: only an encoder holding the embeddings gets here (require_blocks)
+    kernels::EmbeddingArgs embedding;
+    embedding.ids = ids;
+    embedding.positions = ws.positions.data();
+    embedding.word = weights_->word.data();
+    embedding.position = weights_->position.data();
+    embedding.type0 = weights_->token_type.data();  // token type 0 for every token
+    embedding.gamma = weights_->norm_gamma.data();
+    embedding.beta = weights_->norm_beta.data();
+    embedding.eps = eps;
+    embedding.h = h;
+    embedding.out = hidden;
+    parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.embedding(embedding, b, e); });
+  }
 
   const MatrixView hidden_view = MatrixView::row_major(hidden, tokens, h);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
@@ -127,8 +130,9 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
       ++block_index;
       continue;
     }
-    const Block& block = *block_ptr;
+    // Before the block is read: a stage's forward stops at the first block it does not hold.
     if (tapped(0, hidden, h) || tapped(1, hidden, h) || tapped(2, hidden, h)) return false;
+    const Block& block = *block_ptr;
     float* qkv = ws.shared.data();  // tokens × 3H
     if (block.qkv) {
       block.qkv->forward(hidden_view, qkv, 3 * h);
@@ -208,6 +212,7 @@ void Encoder::hidden_states(const int32_t* ids, const int64_t* lengths, int64_t 
   int64_t tokens = 0;
   check_batch(ids, lengths, sequences, tokens);
   LUTMUL_CHECK(tokens == 0 || out != nullptr, "Encoder::hidden_states: out is null");
+  require_blocks(0, static_cast<int>(blocks_.size()), "hidden_states");
   if (tokens == 0) return;
   WorkspacePool::Lease lease = workspaces_->take();
   Workspace& ws = *lease;
@@ -221,11 +226,12 @@ void Encoder::layer_inputs(const int32_t* ids, const int64_t* lengths, int64_t s
   int64_t tokens = 0;
   check_batch(ids, lengths, sequences, tokens);
   LUTMUL_CHECK(tokens == 0 || out != nullptr, "Encoder::layer_inputs: out is null");
-  if (tokens == 0) return;
   const std::vector<std::string>& names = linear_names();
   Tap tap;
   tap.block = block;
   tap.layer = static_cast<int>(std::find(names.begin(), names.end(), name) - names.begin());
+  require_blocks(0, block + 1, "layer_inputs");
+  if (tokens == 0) return;
   tap.out = out;
   WorkspacePool::Lease lease = workspaces_->take();
   forward(ids, lengths, sequences, tokens, *lease, &tap);
@@ -235,6 +241,7 @@ void Encoder::embed(const int32_t* ids, const int64_t* lengths, int64_t sequence
   int64_t tokens = 0;
   check_batch(ids, lengths, sequences, tokens);
   LUTMUL_CHECK(sequences == 0 || out != nullptr, "Encoder::embed: out is null");
+  require_blocks(0, static_cast<int>(blocks_.size()), "embed");
   if (tokens == 0) return;
   WorkspacePool::Lease lease = workspaces_->take();
   Workspace& ws = *lease;
@@ -248,6 +255,7 @@ void Encoder::embed_from_block(int block, const float* hidden, const int64_t* le
   int64_t tokens = 0;
   check_lengths(lengths, sequences, tokens);
   LUTMUL_CHECK(tokens == 0 || (hidden != nullptr && out != nullptr), "Encoder::embed_from_block: hidden or out is null");
+  require_blocks(block, static_cast<int>(blocks_.size()), "embed_from_block");
   if (tokens == 0) return;
   WorkspacePool::Lease lease = workspaces_->take();
   Workspace& ws = *lease;
@@ -264,6 +272,7 @@ void Encoder::hidden_through_blocks(int first, int last, const float* hidden, co
   check_lengths(lengths, sequences, tokens);
   LUTMUL_CHECK(tokens == 0 || (hidden != nullptr && out != nullptr),
                "Encoder::hidden_through_blocks: hidden or out is null");
+  require_blocks(first, last, "hidden_through_blocks");
   if (tokens == 0) return;
   WorkspacePool::Lease lease = workspaces_->take();
   Workspace& ws = *lease;

@@ -37,6 +37,9 @@ std::vector<float> finite_array(detail::ByteReader& r, const char* field, uint64
 }  // namespace
 
 void Encoder::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  LUTMUL_CHECK(held_first() == 0 && held_last() == static_cast<int>(blocks_.size()),
+               "Encoder::save: this encoder holds blocks ", held_first(), "..", held_last() - 1,
+               " only (keep_blocks); save the whole encoder");
   LUTMUL_CHECK(metadata.size() <= kMaxMetadataEntries, "Encoder::save: at most ", kMaxMetadataEntries,
                " metadata entries");
   detail::ByteWriter w;

@@ -65,14 +65,48 @@ std::shared_ptr<const LinearOperator> fuse_qkv(const Encoder::Block& block) {
 const Encoder::Block& Encoder::block_at(int block, const std::string& name) const {
   LUTMUL_CHECK(block >= 0 && block < static_cast<int>(blocks_.size()), "Encoder: block ", block,
                " does not exist (the model has ", blocks_.size(), ")");
+  require_blocks(block, block + 1, "a layer");
   LUTMUL_CHECK(blocks_[static_cast<size_t>(block)]->slot(name) != nullptr, "Encoder: no linear layer named '", name,
                "' (expected query, key, value, attn_out, ffn_in or ffn_out)");
   return *blocks_[static_cast<size_t>(block)];
 }
 
+void Encoder::require_blocks(int first, int last, const char* what) const {
+  LUTMUL_CHECK(first >= held_first() && last <= held_last(), "Encoder: ", what, " needs blocks ", first, "..",
+               last - 1, (first == 0 ? " and the embeddings" : ""), ", but this encoder holds blocks ", held_first(),
+               "..", held_last() - 1, " only (keep_blocks)");
+}
+
+std::shared_ptr<Encoder> Encoder::copy_sharing_weights() const {
+  auto encoder = std::make_shared<Encoder>(Passkey{}, config_, path_);
+  encoder->max_sequence_length_ = max_sequence_length_;
+  encoder->pooling_ = pooling_;
+  encoder->normalize_ = normalize_;
+  encoder->metadata_ = metadata_;
+  encoder->weights_ = weights_;
+  encoder->blocks_ = blocks_;
+  encoder->held_first_ = held_first_;
+  encoder->held_last_ = held_last_;
+  return encoder;
+}
+
+std::shared_ptr<Encoder> Encoder::keep_blocks(int first, int last) const {
+  const int blocks = static_cast<int>(blocks_.size());
+  LUTMUL_CHECK(first >= 0 && first < last && last <= blocks, "Encoder::keep_blocks: blocks ", first, "..", last,
+               " are not a range of this encoder's ", blocks, " blocks (0 <= first < last <= ", blocks, ")");
+  require_blocks(first, last, "keep_blocks");
+  auto encoder = copy_sharing_weights();
+  for (int b = 0; b < blocks; ++b)
+    if (b < first || b >= last) encoder->blocks_[static_cast<size_t>(b)] = nullptr;
+  if (first > 0) encoder->weights_ = nullptr;  // only the first stage embeds tokens
+  encoder->held_first_ = first;
+  encoder->held_last_ = last;
+  return encoder;
+}
+
 std::vector<LinearSlot> Encoder::linear_layers() const {
   std::vector<LinearSlot> out;
-  for (int b = 0; b < static_cast<int>(blocks_.size()); ++b)
+  for (int b = held_first(); b < held_last(); ++b)
     for (const std::string& name : linear_names()) out.push_back({b, name});
   return out;
 }
@@ -92,22 +126,19 @@ std::shared_ptr<Encoder> Encoder::with_linear(int block, const std::string& name
   auto replaced = std::make_shared<Block>(old);
   *replaced->slot(name) = std::move(op);
   replaced->qkv = fuse_qkv(*replaced);
-  auto encoder = std::make_shared<Encoder>(Passkey{}, config_, path_);
-  encoder->max_sequence_length_ = max_sequence_length_;
-  encoder->pooling_ = pooling_;
-  encoder->normalize_ = normalize_;
-  encoder->metadata_ = metadata_;
-  encoder->weights_ = weights_;
-  encoder->blocks_ = blocks_;
+  auto encoder = copy_sharing_weights();
   encoder->blocks_[static_cast<size_t>(block)] = std::move(replaced);
   return encoder;
 }
 
 int64_t Encoder::bytes() const {
   const auto floats = [](const std::vector<float>& v) { return static_cast<int64_t>(v.size() * sizeof(float)); };
-  int64_t total = floats(weights_->word) + floats(weights_->position) + floats(weights_->token_type) +
-                  floats(weights_->norm_gamma) + floats(weights_->norm_beta);
+  int64_t total = 0;
+  if (weights_ != nullptr)
+    total += floats(weights_->word) + floats(weights_->position) + floats(weights_->token_type) +
+             floats(weights_->norm_gamma) + floats(weights_->norm_beta);
   for (const auto& block : blocks_) {
+    if (block == nullptr) continue;  // not held (keep_blocks)
     for (const std::string& name : linear_names()) total += (*block->slot(name))->bytes();
     total += floats(block->attn_norm_gamma) + floats(block->attn_norm_beta) + floats(block->out_norm_gamma) +
              floats(block->out_norm_beta);
@@ -123,7 +154,10 @@ std::string Encoder::describe() const {
       << " heads, intermediate " << c.intermediate_size << ", vocabulary " << c.vocab_size << ", positions "
       << c.max_position_embeddings << ", max sequence length " << max_sequence_length_ << "\n"
       << "  pooling " << pooling_name(pooling_) << (normalize_ ? ", L2-normalised" : ", not normalised") << "\n";
-  for (int b = 0; b < static_cast<int>(blocks_.size()); ++b)
+  if (held_first() > 0 || held_last() < static_cast<int>(blocks_.size()))
+    out << "  holds blocks " << held_first() << ".." << held_last() - 1
+        << (held_first() == 0 ? " and the embeddings" : " (no embeddings)") << " only\n";
+  for (int b = held_first(); b < held_last(); ++b)
     for (const std::string& name : linear_names()) {
       const LinearOperator& op = **blocks_[static_cast<size_t>(b)]->slot(name);
       out << "  block " << b << " " << name << ": " << op.kind() << " " << op.input_dim() << " x " << op.output_dim()

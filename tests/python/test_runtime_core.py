@@ -77,3 +77,23 @@ def test_operators_outlive_their_encoders(encoder):
 def test_a_missing_folder_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="neither a model folder nor an encoder file"):
         _core.runtime.Encoder.load(str(tmp_path / "nowhere"))
+
+
+def test_stages_holding_only_their_blocks_chain_to_the_whole_forward(encoder):
+    """A pipeline's stages (Encoder.keep_blocks): bit for bit the whole forward; each holds
+    only its share of the weights, and refuses (ValueError) what needs the rest."""
+    whole = encoder.embed_ids(IDS, LENGTHS)
+    head, tail = encoder.keep_blocks(0, 2), encoder.keep_blocks(2, 6)
+    assert head.held_blocks == (0, 2) and tail.held_blocks == (2, 6) and encoder.held_blocks == (0, 6)
+    hidden = head.hidden_through_blocks(0, 2, head.layer_inputs_ids(IDS, LENGTHS, 0, "query"), LENGTHS)
+    assert np.array_equal(tail.embed_from_block(2, hidden, LENGTHS), whole)
+    assert head.bytes + tail.bytes == encoder.bytes
+    assert tail.bytes < 0.35 * encoder.bytes  # four of six blocks, no embedding tables
+    assert len(tail.linear_layers()) == 24
+    with pytest.raises(ValueError, match=r"embed needs blocks 0\.\.5 and the embeddings, but this encoder holds "
+                                         r"blocks 2\.\.5 only"):
+        tail.embed_ids(IDS, LENGTHS)
+    with pytest.raises(ValueError, match=r"holds blocks 0\.\.1 only"):
+        head.hidden_through_blocks(0, 3, hidden, LENGTHS)
+    with pytest.raises(ValueError, match="are not a range"):
+        encoder.keep_blocks(3, 3)

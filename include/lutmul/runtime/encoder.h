@@ -126,6 +126,15 @@ class Encoder {
   void hidden_through_blocks(int first, int last, const float* hidden, const int64_t* lengths, int64_t sequences,
                              float* out) const;
 
+  // A new encoder holding only blocks first..last − 1, and the embedding tables only when
+  // first == 0: what a pipeline stage needs (the weights it drops are freed once no encoder
+  // holds them). A call needing a block or table it does not hold is a lutmul::Error naming
+  // what it holds; save() refuses it. 0 <= first < last <= number of blocks.
+  std::shared_ptr<Encoder> keep_blocks(int first, int last) const;
+  // The blocks this encoder holds: [held_first(), held_last()) (all, unless keep_blocks made it).
+  int held_first() const { return held_first_; }
+  int held_last() const { return held_last_ < 0 ? static_cast<int>(blocks_.size()) : held_last_; }
+
   // Architecture, pooling, each layer's operator kind and bytes, total bytes.
   std::string describe() const;
   // Bytes of all weights: embeddings, LayerNorms and every linear operator.
@@ -155,6 +164,9 @@ class Encoder {
   void pool(const int64_t* lengths, int64_t sequences, const Workspace& ws, float* out) const;
   static std::shared_ptr<Encoder> load_file(const std::string& path);
   const Block& block_at(int block, const std::string& name) const;
+  // Error unless this encoder holds blocks first..last − 1 (and the embeddings when first is 0).
+  void require_blocks(int first, int last, const char* what) const;
+  std::shared_ptr<Encoder> copy_sharing_weights() const;
 
   EncoderConfig config_;
   std::string path_;
@@ -162,7 +174,9 @@ class Encoder {
   Pooling pooling_ = Pooling::mean;
   bool normalize_ = false;
   std::shared_ptr<const Weights> weights_;
-  std::vector<std::shared_ptr<const Block>> blocks_;
+  std::vector<std::shared_ptr<const Block>> blocks_;  // null outside the held range
+  int held_first_ = 0;
+  int held_last_ = -1;  // -1: every block
   std::shared_ptr<WorkspacePool> workspaces_;  // each encoder (also from with_linear) has its own
   std::map<std::string, std::string> metadata_;
 };

@@ -36,6 +36,10 @@ class Encoder:
         """
         The hidden states leaving block last - 1 from those entering block `first` (blocks first..last-1 only; a pipeline stage runs this).
         """
+    def keep_blocks(self, first: typing.SupportsInt | typing.SupportsIndex, last: typing.SupportsInt | typing.SupportsIndex) -> Encoder:
+        """
+        A new encoder holding only blocks first..last-1 (and the embedding tables only when first is 0): a pipeline stage's weights.
+        """
     def layer_inputs_ids(self, ids: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], lengths: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], block: typing.SupportsInt | typing.SupportsIndex, name: str) -> numpy.typing.NDArray[numpy.float32]:
         """
         The rows (sum(lengths), input size) that layer (block, name) reads for this ragged batch, as this encoder computes them.
@@ -53,6 +57,16 @@ class Encoder:
     def with_linear(self, block: typing.SupportsInt | typing.SupportsIndex, name: str, op: lutmul._core.LinearOperator) -> Encoder:
         """
         A new encoder sharing everything but this layer, which becomes op (same input and output sizes).
+        """
+    @property
+    def bytes(self) -> int:
+        """
+        Bytes of the weights this encoder holds.
+        """
+    @property
+    def held_blocks(self) -> tuple[int, int]:
+        """
+        (first, last): the blocks this encoder holds (all, unless keep_blocks made it).
         """
     @property
     def hidden_size(self) -> int:

@@ -13,8 +13,8 @@ failed lane, and replaced; the job retries the shard as for a plain pool.
 
 Every stage batches its shard as ``Encoder.embed`` does (sorted by length, at most
 ``batch_size`` sentences a batch), so the rows are the same as the plain pool's. When it
-pays is in docs/distributed.md; in short, only when the model does not fit one worker, and
-that needs stage actors holding only their own blocks, which they do not yet.
+pays is in docs/distributed.md; in short, where each actor must hold less than the whole
+model: a stage's actors hold only its blocks.
 """
 
 from __future__ import annotations
@@ -67,22 +67,28 @@ def check_stages(stages) -> List[Stage]:
 
 
 class StageWorker:
-    """The body of one stage actor, running blocks ``first`` to ``last`` − 1. It loads the whole
-    encoder (the runtime loads a model whole), so a stage saves no memory yet.
+    """The body of one stage actor, running blocks ``first`` to ``last`` − 1 and holding only
+    those (and the embedding tables in the first stage: ``Encoder.keep_blocks``). It loads the
+    whole model first (the runtime loads a model whole) and drops the rest at once.
 
     The first stage takes sentences, tokenizes them and cuts the batches; the others take the
     previous stage's batches of hidden states; the last one pools them into rows."""
 
     def __init__(self, model, first: int, last: int, precision: str = "f32", threads: int = 1,
                  batch_size: int = 64, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS):
-        self.encoder = load_model_here(model, precision, threads)
+        whole = load_model_here(model, precision, threads)
+        self.blocks, self.whole_bytes = whole.num_layers, whole.bytes
+        # Stages that do not cover the model are refused by the driver (check_blocks), not here.
+        self.encoder = whole.keep_blocks(first, last) if 0 <= first < last <= whole.num_layers else whole
+        del whole
         self.first, self.last = first, last
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self.name = actor_name()
 
     def describe(self) -> Dict[str, object]:
-        return {"name": self.name, "blocks": self.encoder.num_layers, "hidden_size": self.encoder.hidden_size,
-                "model": self.encoder.path, "first": self.first, "last": self.last}
+        return {"name": self.name, "blocks": self.blocks, "hidden_size": self.encoder.hidden_size,
+                "model": self.encoder.path, "first": self.first, "last": self.last, "bytes": self.encoder.bytes,
+                "whole_model_bytes": self.whole_bytes}
 
     def run(self, work):
         """Sentences (first stage) or ``((count, batches), names, CPU seconds)`` from the stage
@@ -91,19 +97,19 @@ class StageWorker:
         began = time.process_time()
         core = self.encoder._core
         blocks = self.encoder.num_layers
-        if self.first == 0:
+        if self.first == 0:  # the token embeddings (the rows block 0 reads), then the blocks
             token_ids = self.encoder.tokenize(work)
             lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
             batches = []
             for members in plan_batches(lengths, self.batch_size, self.max_batch_tokens):
                 ids, batch_lengths = pack(token_ids, members)
-                batches.append((members, core.layer_inputs_ids(ids, batch_lengths, self.last, "query"), batch_lengths))
+                batches.append((members, core.layer_inputs_ids(ids, batch_lengths, 0, "query"), batch_lengths))
             count, names, cpu = len(work), [], 0.0
         else:
             (count, batches), names, cpu = work
-            if self.last < blocks:  # a middle stage
-                batches = [(members, core.hidden_through_blocks(self.first, self.last, hidden, lengths), lengths)
-                           for members, hidden, lengths in batches]
+        if self.last < blocks:  # the first stage or a middle one
+            batches = [(members, core.hidden_through_blocks(self.first, self.last, hidden, lengths), lengths)
+                       for members, hidden, lengths in batches]
         names = names + [self.name]
         if self.last < blocks:
             return (count, batches), names, cpu + time.process_time() - began

@@ -78,6 +78,7 @@ class Encoder:
     intermediate_size = core_property("intermediate_size", "Width of the feed-forward layer.")
     pooling = core_property("pooling", '"mean" or "cls".')
     normalize = core_property("normalize", "Whether embeddings are scaled to unit length.")
+    bytes = core_property("bytes", "Bytes of the weights this encoder holds (embeddings, LayerNorms, operators).")
 
     @property
     def plan(self) -> Optional[List[dict]]:
@@ -213,6 +214,17 @@ class Encoder:
             raise TypeError(f"op must be a lutmul operator, got {type(op).__name__}")
         # A compile plan describes the layers it chose: a changed encoder no longer has one.
         return Encoder._from_parts(self._core.with_linear(block, name, op._core), self._tokenizer)
+
+    def keep_blocks(self, first: int, last: int) -> "Encoder":
+        """A new encoder holding only blocks ``first`` to ``last`` − 1, and the embedding tables
+        only when ``first`` is 0: a pipeline stage's weights (what it drops is freed once no
+        encoder holds it). Calls that need what it does not hold raise ``ValueError``."""
+        return Encoder._from_parts(self._core.keep_blocks(first, last), self._tokenizer)
+
+    @property
+    def held_blocks(self) -> tuple:
+        """``(first, last)``: the blocks this encoder holds."""
+        return tuple(self._core.held_blocks)
 
     def layer_inputs(self, sentences, block: int, name: str) -> np.ndarray:
         """The rows layer ``(block, name)`` reads when this encoder embeds ``sentences``: float32

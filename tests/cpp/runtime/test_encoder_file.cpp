@@ -11,6 +11,7 @@
 
 #include "lutmul/lutmul.h"
 #include "lutmul/runtime.h"
+#include "expect_error.h"
 #include "runtime/tiny_bert.h"
 
 namespace lutmul::testing {
@@ -199,6 +200,44 @@ TEST(EncoderFile, BlockGroupsChainedAreTheWholeForward) {
   std::vector<float> whole(rows);
   encoder->hidden_through_blocks(0, blocks, entering.data(), b.lengths.data(), b.sequences(), whole.data());
   EXPECT_EQ(whole, last);
+}
+
+// A pipeline stage holds only its blocks: two stages chained are the whole forward, bit for
+// bit; each refuses what needs weights it dropped; together they hold the whole model once.
+TEST(EncoderFile, KeptBlocksRunTheirStageAndRefuseTheRest) {
+  const TinyBert bert = write_tiny_bert(TinyBertSpec{}, "keep_blocks");
+  const auto encoder = mixed_encoder(bert);
+  const Batch b = random_batch({5, 17, 9}, bert.spec.vocab, 13);
+  const int blocks = static_cast<int>(bert.spec.layers);
+  const std::vector<float> whole = embed(*encoder, b);
+  const size_t rows = static_cast<size_t>(b.tokens() * bert.spec.hidden);
+  for (int split = 1; split < blocks; ++split) {
+    const auto head = encoder->keep_blocks(0, split), tail = encoder->keep_blocks(split, blocks);
+    EXPECT_EQ(head->held_first(), 0);
+    EXPECT_EQ(head->held_last(), split);
+    std::vector<float> entering(rows), middle(rows), out(whole.size());
+    head->layer_inputs(b.ids.data(), b.lengths.data(), b.sequences(), 0, "query", entering.data());
+    head->hidden_through_blocks(0, split, entering.data(), b.lengths.data(), b.sequences(), middle.data());
+    tail->embed_from_block(split, middle.data(), b.lengths.data(), b.sequences(), out.data());
+    EXPECT_EQ(out, whole) << "split at " << split;
+    EXPECT_LT(tail->bytes(), encoder->bytes());
+    EXPECT_LT(head->bytes(), encoder->bytes());
+    // The embeddings are held once, by the first stage; each block by one stage.
+    EXPECT_EQ(head->bytes() + tail->bytes(), encoder->bytes());
+    EXPECT_EQ(tail->linear_layers().size(), 6 * static_cast<size_t>(blocks - split));  // six a block
+    expect_error([&] { embed(*tail, b); }, {"embed needs blocks 0..", "holds blocks " + std::to_string(split)});
+    expect_error([&] { embed(*head, b); }, {"holds blocks 0.." + std::to_string(split - 1) + " only"});
+    expect_error([&] { tail->linear(0, "query"); }, {"a layer needs blocks 0..0"});
+    expect_error([&] { head->embed_from_block(0, entering.data(), b.lengths.data(), b.sequences(), out.data()); },
+                 {"embed_from_block needs blocks 0.."});
+    expect_error([&] { tail->save(bert.folder + "/stage.lutmul"); },
+                 {"save the whole encoder"});
+    expect_error([&] { tail->keep_blocks(0, blocks); }, {"keep_blocks needs blocks 0.."});
+  }
+  expect_error([&] { encoder->keep_blocks(1, 1); }, {"are not a range of this encoder's"});
+  expect_error([&] { encoder->keep_blocks(0, blocks + 1); }, {"are not a range of this encoder's"});
+  EXPECT_NE(encoder->describe().find("block 0 query"), std::string::npos);
+  EXPECT_NE(encoder->keep_blocks(1, blocks)->describe().find("holds blocks 1.."), std::string::npos);
 }
 
 }  // namespace
