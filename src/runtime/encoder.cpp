@@ -212,7 +212,7 @@ void Encoder::hidden_states(const int32_t* ids, const int64_t* lengths, int64_t 
   int64_t tokens = 0;
   check_batch(ids, lengths, sequences, tokens);
   LUTMUL_CHECK(tokens == 0 || out != nullptr, "Encoder::hidden_states: out is null");
-  require_blocks(0, static_cast<int>(blocks_.size()), "hidden_states");
+  require_blocks(0, static_cast<int>(blocks_.size()), "hidden_states", true);
   if (tokens == 0) return;
   WorkspacePool::Lease lease = workspaces_->take();
   Workspace& ws = *lease;
@@ -230,7 +230,7 @@ void Encoder::layer_inputs(const int32_t* ids, const int64_t* lengths, int64_t s
   Tap tap;
   tap.block = block;
   tap.layer = static_cast<int>(std::find(names.begin(), names.end(), name) - names.begin());
-  require_blocks(0, block + 1, "layer_inputs");
+  require_blocks(0, block + 1, "layer_inputs", true);
   if (tokens == 0) return;
   tap.out = out;
   WorkspacePool::Lease lease = workspaces_->take();
@@ -241,7 +241,7 @@ void Encoder::embed(const int32_t* ids, const int64_t* lengths, int64_t sequence
   int64_t tokens = 0;
   check_batch(ids, lengths, sequences, tokens);
   LUTMUL_CHECK(sequences == 0 || out != nullptr, "Encoder::embed: out is null");
-  require_blocks(0, static_cast<int>(blocks_.size()), "embed");
+  require_blocks(0, static_cast<int>(blocks_.size()), "embed", true);
   if (tokens == 0) return;
   WorkspacePool::Lease lease = workspaces_->take();
   Workspace& ws = *lease;

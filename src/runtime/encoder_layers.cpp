@@ -71,10 +71,11 @@ const Encoder::Block& Encoder::block_at(int block, const std::string& name) cons
   return *blocks_[static_cast<size_t>(block)];
 }
 
-void Encoder::require_blocks(int first, int last, const char* what) const {
-  LUTMUL_CHECK(first >= held_first() && last <= held_last(), "Encoder: ", what, " needs blocks ", first, "..",
-               last - 1, (first == 0 ? " and the embeddings" : ""), ", but this encoder holds blocks ", held_first(),
-               "..", held_last() - 1, " only (keep_blocks)");
+void Encoder::require_blocks(int first, int last, const char* what, bool embeddings) const {
+  // Only an encoder holding block 0 holds the embeddings (keep_blocks drops them with it).
+  LUTMUL_CHECK(first >= held_first() && last <= held_last() && (!embeddings || held_first() == 0), "Encoder: ", what,
+               " needs ", (embeddings ? "the embeddings and " : ""), "blocks ", first, "..", last - 1,
+               ", but this encoder holds blocks ", held_first(), "..", held_last() - 1, " only (keep_blocks)");
 }
 
 std::shared_ptr<Encoder> Encoder::copy_sharing_weights() const {

@@ -90,8 +90,8 @@ def test_stages_holding_only_their_blocks_chain_to_the_whole_forward(encoder):
     assert head.bytes + tail.bytes == encoder.bytes
     assert tail.bytes < 0.35 * encoder.bytes  # four of six blocks, no embedding tables
     assert len(tail.linear_layers()) == 24
-    with pytest.raises(ValueError, match=r"embed needs blocks 0\.\.5 and the embeddings, but this encoder holds "
-                                         r"blocks 2\.\.5 only"):
+    with pytest.raises(ValueError, match=r"embed needs the embeddings and blocks 0\.\.5, but this encoder "
+                                         r"holds blocks 2\.\.5 only"):
         tail.embed_ids(IDS, LENGTHS)
     with pytest.raises(ValueError, match=r"holds blocks 0\.\.1 only"):
         head.hidden_through_blocks(0, 3, hidden, LENGTHS)

@@ -164,8 +164,8 @@ class Encoder {
   void pool(const int64_t* lengths, int64_t sequences, const Workspace& ws, float* out) const;
   static std::shared_ptr<Encoder> load_file(const std::string& path);
   const Block& block_at(int block, const std::string& name) const;
-  // Error unless this encoder holds blocks first..last − 1 (and the embeddings when first is 0).
-  void require_blocks(int first, int last, const char* what) const;
+  // Error unless this encoder holds blocks first..last − 1 (and the embeddings if asked).
+  void require_blocks(int first, int last, const char* what, bool embeddings = false) const;
   std::shared_ptr<Encoder> copy_sharing_weights() const;
 
   EncoderConfig config_;

@@ -225,7 +225,8 @@ TEST(EncoderFile, KeptBlocksRunTheirStageAndRefuseTheRest) {
     // The embeddings are held once, by the first stage; each block by one stage.
     EXPECT_EQ(head->bytes() + tail->bytes(), encoder->bytes());
     EXPECT_EQ(tail->linear_layers().size(), 6 * static_cast<size_t>(blocks - split));  // six a block
-    expect_error([&] { embed(*tail, b); }, {"embed needs blocks 0..", "holds blocks " + std::to_string(split)});
+    expect_error([&] { embed(*tail, b); },
+                 {"embed needs the embeddings and blocks 0..", "holds blocks " + std::to_string(split)});
     expect_error([&] { embed(*head, b); }, {"holds blocks 0.." + std::to_string(split - 1) + " only"});
     expect_error([&] { tail->linear(0, "query"); }, {"a layer needs blocks 0..0"});
     expect_error([&] { head->embed_from_block(0, entering.data(), b.lengths.data(), b.sequences(), out.data()); },
