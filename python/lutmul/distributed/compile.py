@@ -26,10 +26,7 @@ from ..runtime.compile import (Layer, Option, Screening, TappedRows, compile, fi
                                speed_error_front, time_candidate, exact_weights, time_exact)
 from ..runtime.encoder import load_encoder
 from ._ray import connected, import_ray
-from .pool import actor_name, load_model_here, model_argument, read_model_folder
-
-# How long the actors may take to start, load the model and tap their first rows.
-START_TIMEOUT_SECONDS = 300.0
+from .pool import actor_name, load_model_here, model_argument, read_model_folder, wait_for_actors
 
 
 class CompileWorker:
@@ -88,7 +85,7 @@ class RayScreening(Screening):
                                                         max_restarts=0, max_task_retries=0)
         fit_sentences, screen = ray.put(fit.sentences), ray.put(list(screen_sentences))
         pool = _ActorPool(ray, lambda: actor_class.remote(model, fit_sentences, screen, self.threads), workers,
-                          self.max_retries)
+                          self.max_retries, self.model)
         try:
             bar.start(f"alone: fits on {workers} workers", len(layers))
             fitted = pool.run([(index, "fit_layer", (layer.block, layer.name, candidates, seed))
@@ -122,24 +119,18 @@ class _ActorPool:
     """A fixed number of actors, one task in flight on each; a task whose actor dies goes to a
     new actor (up to ``max_retries`` further runs), a task that raises fails the compile."""
 
-    def __init__(self, ray, start, size: int, max_retries: int):
+    def __init__(self, ray, start, size: int, max_retries: int, model):
         self.ray, self._start, self.max_retries = ray, start, max_retries
         self.actors = [start() for _ in range(size)]
         self.names: List[str] = []
         self.tasks_per_worker: Dict[str, int] = collections.Counter()
         self._named = [None] * size
-        references = [actor.describe.remote() for actor in self.actors]
-        ready, _ = ray.wait(references, num_returns=len(references), timeout=START_TIMEOUT_SECONDS)
-        if len(ready) < len(references):
-            self.shutdown()
-            raise RuntimeError(f"{len(references) - len(ready)} of {size} compile workers did not start within "
-                               f"{START_TIMEOUT_SECONDS:.0f} s; the cluster has "
-                               f"{ray.cluster_resources().get('CPU', 0):g} CPUs and each worker takes one")
         try:
-            described = ray.get(references)
-        except ray.exceptions.RayError as error:
+            described = wait_for_actors(ray, [actor.describe.remote() for actor in self.actors], "compile workers", 1,
+                                        model)
+        except RuntimeError:
             self.shutdown()
-            raise RuntimeError(f"a compile worker could not load the model: {_last_line(error)}") from None
+            raise
         for slot, info in enumerate(described):
             self._named[slot] = info["name"]
             self.names.append(info["name"])

@@ -26,11 +26,9 @@ from ..runtime.batching import check_sentences, positive_int
 from ._ray import connected, import_ray
 from .output import OrderedOutput, check_output
 from .pipeline import PipelinePool
-from .pool import WorkerPool
+from .pool import START_TIMEOUT_SECONDS, WorkerPool, wait_for_actors
 
 DEFAULT_SHARD_SIZE = 256
-# How long the actors may take to start and load the model.
-START_TIMEOUT_SECONDS = 300.0
 
 
 class ShardFailedError(RuntimeError):
@@ -143,17 +141,8 @@ def embed_job(model, inputs, output=None, address: Optional[str] = None, workers
 
 
 def _wait_for_workers(ray, pool, model) -> int:
-    references = [slot.actor.describe.remote() for slot in pool.slots]
-    ready, _ = ray.wait(references, num_returns=len(references), timeout=START_TIMEOUT_SECONDS)
-    if len(ready) < len(references):
-        cpus = ray.cluster_resources().get("CPU", 0)
-        raise RuntimeError(f"{len(references) - len(ready)} of {len(references)} workers did not start within "
-                           f"{START_TIMEOUT_SECONDS:.0f} s; the cluster has {cpus:g} CPUs and each worker takes "
-                           f"{pool.threads}")
-    try:
-        described = ray.get(references)
-    except ray.exceptions.RayError as error:
-        raise RuntimeError(f"a worker could not load the model {model!r}: {error}") from None
+    described = wait_for_actors(ray, [slot.actor.describe.remote() for slot in pool.slots], "workers", pool.threads,
+                                model)
     return int(described[0]["hidden_size"])
 
 

@@ -126,6 +126,25 @@ class Slot:
     cpu_seconds_done: Dict[str, float] = field(default_factory=dict)
 
 
+# How long actors may take to start and load the model.
+START_TIMEOUT_SECONDS = 300.0
+
+
+def wait_for_actors(ray, references, what: str, cpus_each: int, model) -> List[dict]:
+    """What each actor's ``describe`` returned, once all answered; ``RuntimeError`` when some
+    did not start within START_TIMEOUT_SECONDS (too few CPUs) or could not load the model.
+    ``what``: the actors' name in the messages, plural ("workers")."""
+    ready, _ = ray.wait(references, num_returns=len(references), timeout=START_TIMEOUT_SECONDS)
+    if len(ready) < len(references):
+        cpus = ray.cluster_resources().get("CPU", 0)
+        raise RuntimeError(f"{len(references) - len(ready)} of {len(references)} {what} did not start within "
+                           f"{START_TIMEOUT_SECONDS:.0f} s; the cluster has {cpus:g} CPUs and each takes {cpus_each}")
+    try:
+        return ray.get(references)
+    except ray.exceptions.RayError as error:
+        raise RuntimeError(f"one of the {what} could not load the model {model!r}: {error}") from None
+
+
 class SlotPool:
     """What the batch job and the service need of a pool besides its actors: ``slots``, the
     parts each has in flight, and the rows and CPU time each actor returned."""

@@ -22,6 +22,7 @@ compile in a process measures each (layer shape, candidate) once and later compi
 
 from __future__ import annotations
 
+import abc
 import platform
 import time
 import warnings
@@ -305,14 +306,16 @@ def screening_loss(encoder: Encoder, layer: Layer, op, screen: "TappedRows", scr
     return None if cosine == -np.inf else 1.0 - cosine
 
 
-class Screening:
+class Screening(abc.ABC):
     """Stage 1, every candidate on every layer alone: fills each layer's ``exact_us``,
     ``exact_bytes`` and ``options``. The timings always run in this process (the compiled
-    model is for this machine); subclasses decide where the fits and losses run."""
+    model is for this machine); each implementation decides where the fits and losses run
+    (:class:`LocalScreening` here, ``lutmul.distributed.compile.RayScreening`` on Ray)."""
 
+    @abc.abstractmethod
     def run(self, layers: List[Layer], candidates: List[Candidate], fit: "TappedRows", screen_sentences: List[str],
             rows_per_call: int, threads: int, seed: int, timings: Dict[tuple, float], bar: "CompileProgress") -> None:
-        raise NotImplementedError
+        """Fills the layers' stage-1 measurements (abstract: an interface, not a stub)."""
 
     def summary(self) -> dict:
         """Where stage 1 ran, for the compile summary."""
