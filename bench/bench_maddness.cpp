@@ -5,7 +5,8 @@
 // Names: maddness_matmul/N/D/M/C/threads (row-major A), maddness_matmul_colmajor/...,
 // maddness_encode/N/D/C/threads, maddness_encode_colmajor/..., stream_read/N/D (plain loads
 // of all of a row-major A: the bound for its encoder), maddness_scan/N/M/C/threads
-// (exact accumulation; _averaged for the other mode), maddness_fit/N/D/C/threads, and the
+// (exact accumulation; _averaged for the other mode; N = 1,024 is the in-cache rate),
+// store_y/N/M (plain stores of all of Y: the bound for the scan's output), maddness_fit/N/D/C/threads, and the
 // exact baselines exact_sgemm, exact_eigen and exact_onednn/N/D/M/threads (bench_exact.cpp,
 // the kernels each picked printed in the context); the fastest one is the baseline.
 // Tables are prebuilt; A is float, Y is float.
@@ -16,6 +17,7 @@
 #include <cblas.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -167,7 +169,28 @@ void stream_read(benchmark::State& state) {
       benchmark::Counter(4.0 * static_cast<double>(count), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The bound for the scan's output: write every float of Y (N × M) once with plain stores.
+void store_y(benchmark::State& state) {
+  const int64_t n = state.range(0), m = state.range(1);
+  std::vector<float> y(static_cast<size_t>(n * m));
+  float value = 0.f;
+  for (auto _ : state) {
+    value += 1.f;  // a new value each time, so no store can be skipped
+    std::fill(y.begin(), y.end(), value);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["bytes/s"] = benchmark::Counter(4.0 * static_cast<double>(n * m), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all() {
+  // The scan with Y and the codes in L2 (the in-cache rate), and the store bound of Y.
+  for (int64_t t : {1, 2})
+    for (int64_t m : {10, 100})
+      for (int64_t c : {8, 16, 32})
+        benchmark::RegisterBenchmark("maddness_scan", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact); })->Args({1024, m, c, t});
+  for (int64_t n : {1024, 10016, 57600})
+    for (int64_t m : {10, 100}) benchmark::RegisterBenchmark("store_y", store_y)->Args({n, m});
   const std::vector<int64_t> rows = {10016, 57600};
   for (int64_t n : rows)
     for (int64_t t : {1, 2}) {

@@ -77,6 +77,8 @@ MaddnessGpu::MaddnessGpu(const Maddness& model)
   LUTMUL_CHECK(model.config().tables == TableMode::uint8,
                "MaddnessGpu: the model uses float tables (TableMode::float32), a CPU measurement mode; the GPU scan "
                "needs the 8-bit tables");
+  LUTMUL_CHECK(model.leaves() == 16, "MaddnessGpu: the GPU kernels run 16-leaf trees; this model has ", model.leaves(),
+               " leaves (64-leaf trees run on the CPU)");
   Impl& s = *impl_;
   s.input_dim = model.input_dim();
   s.output_dim = model.output_dim();

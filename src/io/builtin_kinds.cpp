@@ -145,6 +145,7 @@ void register_builtin_kinds() {
          LUTMUL_CHECK(calibration != nullptr, "maddness: the encoder is learned from calibration rows; none were given");
          MaddnessConfig config;
          config.ncodebooks = static_cast<int>(p.integer("ncodebooks", config.ncodebooks));
+         config.leaves = static_cast<int>(p.integer("leaves", config.leaves));
          config.split_candidates = static_cast<int>(p.integer("split_candidates", config.split_candidates));
          config.prototypes = choice(p, "prototypes", config.prototypes,
                                     {{"ridge", PrototypeMethod::ridge}, {"bucket_means", PrototypeMethod::bucket_means}});
@@ -155,7 +156,7 @@ void register_builtin_kinds() {
          config.tables = choice(p, "tables", config.tables, {{"uint8", TableMode::uint8}, {"float32", TableMode::float32}});
          return std::make_unique<MaddnessLinear>(W, b, *calibration, config);
        },
-       "ncodebooks=16 split_candidates=4 prototypes=ridge|bucket_means heldout_fraction=0.2 seed=0 "
+       "ncodebooks=16 leaves=16|64 split_candidates=4 prototypes=ridge|bucket_means heldout_fraction=0.2 seed=0 "
        "accumulation=exact|averaged tables=uint8|float32"});
   register_operator_kind(
       {"low_rank", [](const uint8_t* d, size_t n) { return LowRankLinear::from_payload(d, n); },

@@ -15,9 +15,12 @@ namespace lutmul {
 namespace {
 
 constexpr detail::Magic kLegacyMagic = {'L', 'U', 'T', 'M', 'U', 'L', 'M', 'D'};
+// Version 3: the number of leaves per tree (16 or 64), after the table mode; written only
+// for 64-leaf models, so 16-leaf files stay readable by releases that read version 2.
 // Version 2: a scale and an offset per output (version 1: one scale, an offset per codebook;
 // still read, and predicts exactly as it did).
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = 3;
+constexpr uint32_t kSixteenLeafVersion = 2;
 constexpr uint32_t kOldestVersion = 1;
 
 using detail::check_all_finite;
@@ -32,12 +35,16 @@ bool is_legacy_container(const uint8_t* data, size_t size) {
 
 std::vector<uint8_t> Maddness::payload(SavedAs saved_as) const {
   LUTMUL_CHECK(encoder_fitted(), "save: the model is not fitted");
-  return detail::pack(kFormatVersion, static_cast<uint8_t>(saved_as), int32_t{config_.ncodebooks},
-                      int32_t{config_.split_candidates}, static_cast<int32_t>(config_.prototypes), config_.heldout_fraction,
-                      uint64_t{config_.seed}, static_cast<int32_t>(config_.accumulation),
-                      static_cast<int32_t>(config_.tables), config_.ridge_lambdas, int64_t{input_dim_},
-                      int64_t{output_dim_}, chosen_lambda_, subspace_begin_, split_dims_, thresholds_, prototypes_,
-                      float_tables_, quantized_tables_, table_scales_, table_offsets_, bias_);
+  const bool wide = config_.leaves != 16;
+  detail::ByteWriter w;
+  w.put_fields(wide ? kFormatVersion : kSixteenLeafVersion, static_cast<uint8_t>(saved_as), int32_t{config_.ncodebooks},
+               int32_t{config_.split_candidates}, static_cast<int32_t>(config_.prototypes), config_.heldout_fraction,
+               uint64_t{config_.seed}, static_cast<int32_t>(config_.accumulation), static_cast<int32_t>(config_.tables));
+  if (wide) w.put_fields(int32_t{config_.leaves});
+  w.put_fields(config_.ridge_lambdas, int64_t{input_dim_}, int64_t{output_dim_}, chosen_lambda_, subspace_begin_,
+               split_dims_, thresholds_, prototypes_, float_tables_, quantized_tables_, table_scales_, table_offsets_,
+               bias_);
+  return std::move(w.bytes());
 }
 
 Maddness Maddness::from_payload(const uint8_t* data, size_t size) {
@@ -70,6 +77,10 @@ Maddness Maddness::read_state(detail::ByteReader& r, uint32_t version) {
   config.prototypes = static_cast<PrototypeMethod>(prototypes);
   config.accumulation = static_cast<Accumulation>(accumulation);
   config.tables = static_cast<TableMode>(tables);
+  if (version >= 3) {
+    config.leaves = r.get<int32_t>("leaves");
+    LUTMUL_CHECK(config.leaves == 16 || config.leaves == 64, "model file is corrupt: ", config.leaves, " leaves per tree");
+  }
   const uint64_t nlambdas = r.get<uint64_t>("ridge_lambdas size");
   LUTMUL_CHECK(nlambdas <= 1024, "model file is corrupt: ", nlambdas, " ridge lambdas");
   for (uint64_t i = 0; i < nlambdas; ++i) config.ridge_lambdas.push_back(r.get<double>("ridge_lambdas"));
@@ -83,17 +94,19 @@ Maddness Maddness::read_state(detail::ByteReader& r, uint32_t version) {
   model.input_dim_ = d;
   model.output_dim_ = m;
   model.chosen_lambda_ = r.get<double>("chosen_lambda");
-  const uint64_t npairs = static_cast<uint64_t>((c + 1) / 2);
+  const uint64_t depth = static_cast<uint64_t>(model.tree_depth()), leaves = static_cast<uint64_t>(config.leaves);
+  // Table bytes per output: codebook pairs of 16 entries, or a codebook of 64.
+  const uint64_t table_bytes = leaves == 16 ? static_cast<uint64_t>((c + 1) / 2) * 32 : static_cast<uint64_t>(c) * 64;
   const uint64_t uc = static_cast<uint64_t>(c), ud = static_cast<uint64_t>(d), um = static_cast<uint64_t>(m);
   // Products of three dimensions of up to 2^31 each: checked, never wrapped.
   const char* what = "model file";
   model.subspace_begin_ = r.get_array<int64_t>("subspace bounds", uc + 1);
-  model.split_dims_ = r.get_array<int32_t>("split dimensions", detail::array_entries(what, "split dimensions", {uc, kTreeDepth}));
-  model.thresholds_ = r.get_array<float>("thresholds", detail::array_entries(what, "thresholds", {uc, kTreeDepth, 8}));
-  model.prototypes_ = r.get_array<float>("prototypes", detail::array_entries(what, "prototypes", {uc, kLeaves, ud}));
-  model.float_tables_ = r.get_array<float>("float tables", detail::array_entries(what, "float tables", {um, uc, kLeaves}));
+  model.split_dims_ = r.get_array<int32_t>("split dimensions", detail::array_entries(what, "split dimensions", {uc, depth}));
+  model.thresholds_ = r.get_array<float>("thresholds", detail::array_entries(what, "thresholds", {uc, depth, leaves / 2}));
+  model.prototypes_ = r.get_array<float>("prototypes", detail::array_entries(what, "prototypes", {uc, leaves, ud}));
+  model.float_tables_ = r.get_array<float>("float tables", detail::array_entries(what, "float tables", {um, uc, leaves}));
   model.quantized_tables_ =
-      r.get_array<uint8_t>("quantized tables", detail::array_entries(what, "quantized tables", {um, npairs, 32}));
+      r.get_array<uint8_t>("quantized tables", detail::array_entries(what, "quantized tables", {um, table_bytes}));
   if (version == 1) {
     // One scale for every output; an offset per codebook, summed in order as version 1 did.
     const float scale = r.get<float>("table scale");
@@ -115,8 +128,8 @@ Maddness Maddness::read_state(detail::ByteReader& r, uint32_t version) {
                "model file is corrupt: subspaces do not cover D");
   for (int64_t i = 0; i < c; ++i) {
     LUTMUL_CHECK(model.subspace_begin_[i] < model.subspace_begin_[i + 1], "model file is corrupt: empty subspace ", i);
-    for (int t = 0; t < kTreeDepth; ++t) {
-      const int32_t dim = model.split_dims_[i * kTreeDepth + t];
+    for (int t = 0; t < model.tree_depth(); ++t) {
+      const int32_t dim = model.split_dims_[i * model.tree_depth() + t];
       LUTMUL_CHECK(dim >= model.subspace_begin_[i] && dim < model.subspace_begin_[i + 1],
                    "model file is corrupt: split dimension ", dim, " of codebook ", i, " is outside its subspace");
     }

@@ -8,11 +8,12 @@
 
 namespace lutmul::detail {
 
-LookupTables build_lookup_tables(const std::vector<float>& prototypes, int ncodebooks, int64_t dim,
+LookupTables build_lookup_tables(const std::vector<float>& prototypes, int ncodebooks, int leaves, int64_t dim,
                                  const MatrixView& weights) {
-  constexpr int kLeaves = 16;
+  const int kLeaves = leaves;
   const int64_t k = int64_t{ncodebooks} * kLeaves, m = weights.cols;
-  const int npairs = (ncodebooks + 1) / 2;
+  // Bytes per output: 16-leaf tables come in codebook pairs (a phantom zero table for odd C).
+  const int64_t table_bytes = leaves == 16 ? int64_t{(ncodebooks + 1) / 2} * 32 : k;
 
   // dots = P (K × D) · B (D × M), row-major K × M.
   std::vector<float> dots(static_cast<size_t>(k * m));
@@ -27,7 +28,7 @@ LookupTables build_lookup_tables(const std::vector<float>& prototypes, int ncode
 
   t.scales.assign(static_cast<size_t>(m), 1.f);
   t.offsets.assign(static_cast<size_t>(m), 0.0);
-  t.quantized_tables.assign(static_cast<size_t>(m * npairs * 32), 0);
+  t.quantized_tables.assign(static_cast<size_t>(m * table_bytes), 0);
   std::vector<float> lowest(static_cast<size_t>(ncodebooks));
   for (int64_t j = 0; j < m; ++j) {
     const float* tables = t.float_tables.data() + j * k;  // C × 16
@@ -48,7 +49,7 @@ LookupTables build_lookup_tables(const std::vector<float>& prototypes, int ncode
       for (int leaf = 0; leaf < kLeaves; ++leaf) {
         const float v = (tables[c * kLeaves + leaf] - lowest[c]) * scale;
         const float q = std::min(255.f, std::max(0.f, std::nearbyint(v)));
-        t.quantized_tables[(j * npairs + c / 2) * 32 + (c % 2) * 16 + leaf] = static_cast<uint8_t>(q);
+        t.quantized_tables[j * table_bytes + c * kLeaves + leaf] = static_cast<uint8_t>(q);
       }
   }
   return t;

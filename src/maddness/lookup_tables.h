@@ -9,8 +9,8 @@
 namespace lutmul::detail {
 
 struct LookupTables {
-  std::vector<float> float_tables;        // M × C × 16
-  std::vector<uint8_t> quantized_tables;  // M × ceil(C/2) × 32
+  std::vector<float> float_tables;        // M × C × K
+  std::vector<uint8_t> quantized_tables;  // K = 16: M × ceil(C/2) × 32; K = 64: M × C × 64
   // q[m][c][k] = round((T[m][c][k] − min_k T[m][c][k]) · scales[m]).
   std::vector<float> scales;   // M
   std::vector<double> offsets;  // M: Σ_c min_k T[m][c][k]
@@ -22,7 +22,7 @@ struct LookupTables {
 // its integer sum over codebooks meaningful). A single scale and per-codebook offsets for all
 // outputs cost MiniLM's first feed-forward layer a relative error of 0.35 against 0.27 with
 // float tables at C = 64; this gets 0.27.
-LookupTables build_lookup_tables(const std::vector<float>& prototypes, int ncodebooks, int64_t dim,
+LookupTables build_lookup_tables(const std::vector<float>& prototypes, int ncodebooks, int leaves, int64_t dim,
                                  const MatrixView& weights);
 
 }  // namespace lutmul::detail

@@ -21,39 +21,48 @@ using kernels::kBlockRows;
 
 // ---- EncodedRows ----
 
-EncodedRows::EncodedRows(int64_t rows, int ncodebooks) : rows_(rows), ncodebooks_(ncodebooks) {
+namespace {
+void check_leaves(int leaves, const char* what) {
+  LUTMUL_CHECK(leaves == 16 || leaves == 64, what, ": leaves must be 16 or 64, got ", leaves);
+}
+}  // namespace
+
+EncodedRows::EncodedRows(int64_t rows, int ncodebooks, int leaves)
+    : rows_(rows), ncodebooks_(ncodebooks), leaves_(leaves) {
   LUTMUL_CHECK(rows >= 0 && ncodebooks >= 1, "EncodedRows: need rows >= 0 and ncodebooks >= 1, got ", rows, " and ",
                ncodebooks);
-  packed_.assign(static_cast<size_t>(nblocks() * npairs() * kBlockRows), 0);
+  check_leaves(leaves, "EncodedRows");
+  packed_.assign(static_cast<size_t>(nblocks() * byte_columns() * kBlockRows), 0);
 }
 
 uint8_t EncodedRows::code(int64_t row, int codebook) const {
   LUTMUL_CHECK(row >= 0 && row < rows_ && codebook >= 0 && codebook < ncodebooks_, "EncodedRows::code: (", row, ", ",
                codebook, ") is outside ", rows_, " rows x ", ncodebooks_, " codebooks");
-  const uint8_t byte = packed_[static_cast<size_t>((row / kBlockRows) * npairs() * kBlockRows) +
-                              kernels::packed_byte_offset(codebook / 2, static_cast<int>(row % kBlockRows))];
+  const int column = leaves_ == 16 ? codebook / 2 : codebook;
+  const uint8_t byte = packed_[static_cast<size_t>((row / kBlockRows) * byte_columns() * kBlockRows) +
+                               kernels::packed_byte_offset(column, static_cast<int>(row % kBlockRows))];
+  if (leaves_ != 16) return byte;
   return codebook % 2 == 0 ? byte & 15 : byte >> 4;
 }
 
 void EncodedRows::set_code(int64_t row, int codebook, uint8_t code) {
-  LUTMUL_CHECK(row >= 0 && row < rows_ && codebook >= 0 && codebook < ncodebooks_ && code < 16,
+  LUTMUL_CHECK(row >= 0 && row < rows_ && codebook >= 0 && codebook < ncodebooks_ && code < leaves_,
                "EncodedRows::set_code: (", row, ", ", codebook, ") = ", int{code}, " is outside ", rows_, " rows x ",
-               ncodebooks_, " codebooks x 16 codes");
-  uint8_t& byte = packed_[static_cast<size_t>((row / kBlockRows) * npairs() * kBlockRows) +
-                          kernels::packed_byte_offset(codebook / 2, static_cast<int>(row % kBlockRows))];
-  byte = codebook % 2 == 0 ? static_cast<uint8_t>((byte & 0xF0) | code) : static_cast<uint8_t>((byte & 0x0F) | (code << 4));
+               ncodebooks_, " codebooks x ", leaves_, " codes");
+  const int column = leaves_ == 16 ? codebook / 2 : codebook;
+  uint8_t& byte = packed_[static_cast<size_t>((row / kBlockRows) * byte_columns() * kBlockRows) +
+                          kernels::packed_byte_offset(column, static_cast<int>(row % kBlockRows))];
+  if (leaves_ != 16) {
+    byte = code;
+  } else {
+    byte = codebook % 2 == 0 ? static_cast<uint8_t>((byte & 0xF0) | code) : static_cast<uint8_t>((byte & 0x0F) | (code << 4));
+  }
 }
 
 std::vector<uint8_t> EncodedRows::unpacked() const {
   std::vector<uint8_t> out(static_cast<size_t>(rows_ * ncodebooks_));
-  for (int64_t r = 0; r < rows_; ++r) {
-    const uint8_t* block = packed_.data() + (r / kBlockRows) * npairs() * kBlockRows;
-    const size_t offset = kernels::packed_byte_offset(0, static_cast<int>(r % kBlockRows));
-    for (int c = 0; c < ncodebooks_; ++c) {
-      const uint8_t byte = block[offset + static_cast<size_t>(c / 2) * kBlockRows];
-      out[r * ncodebooks_ + c] = c % 2 == 0 ? byte & 15 : byte >> 4;
-    }
-  }
+  for (int64_t r = 0; r < rows_; ++r)
+    for (int c = 0; c < ncodebooks_; ++c) out[r * ncodebooks_ + c] = code(r, c);
   return out;
 }
 
@@ -65,6 +74,8 @@ Maddness::Maddness(MaddnessConfig config) : config_(std::move(config)) {
                config_.split_candidates);
   LUTMUL_CHECK(config_.heldout_fraction >= 0 && config_.heldout_fraction < 1,
                "MaddnessConfig.heldout_fraction must be in [0, 1), got ", config_.heldout_fraction);
+  check_leaves(config_.leaves, "MaddnessConfig");
+  set_accumulation(config_.accumulation);
 }
 
 void Maddness::fit(const MatrixView& A_train, const MatrixView& B, const float* bias, const ProgressCallback& progress) {
@@ -83,7 +94,8 @@ void Maddness::fit_encoder(const MatrixView& A_train, const ProgressCallback& pr
   const int C = config_.ncodebooks;
   LUTMUL_CHECK(A_train.cols >= 1, "A_train has no columns (", A_train.rows, " x ", A_train.cols, ")");
   LUTMUL_CHECK(C <= A_train.cols, "ncodebooks (", C, ") is larger than the number of columns D (", A_train.cols, ")");
-  LUTMUL_CHECK(A_train.rows >= kLeaves, "A_train needs at least ", kLeaves, " rows for 16-leaf trees, got ",
+  const int leaves = config_.leaves;
+  LUTMUL_CHECK(A_train.rows >= leaves, "A_train needs at least ", leaves, " rows for ", leaves, "-leaf trees, got ",
                A_train.rows);
   LUTMUL_CHECK(A_train.cols <= INT32_MAX && A_train.rows <= INT32_MAX, "A_train is too large (", A_train.rows, " x ",
                A_train.cols, ")");
@@ -97,11 +109,12 @@ void Maddness::fit_encoder(const MatrixView& A_train, const ProgressCallback& pr
   const int threads = num_threads();
   detail::use_single_threaded_blas();
   const std::vector<int64_t> bounds = train::subspace_bounds(d, C);
-  train::LearnedTrees trees = train::learn_trees(a.data(), n, d, bounds, config_.split_candidates, threads, progress);
+  train::LearnedTrees trees =
+      train::learn_trees(a.data(), n, d, bounds, tree_depth(), config_.split_candidates, threads, progress);
   std::vector<float> prototypes;
   double lambda = std::numeric_limits<double>::infinity();
   if (config_.prototypes == PrototypeMethod::ridge) {
-    train::RidgeFit ridge = train::fit_ridge_prototypes(a.data(), n, d, trees, C, config_.ridge_lambdas,
+    train::RidgeFit ridge = train::fit_ridge_prototypes(a.data(), n, d, trees, C, leaves, config_.ridge_lambdas,
                                                         config_.heldout_fraction, config_.seed, threads, progress);
     prototypes = std::move(ridge.prototypes);
     lambda = ridge.lambda;
@@ -142,7 +155,7 @@ void Maddness::set_weights(const MatrixView& B, const float* bias) {
     }
   }
   detail::use_single_threaded_blas();
-  detail::LookupTables t = detail::build_lookup_tables(prototypes_, config_.ncodebooks, input_dim_, B);
+  detail::LookupTables t = detail::build_lookup_tables(prototypes_, config_.ncodebooks, config_.leaves, input_dim_, B);
   output_dim_ = B.cols;
   float_tables_ = std::move(t.float_tables);
   quantized_tables_ = std::move(t.quantized_tables);
@@ -179,7 +192,11 @@ void Maddness::build_output_offsets() {
   }
 }
 
-void Maddness::set_accumulation(Accumulation accumulation) { config_.accumulation = accumulation; }
+void Maddness::set_accumulation(Accumulation accumulation) {
+  LUTMUL_CHECK(accumulation == Accumulation::exact || config_.leaves == 16,
+               "averaged accumulation needs 16-leaf trees; this model has ", config_.leaves, " leaves");
+  config_.accumulation = accumulation;
+}
 void Maddness::set_table_mode(TableMode mode) { config_.tables = mode; }
 
 void Maddness::check_input(const MatrixView& A, const char* what) const {
@@ -197,7 +214,8 @@ EncodedRows Maddness::encode(const MatrixView& A) const {
 
 void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
   check_input(A, "encode");
-  if (codes.rows() != A.rows || codes.ncodebooks() != config_.ncodebooks) codes = EncodedRows(A.rows, config_.ncodebooks);
+  if (codes.rows() != A.rows || codes.ncodebooks() != config_.ncodebooks || codes.leaves() != config_.leaves)
+    codes = EncodedRows(A.rows, config_.ncodebooks, config_.leaves);
   if (A.rows == 0) return;
 
   kernels::EncodeArgs args;
@@ -213,6 +231,7 @@ void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
   // Gathers use 32-bit offsets within a block of 64 rows.
   const bool gather_ok = args.row_stride <= INT32_MAX / kBlockRows;
   const kernels::KernelTable& table = (gather_ok ? detail::active_kernels() : detail::reference_kernels()).maddness;
+  const kernels::EncodeFn encode_blocks = config_.leaves == 16 ? table.encode : table.encode_wide;
 
   const int64_t nblocks = codes.nblocks();
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), nblocks));
@@ -223,15 +242,16 @@ void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
     kernels::EncodeArgs mine = args;
     mine.tail_scratch = scratch.data();
     const auto range = detail::partition(nblocks, omp_get_num_threads(), omp_get_thread_num());
-    saw_nan = table.encode(mine, range.first, range.second);
+    saw_nan = encode_blocks(mine, range.first, range.second);
   }
   LUTMUL_CHECK(!saw_nan, "A contains NaN in a column the encoder reads (", A.rows, " x ", A.cols, " input)");
 }
 
 void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {
   LUTMUL_CHECK(has_weights(), "scan: no weights (call fit or set_weights first)");
-  LUTMUL_CHECK(codes.ncodebooks() == config_.ncodebooks, "scan: codes have ", codes.ncodebooks(),
-               " codebooks, the model has ", config_.ncodebooks);
+  LUTMUL_CHECK(codes.ncodebooks() == config_.ncodebooks && codes.leaves() == config_.leaves, "scan: codes have ",
+               codes.ncodebooks(), " codebooks of ", codes.leaves(), " leaves, the model has ", config_.ncodebooks,
+               " of ", config_.leaves);
   LUTMUL_CHECK(ldy >= output_dim_, "scan: ldy (", ldy, ") is smaller than M (", output_dim_, ")");
   LUTMUL_CHECK(Y != nullptr || codes.rows() == 0, "scan: Y is null");
   if (codes.rows() == 0) return;
@@ -239,17 +259,13 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {
   const int threads = num_threads();
 
   if (config_.tables == TableMode::float32) {
-    const int C = config_.ncodebooks;
+    const int C = config_.ncodebooks, K = config_.leaves;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t r = 0; r < codes.rows(); ++r) {
-      const uint8_t* block = codes.packed_data() + (r / kBlockRows) * codes.npairs() * kBlockRows;
       for (int64_t j = 0; j < m; ++j) {
-        const float* table = &float_tables_[j * C * kLeaves];
+        const float* table = &float_tables_[j * C * K];
         float sum = 0.f;
-        for (int c = 0; c < C; ++c) {
-          const uint8_t byte = block[kernels::packed_byte_offset(c / 2, static_cast<int>(r % kBlockRows))];
-          sum += table[c * kLeaves + (c % 2 == 0 ? byte & 15 : byte >> 4)];
-        }
+        for (int c = 0; c < C; ++c) sum += table[c * K + codes.code(r, c)];
         Y[r * ldy + j] = sum + bias_[j];
       }
     }
@@ -260,6 +276,7 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {
   args.packed = codes.packed_data();
   args.rows = codes.rows();
   args.npairs = codes.npairs();
+  args.ncodebooks = codes.ncodebooks();
   args.tables = quantized_tables_.data();
   args.outputs = m;
   args.averaged = config_.accumulation == Accumulation::averaged;
@@ -268,6 +285,7 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {
   args.y = Y;
   args.ldy = ldy;
   const kernels::KernelTable& table = detail::active_kernels().maddness;
+  const kernels::ScanFn scan_blocks = config_.leaves == 16 ? table.scan : table.scan_wide;
 
   // Rows first; with fewer blocks than threads, outputs are split too.
   const int row_parts = static_cast<int>(std::min<int64_t>(threads, nblocks));
@@ -277,7 +295,7 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy) const {
     const int id = omp_get_thread_num();
     const auto rows = detail::partition(nblocks, row_parts, id / output_parts);
     const auto outputs = detail::partition(m, output_parts, id % output_parts);
-    table.scan(args, rows.first, rows.second, outputs.first, outputs.second);
+    scan_blocks(args, rows.first, rows.second, outputs.first, outputs.second);
   }
 }
 

@@ -25,7 +25,7 @@ void MaddnessLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
 int64_t MaddnessLinear::bytes() const {
   const int64_t c = model_.ncodebooks();
   return static_cast<int64_t>(model_.quantized_tables().size()) +
-         c * Maddness::kTreeDepth * static_cast<int64_t>(sizeof(int32_t) + 8 * sizeof(float)) +
+         c * model_.tree_depth() * static_cast<int64_t>(sizeof(int32_t) + (model_.leaves() / 2) * sizeof(float)) +
          (c + 2 * model_.output_dim()) * static_cast<int64_t>(sizeof(float));
 }
 

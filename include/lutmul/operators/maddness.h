@@ -2,10 +2,11 @@
 //
 //   Y ≈ A·B (+ bias), A: N × D activations known at run time, B: D × M weights known ahead.
 //
-// fit() learns, from sample rows of A, one 4-level hash tree per codebook (C codebooks over
-// disjoint column blocks of A) and dense prototypes (ridge regression); set_weights() turns
-// B into 8-bit lookup tables. matmul() encodes each row of A into C 4-bit codes and adds up
-// C table entries per output, with SIMD table lookups instead of multiplies.
+// fit() learns, from sample rows of A, one hash tree per codebook (C codebooks over disjoint
+// column blocks of A; 4 levels and 16 leaves, or 6 levels and 64 leaves) and dense
+// prototypes (ridge regression); set_weights() turns B into 8-bit lookup tables. matmul()
+// encodes each row of A into C codes and adds up C table entries per output, with SIMD
+// table lookups instead of multiplies.
 //
 //   lutmul::MaddnessConfig config;
 //   config.ncodebooks = 16;
@@ -51,7 +52,10 @@ enum class TableMode {
 };
 
 struct MaddnessConfig {
-  int ncodebooks = 16;      // C: 1 ≤ C ≤ D. Each codebook reads 4 columns of A.
+  int ncodebooks = 16;      // C: 1 ≤ C ≤ D. Each codebook reads depth columns of A.
+  // K, leaves per tree: 16 (4 levels, 4-bit codes) or 64 (6 levels, 6-bit codes in bytes,
+  // 64-byte tables scanned with vpermb; exact accumulation only).
+  int leaves = 16;
   int split_candidates = 4; // dimensions tried per tree level (largest within-bucket SSE)
   PrototypeMethod prototypes = PrototypeMethod::ridge;
   // Ridge strengths tried, as multiples of the mean bucket size (N / 16). Empty: a default
@@ -69,27 +73,33 @@ struct MaddnessConfig {
 // Progress of a long fit: stage name, steps done, steps in that stage.
 using ProgressCallback = std::function<void(const std::string& stage, int64_t done, int64_t total)>;
 
-// 4-bit codes of N rows, packed the way the scan reads them.
+// Codes of N rows, packed the way the scan reads them.
 //
-// Layout: rows in blocks of 64 (the last block zero-padded); within a block, for each
+// 16-leaf layout (4-bit codes): rows in blocks of 64 (the last block zero-padded); within a block, for each
 // codebook pair p (codebooks 2p, 2p+1; an odd C gets a phantom codebook of code 0) 64
 // bytes in which byte 2w holds row w and byte 2w+1 holds row 32+w, the low nibble for
 // codebook 2p and the high nibble for 2p+1. Read as 16-bit words, the low bytes are
 // rows 0..31 and the high bytes rows 32..63, so exact 16-bit sums come out in row order.
 // packed_bytes() = ceil(N/64) · ceil(C/2) · 64.
+// 64-leaf layout (a 6-bit code per byte): the same, with one 64-byte column per codebook
+// holding its code of row w at byte 2w and of row 32+w at byte 2w+1;
+// packed_bytes() = ceil(N/64) · C · 64.
 class EncodedRows {
  public:
   static constexpr int kBlockRows = 64;
 
   EncodedRows() = default;
-  EncodedRows(int64_t rows, int ncodebooks);
+  EncodedRows(int64_t rows, int ncodebooks, int leaves = 16);
 
   int64_t rows() const { return rows_; }
   int ncodebooks() const { return ncodebooks_; }
+  int leaves() const { return leaves_; }
   int npairs() const { return (ncodebooks_ + 1) / 2; }
+  // 64-byte columns per block of rows: codebook pairs (16 leaves) or codebooks (64).
+  int byte_columns() const { return leaves_ == 16 ? npairs() : ncodebooks_; }
   int64_t nblocks() const { return (rows_ + kBlockRows - 1) / kBlockRows; }
 
-  // The code (0..15) of `row` in `codebook`.
+  // The code (0..leaves-1) of `row` in `codebook`.
   uint8_t code(int64_t row, int codebook) const;
   void set_code(int64_t row, int codebook, uint8_t code);
   // All codes as a row-major rows × ncodebooks array.
@@ -102,17 +112,19 @@ class EncodedRows {
  private:
   int64_t rows_ = 0;
   int ncodebooks_ = 0;
+  int leaves_ = 16;
   std::vector<uint8_t> packed_;
 };
 
 class Maddness {
  public:
+  // The default trees (MaddnessConfig::leaves = 16); leaves() and tree_depth() give a model's.
   static constexpr int kTreeDepth = 4;
   static constexpr int kLeaves = 16;
 
   explicit Maddness(MaddnessConfig config = {});
 
-  // Learns the encoder from A_train (N × D, N ≥ 16 finite rows) and builds tables for B
+  // Learns the encoder from A_train (N × D, N ≥ K finite rows) and builds tables for B
   // (D × M) and optional bias (M floats).
   void fit(const MatrixView& A_train, const MatrixView& B, const float* bias = nullptr,
            const ProgressCallback& progress = {});
@@ -141,18 +153,23 @@ class Maddness {
   int64_t input_dim() const { return input_dim_; }
   int64_t output_dim() const { return output_dim_; }
   int ncodebooks() const { return config_.ncodebooks; }
+  int leaves() const { return config_.leaves; }
+  int tree_depth() const { return config_.leaves == 64 ? 6 : 4; }
   // Column block [begin, end) of codebook c.
   int64_t subspace_begin(int c) const { return subspace_begin_[c]; }
   int64_t subspace_end(int c) const { return subspace_begin_[c + 1]; }
-  // Split dimension of tree level t (0..3) of codebook c.
-  int32_t split_dim(int c, int level) const { return split_dims_[c * kTreeDepth + level]; }
+  // Split dimension of tree level t (0 ≤ t < tree_depth()) of codebook c.
+  int32_t split_dim(int c, int level) const { return split_dims_[c * tree_depth() + level]; }
   // Threshold of node `node` (0 ≤ node < 2^level) of that level: x > threshold goes right.
-  float threshold(int c, int level, int node) const { return thresholds_[(c * kTreeDepth + level) * 8 + node]; }
-  // Prototypes: (16·C) × D row-major; row 16c + k is leaf k of codebook c.
+  float threshold(int c, int level, int node) const {
+    return thresholds_[(c * tree_depth() + level) * (leaves() / 2) + node];
+  }
+  // Prototypes: (K·C) × D row-major; row Kc + k is leaf k of codebook c.
   const std::vector<float>& prototypes() const { return prototypes_; }
-  // Float tables: M × C × 16 (entry [m][c][k] = ⟨prototype(c, k), B[:, m]⟩).
+  // Float tables: M × C × K (entry [m][c][k] = ⟨prototype(c, k), B[:, m]⟩).
   const std::vector<float>& float_tables() const { return float_tables_; }
-  // 8-bit tables: M × ceil(C/2) × 32 bytes (codebook 2p's 16 entries, then 2p+1's).
+  // 8-bit tables: K = 16: M × ceil(C/2) × 32 bytes (codebook 2p's 16 entries, then 2p+1's);
+  // K = 64: M × C × 64 bytes.
   const std::vector<uint8_t>& quantized_tables() const { return quantized_tables_; }
   // Dequantisation of output m: y_m ≈ Σ_c q[m][c][code_c] / table_scale(m) + table_offset(m)
   // + bias_m, where table_offset(m) sums the minima of output m's codebook tables.
@@ -192,11 +209,11 @@ class Maddness {
   int64_t output_dim_ = 0;
   double chosen_lambda_ = 0;
   std::vector<int64_t> subspace_begin_;  // C + 1 entries
-  std::vector<int32_t> split_dims_;      // C × 4
-  std::vector<float> thresholds_;        // C × 4 × 8 (level t uses the first 2^t)
-  std::vector<float> prototypes_;        // 16C × D
-  std::vector<float> float_tables_;      // M × C × 16
-  std::vector<uint8_t> quantized_tables_;// M × ceil(C/2) × 32
+  std::vector<int32_t> split_dims_;      // C × depth
+  std::vector<float> thresholds_;        // C × depth × K/2 (level t uses the first 2^t)
+  std::vector<float> prototypes_;        // KC × D
+  std::vector<float> float_tables_;      // M × C × K
+  std::vector<uint8_t> quantized_tables_;// M × ceil(C/2) × 32, or M × C × 64
   std::vector<float> table_scales_;      // M
   std::vector<double> table_offsets_;    // M
   std::vector<float> bias_;              // M (zeros when none)

@@ -23,6 +23,17 @@ struct Avx2Ops {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
   static Bytes lookup(Bytes table, Bytes index) { return _mm256_shuffle_epi8(table, index); }
+  // Each byte's code (0..63) looked up in a 64-byte table: four 16-byte quarters, picked by
+  // bits 4 and 5 (shifted to each byte's sign bit for the blends; codes < 64, so vpshufb
+  // never sees bit 7 set).
+  static Bytes lookup64(const uint8_t* table, Bytes codes) {
+    const Bytes q0 = _mm256_shuffle_epi8(broadcast_table(table), codes);
+    const Bytes q1 = _mm256_shuffle_epi8(broadcast_table(table + 16), codes);
+    const Bytes q2 = _mm256_shuffle_epi8(broadcast_table(table + 32), codes);
+    const Bytes q3 = _mm256_shuffle_epi8(broadcast_table(table + 48), codes);
+    const Bytes bit4 = _mm256_slli_epi16(codes, 3), bit5 = _mm256_slli_epi16(codes, 2);
+    return _mm256_blendv_epi8(_mm256_blendv_epi8(q0, q1, bit4), _mm256_blendv_epi8(q2, q3, bit4), bit5);
+  }
   static Bytes low_nibbles(Bytes b) { return _mm256_and_si256(b, _mm256_set1_epi8(15)); }
   static Bytes high_nibbles(Bytes b) { return _mm256_and_si256(_mm256_srli_epi16(b, 4), _mm256_set1_epi8(15)); }
   static Bytes zero_bytes() { return _mm256_setzero_si256(); }

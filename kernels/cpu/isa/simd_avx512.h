@@ -23,6 +23,20 @@ struct Avx512Ops {
     return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
   static Bytes lookup(Bytes table, Bytes index) { return _mm512_shuffle_epi8(table, index); }
+  // Each byte's code (0..63) looked up in a 64-byte table.
+  static Bytes lookup64(const uint8_t* table, Bytes codes) {
+#if defined(__AVX512VBMI__)
+    return _mm512_permutexvar_epi8(codes, _mm512_loadu_si512(table));
+#else  // four 16-byte quarters, picked by bits 4 and 5
+    const Bytes q0 = _mm512_shuffle_epi8(broadcast_table(table), codes);
+    const Bytes q1 = _mm512_shuffle_epi8(broadcast_table(table + 16), codes);
+    const Bytes q2 = _mm512_shuffle_epi8(broadcast_table(table + 32), codes);
+    const Bytes q3 = _mm512_shuffle_epi8(broadcast_table(table + 48), codes);
+    const __mmask64 bit4 = _mm512_test_epi8_mask(codes, _mm512_set1_epi8(16));
+    const __mmask64 bit5 = _mm512_test_epi8_mask(codes, _mm512_set1_epi8(32));
+    return _mm512_mask_blend_epi8(bit5, _mm512_mask_blend_epi8(bit4, q0, q1), _mm512_mask_blend_epi8(bit4, q2, q3));
+#endif
+  }
   static Bytes low_nibbles(Bytes b) { return _mm512_and_si512(b, _mm512_set1_epi8(15)); }
   static Bytes high_nibbles(Bytes b) { return _mm512_and_si512(_mm512_srli_epi16(b, 4), _mm512_set1_epi8(15)); }
   static Bytes zero_bytes() { return _mm512_setzero_si512(); }

@@ -21,6 +21,8 @@ struct NeonOps {
   static Bytes load_bytes(const uint8_t* p) { return vld1q_u8(p); }
   static Bytes broadcast_table(const uint8_t* p) { return vld1q_u8(p); }
   static Bytes lookup(Bytes table, Bytes index) { return vqtbl1q_u8(table, index); }
+  // Each byte's code (0..63) looked up in a 64-byte table: one tbl over four registers.
+  static Bytes lookup64(const uint8_t* table, Bytes codes) { return vqtbl4q_u8(vld1q_u8_x4(table), codes); }
   static Bytes low_nibbles(Bytes b) { return vandq_u8(b, vdupq_n_u8(15)); }
   static Bytes high_nibbles(Bytes b) { return vshrq_n_u8(b, 4); }
   static Bytes zero_bytes() { return vdupq_n_u8(0); }

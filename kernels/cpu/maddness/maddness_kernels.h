@@ -14,15 +14,22 @@ constexpr int kTreeDepth = 4;
 constexpr int kThresholdStride = 8;  // floats per (codebook, level); level t uses 2^t
 constexpr int kPairBytes = 32;       // table bytes per (output, codebook pair)
 
+// Wide trees: 64 leaves (6 levels), one 6-bit code per byte, 64-byte tables per
+// (output, codebook). Codes: nblocks × C × 64 bytes, codebook c's byte of row r at
+// packed_byte_offset(c, r); tables: M × C × 64.
+constexpr int kWideTreeDepth = 6;
+constexpr int kWideThresholdStride = 32;
+constexpr int kWideLeaves = 64;
+
 struct EncodeArgs {
   const float* a = nullptr;   // element (i, j) at a[i * row_stride + j * col_stride]
   int64_t rows = 0;
   int64_t row_stride = 0;
   int64_t col_stride = 0;
   int ncodebooks = 0;
-  const int32_t* split_dims = nullptr;  // C × 4
-  const float* thresholds = nullptr;    // C × 4 × 8
-  uint8_t* packed = nullptr;            // nblocks × npairs × 64
+  const int32_t* split_dims = nullptr;  // C × depth
+  const float* thresholds = nullptr;    // C × depth × 2^(depth-1)
+  uint8_t* packed = nullptr;            // nblocks × npairs × 64 (wide: nblocks × C × 64)
   // Caller-owned scratch of encode_scratch_floats(C) floats (a partial last block, the
   // row-major encoder's plan). SIMD files take no memory of their own: an allocation there
   // could link AVX-512 code into baseline callers.
@@ -33,7 +40,8 @@ struct ScanArgs {
   const uint8_t* packed = nullptr;  // nblocks × npairs × 64 (EncodedRows layout)
   int64_t rows = 0;
   int npairs = 0;
-  const uint8_t* tables = nullptr;  // M × npairs × 32
+  int ncodebooks = 0;               // read by the wide scan (codes and tables per codebook)
+  const uint8_t* tables = nullptr;  // M × npairs × 32 (wide: M × C × 64)
   int64_t outputs = 0;              // M
   // y[r][m] = float(S) * scales[m] + offsets[m], S the integer sum of the mode.
   const float* scales = nullptr;    // M
@@ -52,6 +60,8 @@ using ScanFn = void (*)(const ScanArgs&, int64_t block_begin, int64_t block_end,
 struct KernelTable {
   EncodeFn encode;
   ScanFn scan;
+  EncodeFn encode_wide;  // 64-leaf trees
+  ScanFn scan_wide;      // exact sums only
 };
 
 // Kernels of one ISA (compiled into the library only where the compiler can target it).
@@ -66,7 +76,9 @@ static inline size_t encode_scratch_floats(int ncodebooks) {
   const size_t column_tile = static_cast<size_t>(ncodebooks) * kTreeDepth * (kBlockRows + 1);
   const size_t row_plan = static_cast<size_t>((ncodebooks + 15) / 16) * 16 * (15 + 2 * kTreeDepth);
   const size_t short_rows_tile = 128 * kBlockRows;  // encode_impl.h: kShortRow × 64
-  const size_t most = column_tile > row_plan ? column_tile : row_plan;
+  const size_t wide_tile = static_cast<size_t>(ncodebooks) * kWideTreeDepth * (kBlockRows + 1);
+  const size_t narrow = column_tile > row_plan ? column_tile : row_plan;
+  const size_t most = narrow > wide_tile ? narrow : wide_tile;
   return most > short_rows_tile ? most : short_rows_tile;
 }
 

@@ -60,10 +60,53 @@ void scan_reference(const ScanArgs& args, int64_t block_begin, int64_t block_end
   }
 }
 
+// 64-leaf trees: one code per byte, codebook c in byte column c.
+bool encode_wide_reference(const EncodeArgs& args, int64_t block_begin, int64_t block_end) {
+  const int C = args.ncodebooks;
+  bool saw_nan = false;
+  for (int64_t block = block_begin; block < block_end; ++block) {
+    uint8_t* out = args.packed + block * C * kBlockRows;
+    for (int r = 0; r < kBlockRows; ++r) {
+      const int64_t row = block * kBlockRows + r;
+      for (int c = 0; c < C; ++c) {
+        int node = 0;
+        for (int level = 0; level < kWideTreeDepth && row < args.rows; ++level) {
+          const int64_t dim = args.split_dims[c * kWideTreeDepth + level];
+          const float x = args.a[row * args.row_stride + dim * args.col_stride];
+          saw_nan |= std::isnan(x);
+          const float threshold = args.thresholds[(c * kWideTreeDepth + level) * kWideThresholdStride + node];
+          node = 2 * node + (x > threshold ? 1 : 0);
+        }
+        out[packed_byte_offset(c, r)] = static_cast<uint8_t>(node);  // 0 on padding rows
+      }
+    }
+  }
+  return saw_nan;
+}
+
+void scan_wide_reference(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin,
+                         int64_t m_end) {
+  const int C = args.ncodebooks;
+  for (int64_t block = block_begin; block < block_end; ++block) {
+    const uint8_t* codes = args.packed + block * C * kBlockRows;
+    for (int r = 0; r < kBlockRows; ++r) {
+      const int64_t row = block * kBlockRows + r;
+      if (row >= args.rows) break;
+      for (int64_t m = m_begin; m < m_end; ++m) {
+        const uint8_t* table = args.tables + m * C * kWideLeaves;
+        uint32_t sum = 0;
+        for (int c = 0; c < C; ++c) sum += table[c * kWideLeaves + (codes[packed_byte_offset(c, r)] & 63)];
+        const float scaled = static_cast<float>(sum) * args.scales[m];
+        args.y[row * args.ldy + m] = scaled + args.offsets[m];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{encode_reference, scan_reference};
+  static const KernelTable table{encode_reference, scan_reference, encode_wide_reference, scan_wide_reference};
   return table;
 }
 

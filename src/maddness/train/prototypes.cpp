@@ -1,4 +1,4 @@
-// Prototype fitting (MADDNESS §4.4): with G the N × 16C one-hot code matrix, solve
+// Prototype fitting (MADDNESS §4.4): with G the N × KC one-hot code matrix (K leaves per tree), solve
 //   P = argmin ||A − G·P||² + λ·||P − P0||²
 // jointly for all codebooks, P0 the trees' bucket means. Through the eigendecomposition
 // GᵀG = Q·diag(e)·Qᵀ every λ costs one GEMM, so λ is chosen by k-fold cross-validation,
@@ -16,8 +16,6 @@
 namespace lutmul::train {
 namespace {
 
-constexpr int kLeaves = 16;
-
 struct NormalEquations {
   int64_t rows = 0;
   std::vector<double> gram;    // K × K: GᵀG
@@ -26,7 +24,7 @@ struct NormalEquations {
 };
 
 NormalEquations normal_equations(const float* a, int64_t d, const std::vector<uint8_t>& codes, int ncodebooks,
-                                 const std::vector<int64_t>& rows, int threads) {
+                                 int kLeaves, const std::vector<int64_t>& rows, int threads) {
   const int64_t k = int64_t{ncodebooks} * kLeaves;
   NormalEquations eq;
   eq.rows = static_cast<int64_t>(rows.size());
@@ -127,7 +125,7 @@ double squared_error(const NormalEquations& eq, const std::vector<double>& p, in
 }  // namespace
 
 RidgeFit fit_ridge_prototypes(const float* a, int64_t n, int64_t d, const LearnedTrees& trees, int ncodebooks,
-                              std::vector<double> lambdas, double heldout_fraction, uint64_t seed, int threads,
+                              int kLeaves, std::vector<double> lambdas, double heldout_fraction, uint64_t seed, int threads,
                               const ProgressCallback& progress) {
   const int64_t k = int64_t{ncodebooks} * kLeaves;
   if (lambdas.empty()) lambdas = {1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0};
@@ -153,7 +151,7 @@ RidgeFit fit_ridge_prototypes(const float* a, int64_t n, int64_t d, const Learne
       std::vector<int64_t> rows;
       for (int64_t i = f; i < n; i += folds) rows.push_back(order[i]);
       std::sort(rows.begin(), rows.end());
-      parts.push_back(normal_equations(a, d, trees.codes, ncodebooks, rows, threads));
+      parts.push_back(normal_equations(a, d, trees.codes, ncodebooks, kLeaves, rows, threads));
     }
     // The sums over all rows, and for each fold over the other folds, add in fold order.
     const auto sum_except = [&](int64_t skip) {
@@ -197,7 +195,7 @@ RidgeFit fit_ridge_prototypes(const float* a, int64_t n, int64_t d, const Learne
   } else {
     if (all.rows == 0) {
       std::sort(order.begin(), order.end());
-      all = normal_equations(a, d, trees.codes, ncodebooks, order, threads);
+      all = normal_equations(a, d, trees.codes, ncodebooks, kLeaves, order, threads);
     }
     const Eigen eig = eigendecompose(all.gram, k);
     const std::vector<double> p = solve(eig, project(eig, all.target, k, d), project(eig, means, k, d),

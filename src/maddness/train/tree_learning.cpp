@@ -1,4 +1,4 @@
-// Hash-tree learning (MADDNESS §4.2): per codebook, four levels; every node of a level
+// Hash-tree learning (MADDNESS §4.2): per codebook, four levels (or six); every node of a level
 // splits on the same column, each node with its own threshold, chosen to minimise the
 // summed squared error over the codebook's columns. Each tree is learned on its own
 // column block of A, not on what earlier codebooks leave (see docs/quality.md).
@@ -12,10 +12,6 @@
 
 namespace lutmul::train {
 namespace {
-
-constexpr int kLeaves = 16;
-constexpr int kDepth = 4;
-constexpr int kThresholdStride = 8;
 
 // Float bits mapped so that unsigned order is numeric order (finite values).
 inline uint32_t sortable_bits(float x) {
@@ -107,9 +103,10 @@ std::vector<int64_t> subspace_bounds(int64_t dim, int ncodebooks) {
   return begin;
 }
 
-LearnedTrees learn_trees(const float* a, int64_t n, int64_t d, const std::vector<int64_t>& bounds,
+LearnedTrees learn_trees(const float* a, int64_t n, int64_t d, const std::vector<int64_t>& bounds, int depth,
                          int split_candidates, int threads, const ProgressCallback& progress) {
   const int ncodebooks = static_cast<int>(bounds.size()) - 1;
+  const int kDepth = depth, kLeaves = 1 << depth, kThresholdStride = kLeaves / 2;
   LearnedTrees out;
   out.split_dims.assign(static_cast<size_t>(ncodebooks) * kDepth, 0);
   out.thresholds.assign(static_cast<size_t>(ncodebooks) * kDepth * kThresholdStride,

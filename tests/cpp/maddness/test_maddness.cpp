@@ -18,9 +18,18 @@ using testing::exact_product;
 using testing::low_rank_rows;
 using testing::relative_error;
 
-// Run at every ISA level (isa_sweep.h), the model fitted and used at that level.
-class Api : public testing::LevelTest<testing::Family::maddness> {
+// Run at every ISA level (isa_sweep.h), the model fitted and used at that level, with 16-
+// and 64-leaf trees.
+class Api : public testing::LevelTest<testing::Family::maddness, std::tuple<Isa, int>> {
  protected:
+  static int leaves() { return std::get<1>(GetParam()); }
+  static MaddnessConfig config_for_test() {
+    MaddnessConfig config;
+    config.ncodebooks = kCodebooks;
+    config.leaves = leaves();
+    return config;
+  }
+
   static constexpr int64_t kTrain = 1500, kTest = 333, kDim = 70, kOut = 11;
   static constexpr int kCodebooks = 9;
 
@@ -33,9 +42,7 @@ class Api : public testing::LevelTest<testing::Family::maddness> {
     train_.resize(kTrain * kDim);
     weights_ = testing::uniform(kDim, kOut, -1.f, 1.f, 3);
     for (int64_t j = 0; j < kOut; ++j) bias_.push_back(0.5f * static_cast<float>(j) - 2.f);
-    MaddnessConfig config;
-    config.ncodebooks = kCodebooks;
-    model_ = Maddness(config);
+    model_ = Maddness(config_for_test());
     model_.fit(MatrixView::row_major(train_.data(), kTrain, kDim), MatrixView::row_major(weights_.data(), kDim, kOut),
                bias_.data());
   }
@@ -71,7 +78,8 @@ TEST_P(Api, CodesFollowTheTrees) {
   for (int64_t i = 0; i < kTest; ++i)
     for (int c = 0; c < kCodebooks; ++c) {
       int node = 0;
-      for (int level = 0; level < 4; ++level) {
+      ASSERT_EQ(leaves() == 64 ? 6 : 4, model_.tree_depth());
+      for (int level = 0; level < model_.tree_depth(); ++level) {
         const int dim = model_.split_dim(c, level);
         ASSERT_GE(dim, model_.subspace_begin(c));
         ASSERT_LT(dim, model_.subspace_end(c));
@@ -87,11 +95,16 @@ TEST_P(Api, OutputsAreTheDequantisedTableSums) {
   const EncodedRows codes = model_.encode(MatrixView::row_major(test_.data(), kTest, kDim));
   const Matrix y = model_.matmul(MatrixView::row_major(test_.data(), kTest, kDim));
   const auto& q = model_.quantized_tables();
-  const int npairs = (kCodebooks + 1) / 2;
+  // Tables per output: codebook pairs of 16 entries (a phantom one for odd C), or 64 each.
+  const int table_bytes = leaves() == 16 ? (kCodebooks + 1) / 2 * 32 : kCodebooks * 64;
+  ASSERT_EQ(static_cast<size_t>(kOut * table_bytes), q.size());
   for (int64_t i = 0; i < kTest; ++i)
     for (int64_t j = 0; j < kOut; ++j) {
       double sum = 0;
-      for (int c = 0; c < kCodebooks; ++c) sum += q[(j * npairs + c / 2) * 32 + (c % 2) * 16 + codes.code(i, c)];
+      for (int c = 0; c < kCodebooks; ++c) {
+        ASSERT_LT(codes.code(i, c), leaves());
+        sum += q[j * table_bytes + c * leaves() + codes.code(i, c)];
+      }
       const double expected = sum / model_.table_scale(j) + model_.table_offset(j) + bias_[j];
       ASSERT_NEAR(expected, y(i, j), 1e-4 * (1 + std::fabs(expected)));
     }
@@ -145,10 +158,14 @@ TEST_P(Api, FloatTablesAndAveragingStayCloseToExactMode) {
   model_.set_table_mode(TableMode::float32);
   const double err_f32 = relative_error(exact_with_bias, model_.matmul(a).values);
   model_.set_table_mode(TableMode::uint8);
-  model_.set_accumulation(Accumulation::averaged);
-  const double err_avg = relative_error(exact_with_bias, model_.matmul(a).values);
   EXPECT_LT(err_f32, 0.5);
   EXPECT_LT(std::fabs(err_u8 - err_f32), 0.01);
+  if (leaves() != 16) {  // averaging is a 16-leaf scan mode
+    EXPECT_THROW(model_.set_accumulation(Accumulation::averaged), Error);
+    return;
+  }
+  model_.set_accumulation(Accumulation::averaged);
+  const double err_avg = relative_error(exact_with_bias, model_.matmul(a).values);
   EXPECT_LT(err_avg, err_u8 * 1.25 + 0.01);
 }
 
@@ -157,8 +174,7 @@ TEST_P(Api, ThreadCountChangesNothing) {
   const MatrixView b = MatrixView::row_major(weights_.data(), kDim, kOut);
   const MatrixView t = MatrixView::row_major(train_.data(), kTrain, kDim);
   set_num_threads(1);
-  MaddnessConfig config;
-  config.ncodebooks = kCodebooks;
+  const MaddnessConfig config = config_for_test();
   Maddness one(config);
   one.fit(t, b, bias_.data());
   const Matrix y1 = one.matmul(a);
@@ -172,9 +188,7 @@ TEST_P(Api, ThreadCountChangesNothing) {
 }
 
 TEST_P(Api, OneEncoderSeveralWeights) {
-  MaddnessConfig config;
-  config.ncodebooks = kCodebooks;
-  Maddness shared(config);
+  Maddness shared(config_for_test());
   shared.fit_encoder(MatrixView::row_major(train_.data(), kTrain, kDim));
   EXPECT_FALSE(shared.has_weights());
   const std::vector<float> other = testing::uniform(kDim, 4, -2.f, 2.f, 77);
@@ -209,7 +223,10 @@ TEST_P(Api, EmptyInputGivesEmptyOutput) {
   EXPECT_EQ(kOut, y.cols);
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, Api, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
+INSTANTIATE_TEST_SUITE_P(Isa, Api, ::testing::ValuesIn(testing::cartesian(testing::every_level(), std::vector<int>{16, 64})),
+                         [](const ::testing::TestParamInfo<std::tuple<Isa, int>>& param_info) {
+                           return isa_name(std::get<0>(param_info.param)) + "_K" + std::to_string(std::get<1>(param_info.param));
+                         });
 
 }  // namespace
 }  // namespace lutmul
