@@ -5,7 +5,8 @@
 // Names: maddness_matmul/N/D/M/C/threads (row-major A), maddness_matmul_colmajor/...,
 // maddness_encode/N/D/C/threads, maddness_encode_colmajor/..., stream_read/N/D (plain loads
 // of all of a row-major A: the bound for its encoder), maddness_scan/N/M/C/threads
-// (exact accumulation; _averaged for the other mode; N = 1,024 is the in-cache rate),
+// (exact accumulation; _averaged for the other mode; N = 1,024 is the in-cache rate;
+// _k64 for 64-leaf trees, also maddness_matmul_colmajor_k64),
 // store_y/N/M (plain stores of all of Y: the bound for the scan's output), maddness_fit/N/D/C/threads, and the
 // exact baselines exact_sgemm, exact_eigen and exact_onednn/N/D/M/threads (bench_exact.cpp,
 // the kernels each picked printed in the context); the fastest one is the baseline.
@@ -62,13 +63,14 @@ const std::vector<float>& cached_structured_rows(int64_t n, int64_t d, bool col_
   return a;
 }
 
-// One trained model per (D, M, C), trained on 4096 rows.
-const Maddness& cached_model(int64_t d, int64_t m, int c) {
-  static std::map<std::tuple<int64_t, int64_t, int>, std::unique_ptr<Maddness>> cache;
-  auto& model = cache[{d, m, c}];
+// One trained model per (D, M, C, leaves), trained on 4096 rows.
+const Maddness& cached_model(int64_t d, int64_t m, int c, int leaves = 16) {
+  static std::map<std::tuple<int64_t, int64_t, int, int>, std::unique_ptr<Maddness>> cache;
+  auto& model = cache[{d, m, c, leaves}];
   if (!model) {
     lutmul::MaddnessConfig config;
     config.ncodebooks = c;
+    config.leaves = leaves;
     model = std::make_unique<Maddness>(config);
     const std::vector<float> train = structured_rows(4096, d, 2);
     const std::vector<float> b = weights(d, m);
@@ -94,11 +96,11 @@ double touched_bytes(const Maddness& model, int64_t n, int64_t d, bool col_major
   return 64.0 * static_cast<double>(lines.size()) * static_cast<double>(n);
 }
 
-void matmul(benchmark::State& state, bool col_major) {
+void matmul(benchmark::State& state, bool col_major, int leaves = 16) {
   const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
   const int c = static_cast<int>(state.range(3));
   lutmul::set_num_threads(static_cast<int>(state.range(4)));
-  const Maddness& model = cached_model(d, m, c);
+  const Maddness& model = cached_model(d, m, c, leaves);
   const MatrixView a = view(n, d, col_major);
   std::vector<float> y(static_cast<size_t>(n * m));
   for (auto _ : state) {
@@ -124,11 +126,11 @@ void encode(benchmark::State& state, bool col_major) {
       benchmark::Counter(touched_bytes(model, n, d, col_major), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void scan(benchmark::State& state, lutmul::Accumulation accumulation) {
+void scan(benchmark::State& state, lutmul::Accumulation accumulation, int leaves = 16) {
   const int64_t n = state.range(0), m = state.range(1), d = 512;
   const int c = static_cast<int>(state.range(2));
   lutmul::set_num_threads(static_cast<int>(state.range(3)));
-  Maddness model = cached_model(d, m, c);
+  Maddness model = cached_model(d, m, c, leaves);
   model.set_accumulation(accumulation);
   const lutmul::EncodedRows codes = model.encode(view(n, d, true));
   std::vector<float> y(static_cast<size_t>(n * m));
@@ -191,6 +193,15 @@ void register_all() {
         benchmark::RegisterBenchmark("maddness_scan", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact); })->Args({1024, m, c, t});
   for (int64_t n : {1024, 10016, 57600})
     for (int64_t m : {10, 100}) benchmark::RegisterBenchmark("store_y", store_y)->Args({n, m});
+  // 64-leaf trees: the scan in cache and at full size, and end to end (column-major A).
+  for (int64_t t : {1, 2})
+    for (int64_t n : {1024, 10016})
+      for (int64_t m : {10, 100})
+        for (int64_t c : {8, 16, 32}) {
+          benchmark::RegisterBenchmark("maddness_scan_k64", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact, 64); })->Args({n, m, c, t});
+          if (n != 1024)
+            benchmark::RegisterBenchmark("maddness_matmul_colmajor_k64", [](benchmark::State& s) { matmul(s, true, 64); })->Args({n, 512, m, c, t});
+        }
   const std::vector<int64_t> rows = {10016, 57600};
   for (int64_t n : rows)
     for (int64_t t : {1, 2}) {

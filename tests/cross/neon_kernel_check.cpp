@@ -1,4 +1,4 @@
-// The NEON kernels (MADDNESS encode and scan, the pruned products) against the scalar
+// The NEON kernels (MADDNESS encode and scan with 16- and 64-leaf trees, the pruned products) against the scalar
 // reference, bit for bit, built for AArch64 and run under qemu-user on x86 machines
 // (tests/cross/check_neon.sh). Standalone: the kernels alone, no GoogleTest, so that it
 // cross-compiles with nothing but the toolchain.
@@ -101,6 +101,75 @@ void check_shape(long n, long m, int c, std::mt19937_64& rng) {
     expect(std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)) == 0,
            averaged ? "scan averaged" : "scan exact", n, m, c, false);
   }
+}
+
+// 64-leaf trees: encode (both layouts, a partial last block) and the exact scan.
+void check_wide_shape(long n, long m, int c, std::mt19937_64& rng) {
+  const long d = 2 * c + 7;
+  std::uniform_real_distribution<float> value(-1.f, 1.f);
+  std::uniform_int_distribution<long> pick_dim(0, d - 1);
+  std::uniform_int_distribution<int> byte(0, 255), code(0, kWideLeaves - 1);
+  std::vector<int32_t> dims(static_cast<size_t>(c * kWideTreeDepth));
+  for (auto& v : dims) v = static_cast<int32_t>(pick_dim(rng));
+  std::vector<float> thresholds(static_cast<size_t>(c * kWideTreeDepth * kWideThresholdStride));
+  for (size_t i = 0; i < thresholds.size(); ++i)
+    thresholds[i] = i % 13 == 6 ? std::numeric_limits<float>::infinity() : value(rng);
+  std::vector<float> a(static_cast<size_t>(n * d));
+  for (size_t i = 0; i < a.size(); ++i) a[i] = i % 7 == 0 ? thresholds[i % thresholds.size()] : value(rng);
+  for (float& x : a)
+    if (std::isinf(x)) x = 0.5f;
+  const long nblocks = (n + kBlockRows - 1) / kBlockRows;
+  for (bool col_major : {false, true}) {
+    const long ld = col_major ? n + 3 : d + 5;
+    std::vector<float> storage(static_cast<size_t>((col_major ? d : n) * ld + 1), 1e30f);
+    float* base = storage.data() + 1;
+    for (long i = 0; i < n; ++i)
+      for (long j = 0; j < d; ++j) (col_major ? base[j * ld + i] : base[i * ld + j]) = a[static_cast<size_t>(i * d + j)];
+    std::vector<float> scratch(encode_scratch_floats(c));
+    auto encode = [&](const KernelTable& table) {
+      std::vector<uint8_t> packed(static_cast<size_t>(nblocks * c * kBlockRows), 0xAB);
+      EncodeArgs args;
+      args.a = base;
+      args.rows = n;
+      args.row_stride = col_major ? 1 : ld;
+      args.col_stride = col_major ? ld : 1;
+      args.ncodebooks = c;
+      args.split_dims = dims.data();
+      args.thresholds = thresholds.data();
+      args.packed = packed.data();
+      args.tail_scratch = scratch.data();
+      table.encode_wide(args, 0, nblocks);
+      return packed;
+    };
+    expect(encode(scalar_kernels()) == encode(*neon_kernels()), "encode 64 leaves", n, m, c, col_major);
+  }
+  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * c * kBlockRows));
+  for (auto& b : packed) b = static_cast<uint8_t>(code(rng));
+  std::vector<uint8_t> tables(static_cast<size_t>(m * c * kWideLeaves));
+  for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
+  std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
+  for (auto& o : offsets) o = static_cast<float>(byte(rng)) * 0.37f - 40.f;
+  for (auto& s : scales) s = 0.0123f * static_cast<float>(1 + byte(rng) % 7);
+  auto scan = [&](const KernelTable& table) {
+    const long ldy = m + 3;
+    std::vector<float> y(static_cast<size_t>(n * ldy + 1), -7.25f);
+    ScanArgs args;
+    args.packed = packed.data();
+    args.rows = n;
+    args.npairs = (c + 1) / 2;
+    args.ncodebooks = c;
+    args.tables = tables.data();
+    args.outputs = m;
+    args.scales = scales.data();
+    args.offsets = offsets.data();
+    args.y = y.data() + 1;
+    args.ldy = ldy;
+    table.scan_wide(args, 0, nblocks, 0, m);
+    return y;
+  };
+  const std::vector<float> expected = scan(scalar_kernels()), got = scan(*neon_kernels());
+  expect(std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)) == 0, "scan 64 leaves", n, m, c,
+         false);
 }
 
 // A 64-byte aligned float buffer, as the operators give the pruned kernels.
@@ -213,6 +282,9 @@ int main() {
   for (long n : {1L, 31L, 33L, 64L, 1000L})
     for (long m : {1L, 3L, 10L, 100L})
       for (int c : {1, 2, 3, 8, 16, 24, 32, 64}) check_shape(n, m, c, rng);
+  for (long n : {1L, 33L, 64L, 1000L})
+    for (long m : {1L, 3L, 10L, 100L})
+      for (int c : {1, 3, 16, 33, 300}) check_wide_shape(n, m, c, rng);
   // Pruned products: tiles of 4, 8 and 16 rows and their tails, K across block edges.
   for (long n : {1L, 3L, 5L, 9L, 17L, 40L, 131L})
     for (long k : {1L, 7L, 64L, 130L, 300L})

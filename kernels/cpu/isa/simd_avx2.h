@@ -79,6 +79,39 @@ struct Avx2Ops {
     return _mm256_sub_epi32(_mm256_add_epi32(node, node), _mm256_castps_si256(right));
   }
   static Ints load_ints(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  // One codebook's 64 codes (node[v] holds rows 8v .. 8v + 7, each < 256) as its packed
+  // 64-byte column: byte 2w is row w, byte 2w + 1 row 32 + w.
+  static void store_wide_codes(const Ints* node, uint8_t* out) {
+    __m128i rows[4];  // rows 16k .. 16k + 15 as bytes
+    const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                               0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    for (int k = 0; k < 4; ++k) {
+      // Each vector's 8 low bytes: 4 per 128-bit lane, gathered into the low 8 bytes.
+      const __m256i a = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(node[2 * k], low_bytes), _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1));
+      const __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(node[2 * k + 1], low_bytes), _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1));
+      rows[k] = _mm_unpacklo_epi64(_mm256_castsi256_si128(a), _mm256_castsi256_si128(b));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi8(rows[0], rows[2]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi8(rows[0], rows[2]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm_unpacklo_epi8(rows[1], rows[3]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm_unpackhi_epi8(rows[1], rows[3]));
+  }
+  // A level of a 64-leaf tree: up to 32 thresholds in four registers, picked by node bits
+  // 0-2 (permutes), then bits 3 and 4 (blends on those bits moved to the sign).
+  struct WideThresholds {
+    Floats part[4];
+  };
+  static WideThresholds load_wide_thresholds(const float* p32) {
+    return {{_mm256_loadu_ps(p32), _mm256_loadu_ps(p32 + 8), _mm256_loadu_ps(p32 + 16), _mm256_loadu_ps(p32 + 24)}};
+  }
+  static Ints descend_wide(Ints node, Floats x, const WideThresholds& t) {
+    const __m256 bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 28));
+    const __m256 bit4 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 27));
+    const __m256 low = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.part[0], node), _mm256_permutevar8x32_ps(t.part[1], node), bit3);
+    const __m256 high = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.part[2], node), _mm256_permutevar8x32_ps(t.part[3], node), bit3);
+    const __m256 right = _mm256_cmp_ps(x, _mm256_blendv_ps(low, high, bit4), _CMP_GT_OQ);
+    return _mm256_sub_epi32(_mm256_add_epi32(node, node), _mm256_castps_si256(right));
+  }
   static uint32_t greater_mask(Floats x, Floats t) {
     return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_GT_OQ)));
   }

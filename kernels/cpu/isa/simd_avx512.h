@@ -84,6 +84,26 @@ struct Avx512Ops {
     return _mm512_mask_add_epi32(twice, right, twice, _mm512_set1_epi32(1));
   }
   static Ints load_ints(const int32_t* p) { return _mm512_loadu_si512(p); }
+  // One codebook's 64 codes (node[v] holds rows 16v .. 16v + 15, each < 256) as its packed
+  // 64-byte column: byte 2w is row w, byte 2w + 1 row 32 + w.
+  static void store_wide_codes(const Ints* node, uint8_t* out) {
+    const __m128i r0 = _mm512_cvtepi32_epi8(node[0]), r16 = _mm512_cvtepi32_epi8(node[1]);
+    const __m128i r32 = _mm512_cvtepi32_epi8(node[2]), r48 = _mm512_cvtepi32_epi8(node[3]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi8(r0, r32));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi8(r0, r32));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm_unpacklo_epi8(r16, r48));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm_unpackhi_epi8(r16, r48));
+  }
+  // A level of a 64-leaf tree: up to 32 thresholds, picked by node with one two-table permute.
+  struct WideThresholds {
+    Floats low, high;
+  };
+  static WideThresholds load_wide_thresholds(const float* p32) { return {_mm512_loadu_ps(p32), _mm512_loadu_ps(p32 + 16)}; }
+  static Ints descend_wide(Ints node, Floats x, const WideThresholds& t) {
+    const __mmask16 right = _mm512_cmp_ps_mask(x, _mm512_permutex2var_ps(t.low, node, t.high), _CMP_GT_OQ);
+    const Ints twice = _mm512_add_epi32(node, node);
+    return _mm512_mask_add_epi32(twice, right, twice, _mm512_set1_epi32(1));
+  }
   static uint32_t greater_mask(Floats x, Floats t) { return _mm512_cmp_ps_mask(x, t, _CMP_GT_OQ); }
   static uint32_t nan_mask(Floats x) { return _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q); }
   // Bit c of `bits` to bit 4c of the result.

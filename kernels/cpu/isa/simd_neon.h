@@ -85,6 +85,36 @@ struct NeonOps {
     return vsubq_u32(vaddq_u32(node, node), right);
   }
   static Ints load_ints(const int32_t* p) { return vreinterpretq_u32_s32(vld1q_s32(p)); }
+  // One codebook's 64 codes (node[v] holds rows 4v .. 4v + 3, each < 256) as its packed
+  // 64-byte column: byte 2w is row w, byte 2w + 1 row 32 + w.
+  static void store_wide_codes(const Ints* node, uint8_t* out) {
+    uint8x16_t rows[4];  // rows 16k .. 16k + 15 as bytes
+    for (int k = 0; k < 4; ++k) {
+      const uint16x8_t first = vcombine_u16(vmovn_u32(node[4 * k]), vmovn_u32(node[4 * k + 1]));
+      const uint16x8_t second = vcombine_u16(vmovn_u32(node[4 * k + 2]), vmovn_u32(node[4 * k + 3]));
+      rows[k] = vcombine_u8(vmovn_u16(first), vmovn_u16(second));
+    }
+    vst1q_u8(out, vzip1q_u8(rows[0], rows[2]));
+    vst1q_u8(out + 16, vzip2q_u8(rows[0], rows[2]));
+    vst1q_u8(out + 32, vzip1q_u8(rows[1], rows[3]));
+    vst1q_u8(out + 48, vzip2q_u8(rows[1], rows[3]));
+  }
+  // A level of a 64-leaf tree: up to 32 thresholds as 128 bytes, looked up as bytes
+  // 4·node + {0, 1, 2, 3} (node < 32: no carries) in two four-register tables; indices
+  // past a table give 0, so the two lookups combine with an or.
+  struct WideThresholds {
+    uint8x16x4_t low, high;
+  };
+  static WideThresholds load_wide_thresholds(const float* p32) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(p32);
+    return {vld1q_u8_x4(bytes), vld1q_u8_x4(bytes + 64)};
+  }
+  static Ints descend_wide(Ints node, Floats x, const WideThresholds& t) {
+    const uint8x16_t index = vreinterpretq_u8_u32(vaddq_u32(vmulq_n_u32(node, 0x04040404u), vdupq_n_u32(0x03020100u)));
+    const uint8x16_t bytes = vorrq_u8(vqtbl4q_u8(t.low, index), vqtbl4q_u8(t.high, vsubq_u8(index, vdupq_n_u8(64))));
+    const uint32x4_t right = vcgtq_f32(x, vreinterpretq_f32_u8(bytes));
+    return vsubq_u32(vaddq_u32(node, node), right);
+  }
   static uint32_t lane_bits(uint32x4_t all_ones_lanes) {
     const uint32_t weights[4] = {1, 2, 4, 8};
     return vaddvq_u32(vandq_u32(all_ones_lanes, vld1q_u32(weights)));

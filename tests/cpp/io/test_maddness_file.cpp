@@ -17,9 +17,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Run at every ISA level (isa_sweep.h): save, load and predict with that level's kernels.
-class Saved : public testing::LevelTest<testing::Family::maddness> {
+// Run at every ISA level (isa_sweep.h): save, load and predict with that level's kernels,
+// 16-leaf trees (averaged sums) and 64-leaf trees (format version 3).
+class Saved : public testing::LevelTest<testing::Family::maddness, std::tuple<Isa, int>> {
  protected:
+  static int leaves() { return std::get<1>(GetParam()); }
+
   void SetUp() override {
     LevelTest::SetUp();
     if (IsSkipped()) return;
@@ -33,7 +36,8 @@ class Saved : public testing::LevelTest<testing::Family::maddness> {
     const std::vector<float> bias = {1, 2, 3, 4, 5, 6, 7};
     MaddnessConfig config;
     config.ncodebooks = 5;
-    config.accumulation = Accumulation::averaged;
+    config.leaves = leaves();
+    config.accumulation = leaves() == 16 ? Accumulation::averaged : Accumulation::exact;
     model_ = Maddness(config);
     model_.fit(MatrixView::row_major(train_.data(), 600, 40), MatrixView::row_major(weights_.data(), 40, 7), bias.data());
   }
@@ -67,7 +71,8 @@ TEST_P(Saved, SaveLoadReloadGiveIdenticalOutputs) {
   EXPECT_EQ(y.values, loaded.matmul(a).values);
   EXPECT_EQ(y.values, reloaded.matmul(a).values);
   EXPECT_EQ(read(path), read(dir_ / "again.lutmul"));
-  EXPECT_EQ(Accumulation::averaged, loaded.config().accumulation);
+  EXPECT_EQ(model_.config().accumulation, loaded.config().accumulation);
+  EXPECT_EQ(leaves(), loaded.leaves());
   EXPECT_EQ(model_.chosen_ridge_lambda(), loaded.chosen_ridge_lambda());
   // No temporary files are left behind.
   int files = 0;
@@ -78,6 +83,7 @@ TEST_P(Saved, SaveLoadReloadGiveIdenticalOutputs) {
 TEST_P(Saved, EncoderWithoutWeightsRoundTrips) {
   MaddnessConfig config;
   config.ncodebooks = 3;
+  config.leaves = leaves();
   Maddness encoder_only(config);
   encoder_only.fit_encoder(MatrixView::row_major(train_.data(), 600, 40));
   const std::vector<uint8_t> bytes = encoder_only.serialize();
@@ -163,7 +169,28 @@ TEST_P(Saved, FailedSaveLeavesTheOldFileIntact) {
   EXPECT_EQ(before, read(path));
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, Saved, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
+TEST_P(Saved, SixteenLeafFilesStayVersionTwo) {
+  // Releases that read versions 1 and 2 still read every 16-leaf file this one writes.
+  const std::vector<uint8_t> payload = model_.payload();  // starts with the model format version
+  uint32_t version = 0;
+  std::memcpy(&version, payload.data(), sizeof version);
+  EXPECT_EQ(leaves() == 16 ? 2u : 3u, version);
+  const std::vector<uint8_t> bytes = model_.serialize();
+  const Maddness back = Maddness::deserialize(bytes.data(), bytes.size());
+  EXPECT_EQ(leaves(), back.leaves());
+  EXPECT_EQ(model_.prototypes(), back.prototypes());
+  EXPECT_EQ(model_.quantized_tables(), back.quantized_tables());
+  const int last = model_.tree_depth() - 1;
+  for (int c = 0; c < model_.ncodebooks(); ++c)
+    for (int node = 0; node < (1 << last); ++node)
+      ASSERT_EQ(model_.threshold(c, last, node), back.threshold(c, last, node));
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, Saved, ::testing::ValuesIn(testing::cartesian(testing::every_level(), std::vector<int>{16, 64})),
+                         [](const ::testing::TestParamInfo<std::tuple<Isa, int>>& param_info) {
+                           return isa_name(std::get<0>(param_info.param)) + "_K" +
+                                  std::to_string(std::get<1>(param_info.param));
+                         });
 
 }  // namespace
 }  // namespace lutmul

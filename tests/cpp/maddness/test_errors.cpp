@@ -51,6 +51,16 @@ TEST_F(Errors, BadConfigurations) {
   config.heldout_fraction = 0.2;
   config.ridge_lambdas = {-1.0};
   expect_error([&] { Maddness(config).fit(a(), b()); }, "ridge_lambdas");
+  config.ridge_lambdas = {};
+  config.leaves = 32;
+  expect_error([&] { Maddness m(config); }, "leaves must be 16 or 64, got 32");
+  config.leaves = 64;
+  config.accumulation = Accumulation::averaged;
+  expect_error([&] { Maddness m(config); }, "averaged accumulation needs 16-leaf trees");
+  config.accumulation = Accumulation::exact;
+  Maddness wide(config);
+  expect_error([&] { wide.set_accumulation(Accumulation::averaged); }, "this model has 64 leaves");
+  expect_error([&] { EncodedRows codes(10, 3, 8); }, "leaves must be 16 or 64, got 8");
 }
 
 TEST_F(Errors, BadTrainingData) {
@@ -58,6 +68,9 @@ TEST_F(Errors, BadTrainingData) {
   config.ncodebooks = 2;
   expect_error([&] { Maddness(config).fit(a(15), b()); }, "at least 16 rows");
   expect_error([&] { Maddness(config).fit(a(0), b()); }, "at least 16 rows");
+  MaddnessConfig wide = config;
+  wide.leaves = 64;
+  expect_error([&] { Maddness(wide).fit(a(63), b()); }, "at least 64 rows for 64-leaf trees, got 63");
   std::vector<float> wrong_b = testing::uniform(11, 3, -1.f, 1.f, 1);
   expect_error([&] { Maddness(config).fit(a(), MatrixView::row_major(wrong_b.data(), 11, 3)); }, "200 x 12, B is 11 x 3");
   a_[17 * 12 + 5] = std::numeric_limits<float>::quiet_NaN();
@@ -92,8 +105,14 @@ TEST_F(Errors, BadInferenceInput) {
   rows[static_cast<size_t>(150 * 12 + m.split_dim(1, 2))] = nan;
   expect_error([&] { m.matmul(MatrixView::row_major(rows.data(), 200, 12)); }, "NaN");
   const EncodedRows other(10, 4);
-  expect_error([&] { m.scan(other, y.data(), 3); }, "codes have 4 codebooks, the model has 3");
+  expect_error([&] { m.scan(other, y.data(), 3); }, "codes have 4 codebooks of 16 leaves, the model has 3 of 16");
+  expect_error([&] { m.scan(EncodedRows(10, 3, 64), y.data(), 3); }, "codes have 3 codebooks of 64 leaves, the model has 3 of 16");
   expect_error([&] { other.code(10, 0); }, "outside 10 rows");
+  EncodedRows wide_codes(10, 3, 64);
+  expect_error([&] { wide_codes.set_code(0, 0, 64); }, "x 64 codes");
+  wide_codes.set_code(9, 2, 63);
+  EXPECT_EQ(63, wide_codes.code(9, 2));
+  EXPECT_EQ(static_cast<size_t>(3 * 64), wide_codes.packed_bytes());
 }
 
 TEST_F(Errors, ThreadsAndIsas) {
