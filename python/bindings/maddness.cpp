@@ -39,7 +39,7 @@ lutmul::ProgressCallback progress_callback(const PythonProgress& progress) {
 
 std::string config_repr(const MaddnessConfig& c) {
   std::ostringstream out;
-  out << "MaddnessConfig(ncodebooks=" << c.ncodebooks << ", split_candidates=" << c.split_candidates
+  out << "MaddnessConfig(ncodebooks=" << c.ncodebooks << ", leaves=" << c.leaves << ", split_candidates=" << c.split_candidates
       << ", prototypes=" << std::string(py::repr(py::cast(c.prototypes)))
       << ", ridge_lambdas=" << std::string(py::repr(py::cast(c.ridge_lambdas)))
       << ", heldout_fraction=" << std::string(py::repr(py::float_(c.heldout_fraction))) << ", seed=" << c.seed
@@ -61,11 +61,12 @@ void bind_config(py::module_& m) {
 
   const MaddnessConfig d;
   py::class_<MaddnessConfig>(m, "MaddnessConfig")
-      .def(py::init([](int ncodebooks, int split_candidates, lutmul::PrototypeMethod prototypes,
+      .def(py::init([](int ncodebooks, int leaves, int split_candidates, lutmul::PrototypeMethod prototypes,
                        std::vector<double> ridge_lambdas, double heldout_fraction, uint64_t seed,
                        lutmul::Accumulation accumulation, lutmul::TableMode tables) {
              MaddnessConfig c;
              c.ncodebooks = ncodebooks;
+             c.leaves = leaves;
              c.split_candidates = split_candidates;
              c.prototypes = prototypes;
              c.ridge_lambdas = std::move(ridge_lambdas);
@@ -75,11 +76,13 @@ void bind_config(py::module_& m) {
              c.tables = tables;
              return c;
            }),
-           py::kw_only(), py::arg("ncodebooks") = d.ncodebooks, py::arg("split_candidates") = d.split_candidates,
+           py::kw_only(), py::arg("ncodebooks") = d.ncodebooks, py::arg("leaves") = d.leaves,
+           py::arg("split_candidates") = d.split_candidates,
            py::arg_v("prototypes", d.prototypes, "PrototypeMethod.ridge"), py::arg("ridge_lambdas") = d.ridge_lambdas,
            py::arg("heldout_fraction") = d.heldout_fraction, py::arg("seed") = d.seed,
            py::arg_v("accumulation", d.accumulation, "Accumulation.exact"), py::arg_v("tables", d.tables, "TableMode.uint8"))
       .def_readwrite("ncodebooks", &MaddnessConfig::ncodebooks)
+      .def_readwrite("leaves", &MaddnessConfig::leaves)
       .def_readwrite("split_candidates", &MaddnessConfig::split_candidates)
       .def_readwrite("prototypes", &MaddnessConfig::prototypes)
       .def_readwrite("ridge_lambdas", &MaddnessConfig::ridge_lambdas)
@@ -143,7 +146,7 @@ void bind_model(py::module_& m) {
                throw py::value_error("codes must have shape (N, " + std::to_string(self.ncodebooks()) + ")");
              int64_t ldy = 0;
              float* out = output_rows(y, codes.shape(0), self.output_dim(), ldy);
-             lutmul::EncodedRows packed(codes.shape(0), self.ncodebooks());
+             lutmul::EncodedRows packed(codes.shape(0), self.ncodebooks(), self.leaves());
              const uint8_t* c = codes.data();
              for (int64_t r = 0; r < codes.shape(0); ++r)
                for (int k = 0; k < self.ncodebooks(); ++k) packed.set_code(r, k, c[r * self.ncodebooks() + k]);
@@ -159,6 +162,8 @@ void bind_model(py::module_& m) {
       .def_property_readonly("input_dim", &Maddness::input_dim)
       .def_property_readonly("output_dim", &Maddness::output_dim)
       .def_property_readonly("ncodebooks", &Maddness::ncodebooks)
+      .def_property_readonly("leaves", &Maddness::leaves)
+      .def_property_readonly("tree_depth", &Maddness::tree_depth)
       .def_property_readonly("chosen_ridge_lambda", &Maddness::chosen_ridge_lambda)
       .def("table_scales",
            [](const Maddness& s) {
@@ -174,26 +179,32 @@ void bind_model(py::module_& m) {
            })
       .def("split_dims",
            [](const Maddness& s) {
-             py::array_t<int32_t> out({static_cast<int64_t>(s.ncodebooks()), int64_t{4}});
+             py::array_t<int32_t> out({static_cast<int64_t>(s.ncodebooks()), int64_t{s.tree_depth()}});
              for (int c = 0; c < s.ncodebooks(); ++c)
-               for (int t = 0; t < 4; ++t) out.mutable_at(c, t) = s.split_dim(c, t);
+               for (int t = 0; t < s.tree_depth(); ++t) out.mutable_at(c, t) = s.split_dim(c, t);
              return out;
            })
       .def("prototypes_view",
            [](py::object self) {
              const auto& s = self.cast<const Maddness&>();
-             return readonly_view(s.prototypes(), {s.ncodebooks(), 16, static_cast<py::ssize_t>(s.input_dim())}, self);
+             return readonly_view(s.prototypes(), {s.ncodebooks(), s.leaves(), static_cast<py::ssize_t>(s.input_dim())},
+                                  self);
            })
       .def("float_tables_view",
            [](py::object self) {
              const auto& s = self.cast<const Maddness&>();
-             return readonly_view(s.float_tables(), {static_cast<py::ssize_t>(s.output_dim()), s.ncodebooks(), 16}, self);
+             return readonly_view(s.float_tables(), {static_cast<py::ssize_t>(s.output_dim()), s.ncodebooks(), s.leaves()},
+                                  self);
            })
       .def("quantized_tables_view",
            [](py::object self) {
              const auto& s = self.cast<const Maddness&>();
+             // As the scan reads them: codebook pairs of 16 entries, or one codebook of 64.
+             const bool pairs = s.leaves() == 16;
              return readonly_view(s.quantized_tables(),
-                                  {static_cast<py::ssize_t>(s.output_dim()), (s.ncodebooks() + 1) / 2, 32}, self);
+                                  {static_cast<py::ssize_t>(s.output_dim()), pairs ? (s.ncodebooks() + 1) / 2 : s.ncodebooks(),
+                                   pairs ? 32 : 64},
+                                  self);
            })
       .def("save",
            [](const Maddness& s, const std::string& path) {
@@ -230,7 +241,8 @@ void bind_maddness_linear(py::module_& m) {
              return lutmul::MaddnessLinear(view, b, rows, config);
            }),
            py::arg("w"), py::arg("bias"), py::arg("calibration"), py::arg_v("config", MaddnessConfig{}, "MaddnessConfig()"))
-      .def_property_readonly("ncodebooks", [](const lutmul::MaddnessLinear& op) { return op.model().ncodebooks(); });
+      .def_property_readonly("ncodebooks", [](const lutmul::MaddnessLinear& op) { return op.model().ncodebooks(); })
+      .def_property_readonly("leaves", [](const lutmul::MaddnessLinear& op) { return op.model().leaves(); });
 }
 
 }  // namespace

@@ -28,7 +28,8 @@ def _check_accumulation(mode) -> None:
 def _config(settings: dict) -> _core.MaddnessConfig:
     """The C++ ``MaddnessConfig`` of a :class:`Maddness`'s settings (the keys 0.2 pickled)."""
     return _core.MaddnessConfig(
-        ncodebooks=settings["ncodebooks"], split_candidates=settings["split_candidates"],
+        ncodebooks=settings["ncodebooks"], leaves=settings.get("leaves", 16),  # 0.2's pickles had no leaves
+        split_candidates=settings["split_candidates"],
         prototypes=_core.PrototypeMethod.ridge if settings["ridge"] else _core.PrototypeMethod.bucket_means,
         ridge_lambdas=settings["ridge_lambdas"], heldout_fraction=settings["heldout_fraction"], seed=settings["seed"],
         accumulation=_core.Accumulation.averaged if settings["averaged"] else _core.Accumulation.exact,
@@ -38,14 +39,17 @@ def _config(settings: dict) -> _core.MaddnessConfig:
 class Maddness:
     """MADDNESS approximate matrix product ``A @ B (+ bias)`` with B known ahead of time.
 
-    Each row of A is hashed by ``ncodebooks`` learned 4-level trees into 4-bit codes; each
-    output is the sum of ``ncodebooks`` 8-bit table entries built from B. More codebooks:
-    lower error, more time. Each codebook reads 4 columns of A, so ``ncodebooks <= D``.
+    Each row of A is hashed by ``ncodebooks`` learned trees (4 levels and 16 leaves, or 6
+    levels and 64) into codes; each output is the sum of ``ncodebooks`` 8-bit table entries
+    built from B. More codebooks or more leaves: lower error, more time. ``ncodebooks <= D``.
 
     Parameters
     ----------
     ncodebooks : int
         C, the number of codebooks (1 <= C <= D).
+    leaves : {16, 64}
+        K, leaves per tree. 64 costs about 1.4x the scan time of 16 at the same C (AVX-512
+        VBMI) and needs ``accumulation="exact"``.
     split_candidates : int
         Columns tried per tree level.
     ridge : bool
@@ -65,11 +69,12 @@ class Maddness:
         quantisation costs; slow).
     """
 
-    def __init__(self, ncodebooks: int = 16, *, split_candidates: int = 4, ridge: bool = True,
+    def __init__(self, ncodebooks: int = 16, *, leaves: int = 16, split_candidates: int = 4, ridge: bool = True,
                  ridge_lambdas: Optional[Sequence[float]] = None, heldout_fraction: float = 0.2, seed: int = 0,
                  accumulation: str = "exact", float_tables: bool = False):
         _check_accumulation(accumulation)
-        self._settings = dict(ncodebooks=int(ncodebooks), split_candidates=int(split_candidates), ridge=bool(ridge),
+        self._settings = dict(ncodebooks=int(ncodebooks), leaves=int(leaves), split_candidates=int(split_candidates),
+                              ridge=bool(ridge),
                               ridge_lambdas=[float(v) for v in (ridge_lambdas or [])],
                               heldout_fraction=float(heldout_fraction), seed=int(seed),
                               averaged=accumulation == "averaged", float_tables=bool(float_tables))
@@ -142,7 +147,7 @@ class Maddness:
     __call__ = matmul
 
     def encode(self, A) -> np.ndarray:
-        """The 4-bit code of every row in every codebook: uint8 (N, C), values 0..15."""
+        """The code of every row in every codebook: uint8 (N, C), values 0..K-1."""
         if not self._core.encoder_fitted:
             raise ValueError("the encoder is not fitted (call fit or fit_encoder first)")
         return self._core.encode(self._input(A))
@@ -153,8 +158,8 @@ class Maddness:
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or codes.shape[1] != self.ncodebooks:
             raise ValueError(f"codes must have shape (N, {self.ncodebooks}), got {codes.shape}")
-        if codes.size and codes.max() > 15:
-            raise ValueError("codes must be in 0..15")
+        if codes.size and codes.max() >= self.leaves:
+            raise ValueError(f"codes must be in 0..{self.leaves - 1}")
         out = np.empty((codes.shape[0], self._core.output_dim), dtype=np.float32)
         self._core.scan(codes, out)
         return out
@@ -181,28 +186,30 @@ class Maddness:
 
     config = core_property("config", "The settings as the C++ ``MaddnessConfig`` (a copy).")
     ncodebooks = core_property("ncodebooks", "C, the number of codebooks.")
+    leaves = core_property("leaves", "K, the leaves per tree (16 or 64).")
     input_dim = core_property("input_dim", "D (0 before fitting).")
     output_dim = core_property("output_dim", "M (0 before weights are set).")
 
     @property
     def split_dims(self) -> np.ndarray:
-        """int32 (C, 4): the column of A each tree level reads."""
+        """int32 (C, depth): the column of A each tree level reads (depth 4 for 16 leaves, 6 for 64)."""
         return self._core.split_dims()
 
     @property
     def prototypes(self) -> np.ndarray:
-        """Read-only float32 view (C, 16, D) of the prototypes."""
+        """Read-only float32 view (C, K, D) of the prototypes."""
         return self._core.prototypes_view()
 
     @property
     def tables(self) -> np.ndarray:
-        """Read-only float32 view (M, C, 16) of the unquantised tables."""
+        """Read-only float32 view (M, C, K) of the unquantised tables."""
         self._require_weights()
         return self._core.float_tables_view()
 
     @property
     def quantized_tables(self) -> np.ndarray:
-        """Read-only uint8 view (M, ceil(C/2), 32) of the 8-bit tables, as the scan reads them."""
+        """Read-only uint8 view of the 8-bit tables as the scan reads them: (M, ceil(C/2), 32) for
+        16 leaves (codebook pairs), (M, C, 64) for 64."""
         self._require_weights()
         return self._core.quantized_tables_view()
 
@@ -239,7 +246,7 @@ class Maddness:
 
     def __repr__(self) -> str:
         state = f"D={self.input_dim}, M={self.output_dim}" if self._core.encoder_fitted else "unfitted"
-        return f"lutmul.Maddness(ncodebooks={self.ncodebooks}, {state}, isa={_core.isa()!r})"
+        return f"lutmul.Maddness(ncodebooks={self.ncodebooks}, leaves={self.leaves}, {state}, isa={_core.isa()!r})"
 
     # ---- helpers ----
     @staticmethod
@@ -262,7 +269,8 @@ def load_maddness(path: PathLike) -> Maddness:
     model = Maddness.__new__(Maddness)
     model._core = _core.Maddness.load(os.fspath(path))
     config = model._core.config
-    model._settings = dict(ncodebooks=model._core.ncodebooks, split_candidates=4, ridge=True, ridge_lambdas=[],
+    model._settings = dict(ncodebooks=model._core.ncodebooks, leaves=model._core.leaves, split_candidates=4, ridge=True,
+                           ridge_lambdas=[],
                            heldout_fraction=0.2, seed=0, averaged=config.accumulation == _core.Accumulation.averaged,
                            float_tables=config.tables == _core.TableMode.float32)
     return model
@@ -275,13 +283,14 @@ class MaddnessLinear(Operator, kind="maddness"):
     """
 
     @classmethod
-    def from_dense(cls, W, bias=None, *, calibration, ncodebooks: int = 16, split_candidates: int = 4,
+    def from_dense(cls, W, bias=None, *, calibration, ncodebooks: int = 16, leaves: int = 16, split_candidates: int = 4,
                    ridge: bool = True, ridge_lambdas: Optional[Sequence[float]] = None, heldout_fraction: float = 0.2,
                    seed: int = 0, accumulation: str = "exact") -> "MaddnessLinear":
-        """Trains the encoder on ``calibration`` rows (N, K), N >= 16, and builds tables for
-        ``W`` (K, M). The settings are those of :class:`lutmul.Maddness`."""
+        """Trains the encoder on ``calibration`` rows (N, D), N >= leaves, and builds tables for
+        ``W`` (D, M). The settings are those of :class:`lutmul.Maddness`."""
         _check_accumulation(accumulation)
-        config = _config(dict(ncodebooks=int(ncodebooks), split_candidates=int(split_candidates), ridge=bool(ridge),
+        config = _config(dict(ncodebooks=int(ncodebooks), leaves=int(leaves), split_candidates=int(split_candidates),
+                              ridge=bool(ridge),
                               ridge_lambdas=[float(v) for v in (ridge_lambdas or [])],
                               heldout_fraction=float(heldout_fraction), seed=int(seed),
                               averaged=accumulation == "averaged", float_tables=False))
@@ -290,3 +299,4 @@ class MaddnessLinear(Operator, kind="maddness"):
         return cls._from_core(_core.MaddnessLinear(W, as_bias(bias, W.shape[1]), calibration, config))
 
     ncodebooks = core_property("ncodebooks", "C, the number of codebooks.")
+    leaves = core_property("leaves", "K, the leaves per tree (16 or 64).")

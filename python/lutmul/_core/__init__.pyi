@@ -403,7 +403,7 @@ class MaddnessConfig:
     accumulation: Accumulation
     prototypes: PrototypeMethod
     tables: TableMode
-    def __init__(self, *, ncodebooks: typing.SupportsInt | typing.SupportsIndex = 16, split_candidates: typing.SupportsInt | typing.SupportsIndex = 4, prototypes: PrototypeMethod = ..., ridge_lambdas: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [], heldout_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.2, seed: typing.SupportsInt | typing.SupportsIndex = 0, accumulation: Accumulation = ..., tables: TableMode = ...) -> None:
+    def __init__(self, *, ncodebooks: typing.SupportsInt | typing.SupportsIndex = 16, leaves: typing.SupportsInt | typing.SupportsIndex = 16, split_candidates: typing.SupportsInt | typing.SupportsIndex = 4, prototypes: PrototypeMethod = ..., ridge_lambdas: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [], heldout_fraction: typing.SupportsFloat | typing.SupportsIndex = 0.2, seed: typing.SupportsInt | typing.SupportsIndex = 0, accumulation: Accumulation = ..., tables: TableMode = ...) -> None:
         ...
     def __repr__(self) -> str:
         ...
@@ -412,6 +412,12 @@ class MaddnessConfig:
         ...
     @heldout_fraction.setter
     def heldout_fraction(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def leaves(self) -> int:
+        ...
+    @leaves.setter
+    def leaves(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
     def ncodebooks(self) -> int:
@@ -499,13 +505,22 @@ class Maddness:
     def input_dim(self) -> int:
         ...
     @property
+    def leaves(self) -> int:
+        ...
+    @property
     def ncodebooks(self) -> int:
         ...
     @property
     def output_dim(self) -> int:
         ...
+    @property
+    def tree_depth(self) -> int:
+        ...
 class MaddnessLinear(LinearOperator):
     def __init__(self, w: numpy.ndarray, bias: numpy.ndarray | None, calibration: numpy.ndarray, config: MaddnessConfig = ...) -> None:
+        ...
+    @property
+    def leaves(self) -> int:
         ...
     @property
     def ncodebooks(self) -> int:

@@ -36,6 +36,9 @@ def main(argv=None) -> int:
                         help="write the Markdown report here instead of OUT/report.md (image links follow)")
     parser.add_argument("--products", default=None,
                         help="comma-separated product keys or prefixes, e.g. 'digits,minilm.0' (default: all)")
+    parser.add_argument("--families", default=None,
+                        help="comma-separated operator families to measure besides the exact baselines, e.g. "
+                             "'maddness,pq' (default: all)")
     parser.add_argument("--repeats", type=int, default=None, help="timed samples per setting (default 5 quick, 9 full)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--render", type=Path, default=None, metavar="RESULTS_JSON",
@@ -59,13 +62,20 @@ def main(argv=None) -> int:
     if args.sentences is not None and args.sentences < 20:
         parser.error("--sentences must be at least 20")
 
+
     import json
 
     if args.runtime or (args.render is not None and "engines" in json.loads(args.render.read_text())):
         return _runtime(args, argv)
 
     from .harness import Config, render, run
+    from .operators import FAMILIES
     from .report import summary_line, terminal_table
+
+    families = [f.strip() for f in args.families.split(",")] if args.families else None
+    unknown = sorted(set(families or []) - set(FAMILIES))
+    if unknown:
+        parser.error(f"unknown families {', '.join(unknown)}: choose from {', '.join(FAMILIES)}")
 
     if args.render is not None:
         result = json.loads(args.render.read_text())
@@ -75,7 +85,7 @@ def main(argv=None) -> int:
         return 0
 
     config = Config(quick=args.quick, out=args.out, markdown=args.markdown,
-                    products=[p.strip() for p in args.products.split(",")] if args.products else None,
+                    products=[p.strip() for p in args.products.split(",")] if args.products else None, families=families,
                     repeats=args.repeats, progress=not args.no_progress,
                     command=["python -m lutmul.bench", *(argv if argv is not None else sys.argv[1:])])
     result = run(config)

@@ -76,7 +76,8 @@ def maddness_verdicts(records: Sequence[dict], threads: str) -> List[str]:
 
 def maddness_trend(records: Sequence[dict]) -> str:
     """Whether MADDNESS's error falls with C, and what its 8-bit tables cost against float tables."""
-    maddness = sorted((r for r in records if r["family"] == "maddness"), key=lambda r: r["params"]["ncodebooks"])
+    maddness = sorted((r for r in records if r["family"] == "maddness" and r["params"].get("leaves", 16) == 16),
+                      key=lambda r: r["params"]["ncodebooks"])
     if len(maddness) < 2:
         return ""
     errors = [r["error"] for r in maddness]
@@ -91,4 +92,18 @@ def maddness_trend(records: Sequence[dict]) -> str:
         if lossy:
             text += (". The 8-bit tables lose much of the accuracy here (" + ", ".join(lossy) + "): one scale for "
                      "all tables cannot hold outputs of very different sizes")
-    return text + "."
+    return text + "." + wide_trees_line(records)
+
+
+def wide_trees_line(records: Sequence[dict]) -> str:
+    """64-leaf trees against 16-leaf ones at the same C: error and one-thread speed-up."""
+    by_c = {}
+    for r in records:
+        if r["family"] == "maddness":
+            by_c.setdefault(r["params"]["ncodebooks"], {})[r["params"].get("leaves", 16)] = r
+    pairs = [(c, k[16], k[64]) for c, k in sorted(by_c.items()) if 16 in k and 64 in k]
+    if not pairs:
+        return ""
+    return " With 64-leaf trees at the same C (error, one-thread speed-up, 16 leaves then 64): " + ", ".join(
+        f"C={c} {a['error']:.4f} at {a['speedup']['1']:.1f}x, {b['error']:.4f} at {b['speedup']['1']:.1f}x"
+        for c, a, b in pairs) + "."

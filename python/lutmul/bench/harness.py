@@ -28,6 +28,7 @@ class Config:
     out: Path = Path("lutmul-bench")
     markdown: Optional[Path] = None  # where report.md goes (default: inside `out`)
     products: Optional[Sequence[str]] = None  # key prefixes to run ("digits", "minilm.0"); None: all
+    families: Optional[Sequence[str]] = None  # operator families to measure besides exact; None: all
     repeats: Optional[int] = None
     seed: int = 0
     progress: bool = True
@@ -108,7 +109,8 @@ def _build_products(config: Config, progress: _Progress) -> tuple:
 
 
 def _measure(product: Product, config: Config, thread_counts: List[int], progress: _Progress) -> tuple:
-    settings = settings_for(product, config.quick)
+    settings = [s for s in settings_for(product, config.quick)
+                if config.families is None or s.family == "exact" or s.family in config.families]
     progress.add(len(settings) + len(thread_counts))
     exact = product.exact_test()
     exact_norm = float(np.linalg.norm(exact))

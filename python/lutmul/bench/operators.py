@@ -46,10 +46,12 @@ FAMILY_NAMES = {"exact": "exact", "bf16": "bfloat16", "maddness": "MADDNESS", "p
 
 
 def maddness_bytes(model: lutmul.Maddness) -> int:
-    """Bytes MADDNESS keeps for inference: 8-bit tables M·ceil(C/2)·32, per codebook 4 split
-    columns (int32), 15 thresholds and a table offset (float32), one scale, M biases."""
-    c, m = model.ncodebooks, model.output_dim
-    return int(model.quantized_tables.nbytes + c * (4 * 4 + 15 * 4 + 4) + 4 + m * 4)
+    """Bytes MADDNESS keeps for inference: the 8-bit tables (M·ceil(C/2)·32 with 16 leaves,
+    M·C·64 with 64), per codebook a split column (int32) per level, K - 1 thresholds and a
+    table offset (float32), one scale, M biases."""
+    c, m, k = model.ncodebooks, model.output_dim, model.leaves
+    depth = 6 if k == 64 else 4
+    return int(model.quantized_tables.nbytes + c * (depth * 4 + (k - 1) * 4 + 4) + 4 + m * 4)
 
 
 def _lutmul(kind: str, calibrated: bool = False, **params) -> Callable[[Product], Built]:
@@ -73,9 +75,9 @@ def _numpy_exact(p: Product) -> Built:
     return Built(forward=forward, bytes=int(w.nbytes + b.nbytes))
 
 
-def _maddness(c: int) -> Callable[[Product], Built]:
+def _maddness(c: int, leaves: int = 16) -> Callable[[Product], Built]:
     def build(p: Product) -> Built:
-        model = lutmul.Maddness(ncodebooks=c).fit(p.X_train, p.W, p.bias)
+        model = lutmul.Maddness(ncodebooks=c, leaves=leaves).fit(p.X_train, p.W, p.bias)
         # What the 8-bit tables cost: the same model with float tables, on the held-out rows.
         model.float_tables_mode = True
         exact = p.exact_test()
@@ -120,6 +122,11 @@ def settings_for(product: Product, quick: bool) -> List[Setting]:
     for c in ([4, 8, 16] if quick else [4, 8, 16, 32, 64]):
         if c <= k:
             out.append(Setting(f"maddness/C={c}", "maddness", f"MADDNESS C={c}", {"ncodebooks": c}, native, _maddness(c)))
+    # 64-leaf trees (6 levels, 64-byte tables): more accuracy per codebook at more scan time.
+    for c in ([] if quick else [8, 16, 32]):
+        if c <= k:
+            out.append(Setting(f"maddness/C={c}/K=64", "maddness", f"MADDNESS C={c} K=64", {"ncodebooks": c, "leaves": 64},
+                               native, _maddness(c, leaves=64)))
     for c in ([16] if quick else [8, 16, 32]):
         if c <= k:
             out.append(Setting(f"pq/C={c}", "pq", f"PQ C={c} (numpy)", {"ncodebooks": c},

@@ -19,7 +19,7 @@ STYLE = {  # family: (colour, marker)
 def short_label(record: dict) -> str:
     p, family = record["params"], record["family"]
     if family == "maddness":
-        return f"C={p['ncodebooks']}"
+        return f"C={p['ncodebooks']}" + ("K64" if p.get("leaves", 16) == 64 else "")
     if family == "pq":
         return f"PQ{p['ncodebooks']}"
     if family == "lowrank":
