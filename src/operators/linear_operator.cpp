@@ -4,8 +4,10 @@
 #include <vector>
 
 #include "core/blas.h"
+#include "core/kernel_registry.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/isa.h"
+#include "lutmul/core/threading.h"
 
 namespace lutmul {
 
@@ -13,6 +15,35 @@ Matrix LinearOperator::forward(const MatrixView& X) const {
   Matrix Y(X.rows, output_dim());
   forward(X, Y.data(), output_dim());
   return Y;
+}
+
+void LinearOperator::forward_with(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const {
+  if (epilogue.plain()) return forward(X, Y, ldy);
+  if (fuses_epilogue()) return forward_fused(X, Y, ldy, epilogue);
+  check_forward(X, Y, ldy);
+  const int64_t n = X.rows, m = output_dim();
+  if (n == 0) return;
+  std::vector<float> product;
+  float* out = Y;
+  int64_t ld = ldy;
+  if (epilogue.accumulate) {
+    product.resize(static_cast<size_t>(n * m));
+    out = product.data();
+    ld = m;
+  }
+  forward(X, out, ld);
+  const kernels::GeluFn gelu = detail::active_kernels().runtime.gelu;
+  const bool activate = epilogue.activation == Epilogue::Activation::gelu;
+#pragma omp parallel for num_threads(num_threads()) schedule(static)
+  for (int64_t r = 0; r < n; ++r) {
+    if (activate) gelu(out, ld, m, nullptr, r, r + 1);
+    if (epilogue.accumulate)
+      for (int64_t j = 0; j < m; ++j) Y[r * ldy + j] += out[r * m + j];
+  }
+}
+
+void LinearOperator::forward_fused(const MatrixView&, float*, int64_t, const Epilogue&) const {
+  throw Error(kind() + " does not fuse epilogues (forward_with runs it unfused)");
 }
 
 void LinearOperator::check_forward(const MatrixView& X, const float* Y, int64_t ldy) const {

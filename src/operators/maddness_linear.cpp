@@ -22,6 +22,11 @@ void MaddnessLinear::forward(const MatrixView& X, float* Y, int64_t ldy) const {
   model_.matmul(X, Y, ldy);
 }
 
+void MaddnessLinear::forward_fused(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const {
+  check_forward(X, Y, ldy);
+  model_.matmul(X, Y, ldy, epilogue);
+}
+
 int64_t MaddnessLinear::bytes() const {
   const int64_t c = model_.ncodebooks();
   return static_cast<int64_t>(model_.quantized_tables().size()) +

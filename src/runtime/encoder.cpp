@@ -165,10 +165,22 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
     }
     if (tapped(3, context, h)) return false;
     float* projected = ws.projected.data();
-    block.attn_out->forward(MatrixView::row_major(context, tokens, h), projected, h);
     kernels::ResidualNormArgs norm;
-    norm.x = projected;
-    norm.ldx = h;
+    // A layer that fuses epilogues adds its output into the residual as it stores it; the
+    // LayerNorm pass then adds a row of zeros (the same bits: x + r is r + x).
+    const auto project_into_residual = [&](const LinearOperator& op, const MatrixView& input) {
+      if (op.fuses_epilogue()) {
+        op.forward_with(input, hidden, h, Epilogue{Epilogue::Activation::none, true});
+        std::fill_n(projected, h, 0.f);
+        norm.x = projected;
+        norm.ldx = 0;
+      } else {
+        op.forward(input, projected, h);
+        norm.x = projected;
+        norm.ldx = h;
+      }
+    };
+    project_into_residual(*block.attn_out, MatrixView::row_major(context, tokens, h));
     norm.gamma = block.attn_norm_gamma.data();
     norm.beta = block.attn_norm_beta.data();
     norm.eps = eps;
@@ -178,10 +190,14 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
 
     if (tapped(4, hidden, h)) return false;
     float* intermediate = ws.shared.data();  // q/k/v and the context are no longer needed
-    block.ffn_in->forward(hidden_view, intermediate, inter);
-    parallel_ranges(tokens, 2, [&](int64_t b, int64_t e) { k.gelu(intermediate, inter, inter, nullptr, b, e); });
+    if (block.ffn_in->fuses_epilogue()) {  // GELU as the layer stores its output
+      block.ffn_in->forward_with(hidden_view, intermediate, inter, Epilogue{Epilogue::Activation::gelu, false});
+    } else {
+      block.ffn_in->forward(hidden_view, intermediate, inter);
+      parallel_ranges(tokens, 2, [&](int64_t b, int64_t e) { k.gelu(intermediate, inter, inter, nullptr, b, e); });
+    }
     if (tapped(5, intermediate, inter)) return false;
-    block.ffn_out->forward(MatrixView::row_major(intermediate, tokens, inter), projected, h);
+    project_into_residual(*block.ffn_out, MatrixView::row_major(intermediate, tokens, inter));
     norm.gamma = block.out_norm_gamma.data();
     norm.beta = block.out_norm_beta.data();
     parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.residual_norm(norm, b, e); });

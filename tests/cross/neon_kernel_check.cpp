@@ -150,10 +150,13 @@ void check_wide_shape(long n, long m, int c, std::mt19937_64& rng) {
   std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
   for (auto& o : offsets) o = static_cast<float>(byte(rng)) * 0.37f - 40.f;
   for (auto& s : scales) s = 0.0123f * static_cast<float>(1 + byte(rng) % 7);
-  auto scan = [&](const KernelTable& table) {
+  auto scan = [&](const KernelTable& table, bool gelu = false, bool accumulate = false) {
     const long ldy = m + 3;
     std::vector<float> y(static_cast<size_t>(n * ldy + 1), -7.25f);
+    for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<float>(i % 13) * 0.125f - 0.75f;
     ScanArgs args;
+    args.gelu = gelu;
+    args.accumulate = accumulate;
     args.packed = packed.data();
     args.rows = n;
     args.npairs = (c + 1) / 2;
@@ -170,6 +173,14 @@ void check_wide_shape(long n, long m, int c, std::mt19937_64& rng) {
   const std::vector<float> expected = scan(scalar_kernels()), got = scan(*neon_kernels());
   expect(std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)) == 0, "scan 64 leaves", n, m, c,
          false);
+  // The epilogue: accumulation bit for bit, GELU (the runtime's vector GELU) to 1e-6.
+  expect(scan(scalar_kernels(), false, true) == scan(*neon_kernels(), false, true), "scan 64 leaves, accumulate", n, m,
+         c, false);
+  const std::vector<float> activated = scan(scalar_kernels(), true, true), activated_here = scan(*neon_kernels(), true, true);
+  bool close = true;
+  for (size_t i = 0; i < activated.size(); ++i)
+    close = close && std::fabs(activated[i] - activated_here[i]) <= 1e-6f * std::max(1.f, std::fabs(activated[i]));
+  expect(close, "scan 64 leaves, GELU and accumulate", n, m, c, false);
 }
 
 // A 64-byte aligned float buffer, as the operators give the pruned kernels.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lutmul/core/matrix.h"
+#include "lutmul/operators/epilogue.h"
 
 namespace lutmul {
 
@@ -33,6 +34,12 @@ class LinearOperator {
   // change Y and are not inspected. After such an error the contents of Y are unspecified.
   virtual void forward(const MatrixView& X, float* Y, int64_t ldy) const = 0;
   Matrix forward(const MatrixView& X) const;
+  // forward with an epilogue (lutmul/operators/epilogue.h): Y = act(X·W + bias), or
+  // Y += act(X·W + bias). An operator that fuses epilogues (fuses_epilogue()) applies it as it
+  // stores each output, so Y is written once; any other runs forward, then one pass over Y
+  // (through a temporary of N × M floats, allocated per call, when accumulating).
+  void forward_with(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const;
+  virtual bool fuses_epilogue() const { return false; }
 
   // Bytes the operator keeps for its weights (packed weights, scales, tables, bias).
   virtual int64_t bytes() const = 0;
@@ -60,6 +67,8 @@ class LinearOperator {
  protected:
   // Shared argument checks: X has K columns, Y is non-null with ldy ≥ M.
   void check_forward(const MatrixView& X, const float* Y, int64_t ldy) const;
+  // The fused path of an operator whose fuses_epilogue() is true; the default throws.
+  virtual void forward_fused(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const;
 };
 
 // What most operators share: a kind name fixed by the class and the sizes K and M.

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "lutmul/core/matrix.h"
+#include "lutmul/operators/epilogue.h"
 
 namespace lutmul {
 namespace detail {
@@ -133,15 +134,16 @@ class Maddness {
   // Builds the lookup tables for B (D × M) and bias (M floats or null).
   void set_weights(const MatrixView& B, const float* bias = nullptr);
 
-  // Y (N × M, row-major, leading dimension ldy ≥ M) ≈ A·B + bias.
-  void matmul(const MatrixView& A, float* Y, int64_t ldy) const;
+  // Y (N × M, row-major, leading dimension ldy ≥ M) ≈ A·B + bias, through the epilogue
+  // (Y = act(A·B + bias), or Y += act(A·B + bias)) applied as the scan stores Y.
+  void matmul(const MatrixView& A, float* Y, int64_t ldy, const Epilogue& epilogue = {}) const;
   Matrix matmul(const MatrixView& A) const;
 
   EncodedRows encode(const MatrixView& A) const;
   // Encodes into `codes`, reusing its memory when the size matches.
   void encode(const MatrixView& A, EncodedRows& codes) const;
   // Y from already encoded rows.
-  void scan(const EncodedRows& codes, float* Y, int64_t ldy) const;
+  void scan(const EncodedRows& codes, float* Y, int64_t ldy, const Epilogue& epilogue = {}) const;
 
   // Inference-time settings (they do not change what was learned).
   void set_accumulation(Accumulation accumulation);

@@ -24,6 +24,8 @@ class MaddnessLinear final : public LinearOperator {
   int64_t output_dim() const override { return model_.output_dim(); }
   void forward(const MatrixView& X, float* Y, int64_t ldy) const override;
   using LinearOperator::forward;
+  // The scan applies the activation and the accumulation as it stores Y.
+  bool fuses_epilogue() const override { return true; }
   // Tables, prototypes are not kept for inference: 8-bit tables, split dimensions and
   // thresholds, offsets and bias.
   int64_t bytes() const override;
@@ -34,6 +36,9 @@ class MaddnessLinear final : public LinearOperator {
 
   std::vector<uint8_t> payload() const override;
   static std::unique_ptr<MaddnessLinear> from_payload(const uint8_t* data, size_t size);
+
+ protected:
+  void forward_fused(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const override;
 
  private:
   Maddness model_;

@@ -2,6 +2,7 @@
 // kernels. Arguments are checked by the caller; kernels never throw.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -43,10 +44,13 @@ struct ScanArgs {
   int ncodebooks = 0;               // read by the wide scan (codes and tables per codebook)
   const uint8_t* tables = nullptr;  // M × npairs × 32 (wide: M × C × 64)
   int64_t outputs = 0;              // M
-  // y[r][m] = float(S) * scales[m] + offsets[m], S the integer sum of the mode.
+  // v = float(S) * scales[m] + offsets[m], S the integer sum of the mode; then the epilogue:
+  // v = gelu(v) when `gelu`, and y[r][m] = v, or y[r][m] += v when `accumulate`.
   const float* scales = nullptr;    // M
   const float* offsets = nullptr;   // M
   bool averaged = false;
+  bool gelu = false;
+  bool accumulate = false;
   float* y = nullptr;
   int64_t ldy = 0;
 };
@@ -70,6 +74,22 @@ const KernelTable* avx2_kernels();    // nullptr if not built
 const KernelTable* avx512_kernels();  // nullptr if not built
 const KernelTable* avx512vbmi_kernels();  // nullptr if not built
 const KernelTable* neon_kernels();    // nullptr if not built
+
+// x·Φ(x) in double, rounded once: the reference GELU (the runtime's scalar kernel computes the
+// same). SIMD epilogues use the runtime's vector GELU, a few ulps from this.
+static inline float exact_gelu(float x) {
+  const double v = x;
+  return static_cast<float>(v * 0.5 * std::erfc(-v / std::sqrt(2.0)));
+}
+
+// The epilogue of one output value, as every scan applies it: two roundings (multiply, then
+// add, never fused), then GELU, then the accumulation.
+static inline void finish_output(const ScanArgs& args, uint32_t sum, int64_t m, float* y) {
+  const float scaled = static_cast<float>(sum) * args.scales[m];
+  float v = scaled + args.offsets[m];
+  if (args.gelu) v = exact_gelu(v);
+  *y = args.accumulate ? *y + v : v;
+}
 
 // Scratch an encode call needs (EncodeArgs::tail_scratch), in floats.
 static inline size_t encode_scratch_floats(int ncodebooks) {

@@ -7,12 +7,13 @@
 // high bytes gives both rows' sums (low = words − high·256) without unpacking. Rounds of
 // at most 128 pairs (256 when averaging) keep every sum below 2^16. The block's integer
 // sums for up to 64 outputs stay in L1, then are scaled to float and transposed into the
-// row-major output.
+// row-major output, through the epilogue (GELU, accumulation into Y) as they are stored.
 #pragma once
 
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/cpu/maddness/maddness_kernels.h"
+#include "kernels/cpu/runtime/vector_math.h"
 
 namespace lutmul::kernels {
 namespace {
@@ -66,9 +67,11 @@ inline void accumulate_tile(const uint8_t* codes, int part, int pair_begin, int 
   }
 }
 
-// y[row][m] = float(sum) * scales[m] + offsets[m] for the block's valid rows and `count` outputs.
+// y[row][m] = float(sum) * scales[m] + offsets[m] for the block's valid rows and `count` outputs,
+// then the epilogue (finish_output in maddness_kernels.h; GELU by the runtime's vector GELU).
 // The sums are converted with rows in lanes, transposed, and scaled and offset with outputs in
 // lanes as each row is stored, so one tile's scales and offsets are loaded once for all rows.
+// Accumulating tiles are staged in L1 and added to Y row by row.
 template <class Ops>
 inline void write_outputs(const ScanArgs& args, const uint32_t* sums, int64_t row0, int valid_rows,
                           int64_t m0, int count) {
@@ -93,7 +96,10 @@ inline void write_outputs(const ScanArgs& args, const uint32_t* sums, int64_t ro
       offset = Batch::load_aligned(offset_lanes);
     }
     // Two roundings (multiply, then add), never fused, as the scalar reference.
-    const auto finish = [&](Floats row) -> Floats { return Batch(row) * scale + offset; };
+    const auto finish = [&](Floats row) -> Floats {
+      const Batch v = Batch(row) * scale + offset;
+      return args.gelu ? vector_gelu<typename Ops::XsimdArch>(v) : v;
+    };
     for (int r = 0; r < valid_rows; r += kLanes) {
       const int rows_here = valid_rows - r < kLanes ? valid_rows - r : kLanes;
       Floats tile[kLanes];
@@ -102,7 +108,15 @@ inline void write_outputs(const ScanArgs& args, const uint32_t* sums, int64_t ro
         tile[i] = i < cols_here
                       ? Floats(xsimd::to_float(IntBatch::load_aligned(reinterpret_cast<const int32_t*>(sums + (j + i) * kBlockRows + r))))
                       : Floats(Batch(0.f));
-      Ops::transpose_store(tile, args.y + (row0 + r) * args.ldy + m0 + j, args.ldy, rows_here, cols_here, finish);
+      float* y = args.y + (row0 + r) * args.ldy + m0 + j;
+      if (!args.accumulate) {
+        Ops::transpose_store(tile, y, args.ldy, rows_here, cols_here, finish);
+        continue;
+      }
+      alignas(64) float staged[kLanes * kLanes];
+      Ops::transpose_store(tile, staged, kLanes, rows_here, cols_here, finish);
+      for (int i = 0; i < rows_here; ++i)
+        for (int c = 0; c < cols_here; ++c) y[i * args.ldy + c] += staged[i * kLanes + c];
     }
   }
 }

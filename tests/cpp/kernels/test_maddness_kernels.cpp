@@ -3,6 +3,7 @@
 // padded leading dimensions and unaligned pointers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -130,6 +131,59 @@ TEST_P(KernelGrid, ScanMatchesScalarReference) {
     const std::vector<float> got = run(detail::kernels_for(isa).maddness);
     ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
         << (averaged ? "averaged" : "exact") << " accumulation differs";
+  }
+}
+
+// The epilogue: accumulating into Y is bit for bit the reference's; GELU goes through the
+// runtime's vector GELU in SIMD paths, so it is compared to 1e-6 (relative, absolute in the
+// tail), as the runtime's own GELU kernel is.
+TEST_P(KernelGrid, ScanEpiloguesMatchScalarReference) {
+  const auto [isa, n, m, c] = GetParam();
+  std::mt19937_64 rng(3 * n + 17 * m + c);
+  std::uniform_int_distribution<int> byte(0, 255);
+  const int npairs = (c + 1) / 2;
+  const int64_t nblocks = (n + kBlockRows - 1) / kBlockRows, ldy = m + 3;
+  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows));
+  for (auto& b : packed) b = static_cast<uint8_t>(byte(rng));
+  std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes));
+  for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
+  // Outputs spread over GELU's whole range: from its tail (−8) to where it is the identity.
+  std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
+  for (int64_t j = 0; j < m; ++j) {
+    scales[j] = 4.f / (255.f * static_cast<float>(2 * npairs));
+    offsets[j] = -8.f + 12.f * static_cast<float>(j % 7) / 6.f;
+  }
+  std::vector<float> residual(static_cast<size_t>(n * ldy + 1));
+  for (auto& v : residual) v = static_cast<float>(byte(rng)) * 0.01f - 1.f;
+  for (const auto& [gelu, accumulate] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
+    auto run = [&, gelu = gelu, accumulate = accumulate](const kernels::KernelTable& table) {
+      std::vector<float> storage = residual;
+      kernels::ScanArgs args;
+      args.packed = packed.data();
+      args.rows = n;
+      args.npairs = npairs;
+      args.ncodebooks = c;
+      args.tables = tables.data();
+      args.outputs = m;
+      args.scales = scales.data();
+      args.offsets = offsets.data();
+      args.gelu = gelu;
+      args.accumulate = accumulate;
+      args.y = storage.data() + 1;
+      args.ldy = ldy;
+      table.scan(args, 0, nblocks, 0, m / 2);
+      table.scan(args, 0, nblocks, m / 2, m);
+      return storage;
+    };
+    const std::vector<float> expected = run(kernels::scalar_kernels());
+    const std::vector<float> got = run(detail::kernels_for(isa).maddness);
+    if (!gelu) {
+      ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float))) << "accumulate";
+      continue;
+    }
+    for (size_t i = 0; i < expected.size(); ++i)
+      ASSERT_NEAR(expected[i], got[i], 1e-6 * std::max(1.f, std::fabs(expected[i])))
+          << "at " << i << (accumulate ? ", GELU and accumulate" : ", GELU");
   }
 }
 

@@ -4,6 +4,7 @@
 // dimensions and unaligned pointers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -84,9 +85,11 @@ std::pair<std::vector<uint8_t>, bool> encode_wide_with(const kernels::KernelTabl
 
 std::vector<float> scan_wide_with(const kernels::KernelTable& table, const std::vector<uint8_t>& packed,
                                   const std::vector<uint8_t>& tables, const std::vector<float>& scales,
-                                  const std::vector<float>& offsets, int64_t n, int64_t m, int c) {
+                                  const std::vector<float>& offsets, int64_t n, int64_t m, int c, bool gelu = false,
+                                  bool accumulate = false) {
   const int64_t ldy = m + 3, nblocks = (n + kBlockRows - 1) / kBlockRows;
   std::vector<float> storage(static_cast<size_t>(n * ldy + 1), -7.25f);
+  for (size_t i = 0; i < storage.size(); ++i) storage[i] = static_cast<float>(i % 13) * 0.125f - 0.75f;
   kernels::ScanArgs args;
   args.packed = packed.data();
   args.rows = n;
@@ -98,6 +101,8 @@ std::vector<float> scan_wide_with(const kernels::KernelTable& table, const std::
   args.offsets = offsets.data();
   args.y = storage.data() + 1;  // misaligned output
   args.ldy = ldy;
+  args.gelu = gelu;
+  args.accumulate = accumulate;
   const int64_t split = m / 2;  // two output ranges, as threads split them
   table.scan_wide(args, 0, nblocks, 0, split);
   table.scan_wide(args, 0, nblocks, split, m);
@@ -137,6 +142,14 @@ TEST_P(WideKernelGrid, ScanMatchesScalarReference) {
   const std::vector<float> expected = scan_wide_with(kernels::scalar_kernels(), packed, tables, scales, offsets, n, m, c);
   const std::vector<float> got = scan_wide_with(detail::kernels_for(isa).maddness, packed, tables, scales, offsets, n, m, c);
   ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)));
+  // The epilogue: accumulation bit for bit, GELU to 1e-6 (the runtime's vector GELU).
+  const auto& level_table = detail::kernels_for(isa).maddness;
+  const auto accumulated = scan_wide_with(kernels::scalar_kernels(), packed, tables, scales, offsets, n, m, c, false, true);
+  ASSERT_EQ(accumulated, scan_wide_with(level_table, packed, tables, scales, offsets, n, m, c, false, true));
+  const auto activated = scan_wide_with(kernels::scalar_kernels(), packed, tables, scales, offsets, n, m, c, true, true);
+  const auto activated_here = scan_wide_with(level_table, packed, tables, scales, offsets, n, m, c, true, true);
+  for (size_t i = 0; i < activated.size(); ++i)
+    ASSERT_NEAR(activated[i], activated_here[i], 1e-6 * std::max(1.f, std::fabs(activated[i]))) << "at " << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(

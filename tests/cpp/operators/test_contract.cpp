@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/kernel_registry.h"
 #include "lutmul/lutmul.h"
 #include "test_util.h"
 
@@ -38,6 +39,7 @@ std::vector<Built> every_kind() {
           {"sparse24", {}},
           {"channel_pruned", {{"fraction", "0.25"}, {"channels", "inputs"}}},
           {"maddness", {{"ncodebooks", "8"}}},
+          {"maddness", {{"ncodebooks", "8"}, {"leaves", "64"}}},
           {"low_rank", {{"rank", "12"}}},
           {"lora", {{"base", "int8"}}}};
 }
@@ -113,6 +115,46 @@ TEST_F(Contract, OneLoaderReadsEveryKindBackBitForBit) {
     ASSERT_EQ(b.kind, back->kind());
     const Matrix expected = op->forward(X()), got = back->forward(X());
     EXPECT_EQ(0, std::memcmp(expected.data(), got.data(), expected.values.size() * sizeof(float))) << b.kind;
+  }
+}
+
+// forward_with: every kind gives forward's output through the epilogue. Accumulating adds to Y
+// exactly; GELU matches the runtime's GELU pass to 1e-6 (fused in MADDNESS's scan, where the
+// multiply and the add round apart; a pass over Y for the others, bit for bit the runtime's).
+TEST_F(Contract, EpiloguesGiveForwardThenTheEpilogue) {
+  const int64_t ld = kM + 5;
+  std::vector<float> before(static_cast<size_t>(kRows * ld));
+  for (size_t i = 0; i < before.size(); ++i) before[i] = static_cast<float>(i % 29) * 0.25f - 3.f;
+  const Epilogue gelu{Epilogue::Activation::gelu, false};
+  const Epilogue add{Epilogue::Activation::none, true};
+  const Epilogue both{Epilogue::Activation::gelu, true};
+  for (const Built& b : every_kind()) {
+    const std::unique_ptr<LinearOperator> op = make(b);
+    EXPECT_EQ(b.kind == "maddness", op->fuses_epilogue()) << b.kind;
+    const Matrix plain = op->forward(X());
+    std::vector<float> activated(plain.values);
+    detail::active_kernels().runtime.gelu(activated.data(), kM, kM, nullptr, 0, kRows);
+    for (const Epilogue& e : {gelu, add, both}) {
+      std::vector<float> y = before;
+      op->forward_with(X(), y.data(), ld, e);
+      for (int64_t r = 0; r < kRows; ++r) {
+        for (int64_t j = 0; j < kM; ++j) {
+          const float value = e.activation == Epilogue::Activation::gelu ? activated[r * kM + j] : plain(r, j);
+          const float expected = e.accumulate ? before[r * ld + j] + value : value;
+          if (e.activation == Epilogue::Activation::none || !op->fuses_epilogue()) {
+            ASSERT_EQ(expected, y[r * ld + j]) << b.kind << " at " << r << ", " << j;
+          } else {
+            ASSERT_NEAR(expected, y[r * ld + j], 1e-6 * std::max(1.f, std::fabs(expected))) << b.kind;
+          }
+        }
+        for (int64_t j = kM; j < ld; ++j) ASSERT_EQ(before[r * ld + j], y[r * ld + j]) << "padding, " << b.kind;
+      }
+    }
+    std::vector<float> y = before;
+    op->forward_with(MatrixView::row_major(x_.data(), 0, kK), y.data(), ld, both);  // no rows: nothing
+    EXPECT_EQ(before, y) << b.kind;
+    EXPECT_THROW(op->forward_with(MatrixView::row_major(x_.data(), kRows, kK - 1), y.data(), ld, gelu), Error) << b.kind;
+    EXPECT_THROW(op->forward_with(X(), y.data(), kM - 1, add), Error) << b.kind;
   }
 }
 

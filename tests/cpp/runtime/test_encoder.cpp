@@ -9,6 +9,7 @@
 #include "lutmul/runtime.h"
 #include "runtime/reference_bert.h"
 #include "runtime/tiny_bert.h"
+#include "test_util.h"
 
 namespace lutmul::testing {
 namespace {
@@ -179,6 +180,67 @@ TEST(Encoder, ReplacedLayersAreUsedAndTheOriginalIsUnchanged) {
   EXPECT_THROW(encoder->with_linear(0, "dense", zero_query), Error);
   EXPECT_THROW(encoder->with_linear(0, "query", nullptr), Error);
   EXPECT_THROW(encoder->linear(-1, "query"), Error);
+}
+
+// An operator that hides whether the one it wraps fuses epilogues: the runtime's unfused path.
+class Unfused final : public LinearOperator {
+ public:
+  explicit Unfused(std::shared_ptr<const LinearOperator> inner) : inner_(std::move(inner)) {}
+  std::string kind() const override { return inner_->kind(); }
+  int64_t input_dim() const override { return inner_->input_dim(); }
+  int64_t output_dim() const override { return inner_->output_dim(); }
+  void forward(const MatrixView& X, float* Y, int64_t ldy) const override { inner_->forward(X, Y, ldy); }
+  using LinearOperator::forward;
+  int64_t bytes() const override { return inner_->bytes(); }
+  double multiply_adds_per_row() const override { return inner_->multiply_adds_per_row(); }
+
+ private:
+  std::shared_ptr<const LinearOperator> inner_;
+};
+
+// MADDNESS layers add into the residual and apply GELU as they store their outputs: the
+// embeddings are the unfused path's, bit for bit without GELU, to float rounding with it.
+TEST(Encoder, FusedEpiloguesGiveTheUnfusedEmbeddings) {
+  TinyBertSpec spec;
+  const TinyBert bert = write_tiny_bert(spec, "fused");
+  const auto encoder = Encoder::load(bert.folder);
+  const Batch batch = random_batch({6, 11, 30}, spec.vocab, 31);
+  const size_t h = static_cast<size_t>(spec.hidden);
+  // A MADDNESS layer with the layer's own weights (stored out × in) on random calibration rows.
+  const auto maddness = [&](const std::string& name, int64_t in, int64_t out) {
+    const std::vector<float> rows = uniform(512, in, -1.f, 1.f, static_cast<uint64_t>(in * 7 + out));
+    MaddnessConfig config;
+    config.ncodebooks = 8;
+    return std::make_shared<MaddnessLinear>(MatrixView::col_major(bert.tensors.at(name + ".weight").data(), in, out),
+                                            bert.tensors.at(name + ".bias").data(),
+                                            MatrixView::row_major(rows.data(), 512, in), config);
+  };
+  struct Layer {
+    int block;
+    const char* slot;
+    std::string tensor;
+    int64_t in, out;
+  };
+  const std::vector<Layer> layers = {
+      {0, "attn_out", "encoder.layer.0.attention.output.dense", spec.hidden, spec.hidden},
+      {1, "ffn_out", "encoder.layer.1.output.dense", spec.intermediate, spec.hidden},
+      {1, "ffn_in", "encoder.layer.1.intermediate.dense", spec.hidden, spec.intermediate}};
+  std::shared_ptr<const Encoder> fused = encoder, unfused = encoder;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Layer& l = layers[i];
+    const auto op = maddness(l.tensor, l.in, l.out);
+    ASSERT_TRUE(op->fuses_epilogue());
+    fused = fused->with_linear(l.block, l.slot, op);
+    unfused = unfused->with_linear(l.block, l.slot, std::make_shared<Unfused>(op));
+    std::vector<float> a(3 * h), b(3 * h);
+    fused->embed(batch.ids.data(), batch.lengths.data(), 3, a.data());
+    unfused->embed(batch.ids.data(), batch.lengths.data(), 3, b.data());
+    if (i < 2) {  // residual additions only
+      EXPECT_EQ(a, b) << l.slot;
+    } else {
+      for (size_t j = 0; j < a.size(); ++j) EXPECT_NEAR(a[j], b[j], 2e-6) << l.slot << " " << j;
+    }
+  }
 }
 
 TEST(Encoder, DescribeNamesEveryLayerAndTheTotal) {
