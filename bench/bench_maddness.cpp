@@ -7,7 +7,9 @@
 // of all of a row-major A: the bound for its encoder), maddness_scan/N/M/C/threads
 // (exact accumulation; _averaged for the other mode; N = 1,024 is the in-cache rate;
 // _k64 for 64-leaf trees, also maddness_matmul_colmajor_k64),
-// store_y/N/M (plain stores of all of Y: the bound for the scan's output), maddness_fit/N/D/C/threads, and the
+// store_y/N/M (plain stores of all of Y: the bound for the scan's output),
+// maddness_gelu_fused and _unfused/N/D/M/C/threads (a layer with GELU after it, the GELU in the
+// scan's epilogue or in a pass of its own), maddness_fit/N/D/C/threads, and the
 // exact baselines exact_sgemm, exact_eigen and exact_onednn/N/D/M/threads (bench_exact.cpp,
 // the kernels each picked printed in the context); the fastest one is the baseline.
 // Tables are prebuilt; A is float, Y is float.
@@ -185,7 +187,55 @@ void store_y(benchmark::State& state) {
   state.counters["bytes/s"] = benchmark::Counter(4.0 * static_cast<double>(n * m), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// A layer with GELU after it (MiniLM's feed-forward in: 2,048 tokens, 384 → 1,536) through
+// forward_with: fused (the scan applies GELU as it stores Y) or not (the operator hidden behind
+// a wrapper that does not fuse, so forward_with runs forward and then a GELU pass over Y).
+class NotFused final : public lutmul::LinearOperator {
+ public:
+  explicit NotFused(const lutmul::LinearOperator& inner) : inner_(inner) {}
+  std::string kind() const override { return inner_.kind(); }
+  int64_t input_dim() const override { return inner_.input_dim(); }
+  int64_t output_dim() const override { return inner_.output_dim(); }
+  void forward(const MatrixView& X, float* Y, int64_t ldy) const override { inner_.forward(X, Y, ldy); }
+  using lutmul::LinearOperator::forward;
+  int64_t bytes() const override { return inner_.bytes(); }
+  double multiply_adds_per_row() const override { return inner_.multiply_adds_per_row(); }
+
+ private:
+  const lutmul::LinearOperator& inner_;
+};
+
+void gelu_layer(benchmark::State& state, bool fused) {
+  const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
+  const int c = static_cast<int>(state.range(3));
+  lutmul::set_num_threads(static_cast<int>(state.range(4)));
+  static std::map<std::tuple<int64_t, int64_t, int>, std::unique_ptr<lutmul::MaddnessLinear>> cache;
+  auto& op = cache[{d, m, c}];
+  if (!op) {
+    lutmul::MaddnessConfig config;
+    config.ncodebooks = c;
+    const std::vector<float> train = structured_rows(4096, d, 3), b = weights(d, m);
+    op = std::make_unique<lutmul::MaddnessLinear>(MatrixView::row_major(b.data(), d, m), nullptr,
+                                                  MatrixView::row_major(train.data(), 4096, d), config);
+  }
+  const NotFused unfused(*op);
+  const lutmul::LinearOperator& layer = fused ? static_cast<const lutmul::LinearOperator&>(*op) : unfused;
+  const MatrixView a = view(n, d, false);
+  std::vector<float> y(static_cast<size_t>(n * m));
+  const lutmul::Epilogue gelu{lutmul::Epilogue::Activation::gelu, false};
+  for (auto _ : state) {
+    layer.forward_with(a, y.data(), m, gelu);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["rows/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all() {
+  for (int64_t t : {1, 2}) {
+    benchmark::RegisterBenchmark("maddness_gelu_fused", [](benchmark::State& s) { gelu_layer(s, true); })->Args({2048, 384, 1536, 16, t});
+    benchmark::RegisterBenchmark("maddness_gelu_unfused", [](benchmark::State& s) { gelu_layer(s, false); })->Args({2048, 384, 1536, 16, t});
+  }
   // The scan with Y and the codes in L2 (the in-cache rate), and the store bound of Y.
   for (int64_t t : {1, 2})
     for (int64_t m : {10, 100})

@@ -96,10 +96,7 @@ inline void write_outputs(const ScanArgs& args, const uint32_t* sums, int64_t ro
       offset = Batch::load_aligned(offset_lanes);
     }
     // Two roundings (multiply, then add), never fused, as the scalar reference.
-    const auto finish = [&](Floats row) -> Floats {
-      const Batch v = Batch(row) * scale + offset;
-      return args.gelu ? vector_gelu<typename Ops::XsimdArch>(v) : v;
-    };
+    const auto finish = [&](Floats row) -> Floats { return Batch(row) * scale + offset; };
     for (int r = 0; r < valid_rows; r += kLanes) {
       const int rows_here = valid_rows - r < kLanes ? valid_rows - r : kLanes;
       Floats tile[kLanes];
@@ -109,14 +106,25 @@ inline void write_outputs(const ScanArgs& args, const uint32_t* sums, int64_t ro
                       ? Floats(xsimd::to_float(IntBatch::load_aligned(reinterpret_cast<const int32_t*>(sums + (j + i) * kBlockRows + r))))
                       : Floats(Batch(0.f));
       float* y = args.y + (row0 + r) * args.ldy + m0 + j;
-      if (!args.accumulate) {
+      if (!args.accumulate && !args.gelu) {
         Ops::transpose_store(tile, y, args.ldy, rows_here, cols_here, finish);
         continue;
       }
+      // The epilogue on a staged tile in L1, away from the transpose's registers.
       alignas(64) float staged[kLanes * kLanes];
-      Ops::transpose_store(tile, staged, kLanes, rows_here, cols_here, finish);
-      for (int i = 0; i < rows_here; ++i)
-        for (int c = 0; c < cols_here; ++c) y[i * args.ldy + c] += staged[i * kLanes + c];
+      Ops::transpose_store(tile, staged, kLanes, rows_here, kLanes, finish);
+      for (int i = 0; i < rows_here; ++i) {
+        Batch v = Batch::load_aligned(staged + i * kLanes);
+        if (args.gelu) v = vector_gelu<typename Ops::XsimdArch>(v);
+        float* out = y + i * args.ldy;
+        if (cols_here == kLanes) {
+          if (args.accumulate) v = Batch::load_unaligned(out) + v;
+          v.store_unaligned(out);
+          continue;
+        }
+        v.store_aligned(staged + i * kLanes);
+        for (int c = 0; c < cols_here; ++c) out[c] = args.accumulate ? out[c] + staged[i * kLanes + c] : staged[i * kLanes + c];
+      }
     }
   }
 }

@@ -41,12 +41,12 @@ struct RuntimeKernels {
     int64_t j = 0;
     for (; j + 2 * W <= h; j += 2 * W) {
       const B u = B::load_unaligned(x + j) - m, v = B::load_unaligned(x + j + W) - m;
-      s0 = xsimd::fma(u, u, s0);
-      s1 = xsimd::fma(v, v, s1);
+      s0 = fmadd<Arch>(u, u, s0);
+      s1 = fmadd<Arch>(v, v, s1);
     }
     for (; j + W <= h; j += W) {
       const B u = B::load_unaligned(x + j) - m;
-      s0 = xsimd::fma(u, u, s0);
+      s0 = fmadd<Arch>(u, u, s0);
     }
     float squares = xsimd::hadd(s0 + s1);
     for (; j < h; ++j) squares += (x[j] - mean) * (x[j] - mean);
@@ -55,7 +55,7 @@ struct RuntimeKernels {
     j = 0;
     for (; j + W <= h; j += W) {
       const B y = (B::load_unaligned(x + j) - m) * scale;
-      xsimd::fma(y, B::load_unaligned(gamma + j), B::load_unaligned(beta + j)).store_unaligned(x + j);
+      fmadd<Arch>(y, B::load_unaligned(gamma + j), B::load_unaligned(beta + j)).store_unaligned(x + j);
     }
     for (; j < h; ++j) x[j] = (x[j] - mean) * inv * gamma[j] + beta[j];
   }
@@ -120,7 +120,7 @@ struct RuntimeKernels {
       for (int r = 0; r < kRows; ++r) acc[r] = B(0.f);
       for (int64_t c = 0; c < a.d; ++c) {
         const B keys = B::load_unaligned(kt + c * padded + j);
-        for (int r = 0; r < kRows; ++r) acc[r] = xsimd::fma(B(q[r][c]), keys, acc[r]);
+        for (int r = 0; r < kRows; ++r) acc[r] = fmadd<Arch>(B(q[r][c]), keys, acc[r]);
       }
       for (int r = 0; r < kRows; ++r) (acc[r] * B(a.scale)).store_unaligned(p + (i0 + r) * padded + j);
     }
@@ -163,8 +163,8 @@ struct RuntimeKernels {
         const B v0 = B::load_unaligned(a.v + j * a.ld_qkv + c), v1 = B::load_unaligned(a.v + j * a.ld_qkv + c + W);
         for (int r = 0; r < kRows; ++r) {
           const B weight(p[(i0 + r) * padded + j]);
-          acc[r][0] = xsimd::fma(weight, v0, acc[r][0]);
-          acc[r][1] = xsimd::fma(weight, v1, acc[r][1]);
+          acc[r][0] = fmadd<Arch>(weight, v0, acc[r][0]);
+          acc[r][1] = fmadd<Arch>(weight, v1, acc[r][1]);
         }
       }
       for (int r = 0; r < kRows; ++r) {
@@ -177,7 +177,7 @@ struct RuntimeKernels {
       for (int r = 0; r < kRows; ++r) acc[r] = B(0.f);
       for (int64_t j = 0; j < n; ++j) {
         const B v0 = B::load_unaligned(a.v + j * a.ld_qkv + c);
-        for (int r = 0; r < kRows; ++r) acc[r] = xsimd::fma(B(p[(i0 + r) * padded + j]), v0, acc[r]);
+        for (int r = 0; r < kRows; ++r) acc[r] = fmadd<Arch>(B(p[(i0 + r) * padded + j]), v0, acc[r]);
       }
       for (int r = 0; r < kRows; ++r) acc[r].store_unaligned(out[r] + c);
     }
@@ -226,7 +226,7 @@ struct RuntimeKernels {
     j = 0;
     for (; j + W <= h; j += W) {
       const B v = B::load_unaligned(out + j);
-      s = xsimd::fma(v, v, s);
+      s = fmadd<Arch>(v, v, s);
     }
     float squares = xsimd::hadd(s);
     for (; j < h; ++j) squares += out[j] * out[j];

@@ -4,10 +4,31 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <xsimd/xsimd.hpp>
 
 namespace lutmul::kernels {
 namespace {
+
+// a·b + c and a·b − c with one rounding. xsimd 8.1 has no FMA for its AVX-512 architectures:
+// it multiplies and adds, which -ffp-contract=off keeps apart (two roundings, twice the
+// instructions, and the exact split of z² below would be lost), so AVX-512 asks for the
+// instructions itself.
+template <class Arch>
+xsimd::batch<float, Arch> fmadd(xsimd::batch<float, Arch> a, xsimd::batch<float, Arch> b, xsimd::batch<float, Arch> c) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return _mm512_fmadd_ps(a, b, c);
+#endif
+  return xsimd::fma(a, b, c);
+}
+
+template <class Arch>
+xsimd::batch<float, Arch> fmsub(xsimd::batch<float, Arch> a, xsimd::batch<float, Arch> b, xsimd::batch<float, Arch> c) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) return _mm512_fmsub_ps(a, b, c);
+#endif
+  return xsimd::fms(a, b, c);
+}
 
 // e^(hi + lo), hi and lo floats: hi + lo = n·ln2 + r with |r| ≤ ln2/2, r = (hi − n·ln2) + lo with
 // hi − n·ln2 exact to float (ln2 split in two), so a large hi loses nothing to rounding of the
@@ -24,16 +45,16 @@ xsimd::batch<float, Arch> vector_exp_sum(xsimd::batch<float, Arch> hi, xsimd::ba
   hi = xsimd::select(outside, clamped, hi);
   lo = xsimd::select(outside, B(0.f), lo);
   const B n = xsimd::nearbyint(clamped * B(1.44269504088896341f));
-  B r = xsimd::fma(n, B(-0.693359375f), hi);  // ln2's high part: n·0.693359375 is exact
-  r = xsimd::fma(n, B(2.12194440e-4f), r) + lo;  // ln2 = 0.693359375 − 2.12194440e-4
+  B r = fmadd<Arch>(n, B(-0.693359375f), hi);  // ln2's high part: n·0.693359375 is exact
+  r = fmadd<Arch>(n, B(2.12194440e-4f), r) + lo;  // ln2 = 0.693359375 − 2.12194440e-4
   B p = B(1.f / 5040.f);
-  p = xsimd::fma(p, r, B(1.f / 720.f));
-  p = xsimd::fma(p, r, B(1.f / 120.f));
-  p = xsimd::fma(p, r, B(1.f / 24.f));
-  p = xsimd::fma(p, r, B(1.f / 6.f));
-  p = xsimd::fma(p, r, B(0.5f));
-  p = xsimd::fma(p, r, B(1.f));
-  p = xsimd::fma(p, r, B(1.f));
+  p = fmadd<Arch>(p, r, B(1.f / 720.f));
+  p = fmadd<Arch>(p, r, B(1.f / 120.f));
+  p = fmadd<Arch>(p, r, B(1.f / 24.f));
+  p = fmadd<Arch>(p, r, B(1.f / 6.f));
+  p = fmadd<Arch>(p, r, B(0.5f));
+  p = fmadd<Arch>(p, r, B(1.f));
+  p = fmadd<Arch>(p, r, B(1.f));
   const I exponent = (xsimd::to_int(n) + I(127)) << 23;
   return p * xsimd::bitwise_cast<B>(exponent);
 }
@@ -52,17 +73,17 @@ template <class Arch>
 xsimd::batch<float, Arch> vector_erfc_parts(xsimd::batch<float, Arch> z, xsimd::batch<float, Arch> square,
                                             xsimd::batch<float, Arch> square_error) {
   using B = xsimd::batch<float, Arch>;
-  const B t = B(1.f) / xsimd::fma(z, B(0.5f), B(1.f));
+  const B t = B(1.f) / fmadd<Arch>(z, B(0.5f), B(1.f));
   B p = B(0.17087277f);
-  p = xsimd::fma(p, t, B(-0.82215223f));
-  p = xsimd::fma(p, t, B(1.48851587f));
-  p = xsimd::fma(p, t, B(-1.13520398f));
-  p = xsimd::fma(p, t, B(0.27886807f));
-  p = xsimd::fma(p, t, B(-0.18628806f));
-  p = xsimd::fma(p, t, B(0.09678418f));
-  p = xsimd::fma(p, t, B(0.37409196f));
-  p = xsimd::fma(p, t, B(1.00002368f));
-  p = xsimd::fma(p, t, B(-1.26551223f));
+  p = fmadd<Arch>(p, t, B(-0.82215223f));
+  p = fmadd<Arch>(p, t, B(1.48851587f));
+  p = fmadd<Arch>(p, t, B(-1.13520398f));
+  p = fmadd<Arch>(p, t, B(0.27886807f));
+  p = fmadd<Arch>(p, t, B(-0.18628806f));
+  p = fmadd<Arch>(p, t, B(0.09678418f));
+  p = fmadd<Arch>(p, t, B(0.37409196f));
+  p = fmadd<Arch>(p, t, B(1.00002368f));
+  p = fmadd<Arch>(p, t, B(-1.26551223f));
   return t * vector_exp_sum<Arch>(-square, p - square_error);
 }
 
@@ -70,7 +91,7 @@ xsimd::batch<float, Arch> vector_erfc_parts(xsimd::batch<float, Arch> z, xsimd::
 template <class Arch>
 xsimd::batch<float, Arch> vector_erfc_nonnegative(xsimd::batch<float, Arch> z) {
   const xsimd::batch<float, Arch> square = z * z;
-  return vector_erfc_parts<Arch>(z, square, xsimd::fms(z, z, square));
+  return vector_erfc_parts<Arch>(z, square, fmsub<Arch>(z, z, square));
 }
 
 // x·Φ(x) = x·erfc(−x/√2)/2: for x < 0 straight from erfc (relatively accurate in the tail),
@@ -81,7 +102,7 @@ xsimd::batch<float, Arch> vector_gelu(xsimd::batch<float, Arch> x) {
   using B = xsimd::batch<float, Arch>;
   const B a = xsimd::abs(x);
   const B square = a * a;
-  const B square_error = xsimd::fms(a, a, square);
+  const B square_error = fmsub<Arch>(a, a, square);
   const B half_erfc =
       B(0.5f) * vector_erfc_parts<Arch>(a * B(0.70710678118654752f), B(0.5f) * square, B(0.5f) * square_error);
   return x * xsimd::select(x < B(0.f), half_erfc, B(1.f) - half_erfc);
