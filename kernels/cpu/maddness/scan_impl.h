@@ -20,6 +20,27 @@ namespace {
 
 constexpr int kChunkOutputs = 64;  // outputs whose block sums are kept at once (16 KiB)
 
+// Stores (first round) or adds a tile's 16-bit sums as 32-bit row sums: words hold row w
+// (low byte) + 256 · row 32 + w, high the sums of the high bytes, so low = words − high·256.
+template <class Ops>
+inline void store_word_sums(typename Ops::Bytes* words, typename Ops::Bytes* high, int valid_outputs, bool first_round,
+                            int part, uint32_t* sums) {
+  const int row_offset = part * (Ops::kByteWidth / 2);
+  // Constant trip count (and a break) keeps the accumulators in registers.
+  for (int i = 0; i < Ops::kOutputTile; ++i) {
+    if (i >= valid_outputs) break;
+    const typename Ops::Bytes low_rows = Ops::sub_u16(words[i], Ops::shift_left_8_u16(high[i]));
+    uint32_t* out = sums + i * kBlockRows;
+    if (first_round) {
+      Ops::store_words(low_rows, out + row_offset);
+      Ops::store_words(high[i], out + 32 + row_offset);
+    } else {
+      Ops::add_words(low_rows, out + row_offset);
+      Ops::add_words(high[i], out + 32 + row_offset);
+    }
+  }
+}
+
 template <class Ops, bool kAveraged>
 inline void accumulate_tile(const uint8_t* codes, int part, int pair_begin, int pair_end,
                             const uint8_t* const* tables, int valid_outputs, uint32_t* sums) {
@@ -50,21 +71,7 @@ inline void accumulate_tile(const uint8_t* codes, int part, int pair_begin, int 
     }
   }
 
-  const bool first_round = pair_begin == 0;
-  const int row_offset = part * (kWidth / 2);
-  // Constant trip count (and a break) keeps the accumulators in registers.
-  for (int i = 0; i < kTile; ++i) {
-    if (i >= valid_outputs) break;
-    const Bytes low_rows = Ops::sub_u16(words[i], Ops::shift_left_8_u16(high[i]));
-    uint32_t* out = sums + i * kBlockRows;
-    if (first_round) {
-      Ops::store_words(low_rows, out + row_offset);
-      Ops::store_words(high[i], out + 32 + row_offset);
-    } else {
-      Ops::add_words(low_rows, out + row_offset);
-      Ops::add_words(high[i], out + 32 + row_offset);
-    }
-  }
+  store_word_sums<Ops>(words, high, valid_outputs, pair_begin == 0, part, sums);
 }
 
 // y[row][m] = float(sum) * scales[m] + offsets[m] for the block's valid rows and `count` outputs,

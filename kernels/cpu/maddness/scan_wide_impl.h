@@ -32,20 +32,7 @@ inline void accumulate_wide_tile(const uint8_t* codes, int part, int c_begin, in
     }
   }
 
-  const bool first_round = c_begin == 0;
-  const int row_offset = part * (kWidth / 2);
-  for (int i = 0; i < kTile; ++i) {  // constant trip count: accumulators stay in registers
-    if (i >= valid_outputs) break;
-    const Bytes low_rows = Ops::sub_u16(words[i], Ops::shift_left_8_u16(high[i]));
-    uint32_t* out = sums + i * kBlockRows;
-    if (first_round) {
-      Ops::store_words(low_rows, out + row_offset);
-      Ops::store_words(high[i], out + 32 + row_offset);
-    } else {
-      Ops::add_words(low_rows, out + row_offset);
-      Ops::add_words(high[i], out + 32 + row_offset);
-    }
-  }
+  store_word_sums<Ops>(words, high, valid_outputs, c_begin == 0, part, sums);
 }
 
 template <class Ops>
