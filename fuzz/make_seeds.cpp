@@ -81,6 +81,7 @@ void operator_seeds() {
       {"channel_pruned", "channel_pruned_inputs", {{"fraction", "0.5"}, {"channels", "inputs"}}},
       {"low_rank", "low_rank", {{"rank", "2"}}},
       {"maddness", "maddness", {{"ncodebooks", "2"}}},
+      {"maddness", "maddness_64_leaves", {{"ncodebooks", "2"}, {"leaves", "64"}}},  // model format version 3
       {"lora", "lora", {}},
   };
   for (const Seed& seed : seeds) {
@@ -96,7 +97,9 @@ void operator_seeds() {
     }
     const auto index = static_cast<uint8_t>(std::find(kinds.begin(), kinds.end(), seed.kind) - kinds.begin());
     write("fuzz_operator_file", seed.name, prefixed(index, op->payload()));
-    if (seed.kind == "maddness") write("fuzz_maddness_file", "operator_payload", prefixed(0, op->payload()));
+    if (seed.kind == "maddness")
+      write("fuzz_maddness_file", seed.name == "maddness" ? "operator_payload" : "operator_payload_64_leaves",
+            prefixed(0, op->payload()));
   }
   const auto legacy = static_cast<uint8_t>(kinds.size()), raw = static_cast<uint8_t>(kinds.size() + 1);
   const std::vector<uint8_t> dense_file = build("dense", W, bias.data())->serialize();
