@@ -21,11 +21,15 @@ void bind_operator(py::module_& m) {
       .def_property_readonly("bytes", &lutmul::LinearOperator::bytes)
       .def_property_readonly("multiply_adds_per_row", &lutmul::LinearOperator::multiply_adds_per_row)
       .def("forward_into",
-           [](const lutmul::LinearOperator& op, const py::array& x, py::array& y) {
-             product_into(x, "X", y, op.output_dim(),
-                          [&](const lutmul::MatrixView& view, float* out, int64_t ldy) { op.forward(view, out, ldy); });
+           [](const lutmul::LinearOperator& op, const py::array& x, py::array& y, bool gelu, bool accumulate) {
+             const lutmul::Epilogue epilogue{gelu ? lutmul::Epilogue::Activation::gelu : lutmul::Epilogue::Activation::none,
+                                             accumulate};
+             product_into(x, "X", y, op.output_dim(), [&](const lutmul::MatrixView& view, float* out, int64_t ldy) {
+               op.forward_with(view, out, ldy, epilogue);
+             });
            },
-           py::arg("x"), py::arg("y"))
+           py::arg("x"), py::arg("y"), py::arg("gelu") = false, py::arg("accumulate") = false)
+      .def_property_readonly("fuses_epilogue", &lutmul::LinearOperator::fuses_epilogue)
       .def("save",
            [](const lutmul::LinearOperator& op, const std::string& path) {
              py::gil_scoped_release release;

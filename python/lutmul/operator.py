@@ -53,15 +53,27 @@ class Operator:
     output_dim = core_property("output_dim", "M.")
     bytes = core_property("bytes", "Bytes kept for the weights (packed weights, scales, bias).")
     multiply_adds_per_row = core_property("multiply_adds_per_row", "Multiply-adds per row of X (K·M for exact).")
+    fuses_epilogue = core_property("fuses_epilogue", "True where forward applies activation and accumulate as it "
+                                   "stores the output (MADDNESS), not in a pass of their own.")
 
-    def forward(self, X, out: Optional[np.ndarray] = None) -> np.ndarray:
-        """``X @ W + bias`` for X of shape (N, K): float32 (N, M)."""
+    def forward(self, X, out: Optional[np.ndarray] = None, *, activation: Optional[str] = None,
+                accumulate: bool = False) -> np.ndarray:
+        """``X @ W + bias`` for X of shape (N, K): float32 (N, M).
+
+        ``activation="gelu"`` applies exact (erf) GELU to the result; ``accumulate=True`` adds
+        the result to ``out`` (a residual already there) instead of overwriting it. MADDNESS
+        applies both as it stores its output (``fuses_epilogue``); other kinds make one more
+        pass."""
         X = as_matrix(X, "X")
         if X.shape[1] != self.input_dim:
             raise ValueError(f"X must have K = {self.input_dim} columns, got shape {X.shape}")
+        if activation not in (None, "gelu"):
+            raise ValueError(f"activation must be None or 'gelu', got {activation!r}")
+        if accumulate and out is None:
+            raise ValueError("accumulate=True adds to out: pass the array to add to as out")
         if out is None:
             out = np.empty((X.shape[0], self.output_dim), dtype=np.float32)
-        self._core.forward_into(X, out)
+        self._core.forward_into(X, out, gelu=activation == "gelu", accumulate=bool(accumulate))
         return out
 
     __call__ = forward

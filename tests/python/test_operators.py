@@ -79,6 +79,31 @@ def test_int8_backends_give_the_same_bits_and_name_their_path(network):
         lutmul.Int8Linear.from_dense(w2, b2, backend="amx")
 
 
+def test_forward_with_gelu_and_accumulation(network):
+    """activation="gelu" is exact (erf) GELU of the product; accumulate=True adds it to out. MADDNESS
+    fuses both into its scan; dense makes a pass of its own; both against numpy in float64."""
+    from math import erf, sqrt
+
+    x, _, (w1, b1), _, _, _ = network
+    gelu = np.vectorize(lambda v: v * 0.5 * (1.0 + erf(v / sqrt(2.0))))
+    for op in (lutmul.DenseLinear.from_dense(w1, b1), lutmul.MaddnessLinear.from_dense(w1, b1, calibration=x, ncodebooks=8)):
+        plain = op(x).astype(np.float64)
+        activated = op(x, activation="gelu")
+        np.testing.assert_allclose(activated, gelu(plain), rtol=1e-6, atol=1e-6)
+        residual = np.linspace(-1, 1, plain.size, dtype=np.float32).reshape(plain.shape)
+        out = residual.copy()
+        assert op(x, out=out, accumulate=True) is out
+        np.testing.assert_array_equal(out, residual + op(x))  # the same float additions
+        out = residual.copy()
+        op(x, out=out, activation="gelu", accumulate=True)
+        np.testing.assert_allclose(out, residual + gelu(plain), rtol=1e-6, atol=1e-6)
+        assert op.fuses_epilogue == (op.kind == "maddness")
+        with pytest.raises(ValueError, match="activation must be None or 'gelu'"):
+            op(x, activation="relu")
+        with pytest.raises(ValueError, match="accumulate=True adds to out"):
+            op(x, accumulate=True)
+
+
 def test_operator_errors(network):
     x, _, (w1, b1), _, _, _ = network
     op = lutmul.Int8Linear.from_dense(w1, b1)

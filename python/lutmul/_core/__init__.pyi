@@ -13,7 +13,7 @@ __all__: list[str] = ['Accumulation', 'ActivationScaling', 'Bf16Linear', 'Channe
 class LutmulError(ValueError):
     pass
 class LinearOperator:
-    def forward_into(self, x: numpy.ndarray, y: numpy.ndarray) -> None:
+    def forward_into(self, x: numpy.ndarray, y: numpy.ndarray, gelu: bool = False, accumulate: bool = False) -> None:
         ...
     def save(self, path: str) -> None:
         ...
@@ -21,6 +21,9 @@ class LinearOperator:
         ...
     @property
     def bytes(self) -> int:
+        ...
+    @property
+    def fuses_epilogue(self) -> bool:
         ...
     @property
     def input_dim(self) -> int:
