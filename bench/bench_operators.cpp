@@ -33,6 +33,19 @@ void int8_linear(benchmark::State& state) {
   time_forward(state, op, n, op.multiply_adds_per_row());
 }
 
+// Int8Linear with smoothing (α = 0.6, calibrated on the rows it multiplies): what the
+// multiply by 1/s[k] in the quantiser costs against int8_linear at the same shape.
+void int8_smoothed(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  lutmul::set_num_threads(static_cast<int>(state.range(3)));
+  const std::vector<float> w = structured_rows(k, m, 2), x = structured_rows(n, k, 1);
+  lutmul::Int8Config config;
+  config.smoothing = 0.6;
+  const lutmul::MatrixView calibration = lutmul::MatrixView::row_major(x.data(), n, k);
+  const lutmul::Int8Linear op(lutmul::MatrixView::row_major(w.data(), k, m), nullptr, config, &calibration);
+  time_forward(state, op, n, op.multiply_adds_per_row());
+}
+
 // Int8Linear with its backend forced (the automatic choice is int8_linear).
 void int8_backend(benchmark::State& state, lutmul::Int8Backend backend) {
   const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
@@ -103,6 +116,11 @@ void register_operator_benchmarks() {
         benchmark::RegisterBenchmark("int8_onednn", int8_onednn)->Args({n, k, m, t});
       }
     }
+  // MiniLM's three layer shapes at a runtime call's rows (64 sentences), plain and smoothed.
+  for (const auto& [k, m] : {std::pair<int64_t, int64_t>{384, 384}, {384, 1536}, {1536, 384}}) {
+    benchmark::RegisterBenchmark("int8_linear", int8_linear)->Args({1408, k, m, 1});
+    benchmark::RegisterBenchmark("int8_smoothed", int8_smoothed)->Args({1408, k, m, 1});
+  }
   for (int64_t t : {1, 2})
     for (int64_t n : {1, 512}) {
       register_exact_products(n, 1024, 1024, t);

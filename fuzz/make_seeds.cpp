@@ -75,6 +75,7 @@ void operator_seeds() {
       {"bf16", "bf16", {}},
       {"int8", "int8_dynamic", {}},
       {"int8", "int8_static", {{"activations", "static"}}},
+      {"int8", "int8_smoothed", {{"smoothing", "0.6"}}},
       {"sparse", "sparse", {{"sparsity", "0.5"}}},
       {"sparse24", "sparse24", {}},
       {"channel_pruned", "channel_pruned_outputs", {{"fraction", "0.5"}}},

@@ -114,9 +114,10 @@ void register_builtin_kinds() {
                                      {{"dynamic", ActivationScaling::dynamic_per_row},
                                       {"static", ActivationScaling::static_per_tensor}});
          config.calibration_percentile = p.number("calibration_percentile", config.calibration_percentile);
+         config.smoothing = p.number("smoothing", config.smoothing);
          return std::make_unique<Int8Linear>(W, b, config, calibration);
        },
-       "activations=dynamic|static calibration_percentile=100"});
+       "activations=dynamic|static calibration_percentile=100 smoothing=0"});
   register_operator_kind({"sparse", [](const uint8_t* d, size_t n) { return SparseLinear::from_payload(d, n); },
                           [](const MatrixView& W, const float* b, const MatrixView* calibration, const BuildParams& p) {
                             SparseConfig config;

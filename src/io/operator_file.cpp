@@ -41,11 +41,14 @@ void ensure_builtin_kinds() {
 
 }  // namespace
 
-std::vector<uint8_t> operator_file_bytes(const std::string& kind, const std::vector<uint8_t>& payload) {
+std::vector<uint8_t> operator_file_bytes(const std::string& kind, const std::vector<uint8_t>& payload,
+                                         uint32_t version) {
+  LUTMUL_CHECK(version >= kOldestOperatorFileVersion && version <= kOperatorFileVersion, "operator '", kind,
+               "' asks for operator file version ", version, ", which this lutmul does not write");
   ByteWriter w;
   w.put_string(kind);
   w.put_bytes(payload);
-  return wrap_payload(kMagic, kOperatorFileVersion, w.bytes());
+  return wrap_payload(kMagic, version, w.bytes());
 }
 
 OperatorFileContents read_operator_file(const uint8_t* data, size_t size) {
@@ -106,7 +109,11 @@ std::vector<uint8_t> LinearOperator::payload() const {
   detail::throw_error("an operator of kind '", kind(), "' cannot be saved");
 }
 
-std::vector<uint8_t> LinearOperator::serialize() const { return detail::operator_file_bytes(kind(), payload()); }
+std::vector<uint8_t> LinearOperator::serialize() const {
+  return detail::operator_file_bytes(kind(), payload(), file_version());
+}
+
+uint32_t LinearOperator::file_version() const { return detail::kPlainOperatorFileVersion; }
 
 void LinearOperator::save(const std::string& path) const { detail::write_file_atomically(path, serialize(), "save"); }
 

@@ -11,10 +11,14 @@ namespace lutmul::detail {
 
 // Version 2 (0.3): a "maddness" payload is the model's state (0.1 and 0.2 nested a whole
 // MADDNESS model file there, which is still read). Every other kind's payload is unchanged.
-constexpr uint32_t kOperatorFileVersion = 2;
+// Version 3: an "int8" payload may end with smoothing factors. Written only for such
+// operators (LinearOperator::file_version), so that every other file stays readable by 0.3.
+constexpr uint32_t kOperatorFileVersion = 3;
+constexpr uint32_t kPlainOperatorFileVersion = 2;
 constexpr uint32_t kOldestOperatorFileVersion = 1;
 
-std::vector<uint8_t> operator_file_bytes(const std::string& kind, const std::vector<uint8_t>& payload);
+std::vector<uint8_t> operator_file_bytes(const std::string& kind, const std::vector<uint8_t>& payload,
+                                         uint32_t version = kPlainOperatorFileVersion);
 
 struct OperatorFileContents {
   std::string kind;

@@ -33,28 +33,61 @@ bool vnni_level_active() {
   return variant.find("vnni") != std::string::npos;
 }
 
+// s[k] = c[k]^α / w[k]^(1−α) (header), kept within 2^±64. A channel that is zero in every
+// calibration row or in W keeps s = 1. (Rounding s to a power of two, which would make the
+// scaling exact, cost 0.0002 to 0.0004 of MiniLM's embedding cosine: docs/quality.md.)
+std::vector<float> smoothing_factors(const MatrixView& W, const MatrixView& calibration, double alpha) {
+  std::vector<float> factors(static_cast<size_t>(W.rows), 1.f);
+  for (int64_t k = 0; k < W.rows; ++k) {
+    double x_range = 0, w_range = 0;
+    for (int64_t i = 0; i < calibration.rows; ++i) x_range = std::max(x_range, std::fabs(double{calibration.at(i, k)}));
+    for (int64_t m = 0; m < W.cols; ++m) w_range = std::max(w_range, std::fabs(double{W.at(k, m)}));
+    if (x_range == 0 || w_range == 0) continue;
+    const double factor = std::pow(x_range, alpha) / std::pow(w_range, 1 - alpha);
+    factors[static_cast<size_t>(k)] = static_cast<float>(std::clamp(factor, std::ldexp(1.0, -64), std::ldexp(1.0, 64)));
+  }
+  return factors;
+}
+
 }  // namespace
 
 Int8Linear::Int8Linear(const MatrixView& W, const float* bias, Int8Config config, const MatrixView* calibration)
     : SizedLinearOperator("int8"), config_(config) {
   detail::check_weights(W, "Int8Linear");
   LUTMUL_CHECK(W.rows <= (int64_t{1} << 24), "Int8Linear: K = ", W.rows, " is too large for exact 32-bit sums");
+  LUTMUL_CHECK(config_.smoothing >= 0 && config_.smoothing <= 1, "Int8Config.smoothing must be in [0, 1], got ",
+               config_.smoothing);
+  const bool is_static = config_.activations == ActivationScaling::static_per_tensor;
+  if (is_static || config_.smoothing > 0) {
+    LUTMUL_CHECK(calibration != nullptr, "Int8Linear: ", is_static ? "static activation scaling" : "smoothing",
+                 " needs calibration rows");
+    detail::check_calibration(*calibration, W.rows, "Int8Linear");
+  }
   k_ = W.rows;
   m_ = W.cols;
   k_padded_ = round_up(k_, kInt8KGroup);
   m_padded_ = round_up(m_, kInt8TileOutputs);
   const int64_t tiles = m_padded_ / kInt8TileOutputs;
 
+  // Smoothing first: it changes the weights that are quantized and the activations that
+  // static scaling calibrates on.
+  std::vector<float> factors(static_cast<size_t>(k_), 1.f);
+  if (config_.smoothing > 0) {
+    factors = smoothing_factors(W, *calibration, config_.smoothing);
+    column_inverse_.resize(static_cast<size_t>(k_));
+    for (int64_t k = 0; k < k_; ++k) column_inverse_[static_cast<size_t>(k)] = 1.f / factors[static_cast<size_t>(k)];
+  }
+
   weight_scales_.assign(static_cast<size_t>(m_padded_), 0.f);
   column_sums_.assign(static_cast<size_t>(m_padded_), 0);
   packed_.assign(static_cast<size_t>(k_padded_ * m_padded_), 0);
   for (int64_t m = 0; m < m_; ++m) {
     float largest = 0.f;
-    for (int64_t k = 0; k < k_; ++k) largest = std::max(largest, std::fabs(W.at(k, m)));
+    for (int64_t k = 0; k < k_; ++k) largest = std::max(largest, std::fabs(W.at(k, m) * factors[static_cast<size_t>(k)]));
     const float scale = largest > 0.f ? largest / 127.f : 1.f;
     weight_scales_[m] = scale;
     for (int64_t k = 0; k < k_; ++k) {
-      const float q = std::min(127.f, std::max(-127.f, std::nearbyint(W.at(k, m) / scale)));
+      const float q = std::min(127.f, std::max(-127.f, std::nearbyint(W.at(k, m) * factors[static_cast<size_t>(k)] / scale)));
       const int8_t w = static_cast<int8_t>(q);
       packed_[static_cast<size_t>(((k / kInt8KGroup) * tiles + m / kInt8TileOutputs) * 64 +
                                   (m % kInt8TileOutputs) * kInt8KGroup + k % kInt8KGroup)] = w;
@@ -64,15 +97,15 @@ Int8Linear::Int8Linear(const MatrixView& W, const float* bias, Int8Config config
   bias_ = detail::copy_bias(bias, m_, "Int8Linear");
   bias_.resize(static_cast<size_t>(m_padded_), 0.f);  // the kernels read whole tiles
 
-  if (config_.activations == ActivationScaling::static_per_tensor) {
-    LUTMUL_CHECK(calibration != nullptr, "Int8Linear: static activation scaling needs calibration rows");
-    detail::check_calibration(*calibration, k_, "Int8Linear");
+  if (is_static) {
     LUTMUL_CHECK(config_.calibration_percentile > 0 && config_.calibration_percentile <= 100,
                  "Int8Config.calibration_percentile must be in (0, 100], got ", config_.calibration_percentile);
     std::vector<float> magnitudes;
     magnitudes.reserve(static_cast<size_t>(calibration->rows * k_));
     for (int64_t i = 0; i < calibration->rows; ++i)
-      for (int64_t k = 0; k < k_; ++k) magnitudes.push_back(std::fabs(calibration->at(i, k)));
+      for (int64_t k = 0; k < k_; ++k)
+        magnitudes.push_back(std::fabs(column_inverse_.empty() ? calibration->at(i, k)
+                                                               : calibration->at(i, k) * column_inverse_[static_cast<size_t>(k)]));
     const size_t index = std::min(magnitudes.size() - 1, static_cast<size_t>(std::ceil(
                                                              config_.calibration_percentile / 100.0 * static_cast<double>(magnitudes.size()))) -
                                                              (config_.calibration_percentile >= 100.0 ? 1 : 0));
@@ -81,6 +114,22 @@ Int8Linear::Int8Linear(const MatrixView& W, const float* bias, Int8Config config
     static_scale_ = level > 0.f ? level / 127.f : 1.f;
   }
   prepare_backend();
+}
+
+float Int8Linear::smoothing_factor(int64_t k) const {
+  LUTMUL_CHECK(k >= 0 && k < k_, "smoothing_factor: k = ", k, " is outside [0, ", k_, ")");
+  return column_inverse_.empty() ? 1.f : 1.f / column_inverse_[static_cast<size_t>(k)];
+}
+
+kernels::Int8QuantizeArgs Int8Linear::quantize_args() const {
+  kernels::Int8QuantizeArgs q;
+  q.k = k_;
+  q.k_padded = k_padded_;
+  q.dynamic = config_.activations == ActivationScaling::dynamic_per_row;
+  q.static_scale = static_scale_;
+  q.static_inverse = 1.f / static_scale_;
+  q.column_inverse = column_inverse_.empty() ? nullptr : column_inverse_.data();
+  return q;
 }
 
 void Int8Linear::prepare_backend() {
@@ -125,15 +174,16 @@ int8_t Int8Linear::quantized_weight(int64_t k, int64_t m) const {
 }
 
 int64_t Int8Linear::bytes() const {
-  return static_cast<int64_t>(packed_.size() + (weight_scales_.size() + bias_.size()) * sizeof(float) +
+  return static_cast<int64_t>(packed_.size() + (weight_scales_.size() + bias_.size() + column_inverse_.size()) * sizeof(float) +
                               column_sums_.size() * sizeof(int32_t));
 }
 
 namespace {
 
 // Rows of X quantized a chunk at a time (X read once), then multiplied for all outputs.
-void run(const kernels::Int8KernelTable& table, const Int8Linear& op, const MatrixView& X, float* Y, int64_t ldy,
-         int64_t k_padded, const kernels::Int8GemmArgs& gemm_template, bool dynamic, float static_scale) {
+void run(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy,
+         const kernels::Int8QuantizeArgs& quantize_template, const kernels::Int8GemmArgs& gemm_template) {
+  const int64_t k_padded = quantize_template.k_padded;
   constexpr int64_t kChunkRows = 64;
   const int64_t chunks = (X.rows + kChunkRows - 1) / kChunkRows;
   const int64_t tiles = gemm_template.tiles;
@@ -151,14 +201,9 @@ void run(const kernels::Int8KernelTable& table, const Int8Linear& op, const Matr
       const int64_t r0 = chunk * kChunkRows, rows = std::min(kChunkRows, X.rows - r0);
       int64_t ldx = 0;
       const float* x = detail::contiguous_rows(X, r0, rows, row_major_copy, ldx);
-      kernels::Int8QuantizeArgs q;
+      kernels::Int8QuantizeArgs q = quantize_template;
       q.x = x;
       q.ldx = ldx;
-      q.k = op.input_dim();
-      q.k_padded = k_padded;
-      q.dynamic = dynamic;
-      q.static_scale = static_scale;
-      q.static_inverse = 1.f / static_scale;
       q.out = quantized.data();
       q.scales = scales.data();
       finite = table.quantize(q, 0, rows) && finite;
@@ -189,7 +234,6 @@ void Int8Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
 int64_t Int8Linear::forward_onednn(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y,
                                    int64_t ldy) const {
   const int threads = num_threads();
-  const bool dynamic = config_.activations == ActivationScaling::dynamic_per_row;
   std::vector<uint8_t> quantized;
   std::vector<float> scales;
   std::vector<int32_t> sums;
@@ -206,13 +250,8 @@ int64_t Int8Linear::forward_onednn(const kernels::Int8KernelTable& table, const 
         bool ok = true;
         for (int p = thread; p < parts; p += count) {
           const auto [begin, end] = detail::partition(block, parts, p);
-          kernels::Int8QuantizeArgs q;
+          kernels::Int8QuantizeArgs q = quantize_args();
           q.x = detail::contiguous_rows(X, row + begin, end - begin, copy, q.ldx);
-          q.k = k_;
-          q.k_padded = k_padded_;
-          q.dynamic = dynamic;
-          q.static_scale = static_scale_;
-          q.static_inverse = 1.f / static_scale_;
           q.out = quantized.data() + begin * k_padded_;
           q.scales = scales.data() + begin;
           ok = table.quantize(q, 0, end - begin) && ok;
@@ -260,13 +299,22 @@ void Int8Linear::forward_with(const kernels::Int8KernelTable& table, const Matri
   g.column_sums = column_sums_.data();
   g.weight_scales = weight_scales_.data();
   g.bias = bias_.data();
-  run(table, *this, X, Y, ldy, k_padded_, g, config_.activations == ActivationScaling::dynamic_per_row, static_scale_);
+  run(table, X, Y, ldy, quantize_args(), g);
 }
 
+// A smoothed operator appends its smoothing as α and the K factors 1/s[k]; such files are
+// operator file version 3 (file_version()), so that older readers refuse them by version.
 std::vector<uint8_t> Int8Linear::payload() const {
-  return detail::pack(static_cast<int32_t>(config_.activations), config_.calibration_percentile, k_, m_, static_scale_,
-                      packed_, weight_scales_, bias_);
+  std::vector<uint8_t> bytes = detail::pack(static_cast<int32_t>(config_.activations), config_.calibration_percentile,
+                                            k_, m_, static_scale_, packed_, weight_scales_, bias_);
+  if (!column_inverse_.empty()) {
+    const std::vector<uint8_t> smoothing = detail::pack(config_.smoothing, column_inverse_);
+    bytes.insert(bytes.end(), smoothing.begin(), smoothing.end());
+  }
+  return bytes;
 }
+
+uint32_t Int8Linear::file_version() const { return column_inverse_.empty() ? LinearOperator::file_version() : 3; }
 
 std::unique_ptr<Int8Linear> Int8Linear::from_payload(const uint8_t* data, size_t size) {
   detail::ByteReader r(data, size, "operator file");
@@ -286,6 +334,14 @@ std::unique_ptr<Int8Linear> Int8Linear::from_payload(const uint8_t* data, size_t
   op->packed_ = r.get_array<int8_t>("packed weights", kp * mp);
   op->weight_scales_ = r.get_array<float>("weight scales", mp);
   op->bias_ = r.get_array<float>("bias", mp);
+  if (!r.done()) {
+    op->config_.smoothing = r.get<double>("smoothing");
+    op->column_inverse_ = r.get_array<float>("smoothing factors", static_cast<uint64_t>(op->k_));
+    LUTMUL_CHECK(op->config_.smoothing > 0 && op->config_.smoothing <= 1, "operator file is corrupt: int8 smoothing ",
+                 op->config_.smoothing);
+    for (const float inverse : op->column_inverse_)
+      LUTMUL_CHECK(std::isfinite(inverse) && inverse > 0, "operator file is corrupt: int8 smoothing factor ", inverse);
+  }
   LUTMUL_CHECK(r.done(), "operator file is corrupt: unexpected bytes after the int8 weights");
   detail::check_all_finite(op->weight_scales_, "weight scales", "operator file");
   detail::check_all_finite(op->bias_, "bias", "operator file");

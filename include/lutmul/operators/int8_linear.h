@@ -8,6 +8,12 @@
 // s_x), -127, 127). y[m] = float(Σ_k x_q[k]·w_q[k,m]) · (s_x·s_w[m]) + bias[m]. Integer sums
 // are exact; every kernel equals the scalar reference bit for bit.
 //
+// Smoothing (SmoothQuant, Xiao et al. 2022) moves the range of outlier input channels into
+// the weights: with c[k] the calibration rows' max |x_k| and w[k] = max_m |W[k,m]|,
+// s[k] = c[k]^α / w[k]^(1−α), the operator quantizes the rows of X·diag(1/s) and the weights
+// diag(s)·W, whose product is X·W. Each x_k is multiplied by 1/s[k] (one rounding) before the
+// row's scale is taken, in every kernel.
+//
 // Two backends compute the integer sums: lutmul's own kernels (VNNI, AVX2, scalar) and, for
 // blocks of 256 and 32 rows, oneDNN's u8·s8 matmul (AMX tiles on CPUs that have them). Both
 // give the same Y bit for bit; Int8Backend picks, and path() says what runs.
@@ -24,6 +30,7 @@
 namespace lutmul {
 namespace kernels {
 struct Int8KernelTable;
+struct Int8QuantizeArgs;
 }
 namespace detail {
 class Int8OnednnProduct;
@@ -45,6 +52,9 @@ struct Int8Config {
   // Static scaling: the percentile of |x| over the calibration rows that maps to 127
   // (100 = the maximum). Values beyond it saturate.
   double calibration_percentile = 100.0;
+  // Smoothing strength α in [0, 1]: 0 (the default) smooths nothing; anything else needs
+  // calibration rows. 0.5 to 0.7 suit transformer activations (docs/quality.md).
+  double smoothing = 0.0;
   // A choice of this process, not of the model: files do not store it (a loaded operator
   // picks automatically).
   Int8Backend backend = Int8Backend::automatic;
@@ -67,7 +77,9 @@ class Int8Linear final : public SizedLinearOperator {
   const Int8Config& config() const { return config_; }
   float weight_scale(int64_t m) const { return weight_scales_[m]; }
   float static_activation_scale() const { return static_scale_; }
-  // Quantized weight w_q[k][m].
+  // s[k] of the smoothing (1 for every k without it).
+  float smoothing_factor(int64_t k) const;
+  // Quantized weight w_q[k][m] (of diag(s)·W where smoothed).
   int8_t quantized_weight(int64_t k, int64_t m) const;
   // What computes the integer sums: "oneDNN brg:avx512_core_amx for blocks of 256 and 32
   // rows, the avx512-vnni kernels for the rest", or the own kernels alone and why.
@@ -78,12 +90,14 @@ class Int8Linear final : public SizedLinearOperator {
 
  private:
   void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
+  uint32_t file_version() const override;
   friend struct Int8KernelProbe;  // the tests run every built kernel table through forward_with
   Int8Linear() : SizedLinearOperator("int8") {}
   void forward_with(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy) const;
   // Rows [0, n) for the largest n that whole oneDNN blocks cover; returns n.
   int64_t forward_onednn(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, int64_t ldy) const;
   void prepare_backend();
+  kernels::Int8QuantizeArgs quantize_args() const;  // every field but the rows'
 
   Int8Config config_;
   int64_t k_padded_ = 0, m_padded_ = 0;    // K to a multiple of 4, M to a multiple of 16
@@ -92,6 +106,7 @@ class Int8Linear final : public SizedLinearOperator {
   std::vector<int32_t> column_sums_;       // Σ_k w_q[k][m], for the u8 offset of vpdpbusd
   std::vector<float> bias_;                // M padded (zeros)
   float static_scale_ = 0.f;
+  std::vector<float> column_inverse_;      // K: 1/s[k]; empty without smoothing
   std::shared_ptr<const detail::Int8OnednnProduct> onednn_;  // null: the own kernels only
   std::string own_only_reason_;                              // why onednn_ is null
 };

@@ -69,6 +69,9 @@ class LinearOperator {
   void check_forward(const MatrixView& X, const float* Y, int64_t ldy) const;
   // The fused path of an operator whose fuses_epilogue() is true; the default throws.
   virtual void forward_fused(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const;
+  // The operator file version serialize() writes: the oldest whose readers understand this
+  // operator's payload (2 for every kind; 3 for a smoothed int8 operator).
+  virtual uint32_t file_version() const;
 };
 
 // What most operators share: a kind name fixed by the class and the sizes K and M.

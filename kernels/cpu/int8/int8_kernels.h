@@ -18,6 +18,7 @@ struct Int8QuantizeArgs {
   bool dynamic = true;   // per-row scale, else static_inverse / static_scale
   float static_inverse = 1.f;
   float static_scale = 1.f;
+  const float* column_inverse = nullptr;  // k: each x_k times 1/s[k] first; null: none
   uint8_t* out = nullptr;  // rows × k_padded: x_q + 128
   float* scales = nullptr; // rows: s_x
 };

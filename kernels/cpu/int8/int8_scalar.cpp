@@ -10,23 +10,23 @@ namespace {
 bool quantize_reference(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_end) {
   bool finite = true;
   for (int64_t r = row_begin; r < row_end; ++r) {
-    const float* x = args.x + r * args.ldx;
+    const float* row = args.x + r * args.ldx;
+    // x_k / s[k] where smoothed: one rounding, before anything else.
+    auto x = [&](int64_t k) { return args.column_inverse ? row[k] * args.column_inverse[k] : row[k]; };
     float inverse = args.static_inverse, scale = args.static_scale;
+    float largest = 0.f;
+    for (int64_t k = 0; k < args.k; ++k) {
+      finite &= std::isfinite(x(k));
+      largest = std::fabs(x(k)) > largest ? std::fabs(x(k)) : largest;
+    }
     if (args.dynamic) {
-      float largest = 0.f;
-      for (int64_t k = 0; k < args.k; ++k) {
-        finite &= std::isfinite(x[k]);
-        largest = std::fabs(x[k]) > largest ? std::fabs(x[k]) : largest;
-      }
       // An all-zero row quantizes to zeros whatever the scale.
       inverse = largest > 0.f ? 127.f / largest : 1.f;
       scale = largest > 0.f ? largest / 127.f : 1.f;
-    } else {
-      for (int64_t k = 0; k < args.k; ++k) finite &= std::isfinite(x[k]);
     }
     uint8_t* out = args.out + (r - row_begin) * args.k_padded;
     for (int64_t k = 0; k < args.k_padded; ++k) {
-      float q = k < args.k ? std::nearbyint(x[k] * inverse) : 0.f;
+      float q = k < args.k ? std::nearbyint(x(k) * inverse) : 0.f;
       if (std::isnan(q)) q = 0.f;  // the caller rejects such rows; keep the cast defined
       q = q > 127.f ? 127.f : (q < -127.f ? -127.f : q);
       out[k] = static_cast<uint8_t>(static_cast<int>(q) + 128);

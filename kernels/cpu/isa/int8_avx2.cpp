@@ -11,16 +11,26 @@ namespace {
 
 constexpr int kRows = 4;
 
-bool quantize_avx2(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_end) {
+// kSmoothed: each x_k times column_inverse[k] first, decided at compile time.
+template <bool kSmoothed>
+bool quantize_rows(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_end) {
   __m256 not_finite = _mm256_setzero_ps();
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const float* smoothing = args.column_inverse;
   for (int64_t r = row_begin; r < row_end; ++r) {
     const float* x = args.x + r * args.ldx;
+    // x_k / s[k] where smoothed, as the reference: one rounding.
+    auto load = [&](int64_t k) {
+      const __m256 v = _mm256_loadu_ps(x + k);
+      if constexpr (kSmoothed) return _mm256_mul_ps(v, _mm256_loadu_ps(smoothing + k));
+      return v;
+    };
+    auto value = [&](int64_t k) { return kSmoothed ? x[k] * smoothing[k] : x[k]; };
     float inverse = args.static_inverse, scale = args.static_scale;
     __m256 largest = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= args.k; k += 8) {
-      const __m256 v = _mm256_loadu_ps(x + k);
+      const __m256 v = load(k);
       not_finite = _mm256_or_ps(not_finite, _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ));
       largest = _mm256_max_ps(largest, _mm256_and_ps(v, abs_mask));
     }
@@ -30,7 +40,7 @@ bool quantize_avx2(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_
     for (float v : lanes) m = v > m ? v : m;
     bool tail_finite = true;
     for (; k < args.k; ++k) {
-      const float v = x[k];
+      const float v = value(k);
       tail_finite &= (v - v) == 0.f;
       const float a = v < 0.f ? -v : v;
       m = a > m ? a : m;
@@ -45,7 +55,7 @@ bool quantize_avx2(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_
     alignas(32) float chunk[8];
     alignas(32) int32_t q[8];
     for (int64_t j = 0; j < args.k_padded; j += 8) {
-      for (int i = 0; i < 8; ++i) chunk[i] = j + i < args.k ? x[j + i] : 0.f;
+      for (int i = 0; i < 8; ++i) chunk[i] = j + i < args.k ? value(j + i) : 0.f;
       const __m256 v = _mm256_mul_ps(_mm256_load_ps(chunk), inv);
       // Clamp, then NaN to 0, then round to nearest even: as the reference.
       __m256 clamped = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.f)), _mm256_set1_ps(127.f));
@@ -56,6 +66,10 @@ bool quantize_avx2(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_
     args.scales[r - row_begin] = scale;
   }
   return _mm256_movemask_ps(not_finite) == 0;
+}
+
+bool quantize_avx2(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_end) {
+  return args.column_inverse ? quantize_rows<true>(args, row_begin, row_end) : quantize_rows<false>(args, row_begin, row_end);
 }
 
 void gemm_avx2(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end, int64_t tile_begin, int64_t tile_end) {

@@ -11,17 +11,27 @@ namespace {
 constexpr int kRows = 4;   // rows per micro-tile
 constexpr int kTiles = 4;  // 16-output tiles per micro-tile
 
-bool quantize_vnni(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_end) {
+// kSmoothed: each x_k times column_inverse[k] first, decided at compile time so that the
+// plain quantiser keeps its loops as they were.
+template <bool kSmoothed>
+bool quantize_rows(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_end) {
   __mmask16 not_finite = 0;
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  const float* smoothing = args.column_inverse;
   for (int64_t r = row_begin; r < row_end; ++r) {
     const float* x = args.x + r * args.ldx;
+    // x_k / s[k] where smoothed, as the reference: one rounding.
+    auto load = [&](__mmask16 valid, int64_t k) {
+      const __m512 v = _mm512_maskz_loadu_ps(valid, x + k);
+      if constexpr (kSmoothed) return _mm512_mul_ps(v, _mm512_maskz_loadu_ps(valid, smoothing + k));
+      return v;
+    };
     float inverse = args.static_inverse, scale = args.static_scale;
     __m512 largest = _mm512_setzero_ps();
     for (int64_t k = 0; k < args.k; k += 16) {
       const __mmask16 valid = args.k - k >= 16 ? static_cast<__mmask16>(0xFFFF)
                                                 : static_cast<__mmask16>((1u << (args.k - k)) - 1u);
-      const __m512 v = _mm512_maskz_loadu_ps(valid, x + k);
+      const __m512 v = load(valid, k);
       // x − x is 0 for finite x and NaN for ±inf and NaN.
       not_finite = static_cast<__mmask16>(not_finite | _mm512_cmp_ps_mask(_mm512_sub_ps(v, v), _mm512_setzero_ps(), _CMP_NEQ_UQ));
       largest = _mm512_max_ps(largest, _mm512_and_ps(v, abs_mask));
@@ -37,7 +47,7 @@ bool quantize_vnni(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_
       const int64_t left = args.k - k;
       const __mmask16 valid = left >= 16 ? static_cast<__mmask16>(0xFFFF)
                                          : left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1u);
-      const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(valid, x + k), inv);
+      const __m512 v = _mm512_mul_ps(load(valid, k), inv);
       // Clamp before converting (rounding then clamping to ±127 gives the same), so huge
       // values cannot wrap; NaN becomes 0 as in the reference (such rows are rejected).
       __m512 clamped = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-127.f)), _mm512_set1_ps(127.f));
@@ -50,6 +60,10 @@ bool quantize_vnni(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_
     args.scales[r - row_begin] = scale;
   }
   return not_finite == 0;
+}
+
+bool quantize_vnni(const Int8QuantizeArgs& args, int64_t row_begin, int64_t row_end) {
+  return args.column_inverse ? quantize_rows<true>(args, row_begin, row_end) : quantize_rows<false>(args, row_begin, row_end);
 }
 
 void gemm_vnni(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end, int64_t tile_begin, int64_t tile_end) {

@@ -36,6 +36,19 @@ std::vector<std::pair<std::string, std::function<std::unique_ptr<LinearOperator>
          config.calibration_percentile = 99.5;
          return std::make_unique<Int8Linear>(W, bias.data(), config, &C);
        }},
+      {"int8_smoothed",
+       [=] {
+         Int8Config config;
+         config.smoothing = 0.5;
+         return std::make_unique<Int8Linear>(W, bias.data(), config, &C);
+       }},
+      {"int8_static_smoothed",
+       [=] {
+         Int8Config config;
+         config.activations = ActivationScaling::static_per_tensor;
+         config.smoothing = 0.7;
+         return std::make_unique<Int8Linear>(W, bias.data(), config, &C);
+       }},
       {"sparse",
        [=] {
          SparseConfig config;
@@ -185,6 +198,18 @@ TEST(OperatorFileContents, LoraKeepsItsAdaptersIdsAndMerges) {
   const MatrixView xv = MatrixView::row_major(x.data(), kN, kK);
   EXPECT_EQ(lora.forward(xv, ids.data()).values, loaded->forward(xv, ids.data()).values);
   EXPECT_EQ(bytes, loaded->serialize());
+}
+
+// Operator file version 3 exists for smoothed int8 payloads alone: every other operator keeps
+// writing version 2, which 0.3 reads, and a smoothed one is refused by version, not as corrupt,
+// by a reader that stops at version 2.
+TEST(OperatorFileContents, OnlySmoothedInt8WritesVersion3) {
+  for (const auto& [name, make] : makers()) {
+    const std::vector<uint8_t> file = make()->serialize();
+    uint32_t version = 0;
+    std::memcpy(&version, file.data() + 8, 4);
+    EXPECT_EQ(name.find("smoothed") != std::string::npos ? 3u : 2u, version) << name;
+  }
 }
 
 // One file format since 0.3: a saved MADDNESS model is an operator file of kind "maddness", so

@@ -42,10 +42,11 @@ TEST_P(Int8Grid, KernelsEqualTheScalarReference) {
   if (n > 2) x[static_cast<size_t>(k)] = 1e4f;  // an outlier, clamped under static scaling
   const std::vector<float> bias = testing::uniform(1, m, -1.f, 1.f, 5);
   const std::vector<float> x_col = testing::to_col_major(x, n, k);
-  for (bool dynamic : {true, false}) {
+  for (const auto& [dynamic, smoothing] : {std::pair{true, 0.0}, {false, 0.0}, {true, 0.5}, {false, 0.8}}) {
     Int8Config config;
     config.activations = dynamic ? ActivationScaling::dynamic_per_row : ActivationScaling::static_per_tensor;
     config.calibration_percentile = 99.0;
+    config.smoothing = smoothing;
     const MatrixView calibration = MatrixView::row_major(x.data(), n, k);
     const Int8Linear op(MatrixView::row_major(w.data(), k, m), bias.data(), config, &calibration);
     const int64_t ldy = m + 3;
@@ -54,7 +55,7 @@ TEST_P(Int8Grid, KernelsEqualTheScalarReference) {
     op.forward(MatrixView::row_major(x.data(), n, k), got.data(), ldy);
     op.forward(MatrixView::col_major(x_col.data(), n, k), got_col.data(), ldy);
     ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
-        << (dynamic ? "dynamic" : "static") << " scaling, isa " << isa_name(active_isa());
+        << (dynamic ? "dynamic" : "static") << " scaling, smoothing " << smoothing << ", isa " << isa_name(active_isa());
     ASSERT_EQ(0, std::memcmp(expected.data(), got_col.data(), expected.size() * sizeof(float)));
   }
 }
@@ -89,13 +90,18 @@ TEST(Int8Variants, EveryRunnableKernelEqualsTheReference) {
       const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, static_cast<uint64_t>(k + m));
       const std::vector<float> x = testing::low_rank_rows(n, k, 4, 0.2f, static_cast<uint64_t>(n));
       const std::vector<float> bias = testing::uniform(1, m, -1.f, 1.f, 5);
-      const Int8Linear op(MatrixView::row_major(w.data(), k, m), bias.data());
-      const int64_t ldy = m + 1;
-      std::vector<float> expected(static_cast<size_t>(n * ldy), -1.f), got(expected);
-      op.forward_reference(MatrixView::row_major(x.data(), n, k), expected.data(), ldy);
-      Int8KernelProbe::forward(op, candidate.table, MatrixView::row_major(x.data(), n, k), got.data(), ldy);
-      ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
-          << candidate.name << " N " << n << " K " << k << " M " << m;
+      const MatrixView calibration = MatrixView::row_major(x.data(), n, k);
+      for (const double smoothing : {0.0, 0.5}) {
+        Int8Config config;
+        config.smoothing = smoothing;
+        const Int8Linear op(MatrixView::row_major(w.data(), k, m), bias.data(), config, &calibration);
+        const int64_t ldy = m + 1;
+        std::vector<float> expected(static_cast<size_t>(n * ldy), -1.f), got(expected);
+        op.forward_reference(MatrixView::row_major(x.data(), n, k), expected.data(), ldy);
+        Int8KernelProbe::forward(op, candidate.table, MatrixView::row_major(x.data(), n, k), got.data(), ldy);
+        ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
+            << candidate.name << " N " << n << " K " << k << " M " << m << " smoothing " << smoothing;
+      }
     }
   }
   std::printf("%d int8 kernels checked\n", ran);
@@ -129,6 +135,34 @@ TEST_P(Int8, SmallErrorOnStructuredActivations) {
   std::printf("int8 relative error %.4f\n", err);
   EXPECT_LT(err, 0.02);
   EXPECT_EQ(k * m + 3 * m * 4, op.bytes());  // packed int8, then scales, bias, column sums (M = 96 needs no padding)
+}
+
+// Activations whose few outlier channels set every row's scale, as in transformers: the
+// smoothed operator's error is a fraction of the plain one's, and its factors follow
+// s[k] = c[k]^α / w[k]^(1−α).
+TEST_P(Int8, SmoothingCutsTheErrorOfOutlierChannels) {
+  const int64_t n = 256, k = 384, m = 96;
+  std::vector<float> x = testing::low_rank_rows(n, k, 16, 0.05f, 3);
+  for (int64_t i = 0; i < n; ++i)
+    for (const int64_t outlier : {7, 100, 301}) x[static_cast<size_t>(i * k + outlier)] *= 60.f;
+  const std::vector<float> w = testing::low_rank_rows(k, m, 32, 0.5f, 4);
+  const MatrixView X = MatrixView::row_major(x.data(), n, k), W = MatrixView::row_major(w.data(), k, m);
+  const Int8Linear plain(W);
+  Int8Config config;
+  config.smoothing = 0.5;
+  const Int8Linear smoothed(W, nullptr, config, &X);
+  const double plain_error = plain.relative_error(X, W), smoothed_error = smoothed.relative_error(X, W);
+  std::printf("int8 relative error with outlier channels: %.4f plain, %.4f smoothed\n", plain_error, smoothed_error);
+  EXPECT_LT(smoothed_error, 0.5 * plain_error);
+  EXPECT_LT(smoothed_error, 0.02);
+  for (const int64_t channel : {int64_t{0}, int64_t{7}, int64_t{301}}) {
+    double x_range = 0, w_range = 0;
+    for (int64_t i = 0; i < n; ++i) x_range = std::max(x_range, std::fabs(double{x[static_cast<size_t>(i * k + channel)]}));
+    for (int64_t j = 0; j < m; ++j) w_range = std::max(w_range, std::fabs(double{w[static_cast<size_t>(channel * m + j)]}));
+    EXPECT_NEAR(std::sqrt(x_range / w_range), smoothed.smoothing_factor(channel), 1e-5 * std::sqrt(x_range / w_range));
+    EXPECT_EQ(1.f, plain.smoothing_factor(channel));
+  }
+  EXPECT_EQ(plain.bytes() + k * 4, smoothed.bytes());  // the K factors
 }
 
 TEST(Dense, MatchesExactMath) {
@@ -168,6 +202,17 @@ TEST_P(Operators, BadInput) {
   const MatrixView calibration = MatrixView::row_major(w.data(), 4, 8);
   EXPECT_THROW(Int8Linear(MatrixView::row_major(w.data(), 8, 4), nullptr, config, &calibration), Error);
   EXPECT_THROW(Int8Linear(MatrixView::row_major(w.data(), 0, 4)), Error);
+  // Smoothing: α outside [0, 1] or NaN, or no calibration rows to take channel ranges from.
+  for (const double smoothing : {-0.1, 1.5, std::numeric_limits<double>::quiet_NaN()}) {
+    Int8Config smoothed;
+    smoothed.smoothing = smoothing;
+    EXPECT_THROW(Int8Linear(MatrixView::row_major(w.data(), 8, 4), nullptr, smoothed, &calibration), Error) << smoothing;
+  }
+  Int8Config smoothed;
+  smoothed.smoothing = 0.5;
+  EXPECT_THROW(Int8Linear(MatrixView::row_major(w.data(), 8, 4), nullptr, smoothed), Error);
+  const Int8Linear plain(MatrixView::row_major(w.data(), 8, 4));
+  EXPECT_THROW(plain.smoothing_factor(8), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, Int8, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
