@@ -152,7 +152,7 @@ class Int8Backend:
 class Int8Config:
     activations: ActivationScaling
     backend: Int8Backend
-    def __init__(self, *, activations: ActivationScaling = ..., calibration_percentile: typing.SupportsFloat | typing.SupportsIndex = 100.0, backend: Int8Backend = ...) -> None:
+    def __init__(self, *, activations: ActivationScaling = ..., calibration_percentile: typing.SupportsFloat | typing.SupportsIndex = 100.0, smoothing: typing.SupportsFloat | typing.SupportsIndex = 0.0, backend: Int8Backend = ...) -> None:
         ...
     def __repr__(self) -> str:
         ...
@@ -162,11 +162,23 @@ class Int8Config:
     @calibration_percentile.setter
     def calibration_percentile(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
+    @property
+    def smoothing(self) -> float:
+        ...
+    @smoothing.setter
+    def smoothing(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
 class Int8Linear(LinearOperator):
     def __init__(self, w: numpy.ndarray, bias: numpy.ndarray | None = None, config: Int8Config = ..., calibration: numpy.ndarray | None = None) -> None:
         ...
     @property
     def path(self) -> str:
+        ...
+    @property
+    def smoothing(self) -> float:
+        ...
+    @property
+    def smoothing_factors(self) -> numpy.typing.NDArray[numpy.float32]:
         ...
     @property
     def static_activation_scale(self) -> float:
