@@ -53,7 +53,8 @@ def default_candidates() -> List[Candidate]:
     return [
         Candidate("bf16"),
         Candidate("int8", (("activations", "dynamic"),)),
-        Candidate("int8", (("activations", "static"), ("percentile", 99.99))),
+        Candidate("int8", (("activations", "dynamic"), ("smoothing", 0.6))),
+        Candidate("int8", (("activations", "static"), ("percentile", 99.99), ("smoothing", 0.6))),
         Candidate("low_rank", (("data_aware", True),), rank_fraction=0.5),
         Candidate("low_rank", (("data_aware", True),), rank_fraction=0.25),
         Candidate("sparse", (("sparsity", 0.5),)),

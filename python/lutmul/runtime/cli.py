@@ -3,6 +3,7 @@
     lutmul embed --model PATH --input FILE [--output out.npy] [--batch-size N] [--threads N] [--precision bf16]
     lutmul info PATH
     lutmul compile --model PATH --calibration FILE --min-cosine 0.995 --out FILE [--threads N] [--seed S]
+                   [--min-saving 0.01]
                    [--workers N [--address ADDRESS]]
     lutmul serve --model PATH [--address ADDRESS] [--workers N] [--port 8000]   (lutmul.distributed)
 
@@ -27,6 +28,7 @@ import numpy as np
 from .._core import LutmulError
 from ..cpu import num_threads
 from .batching import DEFAULT_MAX_BATCH_TOKENS
+from .compile import DEFAULT_MIN_SAVING
 from .encoder import PACKAGED_MODEL, PRECISIONS, load_encoder
 from .npy_stream import NpyRowWriter
 
@@ -84,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="UTF-8 text, one calibration sentence per line (empty lines skipped)")
     compile_.add_argument("--min-cosine", type=_budget_argument, default=0.995, metavar="C",
                           help="the budget: mean embedding cosine to the exact model, in (0, 1] (0.995)")
+    compile_.add_argument("--min-saving", type=_saving_argument, default=DEFAULT_MIN_SAVING, metavar="S",
+                          help="the least share of the exact linear time a layer change must save per 0.001 of "
+                               f"cosine it costs ({DEFAULT_MIN_SAVING}; 0 spends the whole budget on speed)")
     compile_.add_argument("--out", required=True, metavar="FILE", help="the compiled encoder file to write")
     compile_.add_argument("--threads", type=_positive_int_argument, default=1, metavar="N",
                           help="threads the layers are timed at: the compiled model is for this many (1)")
@@ -119,6 +124,16 @@ def _budget_argument(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
+    return value
+
+
+def _saving_argument(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
     return value
 
 
@@ -222,7 +237,7 @@ def _compile(args) -> int:
     start = time.perf_counter()
     candidates = None if args.candidates is None else [k.strip() for k in args.candidates.split(",") if k.strip()]
     settings = dict(min_cosine=args.min_cosine, threads=args.threads, candidates=candidates, progress=progress,
-                    seed=args.seed)
+                    seed=args.seed, min_saving=args.min_saving)
     if args.workers is None and args.address is None:
         compiled = compile_encoder(load_encoder(args.model), sentences, **settings)
     else:

@@ -43,6 +43,8 @@ from .quality import mean_cosine
 _TIMINGS: Dict[tuple, float] = {}
 # The greedy search spends this share of the budget; verification keeps the rest as margin.
 SEARCH_SHARE = 0.8
+# compile()'s min_saving: 1 % of the exact linear time per 0.001 of cosine (docs/compile.md).
+DEFAULT_MIN_SAVING = 0.01
 # Sentences per embed call in the runtime (Encoder.embed's batch_size): the rows a layer sees
 # per call are this many sentences' tokens.
 RUNTIME_BATCH_SENTENCES = 64
@@ -71,7 +73,8 @@ class Layer:
 def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.995, threads: int = 1,
             candidates: Optional[Sequence] = None, progress: bool = True, seed: int = 0,
             heldout_fraction: float = 0.25, max_fit_rows: int = 8192, screen_sentences: int = 128,
-            timings: Optional[Dict[tuple, float]] = None, screening: Optional["Screening"] = None) -> Encoder:
+            timings: Optional[Dict[tuple, float]] = None, screening: Optional["Screening"] = None,
+            min_saving: float = DEFAULT_MIN_SAVING) -> Encoder:
     """The fastest encoder this compiler finds whose embeddings keep a mean cosine of at least
     ``min_cosine`` to ``encoder``'s on held-out calibration sentences.
 
@@ -83,12 +86,18 @@ def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.
     :func:`lutmul.runtime.candidates.default_candidates`. ``screening``: where stage 1's fits
     and losses run; None for this process (:func:`lutmul.distributed.compile_job` passes one
     that spreads them over a Ray cluster; the timings stay here).
+    ``min_saving``: the least share of the exact model's linear-layer time that a change must
+    save for each 0.001 of mean cosine it is expected to cost (0.01: 1 %). Changes that buy
+    little speed for much accuracy are left out even where the budget has room for them, and a
+    chosen layer moves to a slower, more accurate operator where that costs less time than the
+    same rate; 0 spends the whole budget on speed (docs/compile.md).
 
     Returns an :class:`Encoder` with ``plan``, ``plan_table()``, ``compile_summary`` and
     ``save(path)``. ``ValueError`` for an empty calibration set, a budget outside (0, 1] or
     an encoder whose layers are not exact; ``TypeError`` for non-string sentences.
     """
-    settings = _check_settings(encoder, min_cosine, threads, seed, heldout_fraction, max_fit_rows, screen_sentences)
+    settings = _check_settings(encoder, min_cosine, threads, seed, heldout_fraction, max_fit_rows, screen_sentences,
+                               min_saving)
     sentences = check_sentences(calibration)
     if len(sentences) < 2:
         raise ValueError(f"calibration needs at least 2 sentences (some fit the operators, the others are held "
@@ -126,7 +135,9 @@ def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.
             screening.run(layers, options, fit_taps, screen, rows_per_call, threads, seed, timings, bar)
             summary["stage1"] = dict(screening.summary(), seconds=time.perf_counter() - began)
             del fit_taps
-            chosen = _search(layers, SEARCH_SHARE * (1.0 - min_cosine))
+            # µs per unit of loss: min_saving of the exact linear time per 0.001 of cosine.
+            rate = min_saving * sum(layer.exact_us for layer in layers) / 0.001
+            chosen = _search(layers, SEARCH_SHARE * (1.0 - min_cosine), rate)
             bar.start("sequential", len(chosen))
             ops = _refit_in_order(encoder, layers, chosen, fit_rows, seed, bar)
             bar.start("verify", 1)
@@ -150,7 +161,8 @@ def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.
 
 
 # ----------------------------------------------------------------------------- arguments
-def _check_settings(encoder, min_cosine, threads, seed, heldout_fraction, max_fit_rows, screen_sentences) -> dict:
+def _check_settings(encoder, min_cosine, threads, seed, heldout_fraction, max_fit_rows, screen_sentences,
+                    min_saving) -> dict:
     if not isinstance(encoder, Encoder):
         raise TypeError(f"encoder must be a lutmul.runtime.Encoder (load_encoder(path)), got {type(encoder).__name__}")
     if isinstance(min_cosine, bool) or not isinstance(min_cosine, (int, float)):
@@ -166,8 +178,13 @@ def _check_settings(encoder, min_cosine, threads, seed, heldout_fraction, max_fi
                          f"non-negative; got {threads}, {screen_sentences}, {max_fit_rows}, {seed}")
     if not 0.0 < float(heldout_fraction) < 1.0:
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    if isinstance(min_saving, bool) or not isinstance(min_saving, (int, float)):
+        raise TypeError(f"min_saving must be a number, got {type(min_saving).__name__}")
+    if not 0.0 <= float(min_saving) < 1.0:
+        raise ValueError(f"min_saving must be in [0, 1), got {min_saving}")
     return dict(min_cosine=float(min_cosine), threads=int(threads), seed=int(seed),
-                heldout_fraction=float(heldout_fraction), max_fit_rows=int(max_fit_rows))
+                heldout_fraction=float(heldout_fraction), max_fit_rows=int(max_fit_rows),
+                min_saving=float(min_saving))
 
 
 def exact_weights(encoder: Encoder, block: int, name: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -361,10 +378,14 @@ def _cosine_unless_overflow(embed, reference, *args) -> float:
 
 
 # ----------------------------------------------------------------------------- choosing
-def _search(layers: List[Layer], loss_budget: float) -> Dict[int, Option]:
+def _search(layers: List[Layer], loss_budget: float, rate: float = 0.0) -> Dict[int, Option]:
     """Greedy multiple-choice: repeatedly take the layer change with the most µs saved per unit
     of loss added (losses of different layers assumed to add up) while the total stays within
-    ``loss_budget``. Ties go to the earlier layer and candidate, so the result is deterministic."""
+    ``loss_budget`` and the change saves at least ``rate`` µs per unit of loss. Then, while a
+    chosen layer has an option whose µs + rate·loss is lower (a slower, more accurate one that
+    costs less than the rate, or a faster one worth its loss), it moves there, within the
+    budget: every move lowers µs + rate·loss, so this ends. Ties go to the earlier layer and
+    candidate, so the result is deterministic."""
     chosen: Dict[int, Option] = {}
     total = 0.0
     while True:
@@ -375,16 +396,34 @@ def _search(layers: List[Layer], loss_budget: float) -> Dict[int, Option]:
             current_loss = 0.0 if current is None else current.loss
             for option in layer.options:
                 gain, added = current_us - option.us, option.loss - current_loss
-                if gain <= 0 or total + added > loss_budget:
+                if gain <= 0 or total + added > loss_budget or gain < rate * added:
                     continue
                 key = gain / max(added, 1e-12)
                 if best_key is None or key > best_key:
                     best, best_key = (index, option, added), key
         if best is None:
-            return chosen
+            break
         index, option, added = best
         chosen[index] = option
         total += added
+    if rate <= 0:
+        return chosen
+    def cost(option: Option) -> float:
+        return option.us + rate * option.loss
+
+    moved = True
+    while moved:
+        moved = False
+        for index in sorted(chosen):
+            current = chosen[index]
+            better = [o for o in layers[index].options
+                      if cost(o) < cost(current) and total - current.loss + o.loss <= loss_budget]
+            if better:
+                move = min(better, key=cost)  # min keeps the first of equal costs
+                total += move.loss - current.loss
+                chosen[index] = move
+                moved = True
+    return chosen
 
 
 def _apply(encoder: Encoder, layers: List[Layer], chosen: Dict[int, Option], ops: Dict[int, object]) -> Encoder:
