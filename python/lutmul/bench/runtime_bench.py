@@ -94,6 +94,19 @@ def calibration_sentences(measured: Sequence[str], count: int, seed: int = 0) ->
     return [rest[i] for i in np.random.default_rng(seed + 2).choice(len(rest), count, replace=False)]
 
 
+def _compiler_digest() -> str:
+    """Eight hex digits that change with lutmul's version, the default candidates and the default
+    saving rate, so that a kept compiled file is reused only by the compiler that made it."""
+    import hashlib
+
+    import lutmul
+    from lutmul.runtime import default_candidates
+    from lutmul.runtime.compile import DEFAULT_MIN_SAVING
+
+    text = f"{lutmul.__version__}|{DEFAULT_MIN_SAVING}|" + "|".join(c.label for c in default_candidates())
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def compile_engines(config: "RuntimeConfig", keys: Sequence[str], models, model_path: Path,
                     sentences: Sequence[str]) -> Dict[str, dict]:
     """Compiles the model for every compiled engine among ``keys`` (1 thread, seed, calibration
@@ -113,7 +126,8 @@ def compile_engines(config: "RuntimeConfig", keys: Sequence[str], models, model_
             continue
         budget = float(key[len(COMPILED_PREFIX):])
         options = re.sub(r"[^A-Za-z0-9.,_-]", "", "".join(f"-{k}{v}" for k, v in sorted(config.compile_options.items())))
-        kept = config.out / "compiled" / f"{key}-seed{config.seed}-calibration{config.calibration}{options}.lutmul"
+        kept = (config.out / "compiled" /
+                f"{key}-seed{config.seed}-calibration{config.calibration}{options}-{_compiler_digest()}.lutmul")
         started = time.perf_counter()
         reused = kept.is_file()
         if reused:
