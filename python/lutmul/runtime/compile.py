@@ -93,8 +93,9 @@ def compile(encoder: Encoder, calibration: Sequence[str], min_cosine: float = 0.
     same rate; 0 spends the whole budget on speed (docs/compile.md).
 
     Returns an :class:`Encoder` with ``plan``, ``plan_table()``, ``compile_summary`` and
-    ``save(path)``. ``ValueError`` for an empty calibration set, a budget outside (0, 1] or
-    an encoder whose layers are not exact; ``TypeError`` for non-string sentences.
+    ``save(path)``. ``ValueError`` for an empty calibration set, a budget outside (0, 1], a
+    ``min_saving`` outside [0, 1) or an encoder whose layers are not exact; ``TypeError`` for
+    non-string sentences.
     """
     settings = _check_settings(encoder, min_cosine, threads, seed, heldout_fraction, max_fit_rows, screen_sentences,
                                min_saving)
@@ -408,6 +409,7 @@ def _search(layers: List[Layer], loss_budget: float, rate: float = 0.0) -> Dict[
         total += added
     if rate <= 0:
         return chosen
+
     def cost(option: Option) -> float:
         return option.us + rate * option.loss
 
