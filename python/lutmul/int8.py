@@ -39,7 +39,7 @@ class Int8Linear(Operator, kind="int8"):
     ``|x|`` maps to 127; larger values saturate).
 
     ``smoothing`` (α in [0, 1], SmoothQuant) moves the range of outlier input channels into
-    the weights: each input channel k is divided by s[k] = c[k]^α / w[k]^(1−α), a power of two,
+    the weights: each input channel k is divided by s[k] = c[k]^α / w[k]^(1−α),
     where c[k] is the largest ``|x_k|`` over ``calibration`` and w[k] the largest weight of row
     k of W, and row k of W is multiplied by it. 0 (the default) smooths nothing; 0.5 to 0.7 suit
     transformer activations, whose few outlier channels otherwise set every row's scale.
