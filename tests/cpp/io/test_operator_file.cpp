@@ -26,29 +26,22 @@ std::vector<std::pair<std::string, std::function<std::unique_ptr<LinearOperator>
   static const std::vector<float> calibration = testing::low_rank_rows(400, kK, 6, 0.1f, 13);
   const MatrixView W = MatrixView::row_major(w.data(), kK, kM);
   const MatrixView C = MatrixView::row_major(calibration.data(), 400, kK);
+  // An int8 operator calibrated on C with these settings.
+  const auto int8 = [=](ActivationScaling activations, double percentile, double smoothing) {
+    return [=]() -> std::unique_ptr<LinearOperator> {
+      Int8Config config;
+      config.activations = activations;
+      config.calibration_percentile = percentile;
+      config.smoothing = smoothing;
+      return std::make_unique<Int8Linear>(W, bias.data(), config, &C);
+    };
+  };
   return {
       {"dense", [=] { return std::make_unique<DenseLinear>(W, bias.data()); }},
       {"int8", [=] { return std::make_unique<Int8Linear>(W, bias.data()); }},
-      {"int8_static",
-       [=] {
-         Int8Config config;
-         config.activations = ActivationScaling::static_per_tensor;
-         config.calibration_percentile = 99.5;
-         return std::make_unique<Int8Linear>(W, bias.data(), config, &C);
-       }},
-      {"int8_smoothed",
-       [=] {
-         Int8Config config;
-         config.smoothing = 0.5;
-         return std::make_unique<Int8Linear>(W, bias.data(), config, &C);
-       }},
-      {"int8_static_smoothed",
-       [=] {
-         Int8Config config;
-         config.activations = ActivationScaling::static_per_tensor;
-         config.smoothing = 0.7;
-         return std::make_unique<Int8Linear>(W, bias.data(), config, &C);
-       }},
+      {"int8_static", int8(ActivationScaling::static_per_tensor, 99.5, 0.0)},
+      {"int8_smoothed", int8(ActivationScaling::dynamic_per_row, 100.0, 0.5)},
+      {"int8_static_smoothed", int8(ActivationScaling::static_per_tensor, 100.0, 0.7)},
       {"sparse",
        [=] {
          SparseConfig config;
