@@ -4,8 +4,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "core/file_format.h"
+#include "core/kernel_registry.h"
+#include "kernels/cpu/runtime/runtime_kernels.h"
 #include "core/onednn_engine.h"
 #include "core/sgemm.h"
 #include "lutmul/core/error.h"
@@ -17,9 +21,7 @@ namespace lutmul {
 uint16_t to_bfloat16(float x) {
   uint32_t bits;
   std::memcpy(&bits, &x, sizeof bits);
-  if (std::isnan(x)) return static_cast<uint16_t>((bits >> 16) | 0x40);  // stays a (quiet) NaN
-  bits += 0x7fff + ((bits >> 16) & 1);  // round to nearest, ties to even
-  return static_cast<uint16_t>(bits >> 16);
+  return kernels::round_to_bf16_bits(bits);
 }
 
 float from_bfloat16(uint16_t bits) {
@@ -32,20 +34,15 @@ float from_bfloat16(uint16_t bits) {
 namespace detail {
 namespace {
 
-// Rows of X rounded to bfloat16 into a dense N × K buffer: plain integer arithmetic on the
-// float bits, which the compiler vectorises. A NaN is kept a NaN (rounding its bits could
-// carry into the sign and make it zero), so the check of Y afterwards finds it.
+// Rows [first, first + count) of X rounded to bfloat16 into a dense count × K buffer, by the
+// active ISA's kernel where rows are contiguous.
 void round_rows(const MatrixView& X, int64_t first, int64_t count, uint16_t* out) {
   const int64_t k = X.cols;
+  const kernels::RoundBf16Fn round = active_kernels().runtime.round_bf16;
   for (int64_t i = first; i < first + count; ++i) {
-    uint16_t* row = out + i * k;
+    uint16_t* row = out + (i - first) * k;
     if (X.layout == Layout::row_major) {
-      const auto* bits = reinterpret_cast<const uint32_t*>(X.data + i * X.leading_dim());
-      for (int64_t j = 0; j < k; ++j) {
-        const uint32_t b = bits[j];
-        const uint32_t rounded = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-        row[j] = static_cast<uint16_t>((b & 0x7fffffffu) > 0x7f800000u ? (b >> 16) | 0x40u : rounded);
-      }
+      round(X.data + i * X.leading_dim(), k, row);
     } else {
       for (int64_t j = 0; j < k; ++j) row[j] = to_bfloat16(X.at(i, j));
     }
@@ -54,48 +51,115 @@ void round_rows(const MatrixView& X, int64_t first, int64_t count, uint16_t* out
 
 }  // namespace
 
-// One oneDNN matmul primitive for every row count (a run-time M and leading dimension of Y),
-// created once with the operator: bfloat16 X and W, float bias and Y. Scratchpad memory is
-// the caller's, so concurrent forward calls on one operator share nothing mutable.
+// The product through oneDNN, created once with the operator: bfloat16 X and W, float bias
+// and Y. Scratchpad memory is the caller's, so concurrent forward calls on one operator share
+// nothing mutable.
+//
+// oneDNN 2.6 runs a primitive with a run-time row count only on its gemm:jit kernels, which
+// never use AMX. So where the CPU has AMX, blocks of a fixed row count run brgemm primitives
+// on weights reordered once into their tile layout (2.4–3.0x faster at MiniLM's feed-forward
+// shapes on Sapphire Rapids, docs/performance.md); the rows left over, and outputs with a
+// leading dimension other than M, run the general primitive. Without AMX the general one
+// runs alone: brgemm's AVX512-BF16 kernels were not measured faster there.
 class Bf16Product {
  public:
-  Bf16Product(int64_t k, int64_t m) {
-    using dnnl::memory;
-    const memory::dim rt = DNNL_RUNTIME_DIM_VAL;
-    const memory::desc src({rt, k}, memory::data_type::bf16, memory::dims{k, 1});
-    const memory::desc weights({k, m}, memory::data_type::bf16, memory::format_tag::ab);
-    const memory::desc bias({1, m}, memory::data_type::f32, memory::format_tag::ab);
-    const memory::desc dst({rt, m}, memory::data_type::f32, memory::dims{rt, 1});
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    pd_ = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias, dst), attr, onednn_cpu_engine());
-    primitive_ = dnnl::matmul(pd_);
-  }
+  // Row counts of the AMX blocks, largest first (as for int8: docs/experiments.md).
+  static constexpr int64_t kBlockRows[] = {256, 32};
 
-  std::string implementation() const { return pd_.impl_info_str(); }
-
-  void run(const uint16_t* x, int64_t n, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t m,
-           int64_t ldy) const {
+  Bf16Product(int64_t k, int64_t m, const uint16_t* w) {
     using dnnl::memory;
     const dnnl::engine& engine = onednn_cpu_engine();
-    const memory src({{n, k}, memory::data_type::bf16, memory::dims{k, 1}}, engine, const_cast<uint16_t*>(x));
-    const memory weights({{k, m}, memory::data_type::bf16, memory::format_tag::ab}, engine, const_cast<uint16_t*>(w));
-    const memory b({{1, m}, memory::data_type::f32, memory::format_tag::ab}, engine, const_cast<float*>(bias));
-    const memory dst({{n, m}, memory::data_type::f32, memory::dims{ldy, 1}}, engine, y);
-    std::vector<uint8_t> scratch(pd_.scratchpad_desc().get_size());
-    const memory scratchpad(pd_.scratchpad_desc(), engine, scratch.data());
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const memory::dim rt = DNNL_RUNTIME_DIM_VAL;
+    general_.pd = make_pd({rt, k}, memory::desc({k, m}, memory::data_type::bf16, memory::format_tag::ab), {rt, m}, attr);
+    general_.primitive = dnnl::matmul(general_.pd);
+    implementation_ = general_.pd.impl_info_str();
+    for (const int64_t rows : kBlockRows) {
+      Block block;
+      block.rows = rows;
+      block.pd = make_pd({rows, k}, memory::desc({k, m}, memory::data_type::bf16, memory::format_tag::any), {rows, m}, attr);
+      if (std::string(block.pd.impl_info_str()).find("amx") == std::string::npos) {
+        blocks_.clear();  // no AMX: the general primitive alone
+        return;
+      }
+      block.primitive = dnnl::matmul(block.pd);
+      blocks_.push_back(block);
+    }
+    // The weights reordered once into each block's layout; blocks that want the same one share it.
+    const memory plain({{k, m}, memory::data_type::bf16, memory::format_tag::ab}, engine, const_cast<uint16_t*>(w));
     dnnl::stream stream(engine);
-    primitive_.execute(stream, {{DNNL_ARG_SRC, src},
-                                {DNNL_ARG_WEIGHTS, weights},
-                                {DNNL_ARG_BIAS, b},
-                                {DNNL_ARG_DST, dst},
-                                {DNNL_ARG_SCRATCHPAD, scratchpad}});
-    stream.wait();
+    for (size_t b = 0; b < blocks_.size(); ++b) {
+      for (size_t e = 0; e < b; ++e)
+        if (blocks_[e].pd.weights_desc() == blocks_[b].pd.weights_desc()) blocks_[b].weights = blocks_[e].weights;
+      if (blocks_[b].weights) continue;
+      blocks_[b].weights = memory(blocks_[b].pd.weights_desc(), engine);
+      dnnl::reorder(plain, blocks_[b].weights).execute(stream, const_cast<memory&>(plain), blocks_[b].weights);
+      stream.wait();
+    }
+    std::string rows;
+    for (const Block& block : blocks_) rows += (rows.empty() ? "" : " and ") + std::to_string(block.rows);
+    implementation_ = std::string(blocks_[0].pd.impl_info_str()) + " for blocks of " + rows + " rows, " + implementation_ + " for the rest";
+  }
+
+  const std::string& implementation() const { return implementation_; }
+  bool has_blocks() const { return !blocks_.empty(); }
+
+  // Y (n × m, leading dimension ldy) = x·W + bias for n dense rows of bfloat16 x; w is the
+  // operator's plain K × M bfloat16 weights (the general primitive's).
+  void run(const uint16_t* x, int64_t n, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t m,
+           int64_t ldy) const {
+    int64_t done = 0;
+    if (ldy == m)
+      for (const Block& block : blocks_)
+        for (; n - done >= block.rows; done += block.rows)
+          execute(block, block.weights, x + done * k, block.rows, k, bias, y + done * m, m, m);
+    if (done == n) return;
+    const dnnl::memory plain({{k, m}, dnnl::memory::data_type::bf16, dnnl::memory::format_tag::ab}, onednn_cpu_engine(),
+                             const_cast<uint16_t*>(w));
+    execute(general_, plain, x + done * k, n - done, k, bias, y + done * ldy, m, ldy);
   }
 
  private:
-  dnnl::matmul::primitive_desc pd_;
-  dnnl::matmul primitive_;
+  struct Block {
+    int64_t rows = 0;  // 0: any (the general primitive)
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul primitive;
+    dnnl::memory weights;  // reordered into pd's layout (blocks only)
+  };
+
+  static dnnl::matmul::primitive_desc make_pd(const dnnl::memory::dims& src_dims, const dnnl::memory::desc& weights,
+                                              const dnnl::memory::dims& dst_dims, const dnnl::primitive_attr& attr) {
+    using dnnl::memory;
+    const memory::desc src(src_dims, memory::data_type::bf16, memory::dims{src_dims[1], 1});
+    const memory::desc bias({1, dst_dims[1]}, memory::data_type::f32, memory::format_tag::ab);
+    // A run-time row count comes with a run-time leading dimension of Y; a block's Y is dense.
+    const memory::dim ldy = src_dims[0] == DNNL_RUNTIME_DIM_VAL ? DNNL_RUNTIME_DIM_VAL : dst_dims[1];
+    const memory::desc dst(dst_dims, memory::data_type::f32, memory::dims{ldy, 1});
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias, dst), attr, onednn_cpu_engine());
+  }
+
+  static void execute(const Block& block, const dnnl::memory& weights, const uint16_t* x, int64_t n, int64_t k,
+                      const float* bias, float* y, int64_t m, int64_t ldy) {
+    using dnnl::memory;
+    const dnnl::engine& engine = onednn_cpu_engine();
+    const memory src({{n, k}, memory::data_type::bf16, memory::dims{k, 1}}, engine, const_cast<uint16_t*>(x));
+    const memory b({{1, m}, memory::data_type::f32, memory::format_tag::ab}, engine, const_cast<float*>(bias));
+    const memory dst({{n, m}, memory::data_type::f32, memory::dims{ldy, 1}}, engine, y);
+    std::vector<uint8_t> scratch(block.pd.scratchpad_desc().get_size());
+    const memory scratchpad(block.pd.scratchpad_desc(), engine, scratch.data());
+    dnnl::stream stream(engine);
+    block.primitive.execute(stream, {{DNNL_ARG_SRC, src},
+                                     {DNNL_ARG_WEIGHTS, weights},
+                                     {DNNL_ARG_BIAS, b},
+                                     {DNNL_ARG_DST, dst},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
+    stream.wait();
+  }
+
+  Block general_;
+  std::vector<Block> blocks_;  // empty without AMX
+  std::string implementation_;
 };
 
 }  // namespace detail
@@ -113,7 +177,7 @@ Bf16Linear::Bf16Linear(const MatrixView& W, const float* bias) : SizedLinearOper
 
 void Bf16Linear::prepare() {
   try {
-    product_ = std::make_shared<const detail::Bf16Product>(k_, m_);
+    product_ = std::make_shared<const detail::Bf16Product>(k_, m_, weights_.data());
   } catch (const dnnl::error&) {
     // oneDNN has no bfloat16 product for this CPU (one without AVX-512): the same values
     // through the f32 product.
@@ -130,23 +194,35 @@ std::string Bf16Linear::path() const {
 void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   const int threads = num_threads();
   const int64_t n = X.rows;
-  std::vector<uint16_t> x(static_cast<size_t>(n * k_));
-  const int parts = static_cast<int>(std::min<int64_t>(threads, n));
-  detail::run_on_threads(parts, [&](int thread, int count) {
-    for (int p = thread; p < parts; p += count) {
-      const auto [begin, end] = detail::partition(n, parts, p);
-      detail::round_rows(X, begin, end - begin, x.data());
+  // With AMX blocks, X is rounded one block at a time into a buffer kept by the calling
+  // thread, and the block is multiplied while its rows are still in L2; the rounding of all
+  // rows first into a fresh N × K buffer (page faults and a trip through L3 for every row)
+  // took longer than the AMX product itself at MiniLM's shapes.
+  const int64_t chunk = product_ && product_->has_blocks() ? detail::Bf16Product::kBlockRows[0] : n;
+  thread_local std::vector<uint16_t> block_buffer;
+  std::vector<uint16_t> whole;
+  std::vector<uint16_t>& x = chunk < n ? block_buffer : whole;
+  x.resize(static_cast<size_t>(std::min(chunk, n) * k_));
+  for (int64_t first = 0; first < n; first += chunk) {
+    const int64_t rows = std::min(chunk, n - first);
+    const int parts = static_cast<int>(std::min<int64_t>(threads, rows));
+    detail::run_on_threads(parts, [&](int thread, int count) {
+      for (int p = thread; p < parts; p += count) {
+        const auto [begin, end] = detail::partition(rows, parts, p);
+        detail::round_rows(X, first + begin, end - begin, x.data() + begin * k_);
+      }
+      return true;
+    });
+    float* y = Y + first * ldy;
+    if (product_) {
+      const detail::OpenMpThreadsForCall scope(threads);
+      product_->run(x.data(), rows, k_, weights_.data(), bias_.data(), y, m_, ldy);
+    } else {
+      std::vector<float> rounded(static_cast<size_t>(rows * k_));
+      for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = from_bfloat16(x[i]);
+      detail::fill_rows_on_threads(y, ldy, rows, bias_.data(), m_, threads);
+      detail::sgemm(false, false, rows, m_, k_, rounded.data(), k_, fallback_weights_.data(), m_, 1.f, y, ldy, threads);
     }
-    return true;
-  });
-  if (product_) {
-    const detail::OpenMpThreadsForCall scope(threads);
-    product_->run(x.data(), n, k_, weights_.data(), bias_.data(), Y, m_, ldy);
-  } else {
-    std::vector<float> rounded(x.size());
-    for (size_t i = 0; i < x.size(); ++i) rounded[i] = from_bfloat16(x[i]);
-    detail::fill_rows_on_threads(Y, ldy, n, bias_.data(), m_, threads);
-    detail::sgemm(false, false, n, m_, k_, rounded.data(), k_, fallback_weights_.data(), m_, 1.f, Y, ldy, threads);
   }
   // As for the dense product, a NaN or infinity in a row of X leaves no output of it finite.
   if (!detail::rows_finite_on_threads(MatrixView::row_major(Y, n, m_, ldy), threads))

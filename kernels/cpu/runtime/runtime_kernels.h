@@ -63,12 +63,26 @@ using AttentionFn = void (*)(const AttentionArgs&);
 // `normalize` (a zero vector stays zero).
 using PoolFn = void (*)(const float* rows, int64_t count, int64_t h, bool mean, bool normalize, float* out);
 
+// out[i] = the bfloat16 bits of x[i], rounded to nearest even; a NaN stays a (quiet) NaN.
+// Bf16Linear's rounding of X (and so the runtime's at precision bf16). Integer arithmetic on
+// the float bits (round_to_bf16_bits), so every ISA gives the same bits.
+using RoundBf16Fn = void (*)(const float* x, int64_t n, uint16_t* out);
+
+// The bfloat16 bits of the float with bits b: ties to even by adding 0x7fff plus the kept
+// part's lowest bit; a NaN keeps its top bits and is made quiet (rounding could carry it into
+// an infinity or, through the sign, a zero).
+inline uint16_t round_to_bf16_bits(uint32_t b) {
+  const uint32_t rounded = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((b & 0x7fffffffu) > 0x7f800000u ? (b >> 16) | 0x40u : rounded);
+}
+
 struct RuntimeKernelTable {
   EmbeddingFn embedding = nullptr;
   GeluFn gelu = nullptr;
   ResidualNormFn residual_norm = nullptr;
   AttentionFn attention = nullptr;
   PoolFn pool = nullptr;
+  RoundBf16Fn round_bf16 = nullptr;
 };
 
 RuntimeKernelTable runtime_scalar_kernels();

@@ -1,6 +1,7 @@
 // The scalar references of the glue kernels: plain loops, sums in double, std::erfc and
 // std::exp. The SIMD kernels match them to the tolerances tests/cpp/runtime states.
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/runtime/runtime_kernels.h"
 
@@ -84,10 +85,19 @@ void pool_reference(const float* rows, int64_t count, int64_t h, bool mean, bool
   for (int64_t j = 0; j < h; ++j) out[j] = static_cast<float>(out[j] * inv);
 }
 
+void round_bf16_reference(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    out[i] = round_to_bf16_bits(bits);
+  }
+}
+
 }  // namespace
 
 RuntimeKernelTable runtime_scalar_kernels() {
-  return {embedding_reference, gelu_reference, residual_norm_reference, attention_reference, pool_reference};
+  return {embedding_reference, gelu_reference, residual_norm_reference, attention_reference, pool_reference,
+          round_bf16_reference};
 }
 
 }  // namespace lutmul::kernels

@@ -31,20 +31,31 @@ TEST(Bf16, RoundsToNearestEven) {
 double rounded(float x) { return from_bfloat16(to_bfloat16(x)); }
 
 TEST(Bf16, MatchesTheProductOfItsRoundedValuesOnEveryShape) {
-  bool printed = false;
+  // With AMX, 300 rows run blocks of 256 and 32 and 12 rows on the general primitive; 600
+  // rows two chunks of 256, then 32, 32 and 24.
   for (const auto& [n, k, m] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 37, 19}, {7, 64, 33},
-                                {130, 129, 65}, {300, 384, 96}}) {
+                                {130, 129, 65}, {300, 384, 96}, {600, 48, 40}}) {
     const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, 21), bias = testing::uniform(1, m, -1.f, 1.f, 22);
     const std::vector<float> x = testing::uniform(n, k, -2.f, 2.f, 23);
     const Bf16Linear op(MatrixView::row_major(w.data(), k, m), bias.data());
-    if (!printed) std::cout << "[          ] Bf16Linear path on this CPU: " << op.path() << "\n";
-    printed = true;
+    if (n == 300) std::cout << "[          ] Bf16Linear path on this CPU: " << op.path() << "\n";
     const std::vector<float> col = testing::to_col_major(x, n, k);
     for (const int threads : {1, 2}) {
       set_num_threads(threads);
       for (const bool column_major : {false, true}) {
         const MatrixView X = column_major ? MatrixView::col_major(col.data(), n, k) : MatrixView::row_major(x.data(), n, k);
         const Matrix y = op.forward(X);
+        // Into a wider Y (a leading dimension past M runs the general primitive): the same
+        // values up to summation order, and the columns past M untouched.
+        const int64_t ldy = m + 3;
+        std::vector<float> wide(static_cast<size_t>(n * ldy), -7.f);
+        op.forward(X, wide.data(), ldy);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < ldy; ++j) {
+            const float got = wide[static_cast<size_t>(i * ldy + j)];
+            if (j >= m) ASSERT_EQ(got, -7.f) << "column " << j << " past M was written";
+            else ASSERT_NEAR(got, y.values[static_cast<size_t>(i * m + j)], 1e-5 * k) << n << "x" << k << "x" << m;
+          }
         for (int64_t i = 0; i < n; ++i)
           for (int64_t j = 0; j < m; ++j) {
             double same_values = bias[j], exact = bias[j], magnitude = 0;

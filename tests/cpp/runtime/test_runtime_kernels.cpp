@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <sstream>
 #include <vector>
@@ -103,6 +104,46 @@ TEST_P(RuntimeLevel, GeluIsExactErfGeluAcrossItsRange) {
   std::ostringstream text;
   text << worst;
   RecordProperty("worst_relative_error", text.str());
+}
+
+// Round to nearest even computed apart from the kernels' bit trick: the two bfloat16
+// neighbours of x as doubles (exact), the nearer one, the even one on a tie; a NaN must stay a
+// NaN of the same sign.
+uint16_t bf16_nearest_even(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  const uint32_t sign = bits & 0x80000000u, magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) return static_cast<uint16_t>(bits >> 16 | 0x40u);
+  const auto value_of = [](uint32_t top) {  // |bfloat16| with these top bits, 2^128 past the largest
+    if (top == 0x7f80u) return std::ldexp(1.0, 128);
+    const uint32_t wide = top << 16;
+    float f;
+    std::memcpy(&f, &wide, sizeof f);
+    return static_cast<double>(f);
+  };
+  const uint32_t low = magnitude >> 16;
+  if (low == 0x7f80u) return static_cast<uint16_t>(bits >> 16);  // ±infinity
+  const double a = std::abs(static_cast<double>(x)), below = value_of(low), above = value_of(low + 1);
+  const bool up = a - below > above - a || (a - below == above - a && (low & 1u) != 0);
+  return static_cast<uint16_t>(sign >> 16 | (up ? low + 1 : low));
+}
+
+TEST_P(RuntimeLevel, Bf16RoundingIsNearestEvenBitForBit) {
+  std::vector<uint32_t> bits;
+  std::mt19937_64 rng(31);
+  for (int i = 0; i < 20000; ++i) bits.push_back(static_cast<uint32_t>(rng()));  // every exponent, NaNs too
+  for (uint32_t top : {0x0000u, 0x0001u, 0x007fu, 0x0080u, 0x3f80u, 0x3f81u, 0x7f7fu, 0x7f80u, 0x7fc0u})
+    for (uint32_t low : {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu})  // ties, both sides
+      for (uint32_t sign : {0u, 0x80000000u}) bits.push_back(sign | top << 16 | low);
+  for (size_t n : {bits.size(), size_t{37}, size_t{7}, size_t{1}}) {
+    std::vector<float> x(n);
+    std::memcpy(x.data(), bits.data(), n * sizeof(float));
+    std::vector<uint16_t> out(n + 1, 0xabcd);
+    level_kernels().round_bf16(x.data(), static_cast<int64_t>(n), out.data());
+    for (size_t i = 0; i < n; ++i)
+      ASSERT_EQ(out[i], bf16_nearest_even(x[i])) << std::hex << "bits 0x" << bits[i] << ", n " << std::dec << n;
+    EXPECT_EQ(out[n], 0xabcd) << "wrote past n = " << n;
+  }
 }
 
 TEST_P(RuntimeKernels, AttentionMatchesTheReference) {
