@@ -54,7 +54,7 @@ TEST(Bf16, MatchesTheProductOfItsRoundedValuesOnEveryShape) {
           for (int64_t j = 0; j < ldy; ++j) {
             const float got = wide[static_cast<size_t>(i * ldy + j)];
             if (j >= m) ASSERT_EQ(got, -7.f) << "column " << j << " past M was written";
-            else ASSERT_NEAR(got, y.values[static_cast<size_t>(i * m + j)], 1e-5 * k) << n << "x" << k << "x" << m;
+            else ASSERT_NEAR(got, y.values[static_cast<size_t>(i * m + j)], 1e-5 * static_cast<double>(k)) << n << "x" << k << "x" << m;
           }
         for (int64_t i = 0; i < n; ++i)
           for (int64_t j = 0; j < m; ++j) {
