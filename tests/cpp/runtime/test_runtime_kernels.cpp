@@ -2,6 +2,7 @@
 // (which sum in double), over odd sizes; GELU also against erf itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -135,14 +136,19 @@ TEST_P(RuntimeLevel, Bf16RoundingIsNearestEvenBitForBit) {
   for (uint32_t top : {0x0000u, 0x0001u, 0x007fu, 0x0080u, 0x3f80u, 0x3f81u, 0x7f7fu, 0x7f80u, 0x7fc0u})
     for (uint32_t low : {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu})  // ties, both sides
       for (uint32_t sign : {0u, 0x80000000u}) bits.push_back(sign | top << 16 | low);
-  for (size_t n : {bits.size(), size_t{37}, size_t{7}, size_t{1}}) {
-    std::vector<float> x(n);
-    std::memcpy(x.data(), bits.data(), n * sizeof(float));
-    std::vector<uint16_t> out(n + 1, 0xabcd);
-    level_kernels().round_bf16(x.data(), static_cast<int64_t>(n), out.data());
-    for (size_t i = 0; i < n; ++i)
-      ASSERT_EQ(out[i], bf16_nearest_even(x[i])) << std::hex << "bits 0x" << bits[i] << ", n " << std::dec << n;
-    EXPECT_EQ(out[n], 0xabcd) << "wrote past n = " << n;
+  std::vector<uint32_t> finite_bits = bits;  // the exponent's top bit cleared: no NaN or infinity
+  for (uint32_t& b : finite_bits) b &= 0xbfffffffu;
+  for (const std::vector<uint32_t>* set : {&bits, &finite_bits}) {
+    for (size_t n : {bits.size(), size_t{37}, size_t{7}, size_t{1}}) {
+      std::vector<float> x(n);
+      std::memcpy(x.data(), set->data(), n * sizeof(float));
+      std::vector<uint16_t> out(n + 1, 0xabcd);
+      const bool finite = level_kernels().round_bf16(x.data(), static_cast<int64_t>(n), out.data());
+      for (size_t i = 0; i < n; ++i)
+        ASSERT_EQ(out[i], bf16_nearest_even(x[i])) << std::hex << "bits 0x" << (*set)[i] << ", n " << std::dec << n;
+      EXPECT_EQ(out[n], 0xabcd) << "wrote past n = " << n;
+      EXPECT_EQ(finite, std::all_of(x.begin(), x.end(), [](float v) { return std::isfinite(v); })) << "n " << n;
+    }
   }
 }
 
