@@ -7,7 +7,9 @@ included) in every engine of :mod:`.peers`, on real English sentences of natural
   subset, per thread count;
 - sentences/s at 1 thread and at all threads: the median of ``repeats`` passes over all
   the sentences, the engines in a new random order on every repetition;
-- batch-1 latency of a 16-token sentence (median over many calls);
+- batch-1 latency of a 16-token sentence (median over many calls), each engine alone in a
+  fresh process: in the measuring process the other engines' thread pools (ONNX Runtime's
+  spin) take the second core from whichever engine is timed;
 - peak resident memory while embedding, each engine alone in a fresh process (1 thread);
 - each engine's embedding cosine (mean, min) and top-10 neighbour overlap against the
   numpy reference.
@@ -228,21 +230,27 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def memory_probe(request: dict) -> dict:
-    """Runs in a fresh process: loads one engine, embeds one sentence (lazy set-up), then all
-    the sentences; reports the resident set after loading and its peak while embedding."""
+def _probe_engine(request: dict):
+    """The engine a probe's request names, prepared for its thread count (inside threads())."""
     from .minilm import model_dir
     from .peers import Batcher, PeerModels, make_engine
 
     model_path = Path(request["model_path"]) if request.get("model_path") else model_dir()
     models = PeerModels(Path(request["folder"]), Path(request["fp32"]), Path(request["int8"]))
+    engine = make_engine(request["engine"], models, model_path, Batcher(model_path))
+    engine.prepare(request["threads"])
+    if request.get("hint"):
+        engine.set_hint(request["hint"])
+    return engine
+
+
+def memory_probe(request: dict) -> dict:
+    """Runs in a fresh process: loads one engine, embeds one sentence (lazy set-up), then all
+    the sentences; reports the resident set after loading and its peak while embedding."""
     sentences = json.loads(Path(request["sentences_file"]).read_text())
     start = _rss_bytes()
     with threads(request["threads"]):
-        engine = make_engine(request["engine"], models, model_path, Batcher(model_path))
-        engine.prepare(request["threads"])
-        if request.get("hint"):
-            engine.set_hint(request["hint"])
+        engine = _probe_engine(request)
         engine.embed(sentences[:1], request["batch_size"])
         loaded = _rss_bytes()
         reset = _reset_peak_rss()
@@ -252,13 +260,24 @@ def memory_probe(request: dict) -> dict:
             "peak_reset": reset}
 
 
-def _run_memory_probe(request: dict, folder: Path) -> dict:
-    path = folder / f"probe_{request['engine']}.json"
+def latency_probe(request: dict) -> dict:
+    """Runs in a fresh process: one engine's batch-1 latency on the request's sentence."""
+    with threads(request["threads"]):
+        engine = _probe_engine(request)
+        return {"seconds": batch1_latency(engine, request["text"], request["seconds"])}
+
+
+PROBES = {"memory": memory_probe, "latency": latency_probe}
+
+
+def _run_probe(request: dict, folder: Path) -> dict:
+    """Runs PROBES[request["probe"]] in a fresh Python process and returns its result."""
+    path = folder / f"probe_{request['probe']}_{request['engine']}_{request['threads']}.json"
     path.write_text(json.dumps(request))
-    completed = subprocess.run([sys.executable, "-m", "lutmul.bench.runtime_bench", "--memory-probe", str(path)],
+    completed = subprocess.run([sys.executable, "-m", "lutmul.bench.runtime_bench", "--probe", str(path)],
                                capture_output=True, text=True, timeout=1800)
     if completed.returncode != 0:
-        raise RuntimeError(f"memory probe of {request['engine']} failed: {completed.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"{request['probe']} probe of {request['engine']} failed: {completed.stderr.strip()[-2000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -313,6 +332,8 @@ def run_runtime(config: RuntimeConfig) -> dict:
         records = {e.key: {"key": e.key, "title": e.title, "batching": {}, "throughput": {}, "latency_seconds": {},
                            "embeddings": None} for e in engines}
 
+        probe_base = {"model_path": str(model_path), "folder": str(scratch), "fp32": str(models.fp32),
+                      "int8": str(models.int8)}
         rng = np.random.default_rng(config.seed)
         sweep = sentences[:config.sweep_sentences]
         parallelism = os.environ.get("TOKENIZERS_PARALLELISM")
@@ -340,10 +361,12 @@ def run_runtime(config: RuntimeConfig) -> dict:
                         _log(config, f"{n} thread(s), pass {rep + 1}/{config.repeats}: {engine.key} "
                                      f"{len(sentences) / seconds:.1f} sentences/s")
                 for engine in engines:
-                    if hasattr(engine, "set_hint"):  # OpenVINO's setting for one request at a time
-                        engine.set_hint("LATENCY")
-                    records[engine.key]["latency_seconds"][str(n)] = batch1_latency(engine, latency_text,
-                                                                                    config.latency_seconds)
+                    _log(config, f"{n} thread(s): batch-1 latency of {engine.key} in its own process")
+                    request = dict(probe_base, probe="latency", engine=engine.key, threads=n, text=latency_text,
+                                   seconds=config.latency_seconds,
+                                   # OpenVINO's setting for one request at a time
+                                   hint="LATENCY" if hasattr(engine, "set_hint") else None)
+                    records[engine.key]["latency_seconds"][str(n)] = _run_probe(request, scratch)["seconds"]
 
         if parallelism is None:
             os.environ.pop("TOKENIZERS_PARALLELISM", None)
@@ -366,12 +389,11 @@ def run_runtime(config: RuntimeConfig) -> dict:
             for engine in engines:
                 _log(config, f"peak memory of {engine.key} in its own process")
                 batching = records[engine.key]["batching"][str(n)]
-                request = {"engine": engine.key, "model_path": str(model_path), "folder": str(scratch),
-                           "fp32": str(models.fp32), "int8": str(models.int8), "threads": n,
-                           "batch_size": batching["batch_size"], "hint": batching.get("hint"),
-                           "sentences_file": str(sentences_file)}
+                request = dict(probe_base, probe="memory", engine=engine.key, threads=n,
+                               batch_size=batching["batch_size"], hint=batching.get("hint"),
+                               sentences_file=str(sentences_file))
                 try:
-                    records[engine.key]["memory"] = dict(_run_memory_probe(request, scratch), threads=n)
+                    records[engine.key]["memory"] = dict(_run_probe(request, scratch), threads=n)
                 except (RuntimeError, subprocess.TimeoutExpired) as error:
                     records[engine.key]["memory"] = {"error": str(error)}
         model_bytes = {"fp32": models.fp32.stat().st_size, "int8": models.int8.stat().st_size}
@@ -406,8 +428,9 @@ def run_runtime(config: RuntimeConfig) -> dict:
     return result
 
 
-if __name__ == "__main__":  # the memory probe's child process
-    if len(sys.argv) == 3 and sys.argv[1] == "--memory-probe":
-        print(json.dumps(memory_probe(json.loads(Path(sys.argv[2]).read_text()))))
+if __name__ == "__main__":  # a probe's child process
+    if len(sys.argv) == 3 and sys.argv[1] == "--probe":
+        probe_request = json.loads(Path(sys.argv[2]).read_text())
+        print(json.dumps(PROBES[probe_request["probe"]](probe_request)))
     else:
-        sys.exit("usage: python -m lutmul.bench.runtime_bench --memory-probe REQUEST_JSON (used by --runtime)")
+        sys.exit("usage: python -m lutmul.bench.runtime_bench --probe REQUEST_JSON (used by --runtime)")

@@ -221,7 +221,8 @@ def markdown(result: dict, plot: Optional[Path], folder: Path, tradeoff: Optiona
             "length (no padding).",
             f"- Latency: the median of at least 20 calls (about 1 s) embedding one sentence of "
             f"{result['latency_sentence']['tokens']} tokens: \"{result['latency_sentence']['text']}\" (OpenVINO with "
-            "its LATENCY hint).",
+            "its LATENCY hint), each engine alone in a fresh process (in the measuring process the other engines' "
+            "thread pools share the cores).",
             "- Memory: each engine alone in a fresh process at one thread, with its 1-thread batching: loaded, one sentence embedded "
             "(lazy set-up), peak resident set reset, then all the sentences embedded; the growth is the peak over the "
             "loaded resident set.",
