@@ -11,6 +11,7 @@
 #include "core/kernel_registry.h"
 #include "kernels/cpu/runtime/runtime_kernels.h"
 #include "core/onednn_engine.h"
+#include "core/onednn_primitives.h"
 #include "core/sgemm.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
@@ -56,9 +57,9 @@ bool round_rows(const MatrixView& X, int64_t first, int64_t count, uint16_t* out
 
 }  // namespace
 
-// The product through oneDNN, created once with the operator: bfloat16 X and W, float bias
-// and Y. Scratchpad memory is the caller's, so concurrent forward calls on one operator share
-// nothing mutable.
+// The product through oneDNN: bfloat16 X and W, float bias and Y. Scratchpad memory is the
+// caller's, so concurrent forward calls on one operator share nothing mutable but the
+// primitives' cache (core/onednn_primitives.h: primitives per thread count).
 //
 // oneDNN 2.6 runs a primitive with a run-time row count only on its gemm:jit kernels, which
 // never use AMX. So where the CPU has AMX, blocks of a fixed row count run brgemm primitives
@@ -71,58 +72,36 @@ class Bf16Product {
   // Row counts of the AMX blocks, largest first (as for int8: docs/experiments.md).
   static constexpr int64_t kBlockRows[] = {256, 32};
 
-  Bf16Product(int64_t k, int64_t m, const uint16_t* w) {
-    using dnnl::memory;
-    const dnnl::engine& engine = onednn_cpu_engine();
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    const memory::dim rt = DNNL_RUNTIME_DIM_VAL;
-    general_.pd = make_pd({rt, k}, memory::desc({k, m}, memory::data_type::bf16, memory::format_tag::ab), {rt, m}, attr);
-    general_.primitive = dnnl::matmul(general_.pd);
-    implementation_ = general_.pd.impl_info_str();
-    for (const int64_t rows : kBlockRows) {
-      Block block;
-      block.rows = rows;
-      block.pd = make_pd({rows, k}, memory::desc({k, m}, memory::data_type::bf16, memory::format_tag::any), {rows, m}, attr);
-      if (std::string(block.pd.impl_info_str()).find("amx") == std::string::npos) {
-        blocks_.clear();  // no AMX: the general primitive alone
-        return;
-      }
-      block.primitive = dnnl::matmul(block.pd);
-      blocks_.push_back(block);
-    }
-    // The weights reordered once into each block's layout; blocks that want the same one share it.
-    const memory plain({{k, m}, memory::data_type::bf16, memory::format_tag::ab}, engine, const_cast<uint16_t*>(w));
-    dnnl::stream stream(engine);
-    for (size_t b = 0; b < blocks_.size(); ++b) {
-      for (size_t e = 0; e < b; ++e)
-        if (blocks_[e].pd.weights_desc() == blocks_[b].pd.weights_desc()) blocks_[b].weights = blocks_[e].weights;
-      if (blocks_[b].weights) continue;
-      blocks_[b].weights = memory(blocks_[b].pd.weights_desc(), engine);
-      dnnl::reorder(plain, blocks_[b].weights).execute(stream, const_cast<memory&>(plain), blocks_[b].weights);
-      stream.wait();
-    }
+  // w: the operator's plain K × M bfloat16 weights, as every call passes them.
+  Bf16Product(int64_t k, int64_t m, const uint16_t* w) : k_(k), m_(m) {
+    const Primitives& one = primitives(1, w);
+    has_blocks_ = !one.blocks.empty();
+    implementation_ = one.general.pd.impl_info_str();
+    if (!has_blocks_) return;
     std::string rows;
-    for (const Block& block : blocks_) rows += (rows.empty() ? "" : " and ") + std::to_string(block.rows);
-    implementation_ = std::string(blocks_[0].pd.impl_info_str()) + " for blocks of " + rows + " rows, " + implementation_ + " for the rest";
+    for (const Block& block : one.blocks) rows += (rows.empty() ? "" : " and ") + std::to_string(block.rows);
+    implementation_ = std::string(one.blocks[0].pd.impl_info_str()) + " for blocks of " + rows + " rows, " +
+                      implementation_ + " for the rest";
   }
 
   const std::string& implementation() const { return implementation_; }
-  bool has_blocks() const { return !blocks_.empty(); }
+  bool has_blocks() const { return has_blocks_; }
 
-  // Y (n × m, leading dimension ldy) = x·W + bias for n dense rows of bfloat16 x; w is the
-  // operator's plain K × M bfloat16 weights (the general primitive's).
-  void run(const uint16_t* x, int64_t n, int64_t k, const uint16_t* w, const float* bias, float* y, int64_t m,
-           int64_t ldy) const {
+  // Y (n × m, leading dimension ldy) = x·W + bias for n dense rows of bfloat16 x, on `threads`
+  // OpenMP threads; w is the operator's plain weights (the general primitive's).
+  void run(const uint16_t* x, int64_t n, const uint16_t* w, const float* bias, float* y, int64_t ldy,
+           int threads) const {
+    const Primitives& p = primitives(threads, w);
+    const OpenMpThreadsForCall scope(threads);
     int64_t done = 0;
-    if (ldy == m)
-      for (const Block& block : blocks_)
+    if (ldy == m_)
+      for (const Block& block : p.blocks)
         for (; n - done >= block.rows; done += block.rows)
-          execute(block, block.weights, x + done * k, block.rows, k, bias, y + done * m, m, m);
+          execute(block, block.weights, x + done * k_, block.rows, bias, y + done * m_, m_);
     if (done == n) return;
-    const dnnl::memory plain({{k, m}, dnnl::memory::data_type::bf16, dnnl::memory::format_tag::ab}, onednn_cpu_engine(),
-                             const_cast<uint16_t*>(w));
-    execute(general_, plain, x + done * k, n - done, k, bias, y + done * ldy, m, ldy);
+    const dnnl::memory plain({{k_, m_}, dnnl::memory::data_type::bf16, dnnl::memory::format_tag::ab},
+                             onednn_cpu_engine(), const_cast<uint16_t*>(w));
+    execute(p.general, plain, x + done * k_, n - done, bias, y + done * ldy, ldy);
   }
 
  private:
@@ -130,27 +109,63 @@ class Bf16Product {
     int64_t rows = 0;  // 0: any (the general primitive)
     dnnl::matmul::primitive_desc pd;
     dnnl::matmul primitive;
-    dnnl::memory weights;  // reordered into pd's layout (blocks only)
+    dnnl::memory weights;  // in pd's layout (blocks only)
+  };
+  struct Primitives {  // for one thread count
+    Block general;
+    std::vector<Block> blocks;  // empty without AMX
   };
 
-  static dnnl::matmul::primitive_desc make_pd(const dnnl::memory::dims& src_dims, const dnnl::memory::desc& weights,
-                                              const dnnl::memory::dims& dst_dims, const dnnl::primitive_attr& attr) {
+  const Primitives& primitives(int threads, const uint16_t* w) const {
+    return primitives_.get(threads, [&](int) {
+      using dnnl::memory;
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      const memory::dim rt = DNNL_RUNTIME_DIM_VAL;
+      Primitives p;
+      p.general.pd = make_pd({rt, k_}, memory::desc({k_, m_}, memory::data_type::bf16, memory::format_tag::ab), {rt, m_},
+                             attr);
+      p.general.primitive = dnnl::matmul(p.general.pd);
+      for (const int64_t rows : kBlockRows) {
+        Block block;
+        block.rows = rows;
+        block.pd = make_pd({rows, k_}, memory::desc({k_, m_}, memory::data_type::bf16, memory::format_tag::any),
+                           {rows, m_}, attr);
+        if (std::string(block.pd.impl_info_str()).find("amx") == std::string::npos) {
+          p.blocks.clear();  // no AMX: the general primitive alone
+          return p;
+        }
+        block.primitive = dnnl::matmul(block.pd);
+        p.blocks.push_back(block);
+      }
+      if (packed_ == nullptr) {
+        const memory plain({{k_, m_}, memory::data_type::bf16, memory::format_tag::ab}, onednn_cpu_engine(),
+                           const_cast<uint16_t*>(w));
+        packed_ = std::make_unique<PackedWeights>(plain, p.blocks[0].pd.weights_desc());
+      }
+      for (Block& block : p.blocks) block.weights = packed_->in(block.pd.weights_desc());
+      return p;
+    });
+  }
+
+  dnnl::matmul::primitive_desc make_pd(const dnnl::memory::dims& src_dims, const dnnl::memory::desc& weights,
+                                       const dnnl::memory::dims& dst_dims, const dnnl::primitive_attr& attr) const {
     using dnnl::memory;
-    const memory::desc src(src_dims, memory::data_type::bf16, memory::dims{src_dims[1], 1});
-    const memory::desc bias({1, dst_dims[1]}, memory::data_type::f32, memory::format_tag::ab);
+    const memory::desc src(src_dims, memory::data_type::bf16, memory::dims{k_, 1});
+    const memory::desc bias({1, m_}, memory::data_type::f32, memory::format_tag::ab);
     // A run-time row count comes with a run-time leading dimension of Y; a block's Y is dense.
-    const memory::dim ldy = src_dims[0] == DNNL_RUNTIME_DIM_VAL ? DNNL_RUNTIME_DIM_VAL : dst_dims[1];
+    const memory::dim ldy = src_dims[0] == DNNL_RUNTIME_DIM_VAL ? DNNL_RUNTIME_DIM_VAL : m_;
     const memory::desc dst(dst_dims, memory::data_type::f32, memory::dims{ldy, 1});
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias, dst), attr, onednn_cpu_engine());
   }
 
-  static void execute(const Block& block, const dnnl::memory& weights, const uint16_t* x, int64_t n, int64_t k,
-                      const float* bias, float* y, int64_t m, int64_t ldy) {
+  void execute(const Block& block, const dnnl::memory& weights, const uint16_t* x, int64_t n, const float* bias,
+               float* y, int64_t ldy) const {
     using dnnl::memory;
     const dnnl::engine& engine = onednn_cpu_engine();
-    const memory src({{n, k}, memory::data_type::bf16, memory::dims{k, 1}}, engine, const_cast<uint16_t*>(x));
-    const memory b({{1, m}, memory::data_type::f32, memory::format_tag::ab}, engine, const_cast<float*>(bias));
-    const memory dst({{n, m}, memory::data_type::f32, memory::dims{ldy, 1}}, engine, y);
+    const memory src({{n, k_}, memory::data_type::bf16, memory::dims{k_, 1}}, engine, const_cast<uint16_t*>(x));
+    const memory b({{1, m_}, memory::data_type::f32, memory::format_tag::ab}, engine, const_cast<float*>(bias));
+    const memory dst({{n, m_}, memory::data_type::f32, memory::dims{ldy, 1}}, engine, y);
     std::vector<uint8_t> scratch(block.pd.scratchpad_desc().get_size());
     const memory scratchpad(block.pd.scratchpad_desc(), engine, scratch.data());
     dnnl::stream stream(engine);
@@ -162,9 +177,11 @@ class Bf16Product {
     stream.wait();
   }
 
-  Block general_;
-  std::vector<Block> blocks_;  // empty without AMX
+  int64_t k_, m_;
+  bool has_blocks_ = false;
   std::string implementation_;
+  PerThreadCount<Primitives> primitives_;
+  mutable std::unique_ptr<PackedWeights> packed_;  // made under primitives_'s lock
 };
 
 }  // namespace detail
@@ -222,8 +239,7 @@ void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
     if (!finite) detail::check_rows_finite(X, nullptr, "bf16");  // throws, naming the row
     float* y = Y + first * ldy;
     if (product_) {
-      const detail::OpenMpThreadsForCall scope(threads);
-      product_->run(x.data(), rows, k_, weights_.data(), bias_.data(), y, m_, ldy);
+      product_->run(x.data(), rows, weights_.data(), bias_.data(), y, ldy, threads);
     } else {
       std::vector<float> rounded(static_cast<size_t>(rows * k_));
       for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = from_bfloat16(x[i]);

@@ -2,7 +2,10 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/onednn_engine.h"
@@ -36,7 +39,9 @@ struct SmallBatchProduct::State {
     dnnl::matmul::primitive_desc pd;
     dnnl::matmul primitive;
   };
-  std::array<Entry, kMaxRows + 1> by_rows;
+  // By thread count and rows (core/onednn_primitives.h: a primitive runs on the thread count
+  // it was made for).
+  std::map<std::pair<int, int64_t>, Entry> entries;
 };
 
 SmallBatchProduct::SmallBatchProduct(const float* w, const float* bias, int64_t k, int64_t m)
@@ -68,9 +73,10 @@ bool SmallBatchProduct::run(const float* x, int64_t rows, float* y, int threads)
   const State::Entry* entry = nullptr;
   {
     const std::lock_guard<std::mutex> lock(s.mutex);
-    State::Entry& e = s.by_rows[static_cast<size_t>(rows)];
+    State::Entry& e = s.entries[{threads, rows}];
     if (!e.tried) {
       e.tried = true;
+      const OpenMpThreadsForCall scope(threads);
       try {
         e.pd = describe(rows, k_, m_);
         e.usable = e.pd.weights_desc() == s.layout;

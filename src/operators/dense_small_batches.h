@@ -7,7 +7,6 @@
 // From 64 rows on, sgemm is as fast or faster, so larger calls keep it.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -26,7 +25,8 @@ class SmallBatchProduct {
   // dimension K), 1 ≤ rows ≤ kMaxRows, on `threads` threads. False, with Y untouched, where
   // oneDNN has no blocked product for this shape (then the caller runs sgemm). The weights
   // are reordered at the first call (K·M floats more in memory from then on) and one
-  // primitive per row count is made at its first call. Safe to call concurrently.
+  // primitive per row count and thread count is made at its first call. Safe to call
+  // concurrently.
   bool run(const float* x, int64_t rows, float* y, int threads) const;
 
  private:

@@ -5,6 +5,7 @@
 #include <array>
 
 #include "core/onednn_engine.h"
+#include "core/onednn_primitives.h"
 #include "core/sgemm.h"
 #include "lutmul/core/error.h"
 
@@ -32,9 +33,9 @@ bool exact_sums(const std::string& name) {
 
 }  // namespace
 
-// One primitive per block row count, with the weights reordered once into the layout each
-// wants (all blocks of one CPU want the same one; a block that wanted another would get its
-// own copy).
+// One primitive per block row count and thread count (core/onednn_primitives.h), with the
+// weights reordered once into each layout they want (all blocks of one CPU want the same one;
+// a block that wanted another would get its own copy).
 struct Int8OnednnProduct::Impl {
   struct Block {
     int64_t rows = 0;
@@ -42,11 +43,39 @@ struct Int8OnednnProduct::Impl {
     dnnl::matmul primitive;
     dnnl::memory weights;
   };
-  std::array<Block, std::size(kBlockRows)> blocks;
+  using Blocks = std::array<Block, std::size(kBlockRows)>;
+
+  int64_t k = 0, ldx = 0, m = 0;
+  PerThreadCount<Blocks> blocks;
+  std::unique_ptr<PackedWeights> packed;  // made at the first call; under blocks's lock
+
+  // The blocks for this thread count (dnnl::error where oneDNN has no u8·s8 matmul); `plain`,
+  // the weights, only at the first call.
+  const Blocks& get(int threads, const dnnl::memory* plain = nullptr) {
+    return blocks.get(threads, [&](int) {
+      using dnnl::memory;
+      const dnnl::engine& engine = onednn_cpu_engine();
+      Blocks made;
+      for (size_t b = 0; b < std::size(kBlockRows); ++b) {
+        Block& block = made[b];
+        block.rows = kBlockRows[b];
+        const memory::desc src({block.rows, k}, memory::data_type::u8, memory::dims{ldx, 1});
+        const memory::desc weights({k, m}, memory::data_type::s8, memory::format_tag::any);
+        const memory::desc dst({block.rows, m}, memory::data_type::s32, memory::format_tag::ab);
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        block.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), attr, engine);
+        if (packed == nullptr) packed = std::make_unique<PackedWeights>(*plain, block.pd.weights_desc());
+        block.weights = packed->in(block.pd.weights_desc());
+        block.primitive = dnnl::matmul(block.pd);
+      }
+      return made;
+    });
+  }
 };
 
 Int8OnednnProduct::Int8OnednnProduct(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
-  implementation_ = impl_->blocks[0].pd.impl_info_str();
+  implementation_ = impl_->get(1)[0].pd.impl_info_str();
 }
 
 Int8OnednnProduct::~Int8OnednnProduct() = default;
@@ -61,36 +90,18 @@ std::shared_ptr<const Int8OnednnProduct> Int8OnednnProduct::create(int64_t k, in
     return nullptr;
   }
   auto impl = std::make_unique<Impl>();
-  const dnnl::engine& engine = onednn_cpu_engine();
+  impl->k = k;
+  impl->ldx = ldx;
+  impl->m = m;
   try {
-    const memory::desc plain_desc({k, m}, memory::data_type::s8, memory::format_tag::ab);
-    memory plain(plain_desc, engine, const_cast<int8_t*>(w.data()));
-    dnnl::stream stream(engine);
-    for (size_t b = 0; b < std::size(kBlockRows); ++b) {
-      Impl::Block& block = impl->blocks[b];
-      block.rows = kBlockRows[b];
-      const memory::desc src({block.rows, k}, memory::data_type::u8, memory::dims{ldx, 1});
-      const memory::desc weights({k, m}, memory::data_type::s8, memory::format_tag::any);
-      const memory::desc dst({block.rows, m}, memory::data_type::s32, memory::format_tag::ab);
-      dnnl::primitive_attr attr;
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      block.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), attr, engine);
+    const memory plain({{k, m}, memory::data_type::s8, memory::format_tag::ab}, onednn_cpu_engine(),
+                       const_cast<int8_t*>(w.data()));
+    for (const Impl::Block& block : impl->get(1, &plain)) {
       const std::string name = block.pd.impl_info_str();
       if (!exact_sums(name)) {
         reason = "oneDNN runs '" + name + "' here, whose int8 sums saturate (it needs AVX-512 VNNI or AMX)";
         return nullptr;
       }
-      const Impl::Block* same = nullptr;
-      for (size_t e = 0; e < b; ++e)
-        if (impl->blocks[e].pd.weights_desc() == block.pd.weights_desc()) same = &impl->blocks[e];
-      if (same != nullptr) {
-        block.weights = same->weights;
-      } else {
-        block.weights = memory(block.pd.weights_desc(), engine);
-        dnnl::reorder(plain, block.weights).execute(stream, plain, block.weights);
-        stream.wait();
-      }
-      block.primitive = dnnl::matmul(block.pd);
     }
   } catch (const dnnl::error& error) {
     reason = std::string("oneDNN has no u8·s8 matmul for this CPU (") + error.what() + ")";
@@ -102,7 +113,7 @@ std::shared_ptr<const Int8OnednnProduct> Int8OnednnProduct::create(int64_t k, in
 void Int8OnednnProduct::run(const uint8_t* x, int64_t rows, int32_t* sums, int threads) const {
   using dnnl::memory;
   const Impl::Block* block = nullptr;
-  for (const Impl::Block& b : impl_->blocks)
+  for (const Impl::Block& b : impl_->get(threads))
     if (b.rows == rows) block = &b;
   LUTMUL_CHECK(block != nullptr, "Int8OnednnProduct: no block of ", rows, " rows");
   const dnnl::engine& engine = onednn_cpu_engine();
