@@ -1,6 +1,6 @@
 // Y = X·W + bias with W stored in bfloat16 (8-bit mantissa, float's range): half the bytes of
-// the dense weights and, on CPUs with AVX512-BF16 or AMX, about twice the speed of the f32
-// product (docs/performance.md). X is rounded to bfloat16 on the fly; products accumulate and
+// the dense weights and about 1.5–1.8x the speed of the f32 product on CPUs with AVX512-BF16
+// (AMD Zen 4), about 4x on CPUs with AMX (Sapphire Rapids; docs/performance.md). X is rounded to bfloat16 on the fly; products accumulate and
 // Y is written in float. On a CPU with neither, the same rounded values are multiplied through
 // the f32 product: the same result up to summation order, at f32 speed; path() says which runs.
 #pragma once
