@@ -9,10 +9,10 @@
 
 #include "core/file_format.h"
 #include "core/kernel_registry.h"
-#include "kernels/cpu/runtime/runtime_kernels.h"
 #include "core/onednn_engine.h"
 #include "core/onednn_primitives.h"
 #include "core/sgemm.h"
+#include "kernels/cpu/runtime/runtime_kernels.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
 #include "operators/operator_skeleton.h"
@@ -63,9 +63,10 @@ bool round_rows(const MatrixView& X, int64_t first, int64_t count, uint16_t* out
 //
 // oneDNN 2.6 runs a primitive with a run-time row count only on its gemm:jit kernels, which
 // never use AMX. So where the CPU has AMX, blocks of a fixed row count run brgemm primitives
-// on weights reordered once into their tile layout (2.4–3.0x faster at MiniLM's feed-forward
-// shapes on Sapphire Rapids, docs/performance.md); the rows left over, and outputs with a
-// leading dimension other than M, run the general primitive. Without AMX the general one
+// on weights reordered once into their tile layout (with the rounding kernel, the forward at
+// MiniLM's feed-forward shapes on Sapphire Rapids went from 6.04 and 4.96 ms to 3.50 and
+// 3.11 ms: docs/performance.md); the rows left over, and outputs with a leading dimension
+// other than M, run the general primitive. Without AMX the general one
 // runs alone: brgemm's AVX512-BF16 kernels were not measured faster there.
 class Bf16Product {
  public:
@@ -216,10 +217,10 @@ std::string Bf16Linear::path() const {
 void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   const int threads = num_threads();
   const int64_t n = X.rows;
-  // With AMX blocks, X is rounded one block at a time into a buffer kept by the calling
-  // thread, and the block is multiplied while its rows are still in L2; the rounding of all
-  // rows first into a fresh N × K buffer (page faults and a trip through L3 for every row)
-  // took longer than the AMX product itself at MiniLM's shapes.
+  // With AMX blocks, X is rounded one block at a time into a buffer the calling thread keeps
+  // (256 × K values, no allocation per call), and the block is multiplied while its rows are
+  // still in L2. Without, all rows are rounded first and one product runs, the path measured
+  // on Zen 4 (docs/performance.md).
   const int64_t chunk = product_ && product_->has_blocks() ? detail::Bf16Product::kBlockRows[0] : n;
   thread_local std::vector<uint16_t> block_buffer;
   std::vector<uint16_t> whole;
