@@ -49,8 +49,9 @@ struct Int8OnednnProduct::Impl {
   PerThreadCount<Blocks> blocks;
   std::unique_ptr<PackedWeights> packed;  // made at the first call; under blocks's lock
 
-  // The blocks for this thread count (dnnl::error where oneDNN has no u8·s8 matmul); `plain`,
-  // the weights, only at the first call.
+  // The blocks for this thread count; `plain`, the weights, only at the first call.
+  // dnnl::error where oneDNN has no u8·s8 matmul, Error where the kernel it picks (at any
+  // thread count) would saturate the sums.
   const Blocks& get(int threads, const dnnl::memory* plain = nullptr) {
     return blocks.get(threads, [&](int) {
       using dnnl::memory;
@@ -65,6 +66,9 @@ struct Int8OnednnProduct::Impl {
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         block.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), attr, engine);
+        const std::string name = block.pd.impl_info_str();
+        LUTMUL_CHECK(exact_sums(name), "oneDNN runs '", name,
+                     "' here, whose int8 sums saturate (it needs AVX-512 VNNI or AMX)");
         if (packed == nullptr) packed = std::make_unique<PackedWeights>(*plain, block.pd.weights_desc());
         block.weights = packed->in(block.pd.weights_desc());
         block.primitive = dnnl::matmul(block.pd);
@@ -96,15 +100,12 @@ std::shared_ptr<const Int8OnednnProduct> Int8OnednnProduct::create(int64_t k, in
   try {
     const memory plain({{k, m}, memory::data_type::s8, memory::format_tag::ab}, onednn_cpu_engine(),
                        const_cast<int8_t*>(w.data()));
-    for (const Impl::Block& block : impl->get(1, &plain)) {
-      const std::string name = block.pd.impl_info_str();
-      if (!exact_sums(name)) {
-        reason = "oneDNN runs '" + name + "' here, whose int8 sums saturate (it needs AVX-512 VNNI or AMX)";
-        return nullptr;
-      }
-    }
+    impl->get(1, &plain);
   } catch (const dnnl::error& error) {
     reason = std::string("oneDNN has no u8·s8 matmul for this CPU (") + error.what() + ")";
+    return nullptr;
+  } catch (const Error& error) {  // its kernel would saturate the sums
+    reason = error.what();
     return nullptr;
   }
   return std::shared_ptr<const Int8OnednnProduct>(new Int8OnednnProduct(std::move(impl)));
