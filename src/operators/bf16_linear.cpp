@@ -65,13 +65,16 @@ bool round_rows(const MatrixView& X, int64_t first, int64_t count, uint16_t* out
 // never use AMX. So where the CPU has AMX, blocks of a fixed row count run brgemm primitives
 // on weights reordered once into their tile layout (with the rounding kernel, the forward at
 // MiniLM's feed-forward shapes on Sapphire Rapids went from 6.04 and 4.96 ms to 3.50 and
-// 3.11 ms: docs/performance.md); the rows left over, and outputs with a leading dimension
-// other than M, run the general primitive. Without AMX the general one
+// 3.11 ms: docs/performance.md), each block on one thread (Bf16Linear::compute); the rows left
+// over, and outputs with a leading dimension other than M, run the general primitive. Without
+// AMX the general one
 // runs alone: brgemm's AVX512-BF16 kernels were not measured faster there.
 class Bf16Product {
  public:
-  // Row counts of the AMX blocks, largest first (as for int8: docs/experiments.md).
-  static constexpr int64_t kBlockRows[] = {256, 32};
+  // Row counts of the AMX blocks, largest first. One block per thread at a time: at two
+  // threads 64-row blocks ran the bf16 runtime (runtime_embed_bf16/64/2) at 826–840
+  // sentences/s against 697–707 with 256-row blocks that oneDNN split among the threads.
+  static constexpr int64_t kBlockRows[] = {64, 32};
 
   // w: the operator's plain K × M bfloat16 weights, as every call passes them.
   Bf16Product(int64_t k, int64_t m, const uint16_t* w) : k_(k), m_(m) {
@@ -88,21 +91,25 @@ class Bf16Product {
   const std::string& implementation() const { return implementation_; }
   bool has_blocks() const { return has_blocks_; }
 
-  // Y (n × m, leading dimension ldy) = x·W + bias for n dense rows of bfloat16 x, on `threads`
-  // OpenMP threads; w is the operator's plain weights (the general primitive's).
+  // Y (n × m, leading dimension ldy) = x·W + bias for n dense rows of bfloat16 x through the
+  // general primitive, on `threads` OpenMP threads; w is the operator's plain weights.
   void run(const uint16_t* x, int64_t n, const uint16_t* w, const float* bias, float* y, int64_t ldy,
            int threads) const {
     const Primitives& p = primitives(threads, w);
     const OpenMpThreadsForCall scope(threads);
-    int64_t done = 0;
-    if (ldy == m_)
-      for (const Block& block : p.blocks)
-        for (; n - done >= block.rows; done += block.rows)
-          execute(block, block.weights, x + done * k_, block.rows, bias, y + done * m_, m_);
-    if (done == n) return;
     const dnnl::memory plain({{k_, m_}, dnnl::memory::data_type::bf16, dnnl::memory::format_tag::ab},
                              onednn_cpu_engine(), const_cast<uint16_t*>(w));
-    execute(p.general, plain, x + done * k_, n - done, bias, y + done * ldy, ldy);
+    execute(p.general, plain, x, n, bias, y, ldy);
+  }
+
+  // The same for one AMX block of `rows` (one of kBlockRows) rows and a dense Y, on the
+  // calling thread alone (has_blocks() only).
+  void run_block(const uint16_t* x, int64_t rows, const uint16_t* w, const float* bias, float* y) const {
+    const Primitives& p = primitives(1, w);
+    const OpenMpThreadsForCall scope(1);
+    for (const Block& block : p.blocks)
+      if (block.rows == rows) return execute(block, block.weights, x, rows, bias, y, m_);
+    LUTMUL_CHECK(false, "Bf16Linear: no AMX block of ", rows, " rows");
   }
 
  private:
@@ -167,7 +174,8 @@ class Bf16Product {
     const memory src({{n, k_}, memory::data_type::bf16, memory::dims{k_, 1}}, engine, const_cast<uint16_t*>(x));
     const memory b({{1, m_}, memory::data_type::f32, memory::format_tag::ab}, engine, const_cast<float*>(bias));
     const memory dst({{n, m_}, memory::data_type::f32, memory::dims{ldy, 1}}, engine, y);
-    std::vector<uint8_t> scratch(block.pd.scratchpad_desc().get_size());
+    thread_local std::vector<uint8_t> scratch;  // kept: allocated once per thread
+    scratch.resize(block.pd.scratchpad_desc().get_size());
     const memory scratchpad(block.pd.scratchpad_desc(), engine, scratch.data());
     dnnl::stream stream(engine);
     block.primitive.execute(stream, {{DNNL_ARG_SRC, src},
@@ -216,37 +224,48 @@ std::string Bf16Linear::path() const {
 
 void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   const int threads = num_threads();
-  const int64_t n = X.rows;
-  // With AMX blocks, X is rounded one block at a time into a buffer the calling thread keeps
-  // (256 × K values, no allocation per call), and the block is multiplied while its rows are
-  // still in L2. Without, all rows are rounded first and one product runs, the path measured
-  // on Zen 4 (docs/performance.md).
-  const int64_t chunk = product_ && product_->has_blocks() ? detail::Bf16Product::kBlockRows[0] : n;
-  thread_local std::vector<uint16_t> block_buffer;
-  std::vector<uint16_t> whole;
-  std::vector<uint16_t>& x = chunk < n ? block_buffer : whole;
-  x.resize(static_cast<size_t>(std::min(chunk, n) * k_));
-  for (int64_t first = 0; first < n; first += chunk) {
-    const int64_t rows = std::min(chunk, n - first);
-    const int parts = static_cast<int>(std::min<int64_t>(threads, rows));
+  int64_t done = 0;
+  if (product_ && product_->has_blocks() && ldy == m_) {
+    // AMX: whole blocks, each rounded into a buffer its thread keeps and multiplied on that
+    // thread while its rows are still in L2.
+    const auto blocks = detail::fixed_row_blocks(X.rows, threads, detail::Bf16Product::kBlockRows, done);
+    const int parts = static_cast<int>(std::min<int64_t>(threads, static_cast<int64_t>(blocks.size())));
     const bool finite = detail::run_on_threads(parts, [&](int thread, int count) {
+      thread_local std::vector<uint16_t> buffer;
+      buffer.resize(static_cast<size_t>(detail::Bf16Product::kBlockRows[0] * k_));
       bool ok = true;
-      for (int p = thread; p < parts; p += count) {
-        const auto [begin, end] = detail::partition(rows, parts, p);
-        ok = detail::round_rows(X, first + begin, end - begin, x.data() + begin * k_) && ok;
+      for (size_t b = static_cast<size_t>(thread); b < blocks.size() && ok; b += static_cast<size_t>(count)) {
+        const auto [first, rows] = blocks[b];
+        ok = detail::round_rows(X, first, rows, buffer.data());
+        if (ok) product_->run_block(buffer.data(), rows, weights_.data(), bias_.data(), Y + first * ldy);
       }
       return ok;
     });
     if (!finite) detail::check_rows_finite(X, nullptr, "bf16");  // throws, naming the row
-    float* y = Y + first * ldy;
-    if (product_) {
-      product_->run(x.data(), rows, weights_.data(), bias_.data(), y, ldy, threads);
-    } else {
-      std::vector<float> rounded(static_cast<size_t>(rows * k_));
-      for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = from_bfloat16(x[i]);
-      detail::fill_rows_on_threads(y, ldy, rows, bias_.data(), m_, threads);
-      detail::sgemm(false, false, rows, m_, k_, rounded.data(), k_, fallback_weights_.data(), m_, 1.f, y, ldy, threads);
+  }
+  if (done == X.rows) return;
+  // The rest (all rows without AMX blocks): rounded first, then one product, the path
+  // measured on Zen 4 (docs/performance.md).
+  const int64_t rows = X.rows - done;
+  std::vector<uint16_t> x(static_cast<size_t>(rows * k_));
+  const int parts = static_cast<int>(std::min<int64_t>(threads, rows));
+  const bool finite = detail::run_on_threads(parts, [&](int thread, int count) {
+    bool ok = true;
+    for (int p = thread; p < parts; p += count) {
+      const auto [begin, end] = detail::partition(rows, parts, p);
+      ok = detail::round_rows(X, done + begin, end - begin, x.data() + begin * k_) && ok;
     }
+    return ok;
+  });
+  if (!finite) detail::check_rows_finite(X, nullptr, "bf16");
+  float* y = Y + done * ldy;
+  if (product_) {
+    product_->run(x.data(), rows, weights_.data(), bias_.data(), y, ldy, threads);
+  } else {
+    std::vector<float> rounded(static_cast<size_t>(rows * k_));
+    for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = from_bfloat16(x[i]);
+    detail::fill_rows_on_threads(y, ldy, rows, bias_.data(), m_, threads);
+    detail::sgemm(false, false, rows, m_, k_, rounded.data(), k_, fallback_weights_.data(), m_, 1.f, y, ldy, threads);
   }
 }
 

@@ -231,56 +231,51 @@ void Int8Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   if (done < X.rows) forward_with(table, row_range(X, done, X.rows - done), Y + done * ldy, ldy);
 }
 
+// Whole blocks of rows, each taken start to end by one thread (quantise, oneDNN's sums on that
+// thread, epilogue), so that a block's sums stay in its core's L2. 2048 × 384 × 1536 on
+// Sapphire Rapids: 2.6–2.7 ms against 3.4–3.5 ms with 256-row blocks that oneDNN split among
+// the threads, 1.4 against 2.2–2.3 ms at two threads.
 int64_t Int8Linear::forward_onednn(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y,
                                    int64_t ldy) const {
   const int threads = num_threads();
-  std::vector<uint8_t> quantized;
-  std::vector<float> scales;
-  std::vector<int32_t> sums;
-  bool finite = true;
-  int64_t row = 0;
-  for (const int64_t block : detail::Int8OnednnProduct::kBlockRows) {
-    for (; X.rows - row >= block; row += block) {
-      quantized.resize(static_cast<size_t>(block * k_padded_));
-      scales.resize(static_cast<size_t>(block));
-      sums.resize(static_cast<size_t>(block * m_));
-      const int parts = static_cast<int>(std::min<int64_t>(threads, block / 16));
-      finite = detail::run_on_threads(parts, [&](int thread, int count) {
-        std::vector<float> copy;
-        bool ok = true;
-        for (int p = thread; p < parts; p += count) {
-          const auto [begin, end] = detail::partition(block, parts, p);
-          kernels::Int8QuantizeArgs q = quantize_args();
-          q.x = detail::contiguous_rows(X, row + begin, end - begin, copy, q.ldx);
-          q.out = quantized.data() + begin * k_padded_;
-          q.scales = scales.data() + begin;
-          ok = table.quantize(q, 0, end - begin) && ok;
-        }
-        return ok;
-      }) && finite;
-      onednn_->run(quantized.data(), block, sums.data(), threads);
+  int64_t covered = 0;
+  const auto blocks = detail::fixed_row_blocks(X.rows, threads, detail::Int8OnednnProduct::kBlockRows, covered);
+  if (blocks.empty()) return 0;
+  const int parts = static_cast<int>(std::min<int64_t>(threads, static_cast<int64_t>(blocks.size())));
+  const bool finite = detail::run_on_threads(parts, [&](int thread, int count) {
+    // Kept between calls: a block's buffers are larger than malloc's mmap threshold.
+    thread_local std::vector<uint8_t> quantized;
+    thread_local std::vector<float> scales, copy;
+    thread_local std::vector<int32_t> sums;
+    const int64_t most = detail::Int8OnednnProduct::kBlockRows[0];
+    quantized.resize(static_cast<size_t>(most * k_padded_));
+    scales.resize(static_cast<size_t>(most));
+    sums.resize(static_cast<size_t>(most * m_));
+    bool ok = true;
+    for (size_t b = static_cast<size_t>(thread); b < blocks.size(); b += static_cast<size_t>(count)) {
+      const auto [first, block] = blocks[b];
+      kernels::Int8QuantizeArgs q = quantize_args();
+      q.x = detail::contiguous_rows(X, first, block, copy, q.ldx);
+      q.out = quantized.data();
+      q.scales = scales.data();
+      ok = table.quantize(q, 0, block) && ok;
+      onednn_->run(quantized.data(), block, sums.data(), 1);
       // The epilogue of every int8 kernel: the sums less the u8 offset, two roundings.
-      detail::run_on_threads(parts, [&](int thread, int count) {
-        for (int p = thread; p < parts; p += count) {
-          const auto [begin, end] = detail::partition(block, parts, p);
-          for (int64_t r = begin; r < end; ++r) {
-            const int32_t* acc = sums.data() + r * m_;
-            float* y = Y + (row + r) * ldy;
-            const float row_scale = scales[static_cast<size_t>(r)];
-            for (int64_t m = 0; m < m_; ++m) {
-              const int32_t sum = acc[m] - 128 * column_sums_[static_cast<size_t>(m)];
-              const float scale = row_scale * weight_scales_[static_cast<size_t>(m)];
-              const float scaled = static_cast<float>(sum) * scale;
-              y[m] = scaled + bias_[static_cast<size_t>(m)];
-            }
-          }
-        }
-        return true;
-      });
+      kernels::Int8EpilogueArgs e;
+      e.sums = sums.data();
+      e.m = m_;
+      e.column_sums = column_sums_.data();
+      e.row_scales = scales.data();
+      e.weight_scales = weight_scales_.data();
+      e.bias = bias_.data();
+      e.y = Y + first * ldy;
+      e.ldy = ldy;
+      table.epilogue(e, 0, block);
     }
-  }
+    return ok;
+  });
   LUTMUL_CHECK(finite, "int8 forward: X has a non-finite value (", X.rows, " x ", X.cols, " input)");
-  return row;
+  return covered;
 }
 
 void Int8Linear::forward_reference(const MatrixView& X, float* Y, int64_t ldy) const {

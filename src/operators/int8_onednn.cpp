@@ -120,7 +120,8 @@ void Int8OnednnProduct::run(const uint8_t* x, int64_t rows, int32_t* sums, int t
   const dnnl::engine& engine = onednn_cpu_engine();
   const memory src(block->pd.src_desc(), engine, const_cast<uint8_t*>(x));
   const memory dst(block->pd.dst_desc(), engine, sums);
-  std::vector<uint8_t> scratch(block->pd.scratchpad_desc().get_size());
+  thread_local std::vector<uint8_t> scratch;  // kept: allocated once per thread
+  scratch.resize(block->pd.scratchpad_desc().get_size());
   const memory scratchpad(block->pd.scratchpad_desc(), engine, scratch.data());
   const OpenMpThreadsForCall scope(threads);
   dnnl::stream stream(engine);

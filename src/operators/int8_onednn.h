@@ -15,7 +15,7 @@ class Int8OnednnProduct {
  public:
   // Row counts of the blocks it runs, largest first; fewer rows than the smallest go to the
   // own kernels (a GEMV or a few rows: oneDNN's call overhead is larger than the work there).
-  static constexpr int64_t kBlockRows[] = {256, 32};
+  static constexpr int64_t kBlockRows[] = {64, 32};
 
   // The product for K × M weights w (row-major K × M, values in [-127, 127]) and rows of x
   // `ldx` bytes apart (ldx ≥ K); null when

@@ -56,6 +56,22 @@ inline std::pair<int64_t, int64_t> partition(int64_t count, int parts, int index
   return {begin, begin + base + (index < extra ? 1 : 0)};
 }
 
+// {first row, rows} of the blocks that products of fixed block sizes (oneDNN's AMX
+// primitives) cut `rows` rows into, one block per thread at a time: blocks of the largest of
+// `sizes` (largest first) that still gives each of `threads` threads one, then of the smaller
+// sizes for what is left. `covered` receives the rows they hold; the rest is the caller's.
+template <size_t kSizes>
+std::vector<std::pair<int64_t, int64_t>> fixed_row_blocks(int64_t rows, int threads, const int64_t (&sizes)[kSizes],
+                                                          int64_t& covered) {
+  std::vector<std::pair<int64_t, int64_t>> blocks;
+  covered = 0;
+  for (size_t s = 0; s < kSizes; ++s) {
+    if (rows < sizes[s] * threads && s + 1 < kSizes) continue;
+    for (; rows - covered >= sizes[s]; covered += sizes[s]) blocks.emplace_back(covered, sizes[s]);
+  }
+  return blocks;
+}
+
 // Runs work(thread, threads) on `threads` OpenMP threads; true when every call returned true
 // (the kernels report non-finite input so, since nothing may throw inside the region).
 template <class Work>

@@ -37,6 +37,19 @@ struct Int8GemmArgs {
   int64_t ldy = 0;
 };
 
+// Y from exact integer sums made elsewhere (oneDNN's u8·s8 product): the gemm kernels'
+// epilogue on its own, with the same two roundings.
+struct Int8EpilogueArgs {
+  const int32_t* sums = nullptr;  // rows × m, row-major: Σ_k (x_q + 128)·w_q
+  int64_t m = 0;
+  const int32_t* column_sums = nullptr;  // m: Σ_k w_q
+  const float* row_scales = nullptr;     // rows
+  const float* weight_scales = nullptr;  // m
+  const float* bias = nullptr;           // m
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
+
 // Quantizes rows [row_begin, row_end); returns false if any value read was not finite.
 using Int8QuantizeFn = bool (*)(const Int8QuantizeArgs&, int64_t row_begin, int64_t row_end);
 // y for rows [row_begin, row_end) (indices into x / row_scales / y) and output tiles
@@ -44,9 +57,13 @@ using Int8QuantizeFn = bool (*)(const Int8QuantizeArgs&, int64_t row_begin, int6
 using Int8GemmFn = void (*)(const Int8GemmArgs&, int64_t row_begin, int64_t row_end, int64_t tile_begin,
                             int64_t tile_end);
 
+// y for rows [row_begin, row_end) (indices into sums / row_scales / y).
+using Int8EpilogueFn = void (*)(const Int8EpilogueArgs&, int64_t row_begin, int64_t row_end);
+
 struct Int8KernelTable {
   Int8QuantizeFn quantize;
   Int8GemmFn gemm;
+  Int8EpilogueFn epilogue;
 };
 
 // The quantised rows r0 .. r0 + kRows − 1 of a GEMM's X, for the micro-kernels that take

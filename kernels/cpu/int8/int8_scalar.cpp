@@ -55,10 +55,20 @@ void gemm_reference(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end
   }
 }
 
+void epilogue_reference(const Int8EpilogueArgs& args, int64_t row_begin, int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r)
+    for (int64_t m = 0; m < args.m; ++m) {
+      const int32_t sum = args.sums[r * args.m + m] - 128 * args.column_sums[m];
+      const float scale = args.row_scales[r] * args.weight_scales[m];
+      const float scaled = static_cast<float>(sum) * scale;
+      args.y[r * args.ldy + m] = scaled + args.bias[m];
+    }
+}
+
 }  // namespace
 
 const Int8KernelTable& int8_scalar_kernels() {
-  static const Int8KernelTable table{quantize_reference, gemm_reference};
+  static const Int8KernelTable table{quantize_reference, gemm_reference, epilogue_reference};
   return table;
 }
 

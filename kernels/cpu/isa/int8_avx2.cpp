@@ -118,10 +118,30 @@ void gemm_avx2(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end, int
   }
 }
 
+void epilogue_avx2(const Int8EpilogueArgs& args, int64_t row_begin, int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int32_t* sums = args.sums + r * args.m;
+    float* y = args.y + r * args.ldy;
+    const __m256 row_scale = _mm256_set1_ps(args.row_scales[r]);
+    int64_t m0 = 0;
+    for (; m0 + 8 <= args.m; m0 += 8) {
+      const __m256i offset = _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(args.column_sums + m0)), 7);
+      const __m256 scale = _mm256_mul_ps(row_scale, _mm256_loadu_ps(args.weight_scales + m0));
+      const __m256i sum = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sums + m0)), offset);
+      _mm256_storeu_ps(y + m0, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), scale), _mm256_loadu_ps(args.bias + m0)));
+    }
+    for (; m0 < args.m; ++m0) {  // the reference's two roundings, one output at a time
+      const float scale = args.row_scales[r] * args.weight_scales[m0];
+      const float scaled = static_cast<float>(sums[m0] - 128 * args.column_sums[m0]) * scale;
+      y[m0] = scaled + args.bias[m0];
+    }
+  }
+}
+
 }  // namespace
 
 const Int8KernelTable* int8_avx2_kernels() {
-  static const Int8KernelTable table{quantize_avx2, gemm_avx2};
+  static const Int8KernelTable table{quantize_avx2, gemm_avx2, epilogue_avx2};
   return &table;
 }
 

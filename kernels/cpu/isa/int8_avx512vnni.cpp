@@ -109,10 +109,26 @@ void gemm_vnni(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end, int
   }
 }
 
+void epilogue_vnni(const Int8EpilogueArgs& args, int64_t row_begin, int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int32_t* sums = args.sums + r * args.m;
+    float* y = args.y + r * args.ldy;
+    const __m512 row_scale = _mm512_set1_ps(args.row_scales[r]);
+    for (int64_t m0 = 0; m0 < args.m; m0 += 16) {
+      const __mmask16 valid = args.m - m0 >= 16 ? static_cast<__mmask16>(0xFFFF)
+                                                : static_cast<__mmask16>((1u << (args.m - m0)) - 1u);
+      const __m512i offset = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(valid, args.column_sums + m0), 7);
+      const __m512 scale = _mm512_mul_ps(row_scale, _mm512_maskz_loadu_ps(valid, args.weight_scales + m0));
+      const __m512 value = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_maskz_loadu_epi32(valid, sums + m0), offset));
+      _mm512_mask_storeu_ps(y + m0, valid, _mm512_add_ps(_mm512_mul_ps(value, scale), _mm512_maskz_loadu_ps(valid, args.bias + m0)));
+    }
+  }
+}
+
 }  // namespace
 
 const Int8KernelTable* int8_vnni_kernels() {
-  static const Int8KernelTable table{quantize_vnni, gemm_vnni};
+  static const Int8KernelTable table{quantize_vnni, gemm_vnni, epilogue_vnni};
   return &table;
 }
 

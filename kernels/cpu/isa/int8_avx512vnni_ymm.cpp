@@ -13,7 +13,8 @@ struct EvexDot {
 }  // namespace
 
 const Int8KernelTable* int8_vnni_ymm_evex_kernels() {
-  static const Int8KernelTable table{int8_avx2_kernels()->quantize, gemm_vnni_ymm<EvexDot>};
+  static const Int8KernelTable table{int8_avx2_kernels()->quantize, gemm_vnni_ymm<EvexDot>,
+                                     int8_avx2_kernels()->epilogue};
   return &table;
 }
 

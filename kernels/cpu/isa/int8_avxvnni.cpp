@@ -12,7 +12,8 @@ struct VexDot {
 }  // namespace
 
 const Int8KernelTable* int8_avxvnni_kernels() {
-  static const Int8KernelTable table{int8_avx2_kernels()->quantize, gemm_vnni_ymm<VexDot>};
+  static const Int8KernelTable table{int8_avx2_kernels()->quantize, gemm_vnni_ymm<VexDot>,
+                                     int8_avx2_kernels()->epilogue};
   return &table;
 }
 

@@ -75,7 +75,7 @@ TEST_P(Int8Onednn, EqualsTheScalarReferenceBitForBit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Int8Onednn,
-                         ::testing::Combine(::testing::Values<int64_t>(1, 31, 32, 33, 100, 256, 300),
+                         ::testing::Combine(::testing::Values<int64_t>(1, 31, 32, 33, 64, 100, 129, 256, 300),
                                             ::testing::Values<int64_t>(1, 3, 63, 384),
                                             ::testing::Values<int64_t>(1, 17, 100)),
                          [](const auto& param_info) {

@@ -2,13 +2,15 @@
 // reference bit for bit, int8 error on structured data, and bad input.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <random>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "../core/isa_sweep.h"
 #include "core/kernel_registry.h"
@@ -105,6 +107,48 @@ TEST(Int8Variants, EveryRunnableKernelEqualsTheReference) {
     }
   }
   std::printf("%d int8 kernels checked\n", ran);
+  if (ran == 0) GTEST_SKIP() << "this CPU or build runs none of the SIMD int8 kernels (no AVX2)";
+}
+
+// The epilogue that turns oneDNN's integer sums into Y, per variant, against the reference:
+// extreme sums, scales of every magnitude, M not a multiple of 8 or 16, a wider Y.
+TEST(Int8Variants, EveryEpilogueEqualsTheReferenceBitForBit) {
+  const kernels::Int8KernelTable& reference = kernels::int8_scalar_kernels();
+  int ran = 0;
+  for (const detail::Int8Variant& candidate : detail::runnable_int8_variants()) {
+    if (std::string(candidate.name) == "scalar") continue;
+    ++ran;
+    for (const int64_t m : {1, 7, 8, 15, 16, 17, 100, 1536}) {
+      const int64_t rows = 5, ldy = m + 3;
+      std::mt19937 random(static_cast<uint32_t>(m));
+      std::uniform_int_distribution<int32_t> sum(-(1 << 30), 1 << 30), column(-(1 << 22), 1 << 22);
+      std::uniform_real_distribution<float> exponent(-20.f, 20.f), unit(-1.f, 1.f);
+      std::vector<int32_t> sums(static_cast<size_t>(rows * m)), column_sums(static_cast<size_t>(m));
+      std::vector<float> row_scales(rows), weight_scales(static_cast<size_t>(m)), bias(static_cast<size_t>(m));
+      for (int32_t& v : sums) v = sum(random);
+      for (int32_t& v : column_sums) v = column(random);
+      for (float& v : row_scales) v = std::exp2(exponent(random));
+      for (float& v : weight_scales) v = std::exp2(exponent(random)) * unit(random);
+      for (float& v : bias) v = unit(random) * std::exp2(exponent(random));
+      kernels::Int8EpilogueArgs args;
+      args.sums = sums.data();
+      args.m = m;
+      args.column_sums = column_sums.data();
+      args.row_scales = row_scales.data();
+      args.weight_scales = weight_scales.data();
+      args.bias = bias.data();
+      args.ldy = ldy;
+      std::vector<float> expected(static_cast<size_t>(rows * ldy), -1.f), got(expected);
+      args.y = expected.data();
+      reference.epilogue(args, 0, rows);
+      args.y = got.data();
+      candidate.table.epilogue(args, 1, rows);  // a row range that does not start at 0
+      candidate.table.epilogue(args, 0, 1);
+      ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)))
+          << candidate.name << " M " << m;
+    }
+  }
+  std::printf("%d int8 epilogues checked\n", ran);
   if (ran == 0) GTEST_SKIP() << "this CPU or build runs none of the SIMD int8 kernels (no AVX2)";
 }
 
