@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "core/sgemm.h"
@@ -50,26 +51,28 @@ class PackedWeights {
   std::vector<dnnl::memory> others_;
 };
 
-// One T per thread count, made by make(threads) under OpenMpThreadsForCall(threads) at the
-// first get() with that count and kept (never changed) from then on. Safe to call
-// concurrently; make runs under the lock.
+// One T per thread count (and per `variant`, a number the caller gives each kind of T it
+// makes, such as a primitive's post-ops), made by make(threads) under
+// OpenMpThreadsForCall(threads) at the first get() with that key and kept (never changed)
+// from then on. Safe to call concurrently; make runs under the lock.
 template <class T>
 class PerThreadCount {
  public:
   template <class Make>
-  const T& get(int threads, Make&& make) const {
+  const T& get(int threads, Make&& make, int variant = 0) const {
     const std::lock_guard<std::mutex> lock(mutex_);
-    auto it = made_.find(threads);
+    const std::pair<int, int> key(threads, variant);
+    auto it = made_.find(key);
     if (it == made_.end()) {
       const OpenMpThreadsForCall scope(threads);
-      it = made_.emplace(threads, std::make_unique<const T>(make(threads))).first;
+      it = made_.emplace(key, std::make_unique<const T>(make(threads))).first;
     }
     return *it->second;
   }
 
  private:
   mutable std::mutex mutex_;
-  mutable std::map<int, std::unique_ptr<const T>> made_;
+  mutable std::map<std::pair<int, int>, std::unique_ptr<const T>> made_;
 };
 
 }  // namespace lutmul::detail

@@ -78,7 +78,7 @@ class Bf16Product {
 
   // w: the operator's plain K × M bfloat16 weights, as every call passes them.
   Bf16Product(int64_t k, int64_t m, const uint16_t* w) : k_(k), m_(m) {
-    const Primitives& one = primitives(1, w);
+    const Primitives& one = primitives(1, w, Epilogue{});
     has_blocks_ = !one.blocks.empty();
     implementation_ = one.general.pd.impl_info_str();
     if (!has_blocks_) return;
@@ -92,10 +92,11 @@ class Bf16Product {
   bool has_blocks() const { return has_blocks_; }
 
   // Y (n × m, leading dimension ldy) = x·W + bias for n dense rows of bfloat16 x through the
-  // general primitive, on `threads` OpenMP threads; w is the operator's plain weights.
-  void run(const uint16_t* x, int64_t n, const uint16_t* w, const float* bias, float* y, int64_t ldy,
-           int threads) const {
-    const Primitives& p = primitives(threads, w);
+  // general primitive, on `threads` OpenMP threads, through `epilogue` (oneDNN's post-ops);
+  // w is the operator's plain weights.
+  void run(const uint16_t* x, int64_t n, const uint16_t* w, const float* bias, float* y, int64_t ldy, int threads,
+           const Epilogue& epilogue) const {
+    const Primitives& p = primitives(threads, w, epilogue);
     const OpenMpThreadsForCall scope(threads);
     const dnnl::memory plain({{k_, m_}, dnnl::memory::data_type::bf16, dnnl::memory::format_tag::ab},
                              onednn_cpu_engine(), const_cast<uint16_t*>(w));
@@ -104,8 +105,9 @@ class Bf16Product {
 
   // The same for one AMX block of `rows` (one of kBlockRows) rows and a dense Y, on the
   // calling thread alone (has_blocks() only).
-  void run_block(const uint16_t* x, int64_t rows, const uint16_t* w, const float* bias, float* y) const {
-    const Primitives& p = primitives(1, w);
+  void run_block(const uint16_t* x, int64_t rows, const uint16_t* w, const float* bias, float* y,
+                 const Epilogue& epilogue) const {
+    const Primitives& p = primitives(1, w, epilogue);
     const OpenMpThreadsForCall scope(1);
     for (const Block& block : p.blocks)
       if (block.rows == rows) return execute(block, block.weights, x, rows, bias, y, m_);
@@ -119,16 +121,24 @@ class Bf16Product {
     dnnl::matmul primitive;
     dnnl::memory weights;  // in pd's layout (blocks only)
   };
-  struct Primitives {  // for one thread count
+  struct Primitives {  // for one thread count and epilogue
     Block general;
     std::vector<Block> blocks;  // empty without AMX
   };
 
-  const Primitives& primitives(int threads, const uint16_t* w) const {
+  // Made at the first call with this thread count and epilogue: the runtime asks each layer
+  // for one epilogue only.
+  const Primitives& primitives(int threads, const uint16_t* w, const Epilogue& epilogue) const {
+    const bool gelu = epilogue.activation == Epilogue::Activation::gelu;
     return primitives_.get(threads, [&](int) {
       using dnnl::memory;
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      // Applied in order to x·W + bias: GELU (erf form), then the old Y added.
+      dnnl::post_ops post_ops;
+      if (gelu) post_ops.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+      if (epilogue.accumulate) post_ops.append_sum(1.f);
+      attr.set_post_ops(post_ops);
       const memory::dim rt = DNNL_RUNTIME_DIM_VAL;
       Primitives p;
       p.general.pd = make_pd({rt, k_}, memory::desc({k_, m_}, memory::data_type::bf16, memory::format_tag::ab), {rt, m_},
@@ -153,7 +163,7 @@ class Bf16Product {
       }
       for (Block& block : p.blocks) block.weights = packed_->in(block.pd.weights_desc());
       return p;
-    });
+    }, (gelu ? 2 : 0) + (epilogue.accumulate ? 1 : 0));
   }
 
   dnnl::matmul::primitive_desc make_pd(const dnnl::memory::dims& src_dims, const dnnl::memory::desc& weights,
@@ -218,11 +228,22 @@ void Bf16Linear::prepare() {
   }
 }
 
+// Only where AMX blocks run, the path measured (Sapphire Rapids); oneDNN's gemm:jit alone
+// (Zen 4) keeps the separate pass.
+bool Bf16Linear::fuses_epilogue() const { return product_ != nullptr && product_->has_blocks(); }
+
 std::string Bf16Linear::path() const {
   return product_ ? "oneDNN " + product_->implementation() : std::string("f32 product of bfloat16 values");
 }
 
-void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
+void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const { compute_with(X, Y, ldy, Epilogue{}); }
+
+void Bf16Linear::forward_fused(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const {
+  check_forward(X, Y, ldy);
+  if (X.rows > 0) compute_with(X, Y, ldy, epilogue);
+}
+
+void Bf16Linear::compute_with(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const {
   const int threads = num_threads();
   int64_t done = 0;
   if (product_ && product_->has_blocks() && ldy == m_) {
@@ -237,7 +258,7 @@ void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
       for (size_t b = static_cast<size_t>(thread); b < blocks.size() && ok; b += static_cast<size_t>(count)) {
         const auto [first, rows] = blocks[b];
         ok = detail::round_rows(X, first, rows, buffer.data());
-        if (ok) product_->run_block(buffer.data(), rows, weights_.data(), bias_.data(), Y + first * ldy);
+        if (ok) product_->run_block(buffer.data(), rows, weights_.data(), bias_.data(), Y + first * ldy, epilogue);
       }
       return ok;
     });
@@ -260,7 +281,7 @@ void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   if (!finite) detail::check_rows_finite(X, nullptr, "bf16");
   float* y = Y + done * ldy;
   if (product_) {
-    product_->run(x.data(), rows, weights_.data(), bias_.data(), y, ldy, threads);
+    product_->run(x.data(), rows, weights_.data(), bias_.data(), y, ldy, threads, epilogue);
   } else {
     std::vector<float> rounded(static_cast<size_t>(rows * k_));
     for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = from_bfloat16(x[i]);

@@ -3,12 +3,14 @@
 // a grid, both layouts and two thread counts, whichever path this CPU runs (printed).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iostream>
 #include <limits>
 #include <vector>
 
+#include "core/kernel_registry.h"
 #include "lutmul/lutmul.h"
 #include "test_util.h"
 
@@ -31,8 +33,8 @@ TEST(Bf16, RoundsToNearestEven) {
 double rounded(float x) { return from_bfloat16(to_bfloat16(x)); }
 
 TEST(Bf16, MatchesTheProductOfItsRoundedValuesOnEveryShape) {
-  // With AMX, 300 rows run blocks of 256 and 32 and 12 rows on the general primitive; 600
-  // rows two chunks of 256, then 32, 32 and 24.
+  // With AMX, 300 rows run four blocks of 64, one of 32 and 12 rows on the general
+  // primitive; 130 rows at two threads four blocks of 32 and 2 rows.
   for (const auto& [n, k, m] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 37, 19}, {7, 64, 33},
                                 {130, 129, 65}, {300, 384, 96}, {600, 48, 40}}) {
     const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, 21), bias = testing::uniform(1, m, -1.f, 1.f, 22);
@@ -69,6 +71,49 @@ TEST(Bf16, MatchesTheProductOfItsRoundedValuesOnEveryShape) {
             ASSERT_NEAR(y.values[static_cast<size_t>(i * m + j)], exact, magnitude / 128) << n << "x" << k << "x" << m;
           }
       }
+    }
+  }
+  set_num_threads(2);
+}
+
+// The epilogues (GELU, the residual add, both), fused where AMX blocks run, against forward
+// then the runtime's GELU pass: blocks of both sizes and the general rest, a dense and a wider
+// Y, one and two threads.
+TEST(Bf16, EpiloguesMatchTheProductThenTheEpilogue) {
+  const int64_t n = 101, k = 96, m = 48;
+  const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, 31), bias = testing::uniform(1, m, -1.f, 1.f, 32);
+  const std::vector<float> x = testing::uniform(n, k, -1.f, 1.f, 33);
+  const Bf16Linear op(MatrixView::row_major(w.data(), k, m), bias.data());
+  std::cout << "[          ] Bf16Linear fuses epilogues here: " << (op.fuses_epilogue() ? "yes" : "no") << "\n";
+  const MatrixView X = MatrixView::row_major(x.data(), n, k);
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const int64_t ldy : {m, m + 3}) {
+      std::vector<float> plain(static_cast<size_t>(n * ldy)), activated;
+      op.forward(X, plain.data(), ldy);
+      activated = plain;
+      detail::active_kernels().runtime.gelu(activated.data(), ldy, m, nullptr, 0, n);
+      std::vector<float> before(plain.size());
+      for (size_t i = 0; i < before.size(); ++i) before[i] = static_cast<float>(i % 13) * 0.5f - 3.f;
+      for (const bool gelu : {false, true})
+        for (const bool accumulate : {false, true}) {
+          std::vector<float> y = before;
+          op.forward_with(X, y.data(), ldy, Epilogue{gelu ? Epilogue::Activation::gelu : Epilogue::Activation::none, accumulate});
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < ldy; ++j) {
+              const size_t at = static_cast<size_t>(i * ldy + j);
+              if (j >= m) {
+                ASSERT_EQ(before[at], y[at]) << "column " << j << " past M was written";
+                continue;
+              }
+              const float value = gelu ? activated[at] : plain[at];
+              const float expected = accumulate ? before[at] + value : value;
+              // Without GELU the same sums, so the same bits; with it oneDNN's erf.
+              ASSERT_NEAR(expected, y[at], gelu ? 1e-6 * std::max(1.f, std::fabs(expected)) : 0.0)
+                  << threads << " threads, ldy " << ldy << ", gelu " << gelu << ", accumulate " << accumulate << " at " << i
+                  << ", " << j;
+            }
+        }
     }
   }
   set_num_threads(2);
