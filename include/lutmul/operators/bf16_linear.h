@@ -16,7 +16,7 @@
 namespace lutmul {
 
 namespace detail {
-class Bf16Product;  // the oneDNN primitive (src/operators/bf16_linear.cpp)
+class Bf16OnednnProduct;  // the oneDNN product (src/operators/bf16_onednn.h)
 }
 
 class Bf16Linear final : public SizedLinearOperator {
@@ -46,7 +46,7 @@ class Bf16Linear final : public SizedLinearOperator {
   void prepare();  // the primitive, or the fallback's float weights
   std::vector<uint16_t> weights_;               // K × M row-major
   std::vector<float> bias_;                     // M
-  std::shared_ptr<const detail::Bf16Product> product_;  // null: the fallback runs
+  std::shared_ptr<const detail::Bf16OnednnProduct> product_;  // null: the fallback runs
   std::vector<float> fallback_weights_;         // the bfloat16 weights as floats, fallback only
 };
 
