@@ -54,6 +54,67 @@ bool round_rows(const MatrixView& X, int64_t first, int64_t count, uint16_t* out
   return finite;
 }
 
+// Where a forward's rows come from: float X, rounded as they are read, or dense bfloat16 rows
+// (leading dimension K) that a previous product wrote.
+struct Bf16Input {
+  const MatrixView* x = nullptr;
+  const uint16_t* bf16 = nullptr;
+
+  // Rows [first, first + count) in bfloat16: a pointer into bf16, or `buffer` with them
+  // rounded into it (`ok` becomes false where a value was not finite).
+  const uint16_t* rows(int64_t first, int64_t count, int64_t k, uint16_t* buffer, bool& ok) const {
+    if (bf16 != nullptr) return bf16 + first * k;
+    ok = round_rows(*x, first, count, buffer) && ok;
+    return buffer;
+  }
+};
+
+// y = epilogue(in·W + bias) for n rows: where AMX blocks run, whole blocks, each rounded into a
+// buffer its thread keeps and multiplied on that thread while its rows are still in L2; the
+// rest (every row without AMX) through the general primitive. False, with Y unspecified, where
+// a float value read was not finite.
+bool run_product(const Bf16OnednnProduct& product, const Bf16Input& in, int64_t n, int64_t k, int64_t m,
+                 const uint16_t* w, const float* bias, const Bf16OnednnProduct::Output& y, const Epilogue& epilogue) {
+  const int threads = num_threads();
+  int64_t done = 0;
+  if (product.has_blocks() && y.ldy == m) {
+    const auto blocks = fixed_row_blocks(n, threads, Bf16OnednnProduct::kBlockRows, done);
+    const int parts = static_cast<int>(std::min<int64_t>(threads, static_cast<int64_t>(blocks.size())));
+    const bool finite = blocks.empty() || run_on_threads(parts, [&](int thread, int count) {
+      thread_local std::vector<uint16_t> buffer;
+      buffer.resize(static_cast<size_t>(Bf16OnednnProduct::kBlockRows[0] * k));
+      bool ok = true;
+      for (size_t b = static_cast<size_t>(thread); b < blocks.size() && ok; b += static_cast<size_t>(count)) {
+        const auto [first, rows] = blocks[b];
+        const uint16_t* x = in.rows(first, rows, k, buffer.data(), ok);
+        if (ok) product.run_block(x, rows, w, bias, y.row(first), y.bf16, epilogue);
+      }
+      return ok;
+    });
+    if (!finite) return false;
+  }
+  if (done == n) return true;
+  const int64_t rows = n - done;
+  const uint16_t* x = in.bf16 != nullptr ? in.bf16 + done * k : nullptr;
+  std::vector<uint16_t> buffer;
+  if (x == nullptr) {  // float rows: all rounded first, then one product
+    buffer.resize(static_cast<size_t>(rows * k));
+    const int parts = static_cast<int>(std::min<int64_t>(threads, rows));
+    const bool finite = run_on_threads(parts, [&](int thread, int count) {
+      bool ok = true;
+      for (int p = thread; p < parts; p += count) {
+        const auto [begin, end] = partition(rows, parts, p);
+        in.rows(done + begin, end - begin, k, buffer.data() + begin * k, ok);
+      }
+      return ok;
+    });
+    if (!finite) return false;
+    x = buffer.data();
+  }
+  product.run(x, rows, w, bias, Bf16OnednnProduct::Output{y.row(done), y.ldy, y.bf16}, threads, epilogue);
+  return true;
+}
+
 }  // namespace
 
 }  // namespace detail
@@ -97,50 +158,71 @@ void Bf16Linear::forward_fused(const MatrixView& X, float* Y, int64_t ldy, const
 }
 
 void Bf16Linear::compute_with(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const {
-  const int threads = num_threads();
-  int64_t done = 0;
-  if (product_ && product_->has_blocks() && ldy == m_) {
-    // AMX: whole blocks, each rounded into a buffer its thread keeps and multiplied on that
-    // thread while its rows are still in L2.
-    const auto blocks = detail::fixed_row_blocks(X.rows, threads, detail::Bf16OnednnProduct::kBlockRows, done);
-    const int parts = static_cast<int>(std::min<int64_t>(threads, static_cast<int64_t>(blocks.size())));
-    const bool finite = detail::run_on_threads(parts, [&](int thread, int count) {
-      thread_local std::vector<uint16_t> buffer;
-      buffer.resize(static_cast<size_t>(detail::Bf16OnednnProduct::kBlockRows[0] * k_));
-      bool ok = true;
-      for (size_t b = static_cast<size_t>(thread); b < blocks.size() && ok; b += static_cast<size_t>(count)) {
-        const auto [first, rows] = blocks[b];
-        ok = detail::round_rows(X, first, rows, buffer.data());
-        if (ok) product_->run_block(buffer.data(), rows, weights_.data(), bias_.data(), Y + first * ldy, epilogue);
-      }
-      return ok;
-    });
-    if (!finite) detail::check_rows_finite(X, nullptr, "bf16");  // throws, naming the row
+  if (product_) {
+    const detail::Bf16OnednnProduct::Output y{Y, ldy, false};
+    if (!detail::run_product(*product_, detail::Bf16Input{&X, nullptr}, X.rows, k_, m_, weights_.data(), bias_.data(), y,
+                             epilogue))
+      detail::check_rows_finite(X, nullptr, "bf16");  // throws, naming the row
+    return;
   }
-  if (done == X.rows) return;
-  // The rest (all rows without AMX blocks): rounded first, then one product, the path
-  // measured on Zen 4 (docs/performance.md).
-  const int64_t rows = X.rows - done;
-  std::vector<uint16_t> x(static_cast<size_t>(rows * k_));
-  const int parts = static_cast<int>(std::min<int64_t>(threads, rows));
+  // No oneDNN bfloat16 product (a CPU without AVX-512; fuses_epilogue() is false): the rounded
+  // values through the f32 product.
+  const int threads = num_threads();
+  const int64_t n = X.rows;
+  std::vector<uint16_t> x(static_cast<size_t>(n * k_));
+  const int parts = static_cast<int>(std::min<int64_t>(threads, n));
   const bool finite = detail::run_on_threads(parts, [&](int thread, int count) {
     bool ok = true;
     for (int p = thread; p < parts; p += count) {
-      const auto [begin, end] = detail::partition(rows, parts, p);
-      ok = detail::round_rows(X, done + begin, end - begin, x.data() + begin * k_) && ok;
+      const auto [begin, end] = detail::partition(n, parts, p);
+      ok = detail::round_rows(X, begin, end - begin, x.data() + begin * k_) && ok;
     }
     return ok;
   });
   if (!finite) detail::check_rows_finite(X, nullptr, "bf16");
-  float* y = Y + done * ldy;
-  if (product_) {
-    product_->run(x.data(), rows, weights_.data(), bias_.data(), y, ldy, threads, epilogue);
-  } else {
-    std::vector<float> rounded(static_cast<size_t>(rows * k_));
-    for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = from_bfloat16(x[i]);
-    detail::fill_rows_on_threads(y, ldy, rows, bias_.data(), m_, threads);
-    detail::sgemm(false, false, rows, m_, k_, rounded.data(), k_, fallback_weights_.data(), m_, 1.f, y, ldy, threads);
-  }
+  std::vector<float> rounded(x.size());
+  for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = from_bfloat16(x[i]);
+  detail::fill_rows_on_threads(Y, ldy, n, bias_.data(), m_, threads);
+  detail::sgemm(false, false, n, m_, k_, rounded.data(), k_, fallback_weights_.data(), m_, 1.f, Y, ldy, threads);
+}
+
+void Bf16Linear::check_chainable(const char* who) const {
+  LUTMUL_CHECK(fuses_epilogue(), "Bf16Linear::", who, " needs oneDNN's AMX blocks (", path(), " runs here)");
+  (void)active_isa();  // an LUTMUL_ISA this CPU cannot run is an error, as for forward
+}
+
+void Bf16Linear::check_output(const void* Y, int64_t rows, int64_t ldy) const {
+  LUTMUL_CHECK(ldy >= m_, "bf16 forward: ldy (", ldy, ") is smaller than M (", m_, ")");
+  LUTMUL_CHECK(Y != nullptr || rows == 0, "bf16 forward: Y is null");
+}
+
+void Bf16Linear::forward_bf16_out(const MatrixView& X, uint16_t* Y, int64_t ldy, const Epilogue& epilogue) const {
+  check_chainable("forward_bf16_out");
+  check_view(X, "X");
+  LUTMUL_CHECK(X.cols == k_, "bf16 forward: X must have K = ", k_, " columns, got ", X.rows, " x ", X.cols);
+  check_output(Y, X.rows, ldy);
+  if (X.rows == 0) return;
+  const detail::Bf16OnednnProduct::Output y{Y, ldy, true};
+  if (!detail::run_product(*product_, detail::Bf16Input{&X, nullptr}, X.rows, k_, m_, weights_.data(), bias_.data(), y,
+                           epilogue))
+    detail::check_rows_finite(X, nullptr, "bf16");
+}
+
+void Bf16Linear::forward_bf16_in(const uint16_t* X, int64_t rows, float* Y, int64_t ldy, const Epilogue& epilogue) const {
+  check_chainable("forward_bf16_in");
+  LUTMUL_CHECK(rows >= 0, "Bf16Linear::forward_bf16_in: rows must be at least 0, got ", rows);
+  LUTMUL_CHECK(rows == 0 || X != nullptr, "Bf16Linear::forward_bf16_in: X is null");
+  check_output(Y, rows, ldy);
+  if (rows == 0) return;
+  detail::run_product(*product_, detail::Bf16Input{nullptr, X}, rows, k_, m_, weights_.data(), bias_.data(),
+                      detail::Bf16OnednnProduct::Output{Y, ldy, false}, epilogue);
+  // X is not read twice: a non-finite value there leaves its row of Y non-finite, so Y is
+  // checked (M values a row, not K), and X only where Y is not finite.
+  if (detail::rows_finite_on_threads(MatrixView::row_major(Y, rows, m_, ldy), num_threads())) return;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < k_; ++j)
+      LUTMUL_CHECK(std::isfinite(from_bfloat16(X[r * k_ + j])), "bf16 forward: X has a non-finite value at row ", r,
+                   ", column ", j);
 }
 
 int64_t Bf16Linear::bytes() const {

@@ -23,7 +23,8 @@ struct Bf16OnednnProduct::Impl {
     std::vector<Block> blocks;  // empty without AMX
   };
 
-  static constexpr dnnl::memory::data_type type = dnnl::memory::data_type::bf16;
+  using memory_type = dnnl::memory::data_type;
+  static constexpr memory_type type = memory_type::bf16;
   int64_t k = 0, m = 0;
   PerThreadCount<Primitives> primitives;
   std::unique_ptr<PackedWeights> packed;  // made under primitives's lock
@@ -32,9 +33,10 @@ struct Bf16OnednnProduct::Impl {
     return dnnl::memory({{k, m}, type, dnnl::memory::format_tag::ab}, onednn_cpu_engine(), const_cast<uint16_t*>(w));
   }
 
-  // Made at the first call with this thread count and epilogue: the runtime asks each layer
-  // for one epilogue only.
-  const Primitives& get(int threads, const uint16_t* w, const Epilogue& epilogue) {
+  // Made at the first call with this thread count, epilogue and output type: the runtime asks
+  // each layer for one of each only.
+  const Primitives& get(int threads, const uint16_t* w, const Epilogue& epilogue, bool bf16_y) {
+    const memory_type y_type = bf16_y ? memory_type::bf16 : memory_type::f32;
     const bool gelu = epilogue.activation == Epilogue::Activation::gelu;
     return primitives.get(threads, [&](int) {
       using dnnl::memory;
@@ -47,12 +49,12 @@ struct Bf16OnednnProduct::Impl {
       attr.set_post_ops(post_ops);
       const memory::dim rt = DNNL_RUNTIME_DIM_VAL;
       Primitives p;
-      p.general.pd = make_pd({rt, k}, memory::desc({k, m}, type, memory::format_tag::ab), {rt, m}, attr);
+      p.general.pd = make_pd({rt, k}, memory::desc({k, m}, type, memory::format_tag::ab), {rt, m}, y_type, attr);
       p.general.primitive = dnnl::matmul(p.general.pd);
       for (const int64_t rows : kBlockRows) {
         Block block;
         block.rows = rows;
-        block.pd = make_pd({rows, k}, memory::desc({k, m}, type, memory::format_tag::any), {rows, m}, attr);
+        block.pd = make_pd({rows, k}, memory::desc({k, m}, type, memory::format_tag::any), {rows, m}, y_type, attr);
         if (std::string(block.pd.impl_info_str()).find("amx") == std::string::npos) {
           p.blocks.clear();  // no AMX: the general primitive alone
           return p;
@@ -63,27 +65,28 @@ struct Bf16OnednnProduct::Impl {
       if (packed == nullptr) packed = std::make_unique<PackedWeights>(plain_weights(w), p.blocks[0].pd.weights_desc());
       for (Block& block : p.blocks) block.weights = packed->in(block.pd.weights_desc());
       return p;
-    }, (gelu ? 2 : 0) + (epilogue.accumulate ? 1 : 0));
+    }, (bf16_y ? 4 : 0) + (gelu ? 2 : 0) + (epilogue.accumulate ? 1 : 0));
   }
 
   dnnl::matmul::primitive_desc make_pd(const dnnl::memory::dims& src_dims, const dnnl::memory::desc& weights,
-                                       const dnnl::memory::dims& dst_dims, const dnnl::primitive_attr& attr) const {
+                                       const dnnl::memory::dims& dst_dims, memory_type y_type,
+                                       const dnnl::primitive_attr& attr) const {
     using dnnl::memory;
     const memory::desc src(src_dims, type, memory::dims{k, 1});
     const memory::desc bias({1, m}, memory::data_type::f32, memory::format_tag::ab);
     // A run-time row count comes with a run-time leading dimension of Y; a block's Y is dense.
     const memory::dim ldy = src_dims[0] == DNNL_RUNTIME_DIM_VAL ? DNNL_RUNTIME_DIM_VAL : m;
-    const memory::desc dst(dst_dims, memory::data_type::f32, memory::dims{ldy, 1});
+    const memory::desc dst(dst_dims, y_type, memory::dims{ldy, 1});
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, bias, dst), attr, onednn_cpu_engine());
   }
 
-  void execute(const Block& block, const dnnl::memory& weights, const uint16_t* x, int64_t n, const float* bias, float* y,
-               int64_t ldy) const {
+  void execute(const Block& block, const dnnl::memory& weights, const uint16_t* x, int64_t n, const float* bias,
+               const Output& y) const {
     using dnnl::memory;
     const dnnl::engine& engine = onednn_cpu_engine();
     const memory src({{n, k}, type, memory::dims{k, 1}}, engine, const_cast<uint16_t*>(x));
     const memory b({{1, m}, memory::data_type::f32, memory::format_tag::ab}, engine, const_cast<float*>(bias));
-    const memory dst({{n, m}, memory::data_type::f32, memory::dims{ldy, 1}}, engine, y);
+    const memory dst({{n, m}, y.bf16 ? memory_type::bf16 : memory_type::f32, memory::dims{y.ldy, 1}}, engine, y.y);
     thread_local std::vector<uint8_t> scratch;  // kept: allocated once per thread
     scratch.resize(block.pd.scratchpad_desc().get_size());
     const memory scratchpad(block.pd.scratchpad_desc(), engine, scratch.data());
@@ -100,7 +103,7 @@ struct Bf16OnednnProduct::Impl {
 Bf16OnednnProduct::Bf16OnednnProduct(int64_t k, int64_t m, const uint16_t* w) : impl_(std::make_unique<Impl>()) {
   impl_->k = k;
   impl_->m = m;
-  const Impl::Primitives& one = impl_->get(1, w, Epilogue{});
+  const Impl::Primitives& one = impl_->get(1, w, Epilogue{}, false);
   has_blocks_ = !one.blocks.empty();
   implementation_ = one.general.pd.impl_info_str();
   if (!has_blocks_) return;
@@ -112,19 +115,19 @@ Bf16OnednnProduct::Bf16OnednnProduct(int64_t k, int64_t m, const uint16_t* w) : 
 
 Bf16OnednnProduct::~Bf16OnednnProduct() = default;
 
-void Bf16OnednnProduct::run(const uint16_t* x, int64_t n, const uint16_t* w, const float* bias, float* y, int64_t ldy, int threads,
-                       const Epilogue& epilogue) const {
-  const Impl::Primitives& p = impl_->get(threads, w, epilogue);
+void Bf16OnednnProduct::run(const uint16_t* x, int64_t n, const uint16_t* w, const float* bias, const Output& y,
+                            int threads, const Epilogue& epilogue) const {
+  const Impl::Primitives& p = impl_->get(threads, w, epilogue, y.bf16);
   const OpenMpThreadsForCall scope(threads);
-  impl_->execute(p.general, impl_->plain_weights(w), x, n, bias, y, ldy);
+  impl_->execute(p.general, impl_->plain_weights(w), x, n, bias, y);
 }
 
-void Bf16OnednnProduct::run_block(const uint16_t* x, int64_t rows, const uint16_t* w, const float* bias, float* y,
-                             const Epilogue& epilogue) const {
-  const Impl::Primitives& p = impl_->get(1, w, epilogue);
+void Bf16OnednnProduct::run_block(const uint16_t* x, int64_t rows, const uint16_t* w, const float* bias, void* y,
+                                  bool bf16_y, const Epilogue& epilogue) const {
+  const Impl::Primitives& p = impl_->get(1, w, epilogue, bf16_y);
   const OpenMpThreadsForCall scope(1);
   for (const Impl::Block& block : p.blocks)
-    if (block.rows == rows) return impl_->execute(block, block.weights, x, rows, bias, y, impl_->m);
+    if (block.rows == rows) return impl_->execute(block, block.weights, x, rows, bias, Output{y, impl_->m, bf16_y});
   LUTMUL_CHECK(false, "Bf16OnednnProduct: no block of ", rows, " rows");
 }
 

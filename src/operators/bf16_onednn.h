@@ -37,13 +37,22 @@ class Bf16OnednnProduct {
   const std::string& implementation() const { return implementation_; }
   bool has_blocks() const { return has_blocks_; }
 
-  // Y (n × M, leading dimension ldy) = epilogue(x·W + bias) for n dense rows of x (leading
-  // dimension K) through the general primitive, on `threads` OpenMP threads.
-  void run(const uint16_t* x, int64_t n, const uint16_t* w, const float* bias, float* y, int64_t ldy, int threads,
+  // Where Y goes: float, or bfloat16 (oneDNN rounds to nearest even, as round_bf16 does) for
+  // a next product that reads it as its X.
+  struct Output {
+    void* y = nullptr;
+    int64_t ldy = 0;
+    bool bf16 = false;
+    void* row(int64_t r) const { return static_cast<char*>(y) + r * ldy * (bf16 ? 2 : 4); }
+  };
+
+  // Y (n × M) = epilogue(x·W + bias) for n dense rows of x (leading dimension K) through the
+  // general primitive, on `threads` OpenMP threads.
+  void run(const uint16_t* x, int64_t n, const uint16_t* w, const float* bias, const Output& y, int threads,
            const Epilogue& epilogue) const;
   // The same for one block of `rows` (one of kBlockRows) rows and a dense Y (leading
   // dimension M), on the calling thread alone; has_blocks() only.
-  void run_block(const uint16_t* x, int64_t rows, const uint16_t* w, const float* bias, float* y,
+  void run_block(const uint16_t* x, int64_t rows, const uint16_t* w, const float* bias, void* y, bool bf16_y,
                  const Epilogue& epilogue) const;
 
  private:

@@ -11,6 +11,7 @@
 #include "core/kernel_registry.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
+#include "lutmul/operators/bf16_linear.h"
 #include "operators/operator_skeleton.h"
 #include "runtime/encoder_parts.h"
 
@@ -190,14 +191,28 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
 
     if (tapped(4, hidden, h)) return false;
     float* intermediate = ws.shared.data();  // q/k/v and the context are no longer needed
-    if (block.ffn_in->fuses_epilogue()) {  // GELU as the layer stores its output
-      block.ffn_in->forward_with(hidden_view, intermediate, inter, Epilogue{Epilogue::Activation::gelu, false});
+    const auto* bf16_in = dynamic_cast<const Bf16Linear*>(block.ffn_in.get());
+    const auto* bf16_out = dynamic_cast<const Bf16Linear*>(block.ffn_out.get());
+    const bool tapping_activations = tap != nullptr && tap->block == block_index && tap->layer == 5;
+    if (bf16_in && bf16_out && bf16_in->fuses_epilogue() && bf16_out->fuses_epilogue() && !tapping_activations) {
+      // bf16 on AMX: the activations go from one product to the next in bfloat16, rounded
+      // once as the first stores them (the second would round them to the same bits).
+      uint16_t* activations = reinterpret_cast<uint16_t*>(intermediate);
+      bf16_in->forward_bf16_out(hidden_view, activations, inter, Epilogue{Epilogue::Activation::gelu, false});
+      bf16_out->forward_bf16_in(activations, tokens, hidden, h, Epilogue{Epilogue::Activation::none, true});
+      std::fill_n(projected, h, 0.f);
+      norm.x = projected;
+      norm.ldx = 0;
     } else {
-      block.ffn_in->forward(hidden_view, intermediate, inter);
-      parallel_ranges(tokens, 2, [&](int64_t b, int64_t e) { k.gelu(intermediate, inter, inter, nullptr, b, e); });
+      if (block.ffn_in->fuses_epilogue()) {  // GELU as the layer stores its output
+        block.ffn_in->forward_with(hidden_view, intermediate, inter, Epilogue{Epilogue::Activation::gelu, false});
+      } else {
+        block.ffn_in->forward(hidden_view, intermediate, inter);
+        parallel_ranges(tokens, 2, [&](int64_t b, int64_t e) { k.gelu(intermediate, inter, inter, nullptr, b, e); });
+      }
+      if (tapped(5, intermediate, inter)) return false;
+      project_into_residual(*block.ffn_out, MatrixView::row_major(intermediate, tokens, inter));
     }
-    if (tapped(5, intermediate, inter)) return false;
-    project_into_residual(*block.ffn_out, MatrixView::row_major(intermediate, tokens, inter));
     norm.gamma = block.out_norm_gamma.data();
     norm.beta = block.out_norm_beta.data();
     parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.residual_norm(norm, b, e); });

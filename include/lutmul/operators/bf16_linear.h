@@ -33,6 +33,14 @@ class Bf16Linear final : public SizedLinearOperator {
   // applied as each block is stored; oneDNN's erf is within 1e-6 of the runtime's GELU pass.
   bool fuses_epilogue() const override;
 
+  // A pair of layers whose activations between them stay in bfloat16 (the runtime's
+  // feed-forward), where AMX blocks run (fuses_epilogue(); an Error elsewhere). The first
+  // writes Y = epilogue(X·W + bias) in bfloat16 (rounded to nearest even, as forward would
+  // round it as the next layer's X); the second reads such rows (dense, `rows` × K) as its X.
+  // Non-finite values in X are an Error as for forward.
+  void forward_bf16_out(const MatrixView& X, uint16_t* Y, int64_t ldy, const Epilogue& epilogue) const;
+  void forward_bf16_in(const uint16_t* X, int64_t rows, float* Y, int64_t ldy, const Epilogue& epilogue) const;
+
   std::vector<uint8_t> payload() const override;
   static std::unique_ptr<Bf16Linear> from_payload(const uint8_t* data, size_t size);
   const std::vector<uint16_t>& weights() const { return weights_; }  // K × M bfloat16 bits, row-major
@@ -42,6 +50,8 @@ class Bf16Linear final : public SizedLinearOperator {
   void compute(const MatrixView& X, float* Y, int64_t ldy) const override;
   void forward_fused(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const override;
   void compute_with(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const;
+  void check_chainable(const char* who) const;
+  void check_output(const void* Y, int64_t rows, int64_t ldy) const;
   Bf16Linear() : SizedLinearOperator("bf16") {}
   void prepare();  // the primitive, or the fallback's float weights
   std::vector<uint16_t> weights_;               // K × M row-major

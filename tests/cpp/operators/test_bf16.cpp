@@ -119,6 +119,62 @@ TEST(Bf16, EpiloguesMatchTheProductThenTheEpilogue) {
   set_num_threads(2);
 }
 
+// Two layers chained in bfloat16 (the runtime's feed-forward on AMX) give what forward gives
+// through float activations, bit for bit: oneDNN rounds the first layer's output to nearest
+// even as the second layer's forward would round it.
+TEST(Bf16, ChainedInBfloat16MatchesTheFloatActivations) {
+  const int64_t n = 101, k = 40, inner = 72, m = 24;
+  const std::vector<float> w1 = testing::uniform(k, inner, -1.f, 1.f, 51), b1 = testing::uniform(1, inner, -1.f, 1.f, 52);
+  const std::vector<float> w2 = testing::uniform(inner, m, -1.f, 1.f, 53), b2 = testing::uniform(1, m, -1.f, 1.f, 54);
+  const std::vector<float> x = testing::uniform(n, k, -1.f, 1.f, 55);
+  const Bf16Linear first(MatrixView::row_major(w1.data(), k, inner), b1.data());
+  const Bf16Linear second(MatrixView::row_major(w2.data(), inner, m), b2.data());
+  const MatrixView X = MatrixView::row_major(x.data(), n, k);
+  const Epilogue gelu{Epilogue::Activation::gelu, false}, add{Epilogue::Activation::none, true};
+  if (!first.fuses_epilogue()) {
+    std::vector<uint16_t> activations(static_cast<size_t>(n * inner));
+    EXPECT_THROW(first.forward_bf16_out(X, activations.data(), inner, gelu), Error);
+    GTEST_SKIP() << "no AMX blocks here (" << first.path() << "): the chained path is an Error, checked";
+  }
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    std::vector<float> activations(static_cast<size_t>(n * inner));
+    first.forward_with(X, activations.data(), inner, gelu);
+    std::vector<float> expected(static_cast<size_t>(n * m), 0.5f), got(expected);
+    second.forward_with(MatrixView::row_major(activations.data(), n, inner), expected.data(), m, add);
+
+    std::vector<uint16_t> chained(static_cast<size_t>(n * inner));
+    first.forward_bf16_out(X, chained.data(), inner, gelu);
+    for (size_t i = 0; i < chained.size(); ++i)
+      ASSERT_EQ(to_bfloat16(activations[i]), chained[i]) << threads << " threads, activation " << i;
+    second.forward_bf16_in(chained.data(), n, got.data(), m, add);
+    ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float))) << threads << " threads";
+
+    // A wider Y runs the general primitive: the same values up to summation order.
+    const int64_t ldy = m + 3;
+    std::vector<float> wide(static_cast<size_t>(n * ldy), 0.5f);
+    second.forward_bf16_in(chained.data(), n, wide.data(), ldy, add);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < ldy; ++j)
+        if (j >= m) ASSERT_EQ(0.5f, wide[static_cast<size_t>(i * ldy + j)]);
+        else ASSERT_NEAR(expected[static_cast<size_t>(i * m + j)], wide[static_cast<size_t>(i * ldy + j)], 1e-4);
+  }
+  set_num_threads(2);
+
+  // Bad input: a NaN in either X, a short leading dimension, null rows.
+  std::vector<float> bad = x;
+  bad[static_cast<size_t>(70 * k + 3)] = std::numeric_limits<float>::quiet_NaN();
+  std::vector<uint16_t> chained(static_cast<size_t>(n * inner));
+  EXPECT_THROW(first.forward_bf16_out(MatrixView::row_major(bad.data(), n, k), chained.data(), inner, gelu), Error);
+  first.forward_bf16_out(X, chained.data(), inner, gelu);
+  chained[static_cast<size_t>(40 * inner + 5)] = 0x7fc0;  // NaN
+  std::vector<float> y(static_cast<size_t>(n * m));
+  EXPECT_THROW(second.forward_bf16_in(chained.data(), n, y.data(), m, Epilogue{}), Error);
+  EXPECT_THROW(second.forward_bf16_in(chained.data(), n, y.data(), m - 1, Epilogue{}), Error);
+  EXPECT_THROW(second.forward_bf16_in(nullptr, n, y.data(), m, Epilogue{}), Error);
+  EXPECT_THROW(first.forward_bf16_out(X, nullptr, inner, gelu), Error);
+}
+
 // NaNs whose bits would carry into the sign when rounded (and so become zero) stay NaN.
 TEST(Bf16, EveryNaNInXIsAnError) {
   const std::vector<float> w = testing::uniform(8, 5, -1.f, 1.f, 41);
