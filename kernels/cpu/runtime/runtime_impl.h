@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/cpu/runtime/runtime_kernels.h"
@@ -127,28 +128,28 @@ struct RuntimeKernels {
     }
   }
 
-  // Row i of p (n real entries) becomes its softmax; the padding is never read.
+  // Row i of p (n real entries, then padding to a whole vector) becomes its softmax. The
+  // padding holds scores of zero keys: masked out of the maximum and the sum, left zero, and
+  // never read by context_tile. Whole vectors only, so no scalar exp for the last keys.
   static void softmax_row(float* p, int64_t n) {
-    B tops = B::load_unaligned(p);  // the padding holds scores of zero keys: only real ones count
-    int64_t j = W;
-    for (; j + W <= n; j += W) tops = xsimd::max(tops, B::load_unaligned(p + j));
     alignas(64) float lanes[W];
+    for (int64_t lane = 0; lane < W; ++lane) lanes[lane] = static_cast<float>(lane);
+    const B lane_index = B::load_aligned(lanes);
+    const auto real = [&](int64_t j) { return lane_index < B(static_cast<float>(n - j)); };
+    const B lowest(-std::numeric_limits<float>::infinity());
+    B tops = lowest;
+    for (int64_t j = 0; j < n; j += W) tops = xsimd::max(tops, xsimd::select(real(j), B::load_unaligned(p + j), lowest));
     tops.store_aligned(lanes);
-    float top = p[0];
-    for (int64_t lane = 0; lane < W && lane < n; ++lane) top = lanes[lane] > top ? lanes[lane] : top;
-    for (; j < n; ++j) top = p[j] > top ? p[j] : top;
+    float top = lanes[0];
+    for (int64_t lane = 1; lane < W; ++lane) top = lanes[lane] > top ? lanes[lane] : top;
     B total(0.f);
-    j = 0;
-    for (; j + W <= n; j += W) {
-      const B e = vector_exp<Arch>(B::load_unaligned(p + j) - B(top));
+    for (int64_t j = 0; j < n; j += W) {
+      const B e = xsimd::select(real(j), vector_exp<Arch>(B::load_unaligned(p + j) - B(top)), B(0.f));
       e.store_unaligned(p + j);
       total += e;
     }
-    float denominator = xsimd::hadd(total);
-    for (; j < n; ++j) denominator += p[j] = std::exp(p[j] - top);
-    const B inv(1.f / denominator);
-    for (j = 0; j + W <= n; j += W) (B::load_unaligned(p + j) * inv).store_unaligned(p + j);
-    for (; j < n; ++j) p[j] *= 1.f / denominator;
+    const B inv(1.f / xsimd::hadd(total));
+    for (int64_t j = 0; j < n; j += W) (B::load_unaligned(p + j) * inv).store_unaligned(p + j);
   }
 
   template <int kRows>
