@@ -195,11 +195,18 @@ struct RuntimeKernels {
     const int64_t n = a.length, d = a.d, padded = (n + W - 1) / W * W;
     float* kt = a.scratch;              // d × padded
     float* p = a.scratch + d * padded;  // n × padded
-    // Strided loads, consecutive stores: a core loads two or three values a cycle but stores one.
+    // Kᵀ a vector of keys at a time: one gather of column c over W keys, one store (the
+    // scalar copy, a load and a store per value, was a third of this kernel on Sapphire Rapids).
+    using Index = xsimd::batch<int32_t, Arch>;
+    alignas(64) int32_t offsets[W];
+    for (int64_t lane = 0; lane < W; ++lane) offsets[lane] = static_cast<int32_t>(lane * a.ld_qkv);
+    const Index keys = Index::load_aligned(offsets);
     for (int64_t c = 0; c < d; ++c) {
       float* row = kt + c * padded;
-      for (int64_t j = 0; j < n; ++j) row[j] = a.k[j * a.ld_qkv + c];
-      for (int64_t j = n; j < padded; ++j) row[j] = 0.f;
+      int64_t j = 0;
+      for (; j + W <= n; j += W) B::gather(a.k + j * a.ld_qkv + c, keys).store_unaligned(row + j);
+      for (; j < n; ++j) row[j] = a.k[j * a.ld_qkv + c];
+      for (; j < padded; ++j) row[j] = 0.f;
     }
     int64_t i = 0;
     for (; i + kScoreRows <= n; i += kScoreRows) score_tile<kScoreRows>(a, kt, padded, i, p);
