@@ -72,7 +72,7 @@ def test_int8_backends_give_the_same_bits_and_name_their_path(network):
             "avx512_core_vnni", "avx512_core_bf16", "avx512_core_amx")
         assert not expected, f"this CPU has VNNI for lutmul and oneDNN, yet: {error}"
         pytest.skip(f"oneDNN has no exact int8 product on this CPU: {error}")
-    assert forced.path.startswith("oneDNN ") and "blocks of 256 and 32 rows" in forced.path
+    assert forced.path.startswith("oneDNN ") and "blocks of 64 and 32 rows" in forced.path
     np.testing.assert_array_equal(forced(rows), own(rows))
     np.testing.assert_array_equal(forced(np.asfortranarray(rows)), own(rows))
     with pytest.raises(ValueError, match="backend must be 'auto', 'own' or 'onednn'"):
@@ -81,12 +81,14 @@ def test_int8_backends_give_the_same_bits_and_name_their_path(network):
 
 def test_forward_with_gelu_and_accumulation(network):
     """activation="gelu" is exact (erf) GELU of the product; accumulate=True adds it to out. MADDNESS
-    fuses both into its scan; dense makes a pass of its own; both against numpy in float64."""
+    fuses both into its scan, bf16 into oneDNN's AMX blocks where they run; dense makes a pass of
+    its own; all against numpy in float64."""
     from math import erf, sqrt
 
     x, _, (w1, b1), _, _, _ = network
     gelu = np.vectorize(lambda v: v * 0.5 * (1.0 + erf(v / sqrt(2.0))))
-    for op in (lutmul.DenseLinear.from_dense(w1, b1), lutmul.MaddnessLinear.from_dense(w1, b1, calibration=x, ncodebooks=8)):
+    for op in (lutmul.DenseLinear.from_dense(w1, b1), lutmul.MaddnessLinear.from_dense(w1, b1, calibration=x, ncodebooks=8),
+               lutmul.Bf16Linear.from_dense(w1, b1)):
         plain = op(x).astype(np.float64)
         activated = op(x, activation="gelu")
         np.testing.assert_allclose(activated, gelu(plain), rtol=1e-6, atol=1e-6)
@@ -97,7 +99,8 @@ def test_forward_with_gelu_and_accumulation(network):
         out = residual.copy()
         op(x, out=out, activation="gelu", accumulate=True)
         np.testing.assert_allclose(out, residual + gelu(plain), rtol=1e-6, atol=1e-6)
-        assert op.fuses_epilogue == (op.kind == "maddness")
+        amx_blocks = op.kind == "bf16" and "blocks of" in op.path
+        assert op.fuses_epilogue == (op.kind == "maddness" or amx_blocks), op.kind
         with pytest.raises(ValueError, match="activation must be None or 'gelu'"):
             op(x, activation="relu")
         with pytest.raises(ValueError, match="accumulate=True adds to out"):
