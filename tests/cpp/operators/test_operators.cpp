@@ -15,6 +15,7 @@
 #include "../core/isa_sweep.h"
 #include "core/kernel_registry.h"
 #include "kernels/cpu/int8/int8_kernels.h"
+#include "operators/operator_skeleton.h"
 #include "lutmul/lutmul.h"
 #include "test_util.h"
 
@@ -108,6 +109,29 @@ TEST(Int8Variants, EveryRunnableKernelEqualsTheReference) {
   }
   std::printf("%d int8 kernels checked\n", ran);
   if (ran == 0) GTEST_SKIP() << "this CPU or build runs none of the SIMD int8 kernels (no AVX2)";
+}
+
+// fixed_row_blocks: consecutive blocks from row 0 of the given sizes, the largest only where
+// every thread gets one, and fewer rows left over than the smallest size.
+TEST(FixedRowBlocks, CoverAPrefixWithWholeBlocks) {
+  constexpr int64_t kSizes[] = {64, 32};
+  for (const int threads : {1, 2, 3})
+    for (int64_t rows = 0; rows <= 300; ++rows) {
+      int64_t covered = -1;
+      const auto blocks = detail::fixed_row_blocks(rows, threads, kSizes, covered);
+      int64_t next = 0, small = 0;
+      for (const auto& [first, size] : blocks) {
+        ASSERT_EQ(next, first) << rows << " rows, " << threads << " threads";
+        ASSERT_TRUE(size == 64 || size == 32);
+        next += size;
+        small += size == 32;
+      }
+      ASSERT_EQ(next, covered);
+      ASSERT_LT(rows - covered, 32) << rows << " rows, " << threads << " threads";
+      // 64-row blocks as many as fit where every thread gets one; else 32-row blocks alone.
+      const int64_t most = static_cast<int64_t>(blocks.size()) - small;
+      ASSERT_EQ(most, rows >= 64 * threads ? rows / 64 : 0) << rows << " rows, " << threads << " threads";
+    }
 }
 
 // The epilogue that turns oneDNN's integer sums into Y, per variant, against the reference:
