@@ -2,6 +2,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -92,6 +93,24 @@ bool run_product(const Bf16OnednnProduct& product, const Bf16Input& in, int64_t 
       return ok;
     });
     if (!finite) return false;
+    if (done < n) {  // fewer rows than the smallest block: one block, padded with zero rows
+      constexpr int64_t kRows = std::end(Bf16OnednnProduct::kBlockRows)[-1];
+      const int64_t rows = n - done, bytes = y.bf16 ? 2 : 4;
+      thread_local std::vector<uint16_t> x;
+      thread_local std::vector<uint8_t> out;
+      x.assign(static_cast<size_t>(kRows * k), 0);
+      out.assign(static_cast<size_t>(kRows * m * bytes), 0);
+      bool ok = true;
+      const uint16_t* rounded = in.rows(done, rows, k, x.data(), ok);
+      if (!ok) return false;
+      if (rounded != x.data()) std::copy_n(rounded, rows * k, x.data());
+      // The residual the sum post-op adds goes in with the rows, and the rows come back.
+      if (epilogue.accumulate) std::memcpy(out.data(), y.row(done), static_cast<size_t>(rows * m * bytes));
+      product.run_block(x.data(), kRows, w, bias, out.data(), y.bf16, epilogue);
+      std::memcpy(y.row(done), out.data(), static_cast<size_t>(rows * m * bytes));
+      return true;
+    }
+    return true;
   }
   if (done == n) return true;
   const int64_t rows = n - done;

@@ -108,9 +108,10 @@ Bf16OnednnProduct::Bf16OnednnProduct(int64_t k, int64_t m, const uint16_t* w) : 
   implementation_ = one.general.pd.impl_info_str();
   if (!has_blocks_) return;
   std::string rows;
-  for (const Impl::Block& block : one.blocks) rows += (rows.empty() ? "" : " and ") + std::to_string(block.rows);
-  implementation_ = std::string(one.blocks[0].pd.impl_info_str()) + " for blocks of " + rows + " rows, " +
-                    implementation_ + " for the rest";
+  for (size_t b = 0; b < one.blocks.size(); ++b)
+    rows += (b == 0 ? "" : b + 1 == one.blocks.size() ? " and " : ", ") + std::to_string(one.blocks[b].rows);
+  implementation_ = std::string(one.blocks[0].pd.impl_info_str()) + " for blocks of " + rows +
+                    " rows (the last rows padded to one), " + implementation_ + " where Y is wider than M";
 }
 
 Bf16OnednnProduct::~Bf16OnednnProduct() = default;

@@ -4,9 +4,9 @@
 // oneDNN 2.6 runs a primitive with a run-time row count only on its gemm:jit kernels, which
 // never use AMX. So blocks of a fixed row count run brgemm primitives on weights reordered
 // once into their layout, each block on the calling thread alone (the operator hands one
-// block to each of its threads, so a block's rows and output stay in that core's L2); the rows
-// left over, and outputs with a leading dimension other than M, run the general primitive on
-// the caller's thread count. Scratchpad memory is per calling thread, so concurrent calls
+// block to each of its threads, so a block's rows and output stay in that core's L2), and the
+// rows left over run as one block padded with zero rows; outputs with a leading dimension
+// other than M run the general primitive on the caller's thread count. Scratchpad memory is per calling thread, so concurrent calls
 // share nothing mutable but the primitives' cache (core/onednn_primitives.h).
 #pragma once
 
@@ -22,8 +22,10 @@ class Bf16OnednnProduct {
  public:
   // Row counts of the blocks, largest first. One block per thread at a time: at two threads
   // 64-row blocks ran the bf16 runtime (runtime_embed_bf16/64/2) at 826–840 sentences/s
-  // against 697–707 with 256-row blocks that oneDNN split among the threads.
-  static constexpr int64_t kBlockRows[] = {64, 32};
+  // against 697–707 with 256-row blocks that oneDNN split among the threads. 16 rows, the
+  // height of a tile, for short sentences: one of 16 tokens took 1.6–1.7 ms against 3.8 ms on
+  // gemm:jit (batch-1 latency, one thread, Sapphire Rapids).
+  static constexpr int64_t kBlockRows[] = {64, 32, 16};
 
   // For K × M row-major bfloat16 weights w, which every call passes again (the general
   // primitive reads them in place). Blocks run only on AMX tiles: brgemm's AVX512-BF16 kernels
@@ -32,8 +34,8 @@ class Bf16OnednnProduct {
   Bf16OnednnProduct(int64_t k, int64_t m, const uint16_t* w);
   ~Bf16OnednnProduct();
 
-  // "brg:avx512_core_amx_bf16 for blocks of 64 and 32 rows, gemm:jit for the rest", or the
-  // general primitive's name alone.
+  // "brg:avx512_core_amx_bf16 for blocks of 64, 32 and 16 rows (the last rows padded to one),
+  // gemm:jit where Y is wider than M", or the general primitive's name alone.
   const std::string& implementation() const { return implementation_; }
   bool has_blocks() const { return has_blocks_; }
 

@@ -26,7 +26,8 @@ class Bf16Linear final : public SizedLinearOperator {
 
   int64_t bytes() const override;
   double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
-  // "oneDNN brg:avx512_core_amx_bf16 for blocks of 64 and 32 rows, gemm:jit for the rest",
+  // "oneDNN brg:avx512_core_amx_bf16 for blocks of 64, 32 and 16 rows (the last rows padded to
+  // one), gemm:jit where Y is wider than M",
   // "oneDNN gemm:jit", ... or "f32 product of bfloat16 values".
   std::string path() const;
   // Where oneDNN runs AMX blocks, the epilogue (GELU, the residual add) is its post-ops,

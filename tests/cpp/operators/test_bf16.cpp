@@ -33,8 +33,9 @@ TEST(Bf16, RoundsToNearestEven) {
 double rounded(float x) { return from_bfloat16(to_bfloat16(x)); }
 
 TEST(Bf16, MatchesTheProductOfItsRoundedValuesOnEveryShape) {
-  // With AMX, 300 rows run four blocks of 64, one of 32 and 12 rows on the general
-  // primitive; 130 rows at two threads four blocks of 32 and 2 rows.
+  // With AMX, 300 rows run four blocks of 64, one of 32 and 12 rows padded to a block of 16;
+  // 130 rows at two threads two blocks of 64 and 2 rows padded; 7 rows one padded block. A
+  // wider Y runs the general primitive.
   for (const auto& [n, k, m] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {1, 37, 19}, {7, 64, 33},
                                 {130, 129, 65}, {300, 384, 96}, {600, 48, 40}}) {
     const std::vector<float> w = testing::uniform(k, m, -1.f, 1.f, 21), bias = testing::uniform(1, m, -1.f, 1.f, 22);
