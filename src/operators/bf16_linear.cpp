@@ -70,10 +70,11 @@ struct Bf16Input {
   }
 };
 
-// y = epilogue(in·W + bias) for n rows: where AMX blocks run, whole blocks, each rounded into a
-// buffer its thread keeps and multiplied on that thread while its rows are still in L2; the
-// rest (every row without AMX) through the general primitive. False, with Y unspecified, where
-// a float value read was not finite.
+// y = epilogue(in·W + bias) for n rows. Where AMX blocks run and Y is dense: whole blocks, each
+// rounded into a buffer its thread keeps and multiplied on that thread while its rows are
+// still in L2, then the last rows as one block padded with zero rows. Otherwise (no AMX, or a
+// wider Y) every row through the general primitive. False, with Y unspecified, where a float
+// value read was not finite.
 bool run_product(const Bf16OnednnProduct& product, const Bf16Input& in, int64_t n, int64_t k, int64_t m,
                  const uint16_t* w, const float* bias, const Bf16OnednnProduct::Output& y, const Epilogue& epilogue) {
   const int threads = num_threads();
@@ -96,19 +97,18 @@ bool run_product(const Bf16OnednnProduct& product, const Bf16Input& in, int64_t 
     if (done < n) {  // fewer rows than the smallest block: one block, padded with zero rows
       constexpr int64_t kRows = std::end(Bf16OnednnProduct::kBlockRows)[-1];
       const int64_t rows = n - done, bytes = y.bf16 ? 2 : 4;
-      thread_local std::vector<uint16_t> x;
-      thread_local std::vector<uint8_t> out;
-      x.assign(static_cast<size_t>(kRows * k), 0);
-      out.assign(static_cast<size_t>(kRows * m * bytes), 0);
+      thread_local std::vector<uint16_t> padded_x;
+      thread_local std::vector<uint8_t> padded_y;
+      padded_x.assign(static_cast<size_t>(kRows * k), 0);
+      padded_y.assign(static_cast<size_t>(kRows * m * bytes), 0);
       bool ok = true;
-      const uint16_t* rounded = in.rows(done, rows, k, x.data(), ok);
+      const uint16_t* rows_x = in.rows(done, rows, k, padded_x.data(), ok);
       if (!ok) return false;
-      if (rounded != x.data()) std::copy_n(rounded, rows * k, x.data());
-      // The residual the sum post-op adds goes in with the rows, and the rows come back.
-      if (epilogue.accumulate) std::memcpy(out.data(), y.row(done), static_cast<size_t>(rows * m * bytes));
-      product.run_block(x.data(), kRows, w, bias, out.data(), y.bf16, epilogue);
-      std::memcpy(y.row(done), out.data(), static_cast<size_t>(rows * m * bytes));
-      return true;
+      if (rows_x != padded_x.data()) std::copy_n(rows_x, rows * k, padded_x.data());
+      // The residual that the sum post-op adds goes in with the rows; the real rows come back.
+      if (epilogue.accumulate) std::memcpy(padded_y.data(), y.row(done), static_cast<size_t>(rows * m * bytes));
+      product.run_block(padded_x.data(), kRows, w, bias, padded_y.data(), y.bf16, epilogue);
+      std::memcpy(y.row(done), padded_y.data(), static_cast<size_t>(rows * m * bytes));
     }
     return true;
   }
