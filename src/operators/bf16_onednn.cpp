@@ -20,7 +20,7 @@ struct Bf16OnednnProduct::Impl {
   };
   struct Primitives {  // for one thread count and epilogue
     Block general;
-    std::vector<Block> blocks;  // empty without AMX
+    std::vector<Block> blocks;  // at one thread where AMX runs them; else empty
   };
 
   using memory_type = dnnl::memory::data_type;
@@ -38,7 +38,7 @@ struct Bf16OnednnProduct::Impl {
   const Primitives& get(int threads, const uint16_t* w, const Epilogue& epilogue, bool bf16_y) {
     const memory_type y_type = bf16_y ? memory_type::bf16 : memory_type::f32;
     const bool gelu = epilogue.activation == Epilogue::Activation::gelu;
-    return primitives.get(threads, [&](int) {
+    return primitives.get(threads, [&](int) {  // under OpenMP set to `threads`
       using dnnl::memory;
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -51,6 +51,7 @@ struct Bf16OnednnProduct::Impl {
       Primitives p;
       p.general.pd = make_pd({rt, k}, memory::desc({k, m}, type, memory::format_tag::ab), {rt, m}, y_type, attr);
       p.general.primitive = dnnl::matmul(p.general.pd);
+      if (threads != 1) return p;  // blocks run on one thread each (run_block)
       for (const int64_t rows : kBlockRows) {
         Block block;
         block.rows = rows;

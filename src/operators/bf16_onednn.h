@@ -49,7 +49,8 @@ class Bf16OnednnProduct {
   };
 
   // Y (n × M) = epilogue(x·W + bias) for n dense rows of x (leading dimension K) through the
-  // general primitive, on `threads` OpenMP threads.
+  // general primitive, on `threads` OpenMP threads (the blocks' primitives are made for one
+  // thread only).
   void run(const uint16_t* x, int64_t n, const uint16_t* w, const float* bias, const Output& y, int threads,
            const Epilogue& epilogue) const;
   // The same for one block of `rows` (one of kBlockRows) rows and a dense Y (leading
