@@ -15,7 +15,7 @@
 // row's scale is taken, in every kernel.
 //
 // Two backends compute the integer sums: lutmul's own kernels (VNNI, AVX2, scalar) and, for
-// blocks of 256 and 32 rows, oneDNN's u8·s8 matmul (AMX tiles on CPUs that have them). Both
+// blocks of 64 and 32 rows, oneDNN's u8·s8 matmul (AMX tiles on CPUs that have them). Both
 // give the same Y bit for bit; Int8Backend picks, and path() says what runs.
 #pragma once
 
@@ -81,7 +81,7 @@ class Int8Linear final : public SizedLinearOperator {
   float smoothing_factor(int64_t k) const;
   // Quantized weight w_q[k][m] (of diag(s)·W where smoothed).
   int8_t quantized_weight(int64_t k, int64_t m) const;
-  // What computes the integer sums: "oneDNN brg:avx512_core_amx for blocks of 256 and 32
+  // What computes the integer sums: "oneDNN brg:avx512_core_amx for blocks of 64 and 32
   // rows, the avx512-vnni kernels for the rest", or the own kernels alone and why.
   std::string path() const;
 

@@ -1,4 +1,4 @@
-// Int8Linear's oneDNN backend (u8·s8 matmul for blocks of 256 and 32 rows, the own kernels for
+// Int8Linear's oneDNN backend (u8·s8 matmul for blocks of 64 and 32 rows, the own kernels for
 // the rest) against the scalar reference, bit for bit; which backend runs and why.
 #include <gtest/gtest.h>
 
