@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/int8/int8_kernels.h"
+#include "kernels/cpu/isa/store_prefix_avx2.h"
 
 namespace lutmul::kernels {
 
@@ -38,8 +39,7 @@ void gemm_vnni_ymm(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end,
         const int64_t m0 = tile * kInt8TileOutputs + 8 * half;
         if (m0 >= args.m) break;
         const int64_t left = args.m - m0;
-        const __m256i store = _mm256_cmpgt_epi32(_mm256_set1_epi32(left > 8 ? 8 : static_cast<int>(left)),
-                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const int stored = left > 8 ? 8 : static_cast<int>(left);
         // u8 activations carry +128: subtract 128 · Σ_k w.
         const __m256i offset =
             _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(args.column_sums + m0)), 7);
@@ -49,7 +49,7 @@ void gemm_vnni_ymm(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end,
           if (r >= rows) break;
           const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(args.row_scales[r0 + r]), weight_scale);
           const __m256 value = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][half], offset));
-          _mm256_maskstore_ps(args.y + (r0 + r) * args.ldy + m0, store, _mm256_add_ps(_mm256_mul_ps(value, scale), bias));
+          store_prefix_ps(args.y + (r0 + r) * args.ldy + m0, _mm256_add_ps(_mm256_mul_ps(value, scale), bias), stored);
         }
       }
     }

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/int8/int8_kernels.h"
+#include "kernels/cpu/isa/store_prefix_avx2.h"
 
 namespace lutmul::kernels {
 namespace {
@@ -99,8 +100,7 @@ void gemm_avx2(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end, int
           }
         }
         const int64_t left = args.m - m0;
-        const __m256i store = _mm256_cmpgt_epi32(_mm256_set1_epi32(left > 8 ? 8 : static_cast<int>(left)),
-                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const int stored = left > 8 ? 8 : static_cast<int>(left);
         const __m256i offset = _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(args.column_sums + m0)), 7);
         const __m256 weight_scale = _mm256_loadu_ps(args.weight_scales + m0);
         const __m256 bias = _mm256_loadu_ps(args.bias + m0);
@@ -111,7 +111,7 @@ void gemm_avx2(const Int8GemmArgs& args, int64_t row_begin, int64_t row_end, int
           const __m256i sums = _mm256_permute4x64_epi64(pairs, 0xD8);
           const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(args.row_scales[r0 + r]), weight_scale);
           const __m256 value = _mm256_cvtepi32_ps(_mm256_sub_epi32(sums, offset));
-          _mm256_maskstore_ps(args.y + (r0 + r) * args.ldy + m0, store, _mm256_add_ps(_mm256_mul_ps(value, scale), bias));
+          store_prefix_ps(args.y + (r0 + r) * args.ldy + m0, _mm256_add_ps(_mm256_mul_ps(value, scale), bias), stored);
         }
       }
     }

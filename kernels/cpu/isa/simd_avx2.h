@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/isa/store_prefix_avx2.h"
+
 namespace lutmul::kernels {
 namespace {
 
@@ -159,13 +161,11 @@ struct Avx2Ops {
       u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
       u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
     }
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);
     for (int k = 0; k < 4; ++k) {
       const __m256 low = _mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
       const __m256 high = _mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
-      if (k < rows) _mm256_maskstore_ps(y + k * ldy, mask, finish(low));
-      if (4 + k < rows) _mm256_maskstore_ps(y + (4 + k) * ldy, mask, finish(high));
+      if (k < rows) store_prefix_ps(y + k * ldy, finish(low), cols);
+      if (4 + k < rows) store_prefix_ps(y + (4 + k) * ldy, finish(high), cols);
     }
   }
 };
