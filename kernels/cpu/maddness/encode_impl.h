@@ -28,6 +28,7 @@ inline void encode_full_block(const EncodeArgs& args, const float* block_origin,
   using Floats = typename Ops::Floats;
   using Ints = typename Ops::Ints;
   constexpr int kVectors = kBlockRows / Ops::kLanes;
+  constexpr int kGroup = kVectors < 4 ? kVectors : 4;
   const bool contiguous = args.row_stride == 1;
   const Ints gather_offsets = Ops::row_offsets(args.row_stride);
   const int npairs = (args.ncodebooks + 1) / 2;
@@ -41,17 +42,21 @@ inline void encode_full_block(const EncodeArgs& args, const float* block_origin,
         continue;
       }
       Ints* node = codes[half];
-      for (int v = 0; v < kVectors; ++v) node[v] = Ops::zero_ints();
-      for (int level = 0; level < kTreeDepth; ++level) {
-        const typename Ops::Thresholds thresholds =
-            Ops::load_thresholds(args.thresholds + (c * kTreeDepth + level) * kThresholdStride);
-        const float* column = block_origin + args.split_dims[c * kTreeDepth + level] * args.col_stride;
-        for (int v = 0; v < kVectors; ++v) {
-          const Floats x = contiguous
-                               ? Ops::load_floats(column + v * Ops::kLanes)
-                               : Ops::gather_floats(column + v * Ops::kLanes * args.row_stride, gather_offsets);
-          Ops::track_nan(nan, x);
-          node[v] = Ops::descend(node[v], x, thresholds);
+      // A group of vectors walks all levels before the next group starts, so its nodes stay in
+      // registers (AVX2's 16 would spill 8 nodes with the thresholds and the loads).
+      for (int group = 0; group < kVectors; group += kGroup) {
+        for (int v = group; v < group + kGroup; ++v) node[v] = Ops::zero_ints();
+        for (int level = 0; level < kTreeDepth; ++level) {
+          const typename Ops::Thresholds thresholds =
+              Ops::load_thresholds(args.thresholds + (c * kTreeDepth + level) * kThresholdStride);
+          const float* column = block_origin + args.split_dims[c * kTreeDepth + level] * args.col_stride;
+          for (int v = group; v < group + kGroup; ++v) {
+            const Floats x = contiguous
+                                 ? Ops::load_floats(column + v * Ops::kLanes)
+                                 : Ops::gather_floats(column + v * Ops::kLanes * args.row_stride, gather_offsets);
+            Ops::track_nan(nan, x);
+            node[v] = Ops::descend(node[v], x, thresholds);
+          }
         }
       }
     }
