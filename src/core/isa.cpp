@@ -71,6 +71,7 @@ detail::KernelSet fill(Isa isa) {
       set.sparse24 = kernels::sparse24_avx2_kernel();
       set.runtime = kernels::runtime_avx2_kernels();
       set.panel_gemm = kernels::panel_gemm_avx2_kernel();
+      set.lora = kernels::lora_avx2_kernel();
       break;
 #endif
 #if defined(LUTMUL_HAVE_AVX512_KERNELS)

@@ -36,6 +36,7 @@ constexpr int64_t kLoraPanel = 16;
 inline int64_t lora_b_panel_floats(int64_t r, int64_t m) { return (m + kLoraPanel - 1) / kLoraPanel * kLoraPanel * r; }
 
 LoraFn lora_scalar_kernel();
+LoraFn lora_avx2_kernel();    // nullptr if not built
 LoraFn lora_avx512_kernel();  // nullptr if not built
 
 }  // namespace lutmul::kernels
