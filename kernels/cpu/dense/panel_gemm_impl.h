@@ -21,9 +21,8 @@ struct PanelGemm {
   static constexpr int kVectors = static_cast<int>(kPanelWidth) / kLanes;
   static constexpr int kTileRows = kVectors == 1 ? 8 : 6;
 
-  // Rows [row0, row0 + kRows) × panels [panel0, panel0 + kPanels); with kPrefetch, the
-  // next panel is fetched into cache along the way, one line per k.
-  template <int kRows, int kPanels, bool kPrefetch = false>
+  // Rows [row0, row0 + kRows) × panels [panel0, panel0 + kPanels).
+  template <int kRows, int kPanels>
   static void tile(const PanelGemmArgs& a, int64_t row0, int64_t panel0) {
     const float* w = a.panels + panel0 * a.k * kPanelWidth;
     const int64_t panel_floats = a.k * kPanelWidth;
@@ -33,7 +32,6 @@ struct PanelGemm {
       for (int r = 0; r < kRows; ++r)
         for (int v = 0; v < kVectors; ++v) sum[p][r][v] = B(0.f);
     for (int64_t i = 0; i < a.k; ++i) {
-      if constexpr (kPrefetch) __builtin_prefetch(w + kPanels * panel_floats + i * kPanelWidth);
       B weights[kPanels][kVectors];
       for (int p = 0; p < kPanels; ++p)
         for (int v = 0; v < kVectors; ++v) weights[p][v] = B::load_unaligned(w + p * panel_floats + i * kPanelWidth + v * kLanes);
@@ -82,20 +80,10 @@ struct PanelGemm {
     }
   }
 
-  // A panel's first tile reads it from memory, where the weights of a model's layers are
-  // (MiniLM's are 42 MB), and at 6 rows it asks for them faster than one core's share of the
-  // memory bandwidth gives them; its later tiles read it from cache and fetch the next panel
-  // meanwhile, so the reading overlaps their arithmetic.
   static void run(const PanelGemmArgs& a, int64_t panel_begin, int64_t panel_end) {
     const int64_t whole = a.rows / kTileRows * kTileRows;
     for (int64_t p = panel_begin; p < panel_end; ++p)
-      for (int64_t r = 0; r < whole; r += kTileRows) {
-        if (r > 0 && p + 1 < panel_end) {
-          tile<kTileRows, 1, true>(a, r, p);
-        } else {
-          tile<kTileRows, 1>(a, r, p);
-        }
-      }
+      for (int64_t r = 0; r < whole; r += kTileRows) tile<kTileRows, 1>(a, r, p);
     last_rows<kTileRows - 1>(a, whole, a.rows - whole, panel_begin, panel_end);
   }
 };
