@@ -2,8 +2,7 @@
 // kernels/cpu/isa/dense_*.cpp. A tile is up to kTileRows rows × one 16-column panel, its
 // sums in registers: per k, the panel's 16 weights are loaded once and each row's x[k]
 // broadcast into kTileRows · kVectors FMAs (6 × 2 ymm on AVX2, the register file's worth).
-// Panels are the outer loop of whole tiles, so a panel read from memory serves those rows
-// while in cache.
+// Panels are the outer loop, so a panel read from memory serves every row while in L1.
 #pragma once
 
 #include <cstdint>
@@ -21,31 +20,21 @@ struct PanelGemm {
   static constexpr int kVectors = static_cast<int>(kPanelWidth) / kLanes;
   static constexpr int kTileRows = kVectors == 1 ? 8 : 6;
 
-  // Rows [row0, row0 + kRows) × panels [panel0, panel0 + kPanels).
-  template <int kRows, int kPanels>
-  static void tile(const PanelGemmArgs& a, int64_t row0, int64_t panel0) {
-    const float* w = a.panels + panel0 * a.k * kPanelWidth;
-    const int64_t panel_floats = a.k * kPanelWidth;
+  template <int kRows>
+  static void tile(const PanelGemmArgs& a, int64_t row0, int64_t panel) {
+    const float* w = a.panels + panel * a.k * kPanelWidth;
     const float* x = a.x + row0 * a.ldx;
-    B sum[kPanels][kRows][kVectors];
-    for (int p = 0; p < kPanels; ++p)
-      for (int r = 0; r < kRows; ++r)
-        for (int v = 0; v < kVectors; ++v) sum[p][r][v] = B(0.f);
+    B sum[kRows][kVectors];
+    for (int r = 0; r < kRows; ++r)
+      for (int v = 0; v < kVectors; ++v) sum[r][v] = B(0.f);
     for (int64_t i = 0; i < a.k; ++i) {
-      B weights[kPanels][kVectors];
-      for (int p = 0; p < kPanels; ++p)
-        for (int v = 0; v < kVectors; ++v) weights[p][v] = B::load_unaligned(w + p * panel_floats + i * kPanelWidth + v * kLanes);
+      B weights[kVectors];
+      for (int v = 0; v < kVectors; ++v) weights[v] = B::load_unaligned(w + i * kPanelWidth + v * kLanes);
       for (int r = 0; r < kRows; ++r) {
         const B xi(x[r * a.ldx + i]);
-        for (int p = 0; p < kPanels; ++p)
-          for (int v = 0; v < kVectors; ++v) sum[p][r][v] = xsimd::fma(xi, weights[p][v], sum[p][r][v]);
+        for (int v = 0; v < kVectors; ++v) sum[r][v] = xsimd::fma(xi, weights[v], sum[r][v]);
       }
     }
-    for (int p = 0; p < kPanels; ++p) store<kRows>(a, row0, panel0 + p, sum[p]);
-  }
-
-  template <int kRows>
-  static void store(const PanelGemmArgs& a, int64_t row0, int64_t panel, const B (&sum)[kRows][kVectors]) {
     const int64_t j0 = panel * kPanelWidth;
     const int64_t columns = a.m - j0 < kPanelWidth ? a.m - j0 : kPanelWidth;
     alignas(64) float bias[kPanelWidth] = {};
@@ -66,25 +55,24 @@ struct PanelGemm {
     }
   }
 
-  // The last rows, fewer than kTileRows, over panels [begin, end). A few rows alone leave too
-  // few independent sums to hide the FMA latency (one row: kVectors chains), so they take
-  // panels two or four at a time: at least 8 sums in flight.
+  // The last rows, fewer than kTileRows: one tile of exactly that many.
   template <int kRows>
-  static void last_rows(const PanelGemmArgs& a, int64_t row0, int64_t rows, int64_t begin, int64_t end) {
+  static void tail(const PanelGemmArgs& a, int64_t row0, int64_t panel, int64_t rows) {
     if constexpr (kRows > 0) {
-      if (rows != kRows) return last_rows<kRows - 1>(a, row0, rows, begin, end);
-      constexpr int kPanels = kRows * kVectors >= 8 ? 1 : (8 + kRows * kVectors - 1) / (kRows * kVectors) > 4 ? 4 : (8 + kRows * kVectors - 1) / (kRows * kVectors);
-      int64_t p = begin;
-      for (; p + kPanels <= end; p += kPanels) tile<kRows, kPanels>(a, row0, p);
-      for (; p < end; ++p) tile<kRows, 1>(a, row0, p);
+      if (rows == kRows) {
+        tile<kRows>(a, row0, panel);
+      } else {
+        tail<kRows - 1>(a, row0, panel, rows);
+      }
     }
   }
 
   static void run(const PanelGemmArgs& a, int64_t panel_begin, int64_t panel_end) {
-    const int64_t whole = a.rows / kTileRows * kTileRows;
-    for (int64_t p = panel_begin; p < panel_end; ++p)
-      for (int64_t r = 0; r < whole; r += kTileRows) tile<kTileRows, 1>(a, r, p);
-    last_rows<kTileRows - 1>(a, whole, a.rows - whole, panel_begin, panel_end);
+    for (int64_t p = panel_begin; p < panel_end; ++p) {
+      int64_t r = 0;
+      for (; r + kTileRows <= a.rows; r += kTileRows) tile<kTileRows>(a, r, p);
+      tail<kTileRows - 1>(a, r, p, a.rows - r);
+    }
   }
 };
 
