@@ -8,10 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/kernel_registry.h"
 #include "core/onednn_engine.h"
 #include "core/sgemm.h"
-#include "operators/operator_skeleton.h"
 
 namespace lutmul::detail {
 namespace {
@@ -44,9 +42,6 @@ struct SmallBatchProduct::State {
   // By thread count and rows (core/onednn_primitives.h: a primitive runs on the thread count
   // it was made for).
   std::map<std::pair<int, int64_t>, Entry> entries;
-  // Where oneDNN has no blocked kernel: W packed for lutmul's panel product.
-  std::once_flag packed;
-  std::vector<float> panels;
 };
 
 SmallBatchProduct::SmallBatchProduct(const float* w, const float* bias, int64_t k, int64_t m)
@@ -74,7 +69,7 @@ bool SmallBatchProduct::run(const float* x, int64_t rows, float* y, int threads)
       s.usable = false;
     }
   });
-  if (!s.usable) return run_on_panels(x, rows, y, threads);
+  if (!s.usable) return false;
   const State::Entry* entry = nullptr;
   {
     const std::lock_guard<std::mutex> lock(s.mutex);
@@ -107,34 +102,6 @@ bool SmallBatchProduct::run(const float* x, int64_t rows, float* y, int threads)
                                     {DNNL_ARG_DST, dst},
                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
   stream.wait();
-  return true;
-}
-
-bool SmallBatchProduct::run_on_panels(const float* x, int64_t rows, float* y, int threads) const {
-  const kernels::PanelGemmFn panel_gemm = active_kernels().panel_gemm;
-  if (panel_gemm == kernels::panel_gemm_scalar_kernel()) return false;  // no vector kernel: sgemm is faster
-  State& s = *state_;
-  std::call_once(s.packed, [&] {
-    s.panels.resize(static_cast<size_t>(kernels::panel_count(m_) * k_ * kernels::kPanelWidth));
-    kernels::pack_panels(w_, m_, k_, m_, s.panels.data());
-  });
-  kernels::PanelGemmArgs args;
-  args.x = x;
-  args.ldx = k_;
-  args.rows = rows;
-  args.k = k_;
-  args.panels = s.panels.data();
-  args.bias = bias_;
-  args.m = m_;
-  args.y = y;
-  args.ldy = m_;
-  const int64_t panels = kernels::panel_count(m_);
-  const int used = static_cast<int>(threads < panels ? threads : panels);
-  run_on_threads(used, [&](int thread, int count) {
-    const auto [begin, end] = partition(panels, count, thread);
-    panel_gemm(args, begin, end);
-    return true;
-  });
   return true;
 }
 

@@ -4,9 +4,7 @@
 // every call: on the MiniLM layers at 16 rows, cold in cache as in a model's forward, a matmul
 // primitive over weights reordered once into its blocked layout took 5.3 ms for the 24
 // products of the six blocks against sgemm's 8.6 ms (docs/experiments.md, "Small batches").
-// From 64 rows on, sgemm is as fast or faster, so larger calls keep it. oneDNN 2.6 has those
-// blocked kernels only from AVX-512 on; on AVX2 CPUs W is packed into lutmul's panels instead
-// (docs/experiments.md, "Zen 3").
+// From 64 rows on, sgemm is as fast or faster, so larger calls keep it.
 #pragma once
 
 #include <cstdint>
@@ -24,17 +22,14 @@ class SmallBatchProduct {
   ~SmallBatchProduct();
 
   // Y (rows × M, leading dimension M) = X·W + bias for dense row-major X (leading
-  // dimension K), 1 ≤ rows ≤ kMaxRows, on `threads` threads: oneDNN's blocked product where
-  // it has one for this shape, else lutmul's panel product (kernels/cpu/dense/) where the
-  // CPU has a vector one. False, with Y untouched, where neither (then the caller runs
-  // sgemm). The weights are reordered at the first call (K·M floats more in memory from then
-  // on) and one primitive per row count and thread count is made at its first call. Safe to
-  // call concurrently.
+  // dimension K), 1 ≤ rows ≤ kMaxRows, on `threads` threads. False, with Y untouched, where
+  // oneDNN has no blocked product for this shape (then the caller runs sgemm). The weights
+  // are reordered at the first call (K·M floats more in memory from then on) and one
+  // primitive per row count and thread count is made at its first call. Safe to call
+  // concurrently.
   bool run(const float* x, int64_t rows, float* y, int threads) const;
 
  private:
-  bool run_on_panels(const float* x, int64_t rows, float* y, int threads) const;
-
   struct State;
   const float* w_;
   const float* bias_;
