@@ -60,6 +60,7 @@ detail::KernelSet fill(Isa isa) {
   set.sparse24 = kernels::sparse24_scalar_kernel();
   set.lora = kernels::lora_scalar_kernel();
   set.runtime = kernels::runtime_scalar_kernels();
+  set.panel_gemm = kernels::panel_gemm_scalar_kernel();
   [[maybe_unused]] const CpuFeatures& f = cpu_features();
   switch (isa) {
     case Isa::scalar: break;
@@ -69,6 +70,7 @@ detail::KernelSet fill(Isa isa) {
       set.sparse = kernels::sparse_avx2_kernel();
       set.sparse24 = kernels::sparse24_avx2_kernel();
       set.runtime = kernels::runtime_avx2_kernels();
+      set.panel_gemm = kernels::panel_gemm_avx2_kernel();
       set.lora = kernels::lora_avx2_kernel();
       break;
 #endif
@@ -80,6 +82,7 @@ detail::KernelSet fill(Isa isa) {
       set.sparse24 = kernels::sparse24_avx512_kernel();
       set.lora = kernels::lora_avx512_kernel();
       set.runtime = kernels::runtime_avx512_kernels();
+      set.panel_gemm = kernels::panel_gemm_avx512_kernel();
       break;
 #endif
 #if defined(LUTMUL_HAVE_NEON_KERNELS)

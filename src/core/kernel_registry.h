@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "kernels/cpu/dense/panel_gemm.h"
 #include "kernels/cpu/int8/int8_kernels.h"
 #include "kernels/cpu/lora/lora_kernels.h"
 #include "kernels/cpu/maddness/maddness_kernels.h"
@@ -25,6 +26,9 @@ struct KernelSet {
   kernels::Sparse24Fn sparse24 = nullptr;
   kernels::LoraFn lora = nullptr;
   kernels::RuntimeKernelTable runtime{};  // the encoder's glue: embeddings, LayerNorm, GELU, attention, pooling
+  // DenseLinear's few-row product on packed weights; the scalar reference at levels without
+  // a vector one, where DenseLinear keeps sgemm instead.
+  kernels::PanelGemmFn panel_gemm = nullptr;
 };
 
 // The set of the level in use (active_isa()).

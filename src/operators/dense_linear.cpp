@@ -49,8 +49,13 @@ void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   // read with a stride, so Y then).
   const bool check_x = X.layout == Layout::row_major && k_ < m_;
   if (check_x && !detail::rows_finite_on_threads(X, threads)) detail::check_rows_finite(X, nullptr, "dense");
-  const bool dense_rows = X.layout == Layout::row_major && X.leading_dim() == k_ && ldy == m_;
-  if (!(dense_rows && small_ && small_->run(X.data, X.rows, Y, threads))) {
+  // Where the panels run they take every call (a column-major X as a row-major copy), so a
+  // row's bits never depend on the layout, the strides or the other rows.
+  std::vector<float> copy;
+  int64_t ldx = X.leading_dim();
+  const float* x = X.layout == Layout::row_major ? X.data : nullptr;
+  if (x == nullptr && small_->on_panels()) x = detail::contiguous_rows(X, 0, X.rows, copy, ldx);
+  if (!(x != nullptr && small_->run(x, ldx, X.rows, Y, ldy, threads))) {
     detail::fill_rows_on_threads(Y, ldy, X.rows, bias_.data(), m_, threads);
     // One product on lutmul's thread count: oneDNN splits it and shares each packed block of W
     // between its threads (split by lutmul, every thread packed its own copy: 3-8 % slower).

@@ -8,8 +8,10 @@
 #include <utility>
 #include <vector>
 
+#include "core/kernel_registry.h"
 #include "core/onednn_engine.h"
 #include "core/sgemm.h"
+#include "operators/operator_skeleton.h"
 
 namespace lutmul::detail {
 namespace {
@@ -42,6 +44,9 @@ struct SmallBatchProduct::State {
   // By thread count and rows (core/onednn_primitives.h: a primitive runs on the thread count
   // it was made for).
   std::map<std::pair<int, int64_t>, Entry> entries;
+  // Where oneDNN has no blocked kernel: W packed for lutmul's panel product.
+  std::once_flag packed;
+  std::vector<float> panels;
 };
 
 SmallBatchProduct::SmallBatchProduct(const float* w, const float* bias, int64_t k, int64_t m)
@@ -49,11 +54,10 @@ SmallBatchProduct::SmallBatchProduct(const float* w, const float* bias, int64_t 
 
 SmallBatchProduct::~SmallBatchProduct() = default;
 
-bool SmallBatchProduct::run(const float* x, int64_t rows, float* y, int threads) const {
-  using dnnl::memory;
-  if (rows < 1 || rows > kMaxRows) return false;
+void SmallBatchProduct::prepare() const {
   State& s = *state_;
   std::call_once(s.reordered, [&] {
+    using dnnl::memory;
     try {
       // The layout oneDNN wants at 16 rows; row counts that want another fall back to sgemm.
       const dnnl::matmul::primitive_desc pd = describe(16, k_, m_);
@@ -69,7 +73,19 @@ bool SmallBatchProduct::run(const float* x, int64_t rows, float* y, int threads)
       s.usable = false;
     }
   });
-  if (!s.usable) return false;
+}
+
+bool SmallBatchProduct::on_panels() const {
+  prepare();
+  return !state_->usable && active_kernels().panel_gemm != kernels::panel_gemm_scalar_kernel();
+}
+
+bool SmallBatchProduct::run(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int threads) const {
+  using dnnl::memory;
+  if (rows < 1) return false;
+  if (on_panels()) return run_on_panels(x, ldx, rows, y, ldy, threads);
+  State& s = *state_;
+  if (!s.usable || rows > kMaxRows || ldx != k_ || ldy != m_) return false;
   const State::Entry* entry = nullptr;
   {
     const std::lock_guard<std::mutex> lock(s.mutex);
@@ -102,6 +118,34 @@ bool SmallBatchProduct::run(const float* x, int64_t rows, float* y, int threads)
                                     {DNNL_ARG_DST, dst},
                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
   stream.wait();
+  return true;
+}
+
+bool SmallBatchProduct::run_on_panels(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
+                                      int threads) const {
+  const kernels::PanelGemmFn panel_gemm = active_kernels().panel_gemm;
+  State& s = *state_;
+  std::call_once(s.packed, [&] {
+    s.panels.resize(static_cast<size_t>(kernels::panel_count(m_) * k_ * kernels::kPanelWidth));
+    kernels::pack_panels(w_, m_, k_, m_, s.panels.data());
+  });
+  kernels::PanelGemmArgs args;
+  args.x = x;
+  args.ldx = ldx;
+  args.rows = rows;
+  args.k = k_;
+  args.panels = s.panels.data();
+  args.bias = bias_;
+  args.m = m_;
+  args.y = y;
+  args.ldy = ldy;
+  const int64_t panels = kernels::panel_count(m_);
+  const int used = static_cast<int>(threads < panels ? threads : panels);
+  run_on_threads(used, [&](int thread, int count) {
+    const auto [begin, end] = partition(panels, count, thread);
+    panel_gemm(args, begin, end);
+    return true;
+  });
   return true;
 }
 

@@ -57,3 +57,16 @@ def ray_cluster():
         if ray.is_initialized():
             ray.shutdown()
         cluster.stop()
+
+
+def int8_has_dot_products():
+    """Whether lutmul's int8 runs VNNI or AMX here. Without either (AVX2-only CPUs such as AMD
+    Zen 3) int8 is slower than the exact f32 product, bf16 has no hardware either, and a compile
+    under a budget rightly replaces no layer (docs/performance.md, "Zen 3")."""
+    import lutmul
+
+    w = np.ones((64, 64), dtype=np.float32)
+    return "without VNNI" not in lutmul.Int8Linear.from_dense(w, np.zeros(64, dtype=np.float32)).path
+
+
+NO_FASTER_CANDIDATE = "no candidate is faster than the exact product on this CPU (int8 without VNNI or AMX)"

@@ -17,6 +17,8 @@ from lutmul.runtime import Candidate, compile, load, load_encoder  # noqa: E402
 from lutmul.runtime.cli import main  # noqa: E402
 from lutmul.runtime.quality import mean_cosine, neighbour_overlap  # noqa: E402
 
+from conftest import int8_has_dot_products  # noqa: E402
+
 # A few cheap families keep the suite's compiles to seconds; the defaults are benchmarked.
 CANDIDATES = ["bf16", "int8", Candidate("maddness", (("ncodebooks", 16),))]
 TIMINGS = {}  # shared by the compiles below: the same timings give the same plan
@@ -62,7 +64,8 @@ def test_the_budget_holds_on_sentences_never_seen(encoder, compiled, fresh, budg
           f"{model.compile_summary['layers_replaced']} layers replaced")
     assert cosine >= budget
     assert model.compile_summary["heldout_cosine"] >= budget
-    assert model.compile_summary["layers_replaced"] > 0  # int8 alone keeps 0.997
+    if int8_has_dot_products():
+        assert model.compile_summary["layers_replaced"] > 0  # int8 alone keeps 0.997
     plan = model.plan
     assert len(plan) == 36 and [(r["block"], r["layer"]) for r in plan] == encoder.linear_layers()
     for row in plan:
@@ -168,7 +171,9 @@ def test_the_command_line_compiles_and_the_file_embeds(calibration, fresh, tmp_p
     assert main(["compile", "--model", "all-MiniLM-L6-v2", "--calibration", str(sentences_file), "--min-cosine",
                  "0.99", "--out", str(out), "--candidates", "int8", "--no-progress", "--min-saving", "0.02"]) == 0
     printed = capsys.readouterr().out
-    assert "held-out mean cosine" in printed and "int8" in printed
+    assert "held-out mean cosine" in printed
+    if int8_has_dot_products():
+        assert "int8" in printed
     assert main(["info", str(out)]) == 0
     assert "linear layers:" in capsys.readouterr().out
     inputs = tmp_path / "in.txt"

@@ -18,6 +18,7 @@ bool runs_scalar_kernel(Isa isa, Family family) {
     case Family::sparse24: return level.sparse24 == scalar.sparse24;
     case Family::lora: return level.lora == scalar.lora;
     case Family::runtime: return level.runtime.gelu == scalar.runtime.gelu;
+    case Family::dense: return level.panel_gemm == scalar.panel_gemm;
   }
   return false;
 }
@@ -32,6 +33,7 @@ std::string family_name(Family family) {
     case Family::sparse24: return "2:4 sparse";
     case Family::lora: return "lora";
     case Family::runtime: return "runtime";
+    case Family::dense: return "dense panel";
   }
   return "unknown";
 }

@@ -31,7 +31,7 @@ inline void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
 
 namespace lutmul::testing {
 
-enum class Family { maddness, int8, sparse, sparse24, lora, runtime };
+enum class Family { maddness, int8, sparse, sparse24, lora, runtime, dense };
 
 std::string family_name(Family family);
 

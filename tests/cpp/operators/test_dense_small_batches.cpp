@@ -3,6 +3,7 @@
 // product, at every row count around the switch, from several threads, and after a copy.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 
@@ -71,12 +72,42 @@ TEST(DenseSmallBatches, EveryRowCountUpTo32RunsTheBlockedProductWhereOneDnnHasIt
   for (int64_t n = 1; n <= detail::SmallBatchProduct::kMaxRows; ++n) {
     const std::vector<float> x = uniform(n, k, -1.f, 1.f, static_cast<uint64_t>(n + 100));
     std::vector<float> y(static_cast<size_t>(n * m));
-    ASSERT_TRUE(product.run(x.data(), n, y.data(), 1)) << n << " rows";
+    ASSERT_TRUE(product.run(x.data(), k, n, y.data(), m, 1)) << n << " rows";
     EXPECT_EQ(y, op.forward(MatrixView::row_major(x.data(), n, k)).values) << n << " rows";
   }
   std::vector<float> y(static_cast<size_t>(33 * m)), x(static_cast<size_t>(33 * k));
-  EXPECT_FALSE(product.run(x.data(), 0, y.data(), 1));
-  EXPECT_FALSE(product.run(x.data(), 33, y.data(), 1));
+  EXPECT_FALSE(product.run(x.data(), k, 0, y.data(), m, 1));
+  EXPECT_FALSE(product.run(x.data(), k, 33, y.data(), m, 1));
+}
+
+// Where the panels run (AVX2 CPUs), a row's bits do not depend on the call: every row count,
+// a column-major X, a strided Y and two threads give the bits of the rows one at a time. (On
+// those CPUs oneDNN's sgemm rounds differently at different row counts.)
+TEST(DenseSmallBatches, OnPanelsARowsBitsDoNotDependOnTheCall) {
+  const int64_t k = 1536, m = 40;
+  const std::vector<float> w = uniform(k, m, -1.f, 1.f, 5), b = uniform(1, m, -1.f, 1.f, 6);
+  const DenseLinear op(MatrixView::row_major(w.data(), k, m), b.data());
+  if (!detail::SmallBatchProduct(w.data(), b.data(), k, m).on_panels())
+    GTEST_SKIP() << "oneDNN has its blocked f32 kernels here (or no vector panel kernel): the panels do not run";
+  const int64_t n = 150;
+  const std::vector<float> x = uniform(n, k, -1.f, 1.f, 8);
+  std::vector<float> alone(static_cast<size_t>(n * m));
+  for (int64_t r = 0; r < n; ++r) op.forward(MatrixView::row_major(x.data() + r * k, 1, k), alone.data() + r * m, m);
+  const int saved_threads = num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int64_t rows : {int64_t{5}, int64_t{32}, int64_t{33}, int64_t{100}, n}) {
+      const std::vector<float> y = op.forward(MatrixView::row_major(x.data(), rows, k)).values;
+      EXPECT_TRUE(std::equal(y.begin(), y.end(), alone.begin())) << rows << " rows, " << threads << " threads";
+    }
+    const std::vector<float> x_col = to_col_major(x, n, k);
+    EXPECT_EQ(op.forward(MatrixView::col_major(x_col.data(), n, k)).values, alone) << "column-major X";
+    std::vector<float> strided(static_cast<size_t>(n * (m + 3)));
+    op.forward(MatrixView::row_major(x.data(), n, k), strided.data(), m + 3);
+    for (int64_t r = 0; r < n; ++r)
+      ASSERT_TRUE(std::equal(alone.begin() + r * m, alone.begin() + (r + 1) * m, strided.begin() + r * (m + 3))) << "strided Y, row " << r;
+  }
+  set_num_threads(saved_threads);
 }
 
 TEST(DenseSmallBatches, SharedFromThreadsGivesTheSingleThreadedResult) {

@@ -1,0 +1,111 @@
+// The panel product written once on xsimd batches and instantiated per ISA by
+// kernels/cpu/isa/dense_*.cpp. A tile is up to kTileRows rows × one 16-column panel, its
+// sums in registers: per k, the panel's 16 weights are loaded once and each row's x[k]
+// broadcast into kTileRows · kVectors FMAs (6 × 2 ymm on AVX2, the register file's worth).
+// Panels are the outer loop of whole tiles, so a panel read from memory serves those rows
+// while in cache.
+#pragma once
+
+#include <cstdint>
+#include <xsimd/xsimd.hpp>
+
+#include "kernels/cpu/dense/panel_gemm.h"
+
+namespace lutmul::kernels {
+namespace {
+
+template <class Arch>
+struct PanelGemm {
+  using B = xsimd::batch<float, Arch>;
+  static constexpr int kLanes = static_cast<int>(B::size);
+  static constexpr int kVectors = static_cast<int>(kPanelWidth) / kLanes;
+  static constexpr int kTileRows = kVectors == 1 ? 8 : 6;
+
+  // Rows [row0, row0 + kRows) × panels [panel0, panel0 + kPanels); with kPrefetch, the
+  // next panel is fetched into cache along the way, one line per k.
+  template <int kRows, int kPanels, bool kPrefetch = false>
+  static void tile(const PanelGemmArgs& a, int64_t row0, int64_t panel0) {
+    const float* w = a.panels + panel0 * a.k * kPanelWidth;
+    const int64_t panel_floats = a.k * kPanelWidth;
+    const float* x = a.x + row0 * a.ldx;
+    B sum[kPanels][kRows][kVectors];
+    for (int p = 0; p < kPanels; ++p)
+      for (int r = 0; r < kRows; ++r)
+        for (int v = 0; v < kVectors; ++v) sum[p][r][v] = B(0.f);
+    for (int64_t i = 0; i < a.k; ++i) {
+      if constexpr (kPrefetch) __builtin_prefetch(w + kPanels * panel_floats + i * kPanelWidth);
+      B weights[kPanels][kVectors];
+      for (int p = 0; p < kPanels; ++p)
+        for (int v = 0; v < kVectors; ++v) weights[p][v] = B::load_unaligned(w + p * panel_floats + i * kPanelWidth + v * kLanes);
+      for (int r = 0; r < kRows; ++r) {
+        const B xi(x[r * a.ldx + i]);
+        for (int p = 0; p < kPanels; ++p)
+          for (int v = 0; v < kVectors; ++v) sum[p][r][v] = xsimd::fma(xi, weights[p][v], sum[p][r][v]);
+      }
+    }
+    for (int p = 0; p < kPanels; ++p) store<kRows>(a, row0, panel0 + p, sum[p]);
+  }
+
+  template <int kRows>
+  static void store(const PanelGemmArgs& a, int64_t row0, int64_t panel, const B (&sum)[kRows][kVectors]) {
+    const int64_t j0 = panel * kPanelWidth;
+    const int64_t columns = a.m - j0 < kPanelWidth ? a.m - j0 : kPanelWidth;
+    alignas(64) float bias[kPanelWidth] = {};
+    if (a.bias != nullptr)
+      for (int64_t c = 0; c < columns; ++c) bias[c] = a.bias[j0 + c];
+    for (int r = 0; r < kRows; ++r) {
+      float* y = a.y + (row0 + r) * a.ldy + j0;
+      for (int v = 0; v < kVectors; ++v) {
+        const B out = sum[r][v] + B::load_aligned(bias + v * kLanes);
+        if (columns == kPanelWidth) {
+          out.store_unaligned(y + v * kLanes);
+          continue;
+        }
+        alignas(64) float staged[kLanes];
+        out.store_aligned(staged);
+        for (int c = 0; c < kLanes && v * kLanes + c < columns; ++c) y[v * kLanes + c] = staged[c];
+      }
+    }
+  }
+
+  // The last rows, fewer than kTileRows, over panels [begin, end). A few rows alone leave too
+  // few independent sums to hide the FMA latency (one row: kVectors chains), so they take
+  // panels two or four at a time: at least 8 sums in flight.
+  template <int kRows>
+  static void last_rows(const PanelGemmArgs& a, int64_t row0, int64_t rows, int64_t begin, int64_t end) {
+    if constexpr (kRows > 0) {
+      if (rows != kRows) return last_rows<kRows - 1>(a, row0, rows, begin, end);
+      constexpr int kPanels = kRows * kVectors >= 8 ? 1 : (8 + kRows * kVectors - 1) / (kRows * kVectors) > 4 ? 4 : (8 + kRows * kVectors - 1) / (kRows * kVectors);
+      int64_t p = begin;
+      for (; p + kPanels <= end; p += kPanels) tile<kRows, kPanels>(a, row0, p);
+      for (; p < end; ++p) tile<kRows, 1>(a, row0, p);
+    }
+  }
+
+  // Rows in chunks whose X fits in a quarter of a 512 KiB L2: each panel is read once per chunk
+  // and the chunk's rows from cache (panel by panel over all of a large X, X would stream
+  // from memory once per panel). A panel's first tile reads it from memory, where a model's
+  // weights are (MiniLM's are 42 MB), and at 6 rows asks for them faster than one core's share
+  // of the bandwidth gives them; its later tiles fetch the next panel meanwhile. The order
+  // changes no bits: each output is its own chain.
+  static void run(const PanelGemmArgs& a, int64_t panel_begin, int64_t panel_end) {
+    const int64_t fit = (32 * 1024 / (a.k > 0 ? a.k : 1)) / kTileRows * kTileRows;
+    const int64_t chunk = fit > kTileRows ? fit : kTileRows;
+    for (int64_t row0 = 0; row0 < a.rows; row0 += chunk) {
+      const int64_t rows = a.rows - row0 < chunk ? a.rows - row0 : chunk;
+      const int64_t whole = rows / kTileRows * kTileRows;
+      for (int64_t p = panel_begin; p < panel_end; ++p)
+        for (int64_t r = 0; r < whole; r += kTileRows) {
+          if (r > 0 && p + 1 < panel_end) {
+            tile<kTileRows, 1, true>(a, row0 + r, p);
+          } else {
+            tile<kTileRows, 1>(a, row0 + r, p);
+          }
+        }
+      last_rows<kTileRows - 1>(a, row0 + whole, rows - whole, panel_begin, panel_end);
+    }
+  }
+};
+
+}  // namespace
+}  // namespace lutmul::kernels
