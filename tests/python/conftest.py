@@ -68,5 +68,3 @@ def int8_has_dot_products():
     w = np.ones((64, 64), dtype=np.float32)
     return "without VNNI" not in lutmul.Int8Linear.from_dense(w, np.zeros(64, dtype=np.float32)).path
 
-
-NO_FASTER_CANDIDATE = "no candidate is faster than the exact product on this CPU (int8 without VNNI or AMX)"

@@ -12,7 +12,7 @@ from lutmul.bench.products import english_sentences  # noqa: E402
 from lutmul.distributed import compile_job  # noqa: E402
 from lutmul.runtime import Candidate, compile, load_encoder  # noqa: E402
 
-from conftest import NO_FASTER_CANDIDATE, int8_has_dot_products  # noqa: E402
+from conftest import int8_has_dot_products  # noqa: E402
 
 # As tests/python/test_compile.py: cheap families and few rows keep each compile to seconds.
 CANDIDATES = ["bf16", "int8", Candidate("maddness", (("ncodebooks", 16),))]
@@ -41,10 +41,12 @@ def _same_plan(got, expected):
 
 
 def test_the_plan_is_the_local_plan(ray_cluster, calibration, local):
-    if not int8_has_dot_products():
-        pytest.skip(NO_FASTER_CANDIDATE + ": the plans would both be all dense")
     compiled = compile_job(None, calibration, min_cosine=0.99, workers=2, **QUICK)
-    assert any(row["kind"] != "dense" for row in local.plan), "the budget replaced no layer: nothing is compared"
+    # Where int8 has no VNNI or AMX, no candidate may be faster than exact and both plans can be
+    # all dense (conftest.int8_has_dot_products): the plan comparison then checks less, the
+    # stage-1 checks after it as much.
+    if int8_has_dot_products():
+        assert any(row["kind"] != "dense" for row in local.plan), "the budget replaced no layer: nothing is compared"
     _same_plan(compiled, local)
     sentences = english_sentences()[-64:]
     assert np.array_equal(compiled.embed(sentences), local.embed(sentences))  # the chosen fits run here
