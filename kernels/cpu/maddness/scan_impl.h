@@ -6,8 +6,10 @@
 // low byte and row 32 + w in its high byte, so adding whole words and, separately, the
 // high bytes gives both rows' sums (low = words − high·256) without unpacking. Rounds of
 // at most 128 pairs (256 when averaging) keep every sum below 2^16. The block's integer
-// sums for up to 64 outputs stay in L1, then are scaled to float and transposed into the
-// row-major output, through the epilogue (GELU, accumulation into Y) as they are stored.
+// sums for up to 64 outputs stay in L1 (as 16-bit words when one round covers all pairs,
+// else 32-bit), then are scaled to float and transposed into the row-major output, through
+// the epilogue (GELU, accumulation into Y) as they are stored. A short last tile of outputs
+// runs at half width.
 #pragma once
 
 #include <xsimd/xsimd.hpp>
@@ -22,12 +24,12 @@ constexpr int kChunkOutputs = 64;  // outputs whose block sums are kept at once 
 
 // Stores (first round) or adds a tile's 16-bit sums as 32-bit row sums: words hold row w
 // (low byte) + 256 · row 32 + w, high the sums of the high bytes, so low = words − high·256.
-template <class Ops>
+template <class Ops, int kTile>
 inline void store_word_sums(typename Ops::Bytes* words, typename Ops::Bytes* high, int valid_outputs, bool first_round,
                             int part, uint32_t* sums) {
   const int row_offset = part * (Ops::kByteWidth / 2);
   // Constant trip count (and a break) keeps the accumulators in registers.
-  for (int i = 0; i < Ops::kOutputTile; ++i) {
+  for (int i = 0; i < kTile; ++i) {
     if (i >= valid_outputs) break;
     const typename Ops::Bytes low_rows = Ops::sub_u16(words[i], Ops::shift_left_8_u16(high[i]));
     uint32_t* out = sums + i * kBlockRows;
@@ -41,11 +43,27 @@ inline void store_word_sums(typename Ops::Bytes* words, typename Ops::Bytes* hig
   }
 }
 
-template <class Ops, bool kAveraged>
+// One round covers every pair (the usual case: C <= 256 exact, 512 averaged), so each sum
+// fits 16 bits: stores a tile's sums as 16-bit words in row order, no widening here.
+template <class Ops, int kTile>
+inline void store_narrow_sums(typename Ops::Bytes* words, typename Ops::Bytes* high, int valid_outputs, int part,
+                              uint16_t* sums) {
+  using Bytes = xsimd::batch<uint8_t, typename Ops::XsimdArch>;
+  const int row_offset = part * (Ops::kByteWidth / 2);
+  for (int i = 0; i < kTile; ++i) {
+    if (i >= valid_outputs) break;
+    uint16_t* out = sums + i * kBlockRows;
+    Bytes(Ops::sub_u16(words[i], Ops::shift_left_8_u16(high[i]))).store_aligned(reinterpret_cast<uint8_t*>(out + row_offset));
+    Bytes(high[i]).store_aligned(reinterpret_cast<uint8_t*>(out + 32 + row_offset));
+  }
+}
+
+// kTile outputs (Ops::kOutputTile, or half of it for a short last tile) over pairs
+// [pair_begin, pair_end) of one part of a block.
+template <class Ops, int kTile, bool kAveraged, bool kNarrow>
 inline void accumulate_tile(const uint8_t* codes, int part, int pair_begin, int pair_end,
-                            const uint8_t* const* tables, int valid_outputs, uint32_t* sums) {
+                            const uint8_t* const* tables, int valid_outputs, void* sums) {
   using Bytes = typename Ops::Bytes;
-  constexpr int kTile = Ops::kOutputTile;
   constexpr int kWidth = Ops::kByteWidth;
   Bytes words[kTile], high[kTile];
   for (int i = 0; i < kTile; ++i) words[i] = high[i] = Ops::zero_bytes();
@@ -71,19 +89,61 @@ inline void accumulate_tile(const uint8_t* codes, int part, int pair_begin, int 
     }
   }
 
-  store_word_sums<Ops>(words, high, valid_outputs, pair_begin == 0, part, sums);
+  if constexpr (kNarrow) {
+    store_narrow_sums<Ops, kTile>(words, high, valid_outputs, part, static_cast<uint16_t*>(sums));
+  } else {
+    store_word_sums<Ops, kTile>(words, high, valid_outputs, pair_begin == 0, part, static_cast<uint32_t*>(sums));
+  }
+}
+
+template <class Ops, class Finish>
+void store_tile_through_epilogue(const ScanArgs& args, const typename Ops::Floats* tile, float* y, int64_t row_stride,
+                                 int rows_here, int cols_here, const Finish& finish) {
+  using Batch = xsimd::batch<float, typename Ops::XsimdArch>;
+  constexpr int kLanes = Ops::kLanes;
+  alignas(64) float staged[kLanes * kLanes];
+  Ops::transpose_store(tile, staged, kLanes, rows_here, kLanes, finish);
+  for (int i = 0; i < rows_here; ++i) {
+    Batch v = Batch::load_aligned(staged + i * kLanes);
+    if (args.gelu) v = vector_gelu<typename Ops::XsimdArch>(v);
+    float* out = y + i * row_stride;
+    if (cols_here == kLanes) {
+      if (args.accumulate) v = Batch::load_unaligned(out) + v;
+      v.store_unaligned(out);
+      continue;
+    }
+    v.store_aligned(staged + i * kLanes);
+    for (int c = 0; c < cols_here; ++c) out[c] = args.accumulate ? out[c] + staged[i * kLanes + c] : staged[i * kLanes + c];
+  }
+}
+
+// Stores a tile: tile[i] holds output i's sums for up to kLanes rows, lane k being the row at
+// y + k·row_stride; `finish` applies scale and offset. The epilogue (GELU, accumulation into
+// Y) runs on the tile staged in L1, away from the transpose's registers.
+template <class Ops, class Finish>
+inline void store_tile(const ScanArgs& args, const typename Ops::Floats* tile, float* y, int64_t row_stride,
+                       int rows_here, int cols_here, const Finish& finish) {
+  if (!args.accumulate && !args.gelu) {
+    Ops::transpose_store(tile, y, row_stride, rows_here, cols_here, finish);
+  } else {
+    store_tile_through_epilogue<Ops>(args, tile, y, row_stride, rows_here, cols_here, finish);
+  }
 }
 
 // y[row][m] = float(sum) * scales[m] + offsets[m] for the block's valid rows and `count` outputs,
 // then the epilogue (finish_output in maddness_kernels.h; GELU by the runtime's vector GELU).
 // The sums are converted with rows in lanes, transposed, and scaled and offset with outputs in
 // lanes as each row is stored, so one tile's scales and offsets are loaded once for all rows.
-// Accumulating tiles are staged in L1 and added to Y row by row.
-template <class Ops>
-inline void write_outputs(const ScanArgs& args, const uint32_t* sums, int64_t row0, int valid_rows,
-                          int64_t m0, int count) {
-  using Batch = xsimd::batch<float, typename Ops::XsimdArch>;
-  using IntBatch = xsimd::batch<int32_t, typename Ops::XsimdArch>;
+// Narrow (16-bit) sums: a 32-bit lane holds rows 2k and 2k + 1, so one load and a mask or a
+// shift give the even and the odd rows of 2·kLanes rows, each tile stored with stride 2·ldy;
+// no widening shuffles (AVX2's vpmovzxwd runs one per cycle on Zen 3).
+template <class Ops, bool kNarrow>
+inline void write_outputs(const ScanArgs& args, const void* sums, int64_t row0, int valid_rows, int64_t m0,
+                          int count) {
+  using Arch = typename Ops::XsimdArch;
+  using Batch = xsimd::batch<float, Arch>;
+  using IntBatch = xsimd::batch<int32_t, Arch>;
+  using WordPairs = xsimd::batch<uint32_t, Arch>;
   using Floats = typename Ops::Floats;
   constexpr int kLanes = Ops::kLanes;
   static_assert(Batch::size == kLanes, "xsimd batch and Ops lanes disagree");
@@ -104,45 +164,50 @@ inline void write_outputs(const ScanArgs& args, const uint32_t* sums, int64_t ro
     }
     // Two roundings (multiply, then add), never fused, as the scalar reference.
     const auto finish = [&](Floats row) -> Floats { return Batch(row) * scale + offset; };
-    for (int r = 0; r < valid_rows; r += kLanes) {
-      const int rows_here = valid_rows - r < kLanes ? valid_rows - r : kLanes;
-      Floats tile[kLanes];
-      for (int i = 0; i < kLanes; ++i)
-        // Sums are below 2^24, so the int32 conversion is exact.
-        tile[i] = i < cols_here
-                      ? Floats(xsimd::to_float(IntBatch::load_aligned(reinterpret_cast<const int32_t*>(sums + (j + i) * kBlockRows + r))))
-                      : Floats(Batch(0.f));
-      float* y = args.y + (row0 + r) * args.ldy + m0 + j;
-      if (!args.accumulate && !args.gelu) {
-        Ops::transpose_store(tile, y, args.ldy, rows_here, cols_here, finish);
-        continue;
-      }
-      // The epilogue on a staged tile in L1, away from the transpose's registers.
-      alignas(64) float staged[kLanes * kLanes];
-      Ops::transpose_store(tile, staged, kLanes, rows_here, kLanes, finish);
-      for (int i = 0; i < rows_here; ++i) {
-        Batch v = Batch::load_aligned(staged + i * kLanes);
-        if (args.gelu) v = vector_gelu<typename Ops::XsimdArch>(v);
-        float* out = y + i * args.ldy;
-        if (cols_here == kLanes) {
-          if (args.accumulate) v = Batch::load_unaligned(out) + v;
-          v.store_unaligned(out);
-          continue;
+    if constexpr (kNarrow) {
+      const uint16_t* narrow = static_cast<const uint16_t*>(sums);
+      for (int r = 0; r < valid_rows; r += 2 * kLanes) {
+        const int rows_here = valid_rows - r < 2 * kLanes ? valid_rows - r : 2 * kLanes;
+        float* y = args.y + (row0 + r) * args.ldy + m0 + j;
+        // Even rows, then odd: one tile in registers at a time (the loads are L1 hits).
+        for (int odd = 0; odd < 2 && odd < rows_here; ++odd) {
+          const auto row_sums = [&](int i) {
+            const WordPairs pairs = WordPairs::load_aligned(reinterpret_cast<const uint32_t*>(narrow + (j + i) * kBlockRows + r));
+            return Floats(xsimd::to_float(xsimd::bitwise_cast<IntBatch>(odd ? pairs >> 16 : pairs & WordPairs(0xFFFFu))));
+          };
+          Floats tile[kLanes];
+          if (cols_here == kLanes) {
+            for (int i = 0; i < kLanes; ++i) tile[i] = row_sums(i);
+          } else {
+            for (int i = 0; i < kLanes; ++i) tile[i] = i < cols_here ? row_sums(i) : Floats(Batch(0.f));
+          }
+          store_tile<Ops>(args, tile, y + odd * args.ldy, 2 * args.ldy, (rows_here + 1 - odd) / 2, cols_here, finish);
         }
-        v.store_aligned(staged + i * kLanes);
-        for (int c = 0; c < cols_here; ++c) out[c] = args.accumulate ? out[c] + staged[i * kLanes + c] : staged[i * kLanes + c];
+      }
+    } else {
+      const uint32_t* wide = static_cast<const uint32_t*>(sums);
+      for (int r = 0; r < valid_rows; r += kLanes) {
+        const int rows_here = valid_rows - r < kLanes ? valid_rows - r : kLanes;
+        Floats tile[kLanes];
+        for (int i = 0; i < kLanes; ++i)
+          // Sums are below 2^24, so the int32 conversion is exact.
+          tile[i] = i < cols_here
+                        ? Floats(xsimd::to_float(IntBatch::load_aligned(reinterpret_cast<const int32_t*>(wide + (j + i) * kBlockRows + r))))
+                        : Floats(Batch(0.f));
+        store_tile<Ops>(args, tile, args.y + (row0 + r) * args.ldy + m0 + j, args.ldy, rows_here, cols_here, finish);
       }
     }
   }
 }
 
-template <class Ops>
-void scan_blocks(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin,
-                 int64_t m_end) {
+template <class Ops, bool kAveraged, bool kNarrow>
+void scan_blocks_in_mode(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin,
+                         int64_t m_end) {
   constexpr int kTile = Ops::kOutputTile;
+  constexpr int kHalfTile = kTile / 2 > 0 ? kTile / 2 : 1;
   constexpr int kParts = kBlockRows / Ops::kByteWidth;
-  const int pairs_per_round = args.averaged ? 256 : 128;
-  alignas(64) uint32_t sums[kChunkOutputs * kBlockRows];
+  constexpr int kPairsPerRound = kAveraged ? 256 : 128;
+  alignas(64) uint32_t sums[kChunkOutputs * kBlockRows];  // 16-bit sums take the first half
 
   for (int64_t block = block_begin; block < block_end; ++block) {
     const uint8_t* codes = args.packed + block * args.npairs * kBlockRows;
@@ -157,20 +222,37 @@ void scan_blocks(const ScanArgs& args, int64_t block_begin, int64_t block_end, i
           const int64_t m = chunk + t + (i < valid_outputs ? i : valid_outputs - 1);
           tables[i] = args.tables + m * args.npairs * kPairBytes;
         }
-        uint32_t* tile_sums = sums + t * kBlockRows;
+        void* tile_sums = kNarrow ? static_cast<void*>(reinterpret_cast<uint16_t*>(sums) + t * kBlockRows)
+                                  : static_cast<void*>(sums + t * kBlockRows);
         for (int part = 0; part < kParts; ++part) {
-          for (int p = 0; p < args.npairs; p += pairs_per_round) {
-            const int end = args.npairs - p < pairs_per_round ? args.npairs : p + pairs_per_round;
-            if (args.averaged) {
-              accumulate_tile<Ops, true>(codes, part, p, end, tables, valid_outputs, tile_sums);
-            } else {
-              accumulate_tile<Ops, false>(codes, part, p, end, tables, valid_outputs, tile_sums);
+          for (int p = 0; p < args.npairs; p += kPairsPerRound) {
+            const int end = args.npairs - p < kPairsPerRound ? args.npairs : p + kPairsPerRound;
+            if (valid_outputs > kHalfTile) {
+              accumulate_tile<Ops, kTile, kAveraged, kNarrow>(codes, part, p, end, tables, valid_outputs, tile_sums);
+            } else {  // a short last tile (M = 10 in tiles of 4: 4, 4, 2) does half the lookups
+              accumulate_tile<Ops, kHalfTile, kAveraged, kNarrow>(codes, part, p, end, tables, valid_outputs, tile_sums);
             }
           }
         }
       }
-      write_outputs<Ops>(args, sums, row0, valid_rows, chunk, count);
+      write_outputs<Ops, kNarrow>(args, sums, row0, valid_rows, chunk, count);
     }
+  }
+}
+
+template <class Ops>
+void scan_blocks(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin, int64_t m_end) {
+  // Narrow sums when one round of pairs covers the codebooks: every sum then fits 16 bits.
+  if (args.averaged) {
+    if (args.npairs <= 256) {
+      scan_blocks_in_mode<Ops, true, true>(args, block_begin, block_end, m_begin, m_end);
+    } else {
+      scan_blocks_in_mode<Ops, true, false>(args, block_begin, block_end, m_begin, m_end);
+    }
+  } else if (args.npairs <= 128) {
+    scan_blocks_in_mode<Ops, false, true>(args, block_begin, block_end, m_begin, m_end);
+  } else {
+    scan_blocks_in_mode<Ops, false, false>(args, block_begin, block_end, m_begin, m_end);
   }
 }
 

@@ -100,7 +100,7 @@ void scan_blocks_vnni(const ScanArgs& args, int64_t block_begin, int64_t block_e
           }
         }
       }
-      write_outputs<Avx512Ops>(args, sums, row0, valid_rows, chunk, count);
+      write_outputs<Avx512Ops, false>(args, sums, row0, valid_rows, chunk, count);
     }
   }
 }

@@ -32,7 +32,7 @@ inline void accumulate_wide_tile(const uint8_t* codes, int part, int c_begin, in
     }
   }
 
-  store_word_sums<Ops>(words, high, valid_outputs, c_begin == 0, part, sums);
+  store_word_sums<Ops, kTile>(words, high, valid_outputs, c_begin == 0, part, sums);
 }
 
 template <class Ops>
@@ -62,7 +62,7 @@ void scan_wide_blocks(const ScanArgs& args, int64_t block_begin, int64_t block_e
             accumulate_wide_tile<Ops>(codes, part, c, end, tables, valid_outputs, sums + t * kBlockRows);
           }
       }
-      write_outputs<Ops>(args, sums, row0, valid_rows, chunk, count);
+      write_outputs<Ops, false>(args, sums, row0, valid_rows, chunk, count);
     }
   }
 }

@@ -227,30 +227,34 @@ TEST_P(KernelEdges, NanIsReportedByEveryIsa) {
 }
 
 TEST_P(KernelEdges, LargeCodebookCountsNeverOverflowSixteenBits) {
-  // 260 codebook pairs of all-255 tables: rounds of 128 (exact) and 256 (averaged) pairs.
-  const int c = 520, npairs = c / 2;
-  const int64_t n = 100, m = 5;
-  const int64_t nblocks = 2;
-  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows), 0x5A);
-  std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes), 255);
-  std::vector<float> offsets(static_cast<size_t>(m), 0.f), ones(static_cast<size_t>(m), 1.f);
-  const Isa isa = level();
-  for (bool averaged : {false, true}) {
-    std::vector<float> y(static_cast<size_t>(n * m));
-    kernels::ScanArgs args;
-    args.packed = packed.data();
-    args.rows = n;
-    args.npairs = npairs;
-    args.tables = tables.data();
-    args.outputs = m;
-    args.scales = ones.data();
-    args.offsets = offsets.data();
-    args.averaged = averaged;
-    args.y = y.data();
-    args.ldy = m;
-    detail::kernels_for(isa).maddness.scan(args, 0, nblocks, 0, m);
-    const float expected = averaged ? 255.f * npairs : 255.f * c;
-    for (float v : y) ASSERT_EQ(expected, v) << isa_name(isa) << (averaged ? " averaged" : " exact");
+  // All-255 tables. 128 and 256 pairs: the largest sums kept in 16 bits (65,280 for exact
+  // and for averaged accumulation respectively); 260 pairs: rounds of 128 (exact) and 256
+  // (averaged) pairs added in 32 bits.
+  for (const int c : {256, 512, 520}) {
+    const int npairs = c / 2;
+    const int64_t n = 100, m = 5;
+    const int64_t nblocks = 2;
+    std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows), 0x5A);
+    std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes), 255);
+    std::vector<float> offsets(static_cast<size_t>(m), 0.f), ones(static_cast<size_t>(m), 1.f);
+    const Isa isa = level();
+    for (bool averaged : {false, true}) {
+      std::vector<float> y(static_cast<size_t>(n * m));
+      kernels::ScanArgs args;
+      args.packed = packed.data();
+      args.rows = n;
+      args.npairs = npairs;
+      args.tables = tables.data();
+      args.outputs = m;
+      args.scales = ones.data();
+      args.offsets = offsets.data();
+      args.averaged = averaged;
+      args.y = y.data();
+      args.ldy = m;
+      detail::kernels_for(isa).maddness.scan(args, 0, nblocks, 0, m);
+      const float expected = 255.f * static_cast<float>(averaged ? npairs : c);
+      for (float v : y) ASSERT_EQ(expected, v) << isa_name(isa) << (averaged ? " averaged" : " exact") << " C=" << c;
+    }
   }
 }
 
