@@ -243,6 +243,10 @@ void register_all() {
         benchmark::RegisterBenchmark("maddness_scan", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact); })->Args({1024, m, c, t});
   for (int64_t n : {1024, 10016, 57600})
     for (int64_t m : {10, 100}) benchmark::RegisterBenchmark("store_y", store_y)->Args({n, m});
+  // The row-major encoder with A in L2 (192 rows of 512 floats, 384 KiB): its rate without
+  // the memory's.
+  for (int64_t c : {8, 16, 32})
+    benchmark::RegisterBenchmark("maddness_encode", [](benchmark::State& s) { encode(s, false); })->Args({192, 512, c, 1});
   // 64-leaf trees: the scan in cache and at full size, and end to end (column-major A).
   for (int64_t t : {1, 2})
     for (int64_t n : {1024, 10016})

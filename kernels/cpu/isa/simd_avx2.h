@@ -19,6 +19,9 @@ struct Avx2Ops {
   using Bytes = __m256i;
   static constexpr int kByteWidth = 32;
   static constexpr int kOutputTile = 4;  // 16 ymm registers
+  // The row-major encoder reads a row's split values with plain loads: cheaper than
+  // vgatherdps on Zen 3 (docs/experiments.md).
+  static constexpr bool kRowGathersAsScalarLoads = true;
 
   static Bytes load_bytes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static Bytes broadcast_table(const uint8_t* p) {

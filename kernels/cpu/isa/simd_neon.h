@@ -17,6 +17,8 @@ struct NeonOps {
   using Bytes = uint8x16_t;
   static constexpr int kByteWidth = 16;
   static constexpr int kOutputTile = 8;
+  // gather_floats is already lane loads.
+  static constexpr bool kRowGathersAsScalarLoads = false;
 
   static Bytes load_bytes(const uint8_t* p) { return vld1q_u8(p); }
   static Bytes broadcast_table(const uint8_t* p) { return vld1q_u8(p); }

@@ -15,6 +15,7 @@
 // compare.
 #pragma once
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/maddness/maddness_kernels.h"
@@ -94,6 +95,7 @@ inline void encode_partial_block(const EncodeArgs& args, int64_t row0, int valid
 template <class Ops>
 struct RowEncoderPlan {
   static constexpr int kNodes = 15;  // thresholds of levels 0..3
+  static constexpr int kBitmapLines = 4096;  // rows of up to 64 Ki floats
   int groups = 0;
   int32_t* offsets = nullptr;  // groups × 4 × kLanes element offsets within a row
   float* thresholds = nullptr; // groups × 15 × kLanes
@@ -117,17 +119,23 @@ struct RowEncoderPlan {
                 args.thresholds[(c * kTreeDepth + level) * kThresholdStride + node];
         }
       }
-    for (int i = 0; i < groups * kTreeDepth * kLanes; ++i) {
-      bool seen = false;
-      for (int j = 0; j < nlines && !seen; ++j) seen = lines[j] / 16 == offsets[i] / 16;
-      if (!seen) lines[nlines++] = offsets[i];
+    // The touched lines, ascending and each once. The plan is made per call, and a producer
+    // (Maddness::matmul_produced) calls once per 64-row block: a bitmap of lines keeps it
+    // linear (a pairwise search cost as much as encoding a third of the block).
+    const int count = groups * kTreeDepth * kLanes;
+    int32_t last_line = 0;
+    for (int i = 0; i < count; ++i) last_line = offsets[i] / 16 > last_line ? offsets[i] / 16 : last_line;
+    if (last_line < kBitmapLines) {
+      uint64_t seen[kBitmapLines / 64] = {};
+      for (int i = 0; i < count; ++i) seen[offsets[i] / 16 / 64] |= uint64_t{1} << (offsets[i] / 16 % 64);
+      for (int w = 0; w <= last_line / 64; ++w)
+        for (uint64_t bits = seen[w]; bits != 0; bits &= bits - 1)
+          lines[nlines++] = (w * 64 + __builtin_ctzll(bits)) * 16;
+    } else {  // rows of more than 64 Ki floats: sort, then keep one offset per line
+      for (int i = 0; i < count; ++i) lines[i] = offsets[i] / 16 * 16;
+      std::sort(lines, lines + count);
+      nlines = static_cast<int>(std::unique(lines, lines + count) - lines);
     }
-    for (int i = 1; i < nlines; ++i)
-      for (int j = i; j > 0 && lines[j - 1] > lines[j]; --j) {
-        const int32_t t = lines[j];
-        lines[j] = lines[j - 1];
-        lines[j - 1] = t;
-      }
   }
 };
 
@@ -168,10 +176,21 @@ inline uint64_t encode_row_group(const float* x, const int32_t* offsets, const f
                                  uint32_t& nan_bits) {
   using Floats = typename Ops::Floats;
   constexpr int kLanes = Ops::kLanes;
-  const Floats x0 = Ops::gather_floats(x, Ops::load_ints(offsets));
-  const Floats x1 = Ops::gather_floats(x, Ops::load_ints(offsets + kLanes));
-  const Floats x2 = Ops::gather_floats(x, Ops::load_ints(offsets + 2 * kLanes));
-  const Floats x3 = Ops::gather_floats(x, Ops::load_ints(offsets + 3 * kLanes));
+  Floats x0, x1, x2, x3;
+  if constexpr (Ops::kRowGathersAsScalarLoads) {
+    // Zen 3's vgatherdps cost more than eight plain loads through L1 (docs/experiments.md).
+    alignas(64) float values[4 * kLanes];
+    for (int i = 0; i < 4 * kLanes; ++i) values[i] = x[offsets[i]];
+    x0 = Ops::load_floats(values);
+    x1 = Ops::load_floats(values + kLanes);
+    x2 = Ops::load_floats(values + 2 * kLanes);
+    x3 = Ops::load_floats(values + 3 * kLanes);
+  } else {
+    x0 = Ops::gather_floats(x, Ops::load_ints(offsets));
+    x1 = Ops::gather_floats(x, Ops::load_ints(offsets + kLanes));
+    x2 = Ops::gather_floats(x, Ops::load_ints(offsets + 2 * kLanes));
+    x3 = Ops::gather_floats(x, Ops::load_ints(offsets + 3 * kLanes));
+  }
   nan_bits |= (Ops::nan_mask(x0) | Ops::nan_mask(x1) | Ops::nan_mask(x2) | Ops::nan_mask(x3)) & lane_mask;
   auto above = [&](Floats v, int node) { return Ops::greater_mask(v, Ops::load_floats(thresholds + node * kLanes)); };
   // Every threshold of a level is compared; the path then picks its bit.
@@ -193,11 +212,11 @@ template <class Ops>
 inline uint32_t encode_rows_block(const EncodeArgs& args, const RowEncoderPlan<Ops>& plan, int64_t block,
                                   uint8_t* out) {
   constexpr int kLanes = Ops::kLanes;
-  constexpr int kRowsAhead = 4;  // gathers do not train the hardware prefetchers
+  constexpr int kRowsAhead = 4;  // reads this scattered do not train the hardware prefetchers
   uint32_t nan_bits = 0;
   for (int r = 0; r < kBlockRows; ++r) {
     const int64_t row = block * kBlockRows + r;
-    if (row + kRowsAhead < args.rows) {
+    if (!args.rows_in_cache && row + kRowsAhead < args.rows) {
       const float* ahead = args.a + (row + kRowsAhead) * args.row_stride;
       for (int i = 0; i < plan.nlines; ++i) __builtin_prefetch(ahead + plan.lines[i]);
     }

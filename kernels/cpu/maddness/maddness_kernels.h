@@ -35,6 +35,8 @@ struct EncodeArgs {
   // row-major encoder's plan). SIMD files take no memory of their own: an allocation there
   // could link AVX-512 code into baseline callers.
   float* tail_scratch = nullptr;
+  // The rows were just written (a producer's block): no software prefetch of rows ahead.
+  bool rows_in_cache = false;
 };
 
 struct ScanArgs {

@@ -48,7 +48,8 @@ std::vector<float> testing_values(int64_t n, int64_t d, const RandomEncoder& e);
 // unaligned start. Returns the packed codes and whether NaN was seen.
 std::pair<std::vector<uint8_t>, bool> encode_with(const kernels::KernelTable& table, const RandomEncoder& e,
                                                   const std::vector<float>& a_row_major, int64_t n, bool col_major,
-                                                  int64_t first_block = 0, int64_t last_block = -1) {
+                                                  int64_t first_block = 0, int64_t last_block = -1,
+                                                  bool rows_in_cache = false) {
   const int64_t d = e.dim;
   const int64_t ld = col_major ? n + 3 : d + 5;
   std::vector<float> storage(static_cast<size_t>((col_major ? d : n) * ld + 1), 1e30f);
@@ -69,6 +70,7 @@ std::pair<std::vector<uint8_t>, bool> encode_with(const kernels::KernelTable& ta
   args.thresholds = e.thresholds.data();
   args.packed = packed.data();
   args.tail_scratch = scratch.data();
+  args.rows_in_cache = rows_in_cache;
   const bool nan = table.encode(args, first_block, last_block < 0 ? nblocks : last_block);
   return {packed, nan};
 }
@@ -269,6 +271,26 @@ TEST_P(KernelEdges, BlockRangesEncodeIndependently) {
   const size_t split = 2 * 3 * kBlockRows;
   std::copy(second.first.begin() + split, second.first.end(), first.first.begin() + split);
   EXPECT_EQ(whole.first, first.first) << isa_name(isa);
+}
+
+// The row-major encoder's plan of touched lines: rows past its bitmap (64 Ki floats) take
+// the sorted path, lines shared by several splits are fetched once, and rows marked as in
+// cache (a producer's block, no prefetch) give the same codes.
+TEST_P(KernelEdges, LongRowsAndRowsInCacheEncodeLikeTheReference) {
+  const Isa isa = level();
+  for (const int64_t d : {int64_t{300}, int64_t{70001}}) {
+    RandomEncoder e = random_encoder(11, d, 17);
+    for (size_t i = 0; i < e.split_dims.size(); i += 3) e.split_dims[i] = static_cast<int32_t>(d - 1 - i % 2);
+    for (const int64_t n : {int64_t{3}, int64_t{70}}) {
+      if (d > 1000 && n > 3) continue;  // 3 long rows are enough (a partial block)
+      const std::vector<float> a = testing_values(n, d, e);
+      const auto expected = encode_with(kernels::scalar_kernels(), e, a, n, false);
+      for (const bool in_cache : {false, true}) {
+        const auto got = encode_with(detail::kernels_for(isa).maddness, e, a, n, false, 0, -1, in_cache);
+        ASSERT_EQ(expected.first, got.first) << isa_name(isa) << " D=" << d << " N=" << n << (in_cache ? " in cache" : "");
+      }
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, KernelEdges, ::testing::ValuesIn(testing::every_level()), testing::LevelName());
