@@ -8,6 +8,8 @@
 // (exact accumulation; _averaged for the other mode; N = 1,024 is the in-cache rate;
 // _k64 for 64-leaf trees, also maddness_matmul_colmajor_k64),
 // store_y/N/M (plain stores of all of Y: the bound for the scan's output),
+// maddness_produced/N/D/M/C/threads (rows encoded as a LayerNorm writes them), against
+// maddness_after_producer (the LayerNorm, then matmul) and layer_norm_rows (the LayerNorm alone),
 // maddness_gelu_fused and _unfused/N/D/M/C/threads (a layer with GELU after it, the GELU in the
 // scan's epilogue or in a pass of its own), maddness_fit/N/D/C/threads, and the
 // exact baselines exact_sgemm, exact_eigen and exact_onednn/N/D/M/threads (bench_exact.cpp,
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -231,6 +234,62 @@ void gelu_layer(benchmark::State& state, bool fused) {
   state.counters["rows/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// A producer of A as a runtime has one: LayerNorm (unit gain, no shift) of source rows S
+// into A, rows [begin, end). The same code in every benchmark that uses it.
+void layer_norm_rows(const float* s, float* a, int64_t d, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float* in = s + i * d;
+    float* out = a + i * d;
+    // Eight running sums (d is a multiple of 8 here), so the compiler keeps them in a vector.
+    float sums[8] = {}, squares[8] = {};
+    for (int64_t j = 0; j < d; j += 8)
+      for (int k = 0; k < 8; ++k) sums[k] += in[j + k];
+    float sum = 0.f;
+    for (float v : sums) sum += v;
+    const float mean = sum / static_cast<float>(d);
+    for (int64_t j = 0; j < d; j += 8)
+      for (int k = 0; k < 8; ++k) squares[k] += (in[j + k] - mean) * (in[j + k] - mean);
+    float square_sum = 0.f;
+    for (float v : squares) square_sum += v;
+    const float inv = 1.f / std::sqrt(square_sum / static_cast<float>(d) + 1e-12f);
+    for (int64_t j = 0; j < d; ++j) out[j] = (in[j] - mean) * inv;
+  }
+}
+
+// Rows produced by layer_norm_rows, then Y = A·B (row-major A): encoded as each 64-row
+// block is written (maddness_produced, Maddness::matmul_produced), or in a pass of its own
+// after all of A (maddness_after_producer: the producer over all rows, then matmul), or the
+// producer alone (layer_norm_rows).
+enum class Produced { fused, after, producer_only };
+
+void produced(benchmark::State& state, Produced how) {
+  const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
+  const int c = static_cast<int>(state.range(3));
+  const int threads = static_cast<int>(state.range(4));
+  lutmul::set_num_threads(threads);
+  const Maddness& model = cached_model(d, m, c);
+  const float* source = cached_structured_rows(n, d, false).data();
+  std::vector<float> a(static_cast<size_t>(n * d)), y(static_cast<size_t>(n * m));
+  const MatrixView view = MatrixView::row_major(a.data(), n, d);
+  const auto produce = [&](int64_t begin, int64_t end) { layer_norm_rows(source, a.data(), d, begin, end); };
+  const auto produce_all = [&] {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t block = 0; block < (n + 63) / 64; ++block) produce(block * 64, std::min(n, block * 64 + 64));
+  };
+  for (auto _ : state) {
+    if (how == Produced::fused) {
+      model.matmul_produced(view, produce, y.data(), m);
+    } else {
+      produce_all();
+      if (how == Produced::after) model.matmul(view, y.data(), m);
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(a.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["rows/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all() {
   for (int64_t t : {1, 2}) {
     benchmark::RegisterBenchmark("maddness_gelu_fused", [](benchmark::State& s) { gelu_layer(s, true); })->Args({2048, 384, 1536, 16, t});
@@ -244,7 +303,7 @@ void register_all() {
   for (int64_t n : {1024, 10016, 57600})
     for (int64_t m : {10, 100}) benchmark::RegisterBenchmark("store_y", store_y)->Args({n, m});
   // The row-major encoder with A in L2 (192 rows of 512 floats, 384 KiB): its rate without
-  // the memory's.
+  // the memory's, as after a producer (maddness_produced).
   for (int64_t c : {8, 16, 32})
     benchmark::RegisterBenchmark("maddness_encode", [](benchmark::State& s) { encode(s, false); })->Args({192, 512, c, 1});
   // 64-leaf trees: the scan in cache and at full size, and end to end (column-major A).
@@ -273,6 +332,12 @@ void register_all() {
         benchmark::RegisterBenchmark("maddness_encode", [](benchmark::State& s) { encode(s, false); })->Args({n, 512, c, t});
         benchmark::RegisterBenchmark("maddness_encode_colmajor", [](benchmark::State& s) { encode(s, true); })->Args({n, 512, c, t});
       }
+    }
+  for (int64_t t : {1, 2})
+    for (int64_t m : {10, 100}) {
+      benchmark::RegisterBenchmark("maddness_produced", [](benchmark::State& s) { produced(s, Produced::fused); })->Args({10016, 512, m, 16, t});
+      benchmark::RegisterBenchmark("maddness_after_producer", [](benchmark::State& s) { produced(s, Produced::after); })->Args({10016, 512, m, 16, t});
+      if (m == 10) benchmark::RegisterBenchmark("layer_norm_rows", [](benchmark::State& s) { produced(s, Produced::producer_only); })->Args({10016, 512, m, 16, t});
     }
   for (int64_t t : {1, 2})
     for (int64_t c : {8, 16, 32}) benchmark::RegisterBenchmark("maddness_fit", fit)->Args({10000, 512, c, t})->Unit(benchmark::kMillisecond);

@@ -35,7 +35,7 @@ cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUTMUL_TSAN=ON -DLU
 cmake --build build/tsan -j "$jobs" --target lutmul_tests
 OMP_NUM_THREADS=1 LUTMUL_SOAK_SECONDS=20 \
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan/suppressions.txt" \
-  build/tsan/tests/cpp/lutmul_tests --gtest_brief=1 --gtest_filter='Soak.*:Encoder.ConcurrentCallers*:*Lora.AdaptersComeAndGo*:Contract.SharedOperators*:*Api.ConcurrentCalls*:*SharedFromThreads*'
+  build/tsan/tests/cpp/lutmul_tests --gtest_brief=1 --gtest_filter='Soak.*:Encoder.ConcurrentCallers*:*Lora.AdaptersComeAndGo*:Contract.SharedOperators*:*Api.ConcurrentCalls*:*Api.RowsEncodedBlockByBlock*:*SharedFromThreads*'
 
 echo "== C++: libFuzzer targets (clang, ASan + UBSan), about a minute each on their seeds"
 # Every file reader with valid checksums around mutated contents (docs/fuzzing.md); the

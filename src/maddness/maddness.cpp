@@ -4,8 +4,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
+#include <exception>
 
 #include "core/blas.h"
 #include "core/kernel_registry.h"
@@ -212,12 +214,19 @@ EncodedRows Maddness::encode(const MatrixView& A) const {
 }
 
 
-void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
-  check_input(A, "encode");
-  if (codes.rows() != A.rows || codes.ncodebooks() != config_.ncodebooks || codes.leaves() != config_.leaves)
-    codes = EncodedRows(A.rows, config_.ncodebooks, config_.leaves);
-  if (A.rows == 0) return;
+namespace {
+// The encoder's scratch, one per thread, grown once: encode_rows may run once per 64-row
+// block of a producer, too often for an allocation each.
+float* encoder_scratch(int ncodebooks) {
+  thread_local std::vector<float> scratch;
+  const size_t need = kernels::encode_scratch_floats(ncodebooks);
+  if (scratch.size() < need) scratch.resize(need);
+  return scratch.data();
+}
+}  // namespace
 
+bool Maddness::encode_blocks(const MatrixView& A, uint8_t* packed, int64_t block_begin, int64_t block_end,
+                             bool rows_in_cache) const {
   kernels::EncodeArgs args;
   args.a = A.data;
   args.rows = A.rows;
@@ -227,24 +236,89 @@ void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
   args.ncodebooks = config_.ncodebooks;
   args.split_dims = split_dims_.data();
   args.thresholds = thresholds_.data();
-  args.packed = codes.packed_data();
+  args.packed = packed;
+  args.tail_scratch = encoder_scratch(config_.ncodebooks);
+  args.rows_in_cache = rows_in_cache;
   // Gathers use 32-bit offsets within a block of 64 rows.
   const bool gather_ok = args.row_stride <= INT32_MAX / kBlockRows;
   const kernels::KernelTable& table = (gather_ok ? detail::active_kernels() : detail::reference_kernels()).maddness;
-  const kernels::EncodeFn encode_blocks = config_.leaves == 16 ? table.encode : table.encode_wide;
+  const kernels::EncodeFn encode_kernel = config_.leaves == 16 ? table.encode : table.encode_wide;
+  return encode_kernel(args, block_begin, block_end);
+}
+
+void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
+  check_input(A, "encode");
+  if (codes.rows() != A.rows || codes.ncodebooks() != config_.ncodebooks || codes.leaves() != config_.leaves)
+    codes = EncodedRows(A.rows, config_.ncodebooks, config_.leaves);
+  if (A.rows == 0) return;
 
   const int64_t nblocks = codes.nblocks();
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), nblocks));
   bool saw_nan = false;
 #pragma omp parallel num_threads(threads) reduction(|| : saw_nan)
   {
-    std::vector<float> scratch(kernels::encode_scratch_floats(config_.ncodebooks));
-    kernels::EncodeArgs mine = args;
-    mine.tail_scratch = scratch.data();
     const auto range = detail::partition(nblocks, omp_get_num_threads(), omp_get_thread_num());
-    saw_nan = encode_blocks(mine, range.first, range.second);
+    saw_nan = encode_blocks(A, codes.packed_data(), range.first, range.second, false);
   }
   LUTMUL_CHECK(!saw_nan, "A contains NaN in a column the encoder reads (", A.rows, " x ", A.cols, " input)");
+}
+
+void Maddness::encode_rows(const MatrixView& rows, int64_t first_row, EncodedRows& codes) const {
+  check_input(rows, "encode_rows");
+  LUTMUL_CHECK(codes.ncodebooks() == config_.ncodebooks && codes.leaves() == config_.leaves, "encode_rows: codes have ",
+               codes.ncodebooks(), " codebooks of ", codes.leaves(), " leaves, the model has ", config_.ncodebooks,
+               " of ", config_.leaves);
+  LUTMUL_CHECK(first_row >= 0 && first_row % kBlockRows == 0, "encode_rows: first_row (", first_row,
+               ") must be a multiple of ", kBlockRows, " and not negative");
+  const int64_t end = first_row + rows.rows;
+  LUTMUL_CHECK(end <= codes.rows(), "encode_rows: rows ", first_row, "..", end, " do not fit codes of ", codes.rows(),
+               " rows");
+  LUTMUL_CHECK(end % kBlockRows == 0 || end == codes.rows(), "encode_rows: rows ", first_row, "..", end,
+               " must end on a multiple of ", kBlockRows, " or at the codes' last row (", codes.rows(), ")");
+  if (rows.rows == 0) return;
+  const size_t block_bytes = static_cast<size_t>(codes.byte_columns()) * kBlockRows;
+  uint8_t* packed = codes.packed_data() + static_cast<size_t>(first_row / kBlockRows) * block_bytes;
+  const int64_t nblocks = (rows.rows + kBlockRows - 1) / kBlockRows;
+  LUTMUL_CHECK(!encode_blocks(rows, packed, 0, nblocks, true),
+               "encode_rows: the rows contain NaN in a column the encoder reads (rows ", first_row, "..", end, ")");
+}
+
+void Maddness::matmul_produced(const MatrixView& A, const RowProducer& produce, float* Y, int64_t ldy,
+                               const Epilogue& epilogue) const {
+  check_input(A, "matmul_produced");
+  LUTMUL_CHECK(has_weights(), "matmul_produced: no weights (call fit or set_weights first)");
+  LUTMUL_CHECK(ldy >= output_dim_, "matmul_produced: ldy (", ldy, ") is smaller than M (", output_dim_, ")");
+  LUTMUL_CHECK(static_cast<bool>(produce), "matmul_produced: the producer is empty");
+  if (A.rows == 0) return;
+  EncodedRows codes(A.rows, config_.ncodebooks, config_.leaves);
+  const int64_t nblocks = codes.nblocks();
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), nblocks));
+  const size_t block_bytes = static_cast<size_t>(codes.byte_columns()) * kBlockRows;
+  std::exception_ptr failure;
+  std::atomic<bool> stop{false};
+  bool saw_nan = false;
+#pragma omp parallel num_threads(threads) reduction(|| : saw_nan)
+  {
+    const auto range = detail::partition(nblocks, omp_get_num_threads(), omp_get_thread_num());
+    for (int64_t block = range.first; block < range.second && !stop.load(std::memory_order_relaxed); ++block) {
+      const int64_t begin = block * kBlockRows, end = std::min(A.rows, begin + kBlockRows);
+      try {
+        produce(begin, end);
+      } catch (...) {
+#pragma omp critical(lutmul_matmul_produced)
+        if (!failure) failure = std::current_exception();
+        stop = true;
+        break;
+      }
+      // The block, just written: encoded while its lines are still in cache.
+      const MatrixView written = A.row_range(begin, end - begin);
+      saw_nan = encode_blocks(written, codes.packed_data() + block * block_bytes, 0, 1, true) || saw_nan;
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+  LUTMUL_CHECK(!saw_nan, "matmul_produced: A contains NaN in a column the encoder reads (", A.rows, " x ", A.cols,
+               " input)");
+  scan(codes, Y, ldy, epilogue);
 }
 
 void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy, const Epilogue& epilogue) const {

@@ -20,12 +20,6 @@ using kernels::kInt8TileOutputs;
 
 int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
-// Rows [first, first + rows) of X as a view of their own.
-MatrixView row_range(const MatrixView& X, int64_t first, int64_t rows) {
-  return X.layout == Layout::row_major ? MatrixView::row_major(X.data + first * X.leading_dim(), rows, X.cols, X.leading_dim())
-                                       : MatrixView::col_major(X.data + first, rows, X.cols, X.leading_dim());
-}
-
 // True when the int8 kernels of lutmul's ISA level have exact 32-bit dot products (VNNI):
 // oneDNN runs only then, so LUTMUL_ISA=avx2 keeps every product on the AVX2 kernels.
 bool vnni_level_active() {
@@ -228,7 +222,7 @@ void run(const kernels::Int8KernelTable& table, const MatrixView& X, float* Y, i
 void Int8Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
   const kernels::Int8KernelTable& table = detail::active_kernels().int8;
   const int64_t done = onednn_ && vnni_level_active() ? forward_onednn(table, X, Y, ldy) : 0;
-  if (done < X.rows) forward_with(table, row_range(X, done, X.rows - done), Y + done * ldy, ldy);
+  if (done < X.rows) forward_with(table, X.row_range(done, X.rows - done), Y + done * ldy, ldy);
 }
 
 // Whole blocks of rows, each taken start to end by one thread (quantise, oneDNN's sums on that

@@ -29,6 +29,11 @@ struct MatrixView {
     if (ld != 0) return ld;
     return layout == Layout::row_major ? cols : rows;
   }
+  // Rows [first, first + count) as a view of their own (the same layout and ld).
+  MatrixView row_range(int64_t first, int64_t count) const {
+    return layout == Layout::row_major ? MatrixView{data + first * leading_dim(), count, cols, layout, leading_dim()}
+                                       : MatrixView{data + first, count, cols, layout, leading_dim()};
+  }
   float at(int64_t i, int64_t j) const {
     return layout == Layout::row_major ? data[i * leading_dim() + j] : data[j * leading_dim() + i];
   }

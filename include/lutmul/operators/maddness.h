@@ -145,6 +145,27 @@ class Maddness {
   // Y from already encoded rows.
   void scan(const EncodedRows& codes, float* Y, int64_t ldy, const Epilogue& epilogue = {}) const;
 
+  // Encoding fused with the producer of A: rows are encoded while they are still in cache,
+  // not in a pass of their own over all of A once it is written (docs/design.md).
+  //
+  // Encodes `rows` (D columns, either layout) as rows first_row, first_row + 1, ... of
+  // `codes`, which holds this model's codebooks and leaves and has room for them (made as
+  // EncodedRows(N, ncodebooks(), leaves())). first_row is a multiple of 64 and the rows end
+  // on a multiple of 64 or at codes.rows(), so calls on disjoint ranges write disjoint bytes
+  // and may run on different threads at once. Runs on the calling thread only, and takes
+  // the rows to be in cache (no prefetch of rows ahead).
+  void encode_rows(const MatrixView& rows, int64_t first_row, EncodedRows& codes) const;
+
+  // Writes rows [begin, end) of A.
+  using RowProducer = std::function<void(int64_t begin, int64_t end)>;
+  // matmul(A, Y, ldy, epilogue) for an A that `produce` writes during the call: each of the
+  // library's threads calls it on its own 64-row blocks (disjoint, in ascending order) and
+  // encodes every block right after it is written; the scan follows. Y equals matmul's on
+  // the same A bit for bit. An exception thrown by `produce` stops the call and is rethrown
+  // once every thread has stopped.
+  void matmul_produced(const MatrixView& A, const RowProducer& produce, float* Y, int64_t ldy,
+                       const Epilogue& epilogue = {}) const;
+
   // Inference-time settings (they do not change what was learned).
   void set_accumulation(Accumulation accumulation);
   void set_table_mode(TableMode mode);
@@ -204,6 +225,11 @@ class Maddness {
  private:
   static Maddness read_state(detail::ByteReader& reader, uint32_t version);
   void check_input(const MatrixView& A, const char* what) const;
+  // Encodes 64-row blocks [block_begin, block_end) of A into `packed` (A's block 0 at
+  // packed's start) on the calling thread; rows_in_cache: just produced, nothing to
+  // prefetch. Returns true if a value read was NaN.
+  bool encode_blocks(const MatrixView& A, uint8_t* packed, int64_t block_begin, int64_t block_end,
+                     bool rows_in_cache) const;
   void build_output_offsets();
 
   MaddnessConfig config_;

@@ -1,6 +1,7 @@
 // Bad input of every kind gives lutmul::Error with a message naming what was wrong.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 
@@ -113,6 +114,32 @@ TEST_F(Errors, BadInferenceInput) {
   wide_codes.set_code(9, 2, 63);
   EXPECT_EQ(63, wide_codes.code(9, 2));
   EXPECT_EQ(static_cast<size_t>(3 * 64), wide_codes.packed_bytes());
+}
+
+TEST_F(Errors, BadProducedRows) {
+  const Maddness m = fitted();
+  EncodedRows codes(200, 3);
+  expect_error([&] { m.encode_rows(a(64), 32, codes); }, "first_row (32) must be a multiple of 64");
+  expect_error([&] { m.encode_rows(a(64), -64, codes); }, "not negative");
+  expect_error([&] { m.encode_rows(a(100), 128, codes); }, "rows 128..228 do not fit codes of 200 rows");
+  expect_error([&] { m.encode_rows(a(50), 64, codes); }, "must end on a multiple of 64 or at the codes' last row (200)");
+  EncodedRows other(200, 4);
+  expect_error([&] { m.encode_rows(a(64), 0, other); }, "codes have 4 codebooks of 16 leaves, the model has 3 of 16");
+  std::vector<float> wide = testing::uniform(64, 13, -1.f, 1.f, 2);
+  expect_error([&] { m.encode_rows(MatrixView::row_major(wide.data(), 64, 13), 0, codes); }, "D = 12 columns, got 64 x 13");
+  m.encode_rows(a(8), 192, codes);  // the last rows: ends at codes.rows()
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> rows = a_;
+  rows[static_cast<size_t>(70 * 12 + m.split_dim(0, 0))] = nan;
+  expect_error([&] { m.encode_rows(MatrixView::row_major(rows.data(), 64, 12, 12).row_range(64, 64), 64, codes); }, "NaN");
+
+  std::vector<float> y(200 * 3);
+  const auto copy_rows = [&](int64_t begin, int64_t end) {
+    std::copy(rows.begin() + begin * 12, rows.begin() + end * 12, a_.begin() + begin * 12);
+  };
+  expect_error([&] { m.matmul_produced(a(), copy_rows, y.data(), 3); }, "matmul_produced: A contains NaN");
+  expect_error([&] { m.matmul_produced(a(), {}, y.data(), 3); }, "the producer is empty");
+  expect_error([&] { m.matmul_produced(a(), copy_rows, y.data(), 2); }, "ldy (2) is smaller than M (3)");
 }
 
 TEST_F(Errors, ThreadsAndIsas) {

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "../core/isa_sweep.h"
@@ -215,6 +218,82 @@ TEST_P(Api, ConcurrentCallsOnOneModelAgree) {
     });
   for (auto& t : threads) t.join();
   for (const Matrix& r : results) EXPECT_EQ(expected.values, r.values);
+}
+
+// A producer writing A block by block (here a row transform, as a LayerNorm would be): the
+// encoding fused with it gives matmul's bits on the finished A, in either layout, at one and
+// two threads, with every row produced once in whole 64-row blocks.
+TEST_P(Api, ProducedRowsGiveMatmulsBits) {
+  const auto transformed = [&](int64_t i, int64_t j) { return 0.75f * test_[i * kDim + j] - 0.125f * static_cast<float>(j % 5); };
+  for (const bool col_major : {false, true}) {
+    for (const int threads : {1, 2}) {
+      set_num_threads(threads);
+      std::vector<float> a(static_cast<size_t>(kTest * kDim), std::numeric_limits<float>::quiet_NaN());
+      const MatrixView view = col_major ? MatrixView::col_major(a.data(), kTest, kDim) : MatrixView::row_major(a.data(), kTest, kDim);
+      std::vector<int> produced(kTest, 0);
+      std::mutex calls_lock;
+      bool aligned = true;
+      const auto produce = [&](int64_t begin, int64_t end) {
+        {
+          const std::lock_guard<std::mutex> hold(calls_lock);
+          aligned = aligned && begin % 64 == 0 && (end % 64 == 0 || end == kTest) && begin < end;
+          for (int64_t i = begin; i < end; ++i) ++produced[static_cast<size_t>(i)];
+        }
+        for (int64_t i = begin; i < end; ++i)
+          for (int64_t j = 0; j < kDim; ++j) a[static_cast<size_t>(col_major ? j * kTest + i : i * kDim + j)] = transformed(i, j);
+      };
+      Matrix fused(kTest, kOut);
+      model_.matmul_produced(view, produce, fused.data(), kOut);
+      EXPECT_TRUE(aligned);
+      EXPECT_EQ(std::vector<int>(kTest, 1), produced);
+      EXPECT_EQ(model_.matmul(view).values, fused.values) << (col_major ? "column-major" : "row-major") << ", " << threads << " threads";
+      // With the epilogue: accumulated into Y as matmul would.
+      Matrix twice = fused;
+      model_.matmul_produced(view, produce, twice.data(), kOut, Epilogue{Epilogue::Activation::none, true});
+      Matrix expected = fused;
+      model_.matmul(view, expected.data(), kOut, Epilogue{Epilogue::Activation::none, true});
+      EXPECT_EQ(expected.values, twice.values);
+    }
+  }
+  set_num_threads(1);
+}
+
+// Blocks encoded in any order, from several threads at once, give encode()'s bytes.
+TEST_P(Api, RowsEncodedBlockByBlockEqualEncode) {
+  const MatrixView a = MatrixView::row_major(test_.data(), kTest, kDim);
+  const EncodedRows whole = model_.encode(a);
+  EncodedRows pieces(kTest, kCodebooks, leaves());
+  std::vector<std::thread> threads;
+  for (int64_t first = 0; first < kTest; first += 128)
+    threads.emplace_back([&, first] {
+      // Two blocks per thread, the later one first.
+      const int64_t middle = std::min<int64_t>(first + 64, kTest), end = std::min<int64_t>(first + 128, kTest);
+      model_.encode_rows(a.row_range(middle, end - middle), middle, pieces);
+      model_.encode_rows(a.row_range(first, middle - first), first, pieces);
+    });
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(whole.packed_bytes(), pieces.packed_bytes());
+  EXPECT_EQ(0, std::memcmp(whole.packed_data(), pieces.packed_data(), whole.packed_bytes()));
+}
+
+// The producer's exception reaches the caller, from either thread.
+TEST_P(Api, ProducerExceptionsReachTheCaller) {
+  std::vector<float> a(test_);
+  const MatrixView view = MatrixView::row_major(a.data(), kTest, kDim);
+  Matrix y(kTest, kOut);
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    const auto produce = [](int64_t begin, int64_t) {
+      if (begin == 256) throw std::runtime_error("the producer failed at row 256");
+    };
+    try {
+      model_.matmul_produced(view, produce, y.data(), kOut);
+      ADD_FAILURE() << "no exception";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ("the producer failed at row 256", e.what());
+    }
+  }
+  set_num_threads(1);
 }
 
 TEST_P(Api, EmptyInputGivesEmptyOutput) {
