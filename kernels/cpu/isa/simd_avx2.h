@@ -22,6 +22,8 @@ struct Avx2Ops {
   // The row-major encoder reads a row's split values with plain loads: cheaper than
   // vgatherdps on Zen 3 (docs/experiments.md).
   static constexpr bool kRowGathersAsScalarLoads = true;
+  // ... and picks each lane's threshold by blends (vblendvps is one µop on Zen 3).
+  static constexpr bool kRowEncoderBlends = true;
 
   static Bytes load_bytes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static Bytes broadcast_table(const uint8_t* p) {
@@ -120,6 +122,10 @@ struct Avx2Ops {
   static uint32_t greater_mask(Floats x, Floats t) {
     return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x, t, _CMP_GT_OQ)));
   }
+  // Lane masks as vectors, for the row-major encoder's threshold blends.
+  static Floats greater(Floats x, Floats t) { return _mm256_cmp_ps(x, t, _CMP_GT_OQ); }
+  static Floats blend(Floats mask, Floats if_set, Floats if_clear) { return _mm256_blendv_ps(if_clear, if_set, mask); }
+  static uint32_t mask_bits(Floats mask) { return static_cast<uint32_t>(_mm256_movemask_ps(mask)); }
   static uint32_t nan_mask(Floats x) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q))); }
   // Bit c of `bits` to bit 4c of the result.
   static uint64_t spread_to_nibbles(uint32_t bits) { return _pdep_u64(bits, 0x1111111111111111ull); }

@@ -19,6 +19,7 @@ struct Avx512Ops {
   static constexpr int kOutputTile = 8;
   // The row-major encoder gathers a row's split values (plain loads not measured here).
   static constexpr bool kRowGathersAsScalarLoads = false;
+  static constexpr bool kRowEncoderBlends = false;  // compares and bit selects (not measured here)
 
   static Bytes load_bytes(const uint8_t* p) { return _mm512_loadu_si512(p); }
   static Bytes broadcast_table(const uint8_t* p) {

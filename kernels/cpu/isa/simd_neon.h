@@ -19,6 +19,7 @@ struct NeonOps {
   static constexpr int kOutputTile = 8;
   // gather_floats is already lane loads.
   static constexpr bool kRowGathersAsScalarLoads = false;
+  static constexpr bool kRowEncoderBlends = false;  // compares and bit selects (not measured here)
 
   static Bytes load_bytes(const uint8_t* p) { return vld1q_u8(p); }
   static Bytes broadcast_table(const uint8_t* p) { return vld1q_u8(p); }

@@ -192,6 +192,20 @@ inline uint64_t encode_row_group(const float* x, const int32_t* offsets, const f
     x3 = Ops::gather_floats(x, Ops::load_ints(offsets + 3 * kLanes));
   }
   nan_bits |= (Ops::nan_mask(x0) | Ops::nan_mask(x1) | Ops::nan_mask(x2) | Ops::nan_mask(x3)) & lane_mask;
+  if constexpr (Ops::kRowEncoderBlends) {
+    // Each lane's threshold picked by blends on the comparisons so far, then one compare
+    // per level (11 blends and 4 compares against 15 compares and scalar bit selects).
+    const auto node = [&](int n) { return Ops::load_floats(thresholds + n * kLanes); };
+    const Floats m0 = Ops::greater(x0, node(0));
+    const Floats m1 = Ops::greater(x1, Ops::blend(m0, node(2), node(1)));
+    const Floats m2 =
+        Ops::greater(x2, Ops::blend(m0, Ops::blend(m1, node(6), node(5)), Ops::blend(m1, node(4), node(3))));
+    const Floats low = Ops::blend(m1, Ops::blend(m2, node(10), node(9)), Ops::blend(m2, node(8), node(7)));
+    const Floats high = Ops::blend(m1, Ops::blend(m2, node(14), node(13)), Ops::blend(m2, node(12), node(11)));
+    const Floats m3 = Ops::greater(x3, Ops::blend(m0, high, low));
+    const auto bits = [&](Floats mask) { return Ops::spread_to_nibbles(Ops::mask_bits(mask) & lane_mask); };
+    return bits(m3) | bits(m2) << 1 | bits(m1) << 2 | bits(m0) << 3;
+  }
   auto above = [&](Floats v, int node) { return Ops::greater_mask(v, Ops::load_floats(thresholds + node * kLanes)); };
   // Every threshold of a level is compared; the path then picks its bit.
   const uint32_t b0 = above(x0, 0);
@@ -218,7 +232,7 @@ inline uint32_t encode_rows_block(const EncodeArgs& args, const RowEncoderPlan<O
     const int64_t row = block * kBlockRows + r;
     if (!args.rows_in_cache && row + kRowsAhead < args.rows) {
       const float* ahead = args.a + (row + kRowsAhead) * args.row_stride;
-      for (int i = 0; i < plan.nlines; ++i) __builtin_prefetch(ahead + plan.lines[i]);
+      _Pragma("GCC unroll 4") for (int i = 0; i < plan.nlines; ++i) __builtin_prefetch(ahead + plan.lines[i]);
     }
     uint8_t* dst = out + 2 * (r & 31) + (r >> 5);
     for (int g = 0; g < plan.groups; ++g) {
