@@ -131,7 +131,7 @@ TEST_F(Errors, BadProducedRows) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> rows = a_;
   rows[static_cast<size_t>(70 * 12 + m.split_dim(0, 0))] = nan;
-  expect_error([&] { m.encode_rows(MatrixView::row_major(rows.data(), 64, 12, 12).row_range(64, 64), 64, codes); }, "NaN");
+  expect_error([&] { m.encode_rows(MatrixView::row_major(rows.data(), 200, 12).row_range(64, 64), 64, codes); }, "NaN");
 
   std::vector<float> y(200 * 3);
   const auto copy_rows = [&](int64_t begin, int64_t end) {
