@@ -252,6 +252,7 @@ void Maddness::encode(const MatrixView& A, EncodedRows& codes) const {
     codes = EncodedRows(A.rows, config_.ncodebooks, config_.leaves);
   if (A.rows == 0) return;
 
+  detail::active_kernels();  // here, where an unusable LUTMUL_ISA can throw: not on the threads
   const int64_t nblocks = codes.nblocks();
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), nblocks));
   bool saw_nan = false;
@@ -290,6 +291,7 @@ void Maddness::matmul_produced(const MatrixView& A, const RowProducer& produce, 
   LUTMUL_CHECK(ldy >= output_dim_, "matmul_produced: ldy (", ldy, ") is smaller than M (", output_dim_, ")");
   LUTMUL_CHECK(static_cast<bool>(produce), "matmul_produced: the producer is empty");
   if (A.rows == 0) return;
+  detail::active_kernels();  // here, where an unusable LUTMUL_ISA can throw: not on the threads
   EncodedRows codes(A.rows, config_.ncodebooks, config_.leaves);
   const int64_t nblocks = codes.nblocks();
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), nblocks));

@@ -21,6 +21,11 @@ TEST(Environment, UnsupportedIsaIsAnError) {
   Maddness m(config);
   m.fit(MatrixView::row_major(a.data(), 100, 8), MatrixView::row_major(b.data(), 8, 2));
   EXPECT_THROW(m.matmul(MatrixView::row_major(a.data(), 100, 8)), Error);
+  // The producer interface too, on the caller's thread (an error on the library's threads would end the process).
+  std::vector<float> y(200);
+  EXPECT_THROW(m.matmul_produced(MatrixView::row_major(a.data(), 100, 8), [](int64_t, int64_t) {}, y.data(), 2), Error);
+  EncodedRows codes(100, 2);
+  EXPECT_THROW(m.encode_rows(MatrixView::row_major(a.data(), 64, 8), 0, codes), Error);
   // Also the kinds whose product is oneDNN's, not lutmul's kernels: the setting is refused
   // everywhere, never ignored.
   const MatrixView X = MatrixView::row_major(a.data(), 100, 8), W = MatrixView::row_major(b.data(), 8, 2);
