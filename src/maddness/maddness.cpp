@@ -323,18 +323,49 @@ void Maddness::matmul_produced(const MatrixView& A, const RowProducer& produce, 
   scan(codes, Y, ldy, epilogue);
 }
 
+float Maddness::sum_scale(int64_t m) const {
+  LUTMUL_CHECK(m >= 0 && m < output_dim_, "sum_scale: output ", m, " is out of range (M = ", output_dim_, ")");
+  return config_.accumulation == Accumulation::averaged ? averaged_scales_[m] : output_scales_[m];
+}
+
+float Maddness::sum_offset(int64_t m) const {
+  LUTMUL_CHECK(m >= 0 && m < output_dim_, "sum_offset: output ", m, " is out of range (M = ", output_dim_, ")");
+  return config_.accumulation == Accumulation::averaged ? averaged_offsets_[m] : output_offsets_[m];
+}
+
 void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy, const Epilogue& epilogue) const {
-  LUTMUL_CHECK(has_weights(), "scan: no weights (call fit or set_weights first)");
-  LUTMUL_CHECK(codes.ncodebooks() == config_.ncodebooks && codes.leaves() == config_.leaves, "scan: codes have ",
+  scan_to(codes, Output::f32, Y, ldy, epilogue, "scan");
+}
+
+void Maddness::scan_bf16(const EncodedRows& codes, uint16_t* Y, int64_t ldy, const Epilogue& epilogue) const {
+  scan_to(codes, Output::bf16, Y, ldy, epilogue, "scan_bf16");
+}
+
+void Maddness::scan_sums(const EncodedRows& codes, uint16_t* S, int64_t lds) const {
+  LUTMUL_CHECK(config_.tables == TableMode::uint8, "scan_sums: the model scans float tables (TableMode::float32), "
+               "which have no integer sums");
+  const bool averaged = config_.accumulation == Accumulation::averaged;
+  const int most = averaged ? 512 : 256;
+  LUTMUL_CHECK(config_.ncodebooks <= most, "scan_sums: ", config_.ncodebooks, " codebooks can sum past 16 bits (at most ",
+               most, averaged ? " with averaged accumulation)" : ")");
+  scan_to(codes, Output::sums, S, lds, {}, "scan_sums");
+}
+
+void Maddness::scan_to(const EncodedRows& codes, Output output, void* Y, int64_t ldy, const Epilogue& epilogue,
+                       const char* what) const {
+  LUTMUL_CHECK(has_weights(), what, ": no weights (call fit or set_weights first)");
+  LUTMUL_CHECK(codes.ncodebooks() == config_.ncodebooks && codes.leaves() == config_.leaves, what, ": codes have ",
                codes.ncodebooks(), " codebooks of ", codes.leaves(), " leaves, the model has ", config_.ncodebooks,
                " of ", config_.leaves);
-  LUTMUL_CHECK(ldy >= output_dim_, "scan: ldy (", ldy, ") is smaller than M (", output_dim_, ")");
-  LUTMUL_CHECK(Y != nullptr || codes.rows() == 0, "scan: Y is null");
+  LUTMUL_CHECK(ldy >= output_dim_, what, ": ldy (", ldy, ") is smaller than M (", output_dim_, ")");
+  LUTMUL_CHECK(Y != nullptr || codes.rows() == 0, what, ": Y is null");
   if (codes.rows() == 0) return;
   const int64_t nblocks = codes.nblocks(), m = output_dim_;
   const int threads = num_threads();
+  float* y32 = output == Output::f32 ? static_cast<float*>(Y) : nullptr;
+  uint16_t* y16 = output == Output::f32 ? nullptr : static_cast<uint16_t*>(Y);
 
-  if (config_.tables == TableMode::float32) {
+  if (config_.tables == TableMode::float32) {  // scan_sums refused these
     const int C = config_.ncodebooks, K = config_.leaves;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t r = 0; r < codes.rows(); ++r) {
@@ -344,7 +375,12 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy, const Epilo
         for (int c = 0; c < C; ++c) sum += table[c * K + codes.code(r, c)];
         const float v = sum + bias_[j];
         const float out = epilogue.activation == Epilogue::Activation::gelu ? kernels::exact_gelu(v) : v;
-        Y[r * ldy + j] = epilogue.accumulate ? Y[r * ldy + j] + out : out;
+        const int64_t at = r * ldy + j;
+        if (y16 != nullptr) {
+          y16[at] = kernels::float_to_bf16_bits(epilogue.accumulate ? kernels::bf16_bits_to_float(y16[at]) + out : out);
+        } else {
+          y32[at] = epilogue.accumulate ? y32[at] + out : out;
+        }
       }
     }
     return;
@@ -360,7 +396,10 @@ void Maddness::scan(const EncodedRows& codes, float* Y, int64_t ldy, const Epilo
   args.averaged = config_.accumulation == Accumulation::averaged;
   args.scales = args.averaged ? averaged_scales_.data() : output_scales_.data();
   args.offsets = args.averaged ? averaged_offsets_.data() : output_offsets_.data();
-  args.y = Y;
+  args.output = output == Output::f32 ? kernels::ScanOutput::f32
+                : output == Output::bf16 ? kernels::ScanOutput::bf16 : kernels::ScanOutput::sums;
+  args.y = y32;
+  args.y16 = y16;
   args.ldy = ldy;
   args.gelu = epilogue.activation == Epilogue::Activation::gelu;
   args.accumulate = epilogue.accumulate;
@@ -389,6 +428,16 @@ void Maddness::matmul(const MatrixView& A, float* Y, int64_t ldy, const Epilogue
   EncodedRows codes;
   encode(A, codes);
   scan(codes, Y, ldy, epilogue);
+}
+
+void Maddness::matmul_bf16(const MatrixView& A, uint16_t* Y, int64_t ldy, const Epilogue& epilogue) const {
+  check_input(A, "matmul_bf16");
+  LUTMUL_CHECK(has_weights(), "matmul_bf16: no weights (call fit or set_weights first)");
+  LUTMUL_CHECK(ldy >= output_dim_, "matmul_bf16: ldy (", ldy, ") is smaller than M (", output_dim_, ")");
+  LUTMUL_CHECK(Y != nullptr || A.rows == 0, "matmul_bf16: Y is null");
+  EncodedRows codes;
+  encode(A, codes);
+  scan_bf16(codes, Y, ldy, epilogue);
 }
 
 Matrix Maddness::matmul(const MatrixView& A) const {

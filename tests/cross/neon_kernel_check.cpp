@@ -30,6 +30,30 @@ void expect(bool ok, const char* what, long n, long m, int c, bool col_major) {
   }
 }
 
+// The narrow outputs of one scan (`scan` of a table, `args` describing codes, tables, scales
+// and offsets): the integer sums, and bfloat16 Y stored and accumulated, against the reference.
+void check_narrow(ScanArgs args, ScanFn KernelTable::*scan, const char* what, long n, long m, int c) {
+  const long ldy = m + 3, nblocks = (n + kBlockRows - 1) / kBlockRows;
+  args.ldy = ldy;
+  std::vector<uint16_t> old(static_cast<size_t>(n * ldy + 1));
+  for (size_t i = 0; i < old.size(); ++i) old[i] = float_to_bf16_bits(static_cast<float>(i % 13) * 0.375f - 2.f);
+  for (const ScanOutput output : {ScanOutput::sums, ScanOutput::bf16}) {
+    for (const bool accumulate : {false, true}) {
+      if (output == ScanOutput::sums && accumulate) continue;
+      auto run = [&](const KernelTable& table) {
+        std::vector<uint16_t> y = old;
+        ScanArgs here = args;
+        here.output = output;
+        here.accumulate = accumulate;
+        here.y16 = y.data() + 1;
+        (table.*scan)(here, 0, nblocks, 0, m);
+        return y;
+      };
+      expect(run(scalar_kernels()) == run(*neon_kernels()), what, n, m, c, accumulate);
+    }
+  }
+}
+
 void check_shape(long n, long m, int c, std::mt19937_64& rng) {
   const long d = 3 * c + 5;
   std::uniform_real_distribution<float> value(-1.f, 1.f);
@@ -79,19 +103,20 @@ void check_shape(long n, long m, int c, std::mt19937_64& rng) {
   std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
   for (auto& o : offsets) o = static_cast<float>(byte(rng)) * 0.37f - 40.f;
   for (auto& s : scales) s = 0.0123f * static_cast<float>(1 + byte(rng) % 7);
+  ScanArgs base;
+  base.packed = packed.data();
+  base.rows = n;
+  base.npairs = npairs;
+  base.tables = tables.data();
+  base.outputs = m;
+  base.scales = scales.data();
+  base.offsets = offsets.data();
   for (bool averaged : {false, true}) {
+    base.averaged = averaged;
     auto scan = [&](const KernelTable& table) {
       const long ldy = m + 3;
       std::vector<float> y(static_cast<size_t>(n * ldy + 1), -7.25f);
-      ScanArgs args;
-      args.packed = packed.data();
-      args.rows = n;
-      args.npairs = npairs;
-      args.tables = tables.data();
-      args.outputs = m;
-      args.scales = scales.data();
-      args.offsets = offsets.data();
-      args.averaged = averaged;
+      ScanArgs args = base;
       args.y = y.data() + 1;
       args.ldy = ldy;
       table.scan(args, 0, nblocks, 0, m);
@@ -100,6 +125,9 @@ void check_shape(long n, long m, int c, std::mt19937_64& rng) {
     const std::vector<float> expected = scan(scalar_kernels()), got = scan(*neon_kernels());
     expect(std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)) == 0,
            averaged ? "scan averaged" : "scan exact", n, m, c, false);
+    check_narrow(base, &KernelTable::scan, averaged ? "narrow outputs, averaged (accumulating: 'column-major')"
+                                                    : "narrow outputs, exact (accumulating: 'column-major')",
+                 n, m, c);
   }
 }
 
@@ -150,21 +178,22 @@ void check_wide_shape(long n, long m, int c, std::mt19937_64& rng) {
   std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
   for (auto& o : offsets) o = static_cast<float>(byte(rng)) * 0.37f - 40.f;
   for (auto& s : scales) s = 0.0123f * static_cast<float>(1 + byte(rng) % 7);
+  ScanArgs base;
+  base.packed = packed.data();
+  base.rows = n;
+  base.npairs = (c + 1) / 2;
+  base.ncodebooks = c;
+  base.tables = tables.data();
+  base.outputs = m;
+  base.scales = scales.data();
+  base.offsets = offsets.data();
   auto scan = [&](const KernelTable& table, bool gelu = false, bool accumulate = false) {
     const long ldy = m + 3;
     std::vector<float> y(static_cast<size_t>(n * ldy + 1), -7.25f);
     for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<float>(i % 13) * 0.125f - 0.75f;
-    ScanArgs args;
+    ScanArgs args = base;
     args.gelu = gelu;
     args.accumulate = accumulate;
-    args.packed = packed.data();
-    args.rows = n;
-    args.npairs = (c + 1) / 2;
-    args.ncodebooks = c;
-    args.tables = tables.data();
-    args.outputs = m;
-    args.scales = scales.data();
-    args.offsets = offsets.data();
     args.y = y.data() + 1;
     args.ldy = ldy;
     table.scan_wide(args, 0, nblocks, 0, m);
@@ -181,6 +210,7 @@ void check_wide_shape(long n, long m, int c, std::mt19937_64& rng) {
   for (size_t i = 0; i < activated.size(); ++i)
     close = close && std::fabs(activated[i] - activated_here[i]) <= 1e-6f * std::max(1.f, std::fabs(activated[i]));
   expect(close, "scan 64 leaves, GELU and accumulate", n, m, c, false);
+  check_narrow(base, &KernelTable::scan_wide, "narrow outputs, 64 leaves (accumulating: 'column-major')", n, m, c);
 }
 
 // A 64-byte aligned float buffer, as the operators give the pruned kernels.

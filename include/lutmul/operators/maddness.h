@@ -145,6 +145,22 @@ class Maddness {
   // Y from already encoded rows.
   void scan(const EncodedRows& codes, float* Y, int64_t ldy, const Epilogue& epilogue = {}) const;
 
+  // Narrow outputs, for callers that take them: Y in half the bytes.
+  //
+  // Y as bfloat16 bit patterns (N × M, row-major, ldy ≥ M): matmul's float result, epilogue
+  // included, rounded to nearest even, bit for bit. Accumulating adds the result to the old
+  // values widened to float, then rounds.
+  void matmul_bf16(const MatrixView& A, uint16_t* Y, int64_t ldy, const Epilogue& epilogue = {}) const;
+  void scan_bf16(const EncodedRows& codes, uint16_t* Y, int64_t ldy, const Epilogue& epilogue = {}) const;
+  // The scan's integer sums S (N × M, row-major, lds ≥ M), from which matmul's float result
+  // before its epilogue is float(S)·sum_scale(m) + sum_offset(m), two roundings, in that
+  // order. Needs 8-bit tables and at most 256 codebooks (512 with averaged accumulation) so
+  // every sum fits 16 bits.
+  void scan_sums(const EncodedRows& codes, uint16_t* S, int64_t lds) const;
+  // Both throw lutmul::Error unless 0 ≤ m < output_dim(); they follow the accumulation mode.
+  float sum_scale(int64_t m) const;
+  float sum_offset(int64_t m) const;
+
   // Encoding fused with the producer of A: rows are encoded while they are still in cache,
   // not in a pass of their own over all of A once it is written (docs/design.md).
   //
@@ -231,6 +247,10 @@ class Maddness {
   bool encode_blocks(const MatrixView& A, uint8_t* packed, int64_t block_begin, int64_t block_end,
                      bool rows_in_cache) const;
   void build_output_offsets();
+  // scan and its narrow forms: Y is float* (f32) or uint16_t* (bf16, sums).
+  enum class Output : uint8_t { f32, bf16, sums };
+  void scan_to(const EncodedRows& codes, Output output, void* Y, int64_t ldy, const Epilogue& epilogue,
+               const char* what) const;
 
   MaddnessConfig config_;
   int64_t input_dim_ = 0;

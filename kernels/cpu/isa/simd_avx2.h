@@ -155,10 +155,9 @@ struct Avx2Ops {
   struct Unchanged {
     Floats operator()(Floats v) const { return v; }
   };
-  // in[i] holds output i for 8 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows,
-  // each row (outputs in lanes) passed through `finish` first.
-  template <class Finish = Unchanged>
-  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
+  // in[i] holds output i for 8 rows; calls visit(j, row j's outputs in lanes) for j < rows.
+  template <class Visit>
+  static void transpose_rows(const Floats* in, int rows, Visit visit) {
     __m256 t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
       t[i] = _mm256_unpacklo_ps(in[i], in[i + 1]);
@@ -171,11 +170,25 @@ struct Avx2Ops {
       u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
     }
     for (int k = 0; k < 4; ++k) {
-      const __m256 low = _mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
-      const __m256 high = _mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
-      if (k < rows) store_prefix_ps(y + k * ldy, finish(low), cols);
-      if (4 + k < rows) store_prefix_ps(y + (4 + k) * ldy, finish(high), cols);
+      if (k < rows) visit(k, _mm256_permute2f128_ps(u[k], u[4 + k], 0x20));
+      if (4 + k < rows) visit(4 + k, _mm256_permute2f128_ps(u[k], u[4 + k], 0x31));
     }
+  }
+  // Stores row j's outputs 0..cols-1 at y + j·ldy, j < rows, each row passed through `finish`.
+  template <class Finish = Unchanged>
+  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
+    transpose_rows(in, rows, [&](int j, Floats row) { store_prefix_ps(y + j * ldy, finish(row), cols); });
+  }
+  // The low 16 bits of each 32-bit lane (all below 2^16) to out[0..cols).
+  static void store_u16_prefix(uint16_t* out, Ints v, int cols) {
+    const __m128i packed = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08));
+    if (cols >= 8) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), packed);
+      return;
+    }
+    alignas(16) uint16_t lanes[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(lanes), packed);
+    for (int c = 0; c < cols; ++c) out[c] = lanes[c];
   }
 };
 

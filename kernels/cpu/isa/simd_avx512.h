@@ -129,10 +129,9 @@ struct Avx512Ops {
   struct Unchanged {
     Floats operator()(Floats v) const { return v; }
   };
-  // in[i] holds output i for 16 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows,
-  // each row (outputs in lanes) passed through `finish` first.
-  template <class Finish = Unchanged>
-  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
+  // in[i] holds output i for 16 rows; calls visit(j, row j's outputs in lanes) for j < rows.
+  template <class Visit>
+  static void transpose_rows(const Floats* in, int rows, Visit visit) {
     __m512 t[16], u[16];
     for (int i = 0; i < 16; i += 2) {
       t[i] = _mm512_unpacklo_ps(in[i], in[i + 1]);
@@ -146,7 +145,6 @@ struct Avx512Ops {
       u[4 * g + 3] = _mm512_shuffle_ps(b, d, 0xEE);
     }
     // u[4g + k], 128-bit lane L: inputs 4g..4g+3 of element 4L + k.
-    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
     for (int k = 0; k < 4; ++k) {
       const __m512 v88 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88);
       const __m512 vdd = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
@@ -156,9 +154,20 @@ struct Avx512Ops {
                              _mm512_shuffle_f32x4(v88, w88, 0xDD), _mm512_shuffle_f32x4(vdd, wdd, 0xDD)};
       for (int q = 0; q < 4; ++q) {
         const int row = 4 * q + k;
-        if (row < rows) _mm512_mask_storeu_ps(y + row * ldy, mask, finish(out[q]));
+        if (row < rows) visit(row, out[q]);
       }
     }
+  }
+  // Stores row j's outputs 0..cols-1 at y + j·ldy, j < rows, each row passed through `finish`.
+  template <class Finish = Unchanged>
+  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
+    transpose_rows(in, rows, [&](int j, Floats row) { _mm512_mask_storeu_ps(y + j * ldy, mask, finish(row)); });
+  }
+  // The low 16 bits of each 32-bit lane (all below 2^16) to out[0..cols).
+  static void store_u16_prefix(uint16_t* out, Ints v, int cols) {
+    const __mmask16 mask = cols >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1u);
+    _mm512_mask_cvtepi32_storeu_epi16(out, mask, v);
   }
 };
 

@@ -149,18 +149,22 @@ struct NeonOps {
   struct Unchanged {
     Floats operator()(Floats v) const { return v; }
   };
-  // in[i] holds output i for 4 rows; stores row j's outputs 0..cols-1 at y + j·ldy, j < rows,
-  // each row (outputs in lanes) passed through `finish` first.
-  template <class Finish = Unchanged>
-  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
+  // in[i] holds output i for 4 rows; calls visit(j, row j's outputs in lanes) for j < rows.
+  template <class Visit>
+  static void transpose_rows(const Floats* in, int rows, Visit visit) {
     const float32x4x2_t a = vtrnq_f32(in[0], in[1]);
     const float32x4x2_t b = vtrnq_f32(in[2], in[3]);
     const float32x4_t out[4] = {vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0])),
                                 vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1])),
                                 vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0])),
                                 vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]))};
-    for (int r = 0; r < rows; ++r) {
-      const float32x4_t row = finish(out[r]);
+    for (int r = 0; r < rows; ++r) visit(r, out[r]);
+  }
+  // Stores row j's outputs 0..cols-1 at y + j·ldy, j < rows, each row passed through `finish`.
+  template <class Finish = Unchanged>
+  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
+    transpose_rows(in, rows, [&](int r, Floats v) {
+      const float32x4_t row = finish(v);
       if (cols == 4) {
         vst1q_f32(y + r * ldy, row);
       } else {
@@ -168,7 +172,18 @@ struct NeonOps {
         vst1q_f32(lanes, row);
         for (int c = 0; c < cols; ++c) y[r * ldy + c] = lanes[c];
       }
+    });
+  }
+  // The low 16 bits of each 32-bit lane (all below 2^16) to out[0..cols).
+  static void store_u16_prefix(uint16_t* out, Ints v, int cols) {
+    const uint16x4_t narrow = vmovn_u32(v);
+    if (cols >= 4) {
+      vst1_u16(out, narrow);
+      return;
     }
+    uint16_t lanes[4];
+    vst1_u16(lanes, narrow);
+    for (int c = 0; c < cols; ++c) out[c] = lanes[c];
   }
 };
 

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
+#include "kernels/cpu/runtime/runtime_kernels.h"
 #include "lutmul/core/isa.h"
 
 namespace lutmul::kernels {
@@ -39,6 +41,14 @@ struct EncodeArgs {
   bool rows_in_cache = false;
 };
 
+// What the scan stores for each (row, output), from the integer sum S of the mode.
+enum class ScanOutput : uint8_t {
+  f32,   // y: v = float(S)·scale + offset through the epilogue, as float
+  bf16,  // y16: the bfloat16 bits of that float v, rounded to nearest even; accumulating
+         // adds v to the old value widened to float, then rounds
+  sums,  // y16: S itself (S < 2^16); scales, offsets, gelu and accumulate are not read
+};
+
 struct ScanArgs {
   const uint8_t* packed = nullptr;  // nblocks × npairs × 64 (EncodedRows layout)
   int64_t rows = 0;
@@ -53,8 +63,10 @@ struct ScanArgs {
   bool averaged = false;
   bool gelu = false;
   bool accumulate = false;
-  float* y = nullptr;
-  int64_t ldy = 0;
+  ScanOutput output = ScanOutput::f32;
+  float* y = nullptr;       // ScanOutput::f32
+  uint16_t* y16 = nullptr;  // ScanOutput::bf16 and ::sums
+  int64_t ldy = 0;          // of y or y16, in elements
 };
 
 // Encodes row blocks [block_begin, block_end). Returns true if any value read was NaN.
@@ -84,13 +96,35 @@ static inline float exact_gelu(float x) {
   return static_cast<float>(v * 0.5 * std::erfc(-v / std::sqrt(2.0)));
 }
 
-// The epilogue of one output value, as every scan applies it: two roundings (multiply, then
-// add, never fused), then GELU, then the accumulation.
-static inline void finish_output(const ScanArgs& args, uint32_t sum, int64_t m, float* y) {
+static inline float bf16_bits_to_float(uint16_t bits) {
+  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float v;
+  std::memcpy(&v, &wide, sizeof v);
+  return v;
+}
+
+static inline uint16_t float_to_bf16_bits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return round_to_bf16_bits(bits);
+}
+
+// The epilogue of output m of the row stored at element `at` of Y, as every scan applies it:
+// two roundings (multiply, then add, never fused), then GELU, then the accumulation, then
+// the bfloat16 rounding where asked.
+static inline void finish_output(const ScanArgs& args, uint32_t sum, int64_t m, int64_t at) {
+  if (args.output == ScanOutput::sums) {
+    args.y16[at] = static_cast<uint16_t>(sum);
+    return;
+  }
   const float scaled = static_cast<float>(sum) * args.scales[m];
   float v = scaled + args.offsets[m];
   if (args.gelu) v = exact_gelu(v);
-  *y = args.accumulate ? *y + v : v;
+  if (args.output == ScanOutput::bf16) {
+    args.y16[at] = float_to_bf16_bits(args.accumulate ? bf16_bits_to_float(args.y16[at]) + v : v);
+    return;
+  }
+  args.y[at] = args.accumulate ? args.y[at] + v : v;
 }
 
 // Scratch an encode call needs (EncodeArgs::tail_scratch), in floats.

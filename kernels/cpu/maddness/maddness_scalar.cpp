@@ -52,7 +52,7 @@ void scan_reference(const ScanArgs& args, int64_t block_begin, int64_t block_end
           const uint32_t second = table[p * kPairBytes + 16 + (byte >> 4)];
           sum += args.averaged ? (first + second + 1) >> 1 : first + second;
         }
-        finish_output(args, sum, m, &args.y[row * args.ldy + m]);
+        finish_output(args, sum, m, row * args.ldy + m);
       }
     }
   }
@@ -94,7 +94,7 @@ void scan_wide_reference(const ScanArgs& args, int64_t block_begin, int64_t bloc
         const uint8_t* table = args.tables + m * C * kWideLeaves;
         uint32_t sum = 0;
         for (int c = 0; c < C; ++c) sum += table[c * kWideLeaves + (codes[packed_byte_offset(c, r)] & 63)];
-        finish_output(args, sum, m, &args.y[row * args.ldy + m]);
+        finish_output(args, sum, m, row * args.ldy + m);
       }
     }
   }

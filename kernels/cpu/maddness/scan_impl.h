@@ -96,9 +96,29 @@ inline void accumulate_tile(const uint8_t* codes, int part, int pair_begin, int 
   }
 }
 
+// The bfloat16 bits of finished values, rounded to nearest even as round_to_bf16_bits does, in
+// the low halves of 32-bit lanes. kMayBeNan: a NaN kept and made quiet, a case that finite scales
+// and offsets rule out before an epilogue (float(S)·scale + offset is then finite or infinite).
+template <class Ops, bool kMayBeNan>
+inline typename Ops::Ints bf16_bits(typename Ops::Floats row) {
+  using Arch = typename Ops::XsimdArch;
+  using Batch = xsimd::batch<float, Arch>;
+  using Words = xsimd::batch<uint32_t, Arch>;
+  const Batch v(row);
+  const Words b = xsimd::bitwise_cast<Words>(v);
+  const Words rounded = (b + Words(0x7fffu) + ((b >> 16) & Words(1u))) >> 16;
+  if constexpr (!kMayBeNan) return typename Ops::Ints(rounded);
+  const Words quiet_nan = (b >> 16) | Words(0x40u);
+  // Picked by a float compare: AVX2 has no unsigned one.
+  return typename Ops::Ints(xsimd::bitwise_cast<Words>(
+      xsimd::select(v != v, xsimd::bitwise_cast<Batch>(quiet_nan), xsimd::bitwise_cast<Batch>(rounded))));
+}
+
+// The epilogue (GELU, accumulation into Y) on a tile staged in L1, away from the transpose's
+// registers; float or bfloat16 Y.
 template <class Ops, class Finish>
-void store_tile_through_epilogue(const ScanArgs& args, const typename Ops::Floats* tile, float* y, int64_t row_stride,
-                                 int rows_here, int cols_here, const Finish& finish) {
+void store_tile_through_epilogue(const ScanArgs& args, const typename Ops::Floats* tile, int64_t at,
+                                 int64_t row_stride, int rows_here, int cols_here, const Finish& finish) {
   using Batch = xsimd::batch<float, typename Ops::XsimdArch>;
   constexpr int kLanes = Ops::kLanes;
   alignas(64) float staged[kLanes * kLanes];
@@ -106,7 +126,17 @@ void store_tile_through_epilogue(const ScanArgs& args, const typename Ops::Float
   for (int i = 0; i < rows_here; ++i) {
     Batch v = Batch::load_aligned(staged + i * kLanes);
     if (args.gelu) v = vector_gelu<typename Ops::XsimdArch>(v);
-    float* out = y + i * row_stride;
+    const int64_t row_at = at + i * row_stride;
+    if (args.output == ScanOutput::bf16) {
+      if (args.accumulate) {
+        alignas(64) float old[kLanes] = {};
+        for (int c = 0; c < cols_here; ++c) old[c] = bf16_bits_to_float(args.y16[row_at + c]);
+        v = Batch::load_aligned(old) + v;
+      }
+      Ops::store_u16_prefix(args.y16 + row_at, bf16_bits<Ops, true>(v), cols_here);
+      continue;
+    }
+    float* out = args.y + row_at;
     if (cols_here == kLanes) {
       if (args.accumulate) v = Batch::load_unaligned(out) + v;
       v.store_unaligned(out);
@@ -117,29 +147,48 @@ void store_tile_through_epilogue(const ScanArgs& args, const typename Ops::Float
   }
 }
 
-// Stores a tile: tile[i] holds output i's sums for up to kLanes rows, lane k being the row at
-// y + k·row_stride; `finish` applies scale and offset. The epilogue (GELU, accumulation into
-// Y) runs on the tile staged in L1, away from the transpose's registers.
-template <class Ops, class Finish>
-inline void store_tile(const ScanArgs& args, const typename Ops::Floats* tile, float* y, int64_t row_stride,
-                       int rows_here, int cols_here, const Finish& finish) {
-  if (!args.accumulate && !args.gelu) {
-    Ops::transpose_store(tile, y, row_stride, rows_here, cols_here, finish);
+// Stores a tile: tile[i] holds output i for up to kLanes rows, lane k being the row at element
+// at + k·row_stride of Y. kOutput f32 and bf16: the integer sums as float, which `finish` scales
+// and offsets (nan_free: finite scales and offsets); sums: the sums' own 32-bit patterns, moved
+// by the transpose unchanged.
+template <class Ops, ScanOutput kOutput, class Finish>
+inline void store_tile(const ScanArgs& args, const typename Ops::Floats* tile, int64_t at, int64_t row_stride,
+                       int rows_here, int cols_here, const Finish& finish, bool nan_free) {
+  using Floats = typename Ops::Floats;
+  using Batch = xsimd::batch<float, typename Ops::XsimdArch>;
+  using Words = xsimd::batch<uint32_t, typename Ops::XsimdArch>;
+  if constexpr (kOutput == ScanOutput::sums) {
+    Ops::transpose_rows(tile, rows_here, [&](int j, Floats row) {
+      const typename Ops::Ints bits(xsimd::bitwise_cast<Words>(Batch(row)));
+      Ops::store_u16_prefix(args.y16 + at + j * row_stride, bits, cols_here);
+    });
+  } else if (args.accumulate || args.gelu) {
+    store_tile_through_epilogue<Ops>(args, tile, at, row_stride, rows_here, cols_here, finish);
+  } else if constexpr (kOutput == ScanOutput::f32) {
+    Ops::transpose_store(tile, args.y + at, row_stride, rows_here, cols_here, finish);
+  } else if (nan_free) {
+    Ops::transpose_rows(tile, rows_here, [&](int j, Floats row) {
+      Ops::store_u16_prefix(args.y16 + at + j * row_stride, bf16_bits<Ops, false>(finish(row)), cols_here);
+    });
   } else {
-    store_tile_through_epilogue<Ops>(args, tile, y, row_stride, rows_here, cols_here, finish);
+    Ops::transpose_rows(tile, rows_here, [&](int j, Floats row) {
+      Ops::store_u16_prefix(args.y16 + at + j * row_stride, bf16_bits<Ops, true>(finish(row)), cols_here);
+    });
   }
 }
 
 // y[row][m] = float(sum) * scales[m] + offsets[m] for the block's valid rows and `count` outputs,
-// then the epilogue (finish_output in maddness_kernels.h; GELU by the runtime's vector GELU).
+// then the epilogue and the output type (finish_output in maddness_kernels.h; GELU by the
+// runtime's vector GELU).
 // The sums are converted with rows in lanes, transposed, and scaled and offset with outputs in
 // lanes as each row is stored, so one tile's scales and offsets are loaded once for all rows.
 // Narrow (16-bit) sums: a 32-bit lane holds rows 2k and 2k + 1, so one load and a mask or a
 // shift give the even and the odd rows of 2·kLanes rows, each tile stored with stride 2·ldy;
-// no widening shuffles (AVX2's vpmovzxwd runs one per cycle on Zen 3).
-template <class Ops, bool kNarrow>
-inline void write_outputs(const ScanArgs& args, const void* sums, int64_t row0, int valid_rows, int64_t m0,
-                          int count) {
+// no widening shuffles (AVX2's vpmovzxwd runs one per cycle on Zen 3). ScanOutput::sums skips
+// the float conversion: the transpose moves the integers' bits.
+template <class Ops, bool kNarrow, ScanOutput kOutput>
+inline void write_outputs_as(const ScanArgs& args, const void* sums, int64_t row0, int valid_rows, int64_t m0,
+                             int count) {
   using Arch = typename Ops::XsimdArch;
   using Batch = xsimd::batch<float, Arch>;
   using IntBatch = xsimd::batch<int32_t, Arch>;
@@ -147,13 +196,21 @@ inline void write_outputs(const ScanArgs& args, const void* sums, int64_t row0, 
   using Floats = typename Ops::Floats;
   constexpr int kLanes = Ops::kLanes;
   static_assert(Batch::size == kLanes, "xsimd batch and Ops lanes disagree");
+  // Integer sums (below 2^24, so exactly convertible) as floats, or their bits for kOutput sums.
+  const auto as_tile_value = [](IntBatch sums_here) -> Floats {
+    if constexpr (kOutput == ScanOutput::sums) {
+      return Floats(xsimd::bitwise_cast<Batch>(sums_here));
+    } else {
+      return Floats(xsimd::to_float(sums_here));
+    }
+  };
   for (int j = 0; j < count; j += kLanes) {
     const int cols_here = count - j < kLanes ? count - j : kLanes;
-    Batch scale, offset;
-    if (cols_here == kLanes) {
+    Batch scale(1.f), offset(0.f);
+    if (kOutput != ScanOutput::sums && cols_here == kLanes) {
       scale = Batch::load_unaligned(args.scales + m0 + j);
       offset = Batch::load_unaligned(args.offsets + m0 + j);
-    } else {  // the last tile: zeros past M
+    } else if (kOutput != ScanOutput::sums) {  // the last tile: zeros past M
       alignas(64) float scale_lanes[kLanes] = {}, offset_lanes[kLanes] = {};
       for (int i = 0; i < cols_here; ++i) {
         scale_lanes[i] = args.scales[m0 + j + i];
@@ -162,18 +219,19 @@ inline void write_outputs(const ScanArgs& args, const void* sums, int64_t row0, 
       scale = Batch::load_aligned(scale_lanes);
       offset = Batch::load_aligned(offset_lanes);
     }
+    const bool nan_free = xsimd::all(xsimd::isfinite(scale) && xsimd::isfinite(offset));
     // Two roundings (multiply, then add), never fused, as the scalar reference.
     const auto finish = [&](Floats row) -> Floats { return Batch(row) * scale + offset; };
     if constexpr (kNarrow) {
       const uint16_t* narrow = static_cast<const uint16_t*>(sums);
       for (int r = 0; r < valid_rows; r += 2 * kLanes) {
         const int rows_here = valid_rows - r < 2 * kLanes ? valid_rows - r : 2 * kLanes;
-        float* y = args.y + (row0 + r) * args.ldy + m0 + j;
+        const int64_t at = (row0 + r) * args.ldy + m0 + j;
         // Even rows, then odd: one tile in registers at a time (the loads are L1 hits).
         for (int odd = 0; odd < 2 && odd < rows_here; ++odd) {
           const auto row_sums = [&](int i) {
             const WordPairs pairs = WordPairs::load_aligned(reinterpret_cast<const uint32_t*>(narrow + (j + i) * kBlockRows + r));
-            return Floats(xsimd::to_float(xsimd::bitwise_cast<IntBatch>(odd ? pairs >> 16 : pairs & WordPairs(0xFFFFu))));
+            return as_tile_value(xsimd::bitwise_cast<IntBatch>(odd ? pairs >> 16 : pairs & WordPairs(0xFFFFu)));
           };
           Floats tile[kLanes];
           if (cols_here == kLanes) {
@@ -181,7 +239,8 @@ inline void write_outputs(const ScanArgs& args, const void* sums, int64_t row0, 
           } else {
             for (int i = 0; i < kLanes; ++i) tile[i] = i < cols_here ? row_sums(i) : Floats(Batch(0.f));
           }
-          store_tile<Ops>(args, tile, y + odd * args.ldy, 2 * args.ldy, (rows_here + 1 - odd) / 2, cols_here, finish);
+          store_tile<Ops, kOutput>(args, tile, at + odd * args.ldy, 2 * args.ldy, (rows_here + 1 - odd) / 2, cols_here,
+                                   finish, nan_free);
         }
       }
     } else {
@@ -190,13 +249,25 @@ inline void write_outputs(const ScanArgs& args, const void* sums, int64_t row0, 
         const int rows_here = valid_rows - r < kLanes ? valid_rows - r : kLanes;
         Floats tile[kLanes];
         for (int i = 0; i < kLanes; ++i)
-          // Sums are below 2^24, so the int32 conversion is exact.
-          tile[i] = i < cols_here
-                        ? Floats(xsimd::to_float(IntBatch::load_aligned(reinterpret_cast<const int32_t*>(wide + (j + i) * kBlockRows + r))))
-                        : Floats(Batch(0.f));
-        store_tile<Ops>(args, tile, args.y + (row0 + r) * args.ldy + m0 + j, args.ldy, rows_here, cols_here, finish);
+          tile[i] = i < cols_here ? as_tile_value(IntBatch::load_aligned(reinterpret_cast<const int32_t*>(wide + (j + i) * kBlockRows + r)))
+                                  : Floats(Batch(0.f));
+        store_tile<Ops, kOutput>(args, tile, (row0 + r) * args.ldy + m0 + j, args.ldy, rows_here, cols_here, finish,
+                                 nan_free);
       }
     }
+  }
+}
+
+template <class Ops, bool kNarrow>
+inline void write_outputs(const ScanArgs& args, const void* sums, int64_t row0, int valid_rows, int64_t m0,
+                          int count) {
+  switch (args.output) {
+    case ScanOutput::f32:
+      return write_outputs_as<Ops, kNarrow, ScanOutput::f32>(args, sums, row0, valid_rows, m0, count);
+    case ScanOutput::bf16:
+      return write_outputs_as<Ops, kNarrow, ScanOutput::bf16>(args, sums, row0, valid_rows, m0, count);
+    case ScanOutput::sums:
+      return write_outputs_as<Ops, kNarrow, ScanOutput::sums>(args, sums, row0, valid_rows, m0, count);
   }
 }
 

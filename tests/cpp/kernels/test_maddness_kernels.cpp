@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "../core/isa_sweep.h"
+#include "narrow_outputs.h"
 #include "core/kernel_registry.h"
 #include "kernels/cpu/maddness/maddness_kernels.h"
 #include "lutmul/core/isa.h"
@@ -94,32 +95,53 @@ TEST_P(KernelGrid, EncodeMatchesScalarReference) {
   }
 }
 
+// Random codes and 8-bit tables of a 16-leaf scan (N rows, M outputs, C codebooks), with
+// scales and offsets across GELU's range (from its tail, -8, to where it is the identity),
+// each output its own.
+struct ScanProblem {
+  int64_t n, m;
+  int c;
+  std::vector<uint8_t> packed, tables;
+  std::vector<float> scales, offsets;
+
+  ScanProblem(int64_t rows, int64_t outputs, int codebooks, uint64_t seed) : n(rows), m(outputs), c(codebooks) {
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<int> byte(0, 255);
+    const int npairs = (c + 1) / 2;
+    packed.resize(static_cast<size_t>(nblocks() * npairs * kBlockRows));
+    for (auto& b : packed) b = static_cast<uint8_t>(byte(rng));
+    tables.resize(static_cast<size_t>(m * npairs * kernels::kPairBytes));
+    for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
+    for (int64_t j = 0; j < m; ++j) {
+      scales.push_back(static_cast<float>(1 + j % 5) * 4.f / (255.f * static_cast<float>(2 * npairs)));
+      offsets.push_back(-8.f + 12.f * static_cast<float>(j % 7) / 6.f);
+    }
+  }
+  int64_t nblocks() const { return (n + kBlockRows - 1) / kBlockRows; }
+  // Everything but the output and the epilogue.
+  kernels::ScanArgs args() const {
+    kernels::ScanArgs a;
+    a.packed = packed.data();
+    a.rows = n;
+    a.npairs = (c + 1) / 2;
+    a.ncodebooks = c;
+    a.tables = tables.data();
+    a.outputs = m;
+    a.scales = scales.data();
+    a.offsets = offsets.data();
+    return a;
+  }
+};
+
 TEST_P(KernelGrid, ScanMatchesScalarReference) {
   const auto [isa, n, m, c] = GetParam();
-  std::mt19937_64 rng(7 * n + 13 * m + c);
-  std::uniform_int_distribution<int> byte(0, 255);
-  const int npairs = (c + 1) / 2;
-  const int64_t nblocks = (n + kBlockRows - 1) / kBlockRows;
-  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows));
-  for (auto& b : packed) b = static_cast<uint8_t>(byte(rng));
-  std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes));
-  for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
-  std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
-  for (auto& o : offsets) o = static_cast<float>(byte(rng)) * 0.37f - 40.f;
-  for (auto& s : scales) s = 0.0123f * static_cast<float>(1 + byte(rng) % 7);  // each output its own
-
+  const ScanProblem problem(n, m, c, 7 * n + 13 * m + c);
+  const int64_t nblocks = problem.nblocks();
   for (bool averaged : {false, true}) {
     const int64_t ldy = m + 3;
     auto run = [&](const kernels::KernelTable& table) {
       std::vector<float> storage(static_cast<size_t>(n * ldy + 1), -7.25f);
-      kernels::ScanArgs args;
-      args.packed = packed.data();
-      args.rows = n;
-      args.npairs = npairs;
-      args.tables = tables.data();
-      args.outputs = m;
-      args.scales = scales.data();
-      args.offsets = offsets.data();
+      kernels::ScanArgs args = problem.args();
       args.averaged = averaged;
       args.y = storage.data() + 1;  // misaligned output
       args.ldy = ldy;
@@ -141,34 +163,16 @@ TEST_P(KernelGrid, ScanMatchesScalarReference) {
 // tail), as the runtime's own GELU kernel is.
 TEST_P(KernelGrid, ScanEpiloguesMatchScalarReference) {
   const auto [isa, n, m, c] = GetParam();
-  std::mt19937_64 rng(3 * n + 17 * m + c);
+  const ScanProblem problem(n, m, c, 3 * n + 17 * m + c);
+  const int64_t nblocks = problem.nblocks(), ldy = m + 3;
+  std::mt19937_64 rng(n + m + c);
   std::uniform_int_distribution<int> byte(0, 255);
-  const int npairs = (c + 1) / 2;
-  const int64_t nblocks = (n + kBlockRows - 1) / kBlockRows, ldy = m + 3;
-  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * npairs * kBlockRows));
-  for (auto& b : packed) b = static_cast<uint8_t>(byte(rng));
-  std::vector<uint8_t> tables(static_cast<size_t>(m * npairs * kernels::kPairBytes));
-  for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
-  // Outputs spread over GELU's whole range: from its tail (−8) to where it is the identity.
-  std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
-  for (int64_t j = 0; j < m; ++j) {
-    scales[j] = 4.f / (255.f * static_cast<float>(2 * npairs));
-    offsets[j] = -8.f + 12.f * static_cast<float>(j % 7) / 6.f;
-  }
   std::vector<float> residual(static_cast<size_t>(n * ldy + 1));
   for (auto& v : residual) v = static_cast<float>(byte(rng)) * 0.01f - 1.f;
   for (const auto& [gelu, accumulate] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
     auto run = [&, gelu = gelu, accumulate = accumulate](const kernels::KernelTable& table) {
       std::vector<float> storage = residual;
-      kernels::ScanArgs args;
-      args.packed = packed.data();
-      args.rows = n;
-      args.npairs = npairs;
-      args.ncodebooks = c;
-      args.tables = tables.data();
-      args.outputs = m;
-      args.scales = scales.data();
-      args.offsets = offsets.data();
+      kernels::ScanArgs args = problem.args();
       args.gelu = gelu;
       args.accumulate = accumulate;
       args.y = storage.data() + 1;
@@ -186,6 +190,18 @@ TEST_P(KernelGrid, ScanEpiloguesMatchScalarReference) {
     for (size_t i = 0; i < expected.size(); ++i)
       ASSERT_NEAR(expected[i], got[i], 1e-6 * std::max(1.f, std::fabs(expected[i])))
           << "at " << i << (accumulate ? ", GELU and accumulate" : ", GELU");
+  }
+}
+
+// bf16 outputs and the integer sums (narrow_outputs.h), in both accumulation modes.
+TEST_P(KernelGrid, NarrowOutputsMatchFloatOutputsAndReference) {
+  const auto [isa, n, m, c] = GetParam();
+  const ScanProblem problem(n, m, c, 5 * n + 11 * m + c);
+  kernels::ScanArgs args = problem.args();
+  for (const bool averaged : {false, true}) {
+    args.averaged = averaged;
+    testing::expect_narrow_outputs_match(detail::kernels_for(isa).maddness, &kernels::KernelTable::scan, args,
+                                         averaged ? "averaged" : "exact");
   }
 }
 

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "../core/isa_sweep.h"
+#include "narrow_outputs.h"
 #include "core/kernel_registry.h"
 #include "kernels/cpu/maddness/maddness_kernels.h"
 #include "lutmul/core/isa.h"
@@ -127,18 +128,28 @@ TEST_P(WideKernelGrid, EncodeMatchesScalarReference) {
   }
 }
 
+// Random 6-bit codes and 8-bit tables of a 64-leaf scan, each output its own scale.
+struct WideScanProblem {
+  std::vector<uint8_t> packed, tables;
+  std::vector<float> scales, offsets;
+  WideScanProblem(int64_t n, int64_t m, int c, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<int> byte(0, 255), code(0, kWideLeaves - 1);
+    packed.resize(static_cast<size_t>((n + kBlockRows - 1) / kBlockRows * c * kBlockRows));
+    for (auto& b : packed) b = static_cast<uint8_t>(code(rng));
+    tables.resize(static_cast<size_t>(m * c * kWideLeaves));
+    for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
+    for (int64_t j = 0; j < m; ++j) {
+      scales.push_back(static_cast<float>(1 + j % 5) / (255.f * static_cast<float>(c)));
+      offsets.push_back(-6.f + 9.f * static_cast<float>(j % 7) / 6.f);
+    }
+  }
+};
+
 TEST_P(WideKernelGrid, ScanMatchesScalarReference) {
   const auto [isa, n, m, c] = GetParam();
-  std::mt19937_64 rng(11 * n + 5 * m + c);
-  std::uniform_int_distribution<int> byte(0, 255), code(0, kWideLeaves - 1);
-  const int64_t nblocks = (n + kBlockRows - 1) / kBlockRows;
-  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * c * kBlockRows));
-  for (auto& b : packed) b = static_cast<uint8_t>(code(rng));
-  std::vector<uint8_t> tables(static_cast<size_t>(m * c * kWideLeaves));
-  for (auto& t : tables) t = static_cast<uint8_t>(byte(rng));
-  std::vector<float> offsets(static_cast<size_t>(m)), scales(static_cast<size_t>(m));
-  for (auto& o : offsets) o = static_cast<float>(byte(rng)) * 0.37f - 40.f;
-  for (auto& s : scales) s = 0.0123f * static_cast<float>(1 + byte(rng) % 7);
+  const WideScanProblem problem(n, m, c, 11 * n + 5 * m + c);
+  const auto& [packed, tables, scales, offsets] = problem;
   const std::vector<float> expected = scan_wide_with(kernels::scalar_kernels(), packed, tables, scales, offsets, n, m, c);
   const std::vector<float> got = scan_wide_with(detail::kernels_for(isa).maddness, packed, tables, scales, offsets, n, m, c);
   ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)));
@@ -150,6 +161,22 @@ TEST_P(WideKernelGrid, ScanMatchesScalarReference) {
   const auto activated_here = scan_wide_with(level_table, packed, tables, scales, offsets, n, m, c, true, true);
   for (size_t i = 0; i < activated.size(); ++i)
     ASSERT_NEAR(activated[i], activated_here[i], 1e-6 * std::max(1.f, std::fabs(activated[i]))) << "at " << i;
+}
+
+// bf16 outputs and the integer sums (narrow_outputs.h).
+TEST_P(WideKernelGrid, NarrowOutputsMatchFloatOutputsAndReference) {
+  const auto [isa, n, m, c] = GetParam();
+  const WideScanProblem problem(n, m, c, 13 * n + 7 * m + c);
+  kernels::ScanArgs args;
+  args.packed = problem.packed.data();
+  args.rows = n;
+  args.npairs = (c + 1) / 2;
+  args.ncodebooks = c;
+  args.tables = problem.tables.data();
+  args.outputs = m;
+  args.scales = problem.scales.data();
+  args.offsets = problem.offsets.data();
+  testing::expect_narrow_outputs_match(detail::kernels_for(isa).maddness, &kernels::KernelTable::scan_wide, args, "wide");
 }
 
 INSTANTIATE_TEST_SUITE_P(

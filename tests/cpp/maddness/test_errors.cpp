@@ -142,6 +142,37 @@ TEST_F(Errors, BadProducedRows) {
   expect_error([&] { m.matmul_produced(a(), copy_rows, y.data(), 2); }, "ldy (2) is smaller than M (3)");
 }
 
+TEST_F(Errors, BadNarrowOutputs) {
+  const Maddness m = fitted();
+  const EncodedRows codes = m.encode(a());
+  std::vector<uint16_t> y(200 * 3);
+  expect_error([&] { m.matmul_bf16(a(), y.data(), 2); }, "matmul_bf16: ldy (2) is smaller than M (3)");
+  expect_error([&] { m.matmul_bf16(a(), nullptr, 3); }, "matmul_bf16: Y is null");
+  expect_error([&] { m.scan_bf16(EncodedRows(10, 4), y.data(), 3); }, "scan_bf16: codes have 4 codebooks");
+  expect_error([&] { m.scan_sums(codes, y.data(), 2); }, "scan_sums: ldy (2) is smaller than M (3)");
+  expect_error([&] { m.scan_sums(codes, nullptr, 3); }, "scan_sums: Y is null");
+  expect_error([&] { m.sum_scale(3); }, "sum_scale: output 3 is out of range (M = 3)");
+  expect_error([&] { m.sum_offset(-1); }, "sum_offset: output -1 is out of range");
+  expect_error([&] { Maddness().matmul_bf16(a(), y.data(), 3); }, "not fitted");
+  Maddness float_tables = m;
+  float_tables.set_table_mode(TableMode::float32);
+  expect_error([&] { float_tables.scan_sums(codes, y.data(), 3); }, "float tables (TableMode::float32)");
+
+  // 257 codebooks: exact sums could pass 2^16; averaged ones (at most 512 codebooks) cannot.
+  const std::vector<float> rows = testing::low_rank_rows(64, 260, 4, 0.1f, 8);
+  const std::vector<float> weights = testing::uniform(260, 2, -1.f, 1.f, 9);
+  MaddnessConfig config;
+  config.ncodebooks = 257;
+  config.prototypes = PrototypeMethod::bucket_means;
+  Maddness many(config);
+  many.fit(MatrixView::row_major(rows.data(), 64, 260), MatrixView::row_major(weights.data(), 260, 2));
+  const EncodedRows many_codes = many.encode(MatrixView::row_major(rows.data(), 64, 260));
+  std::vector<uint16_t> sums(64 * 2);
+  expect_error([&] { many.scan_sums(many_codes, sums.data(), 2); }, "257 codebooks can sum past 16 bits (at most 256)");
+  many.set_accumulation(Accumulation::averaged);
+  many.scan_sums(many_codes, sums.data(), 2);
+}
+
 TEST_F(Errors, ThreadsAndIsas) {
   expect_error([] { set_num_threads(0); }, "at least 1");
   expect_error([] { parse_isa("sse9"); }, "unknown ISA 'sse9'");

@@ -296,6 +296,75 @@ TEST_P(Api, ProducerExceptionsReachTheCaller) {
   set_num_threads(1);
 }
 
+uint16_t bf16_of(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return static_cast<uint16_t>((bits & 0x7fffffffu) > 0x7f800000u ? (bits >> 16) | 0x40u
+                                                                   : (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+float float_of_bf16(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+// Narrow outputs: bf16 is matmul's float Y rounded to nearest even (epilogue included), and
+// the integer sums give matmul's Y through sum_scale and sum_offset, in every scan mode, at
+// one and two threads, with Y's padding columns untouched.
+TEST_P(Api, NarrowOutputsAreMatmulRoundedAndItsSums) {
+  const MatrixView a = MatrixView::row_major(test_.data(), kTest, kDim);
+  const int64_t ldy = kOut + 2;
+  std::vector<uint16_t> old(static_cast<size_t>(kTest * ldy));
+  for (size_t i = 0; i < old.size(); ++i) old[i] = bf16_of(static_cast<float>(i % 17) * 0.25f - 2.f);
+  std::vector<std::pair<TableMode, Accumulation>> modes = {{TableMode::uint8, Accumulation::exact},
+                                                           {TableMode::float32, Accumulation::exact}};
+  if (leaves() == 16) modes.emplace_back(TableMode::uint8, Accumulation::averaged);
+  for (const auto& [tables, accumulation] : modes) {
+    model_.set_table_mode(tables);
+    model_.set_accumulation(accumulation);
+    const std::string mode = std::string(tables == TableMode::uint8 ? "8-bit" : "float") + " tables, " +
+                             (accumulation == Accumulation::exact ? "exact" : "averaged");
+    const EncodedRows codes = model_.encode(a);
+    for (const int threads : {1, 2}) {
+      set_num_threads(threads);
+      for (const Epilogue epilogue : {Epilogue{}, Epilogue{Epilogue::Activation::gelu, false},
+                                      Epilogue{Epilogue::Activation::none, true}, Epilogue{Epilogue::Activation::gelu, true}}) {
+        std::vector<float> y(old.size());
+        for (size_t i = 0; i < y.size(); ++i) y[i] = float_of_bf16(old[i]);
+        model_.matmul(a, y.data(), ldy, epilogue);
+        std::vector<uint16_t> expected(y.size());
+        for (size_t i = 0; i < y.size(); ++i) expected[i] = bf16_of(y[i]);
+        std::vector<uint16_t> got = old;
+        model_.matmul_bf16(a, got.data(), ldy, epilogue);
+        ASSERT_EQ(expected, got) << mode << ", " << threads << " threads";
+        got = old;
+        model_.scan_bf16(codes, got.data(), ldy, epilogue);
+        ASSERT_EQ(expected, got) << mode << ", scan_bf16";
+      }
+      std::vector<uint16_t> sums(old.size(), 0xBEEF);
+      if (tables == TableMode::float32) {
+        EXPECT_THROW(model_.scan_sums(codes, sums.data(), ldy), Error);
+        continue;
+      }
+      model_.scan_sums(codes, sums.data(), ldy);
+      std::vector<float> y(old.size(), -1.f);
+      model_.matmul(a, y.data(), ldy);
+      for (int64_t i = 0; i < kTest; ++i) {
+        for (int64_t j = 0; j < kOut; ++j) {
+          const float scaled = static_cast<float>(sums[i * ldy + j]) * model_.sum_scale(j);
+          ASSERT_EQ(y[i * ldy + j], scaled + model_.sum_offset(j)) << mode << ", row " << i << ", output " << j;
+        }
+        for (int64_t j = kOut; j < ldy; ++j) ASSERT_EQ(0xBEEF, sums[i * ldy + j]) << "padding column written";
+      }
+    }
+  }
+  model_.set_table_mode(TableMode::uint8);
+  model_.set_accumulation(Accumulation::exact);
+  set_num_threads(1);
+}
+
 TEST_P(Api, EmptyInputGivesEmptyOutput) {
   const Matrix y = model_.matmul(MatrixView::row_major(test_.data(), 0, kDim));
   EXPECT_EQ(0, y.rows);
