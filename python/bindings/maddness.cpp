@@ -93,6 +93,25 @@ void bind_config(py::module_& m) {
       .def("__repr__", &config_repr);
 }
 
+// Codes from Maddness.encode (uint8, N × C) in the scan's packed layout.
+lutmul::EncodedRows packed_codes(const Maddness& self, const py::array_t<uint8_t, py::array::c_style>& codes) {
+  if (codes.ndim() != 2 || codes.shape(1) != self.ncodebooks())
+    throw py::value_error("codes must have shape (N, " + std::to_string(self.ncodebooks()) + ")");
+  lutmul::EncodedRows packed(codes.shape(0), self.ncodebooks(), self.leaves());
+  const uint8_t* c = codes.data();
+  for (int64_t r = 0; r < codes.shape(0); ++r)
+    for (int k = 0; k < self.ncodebooks(); ++k) packed.set_code(r, k, c[r * self.ncodebooks() + k]);
+  return packed;
+}
+
+// A writable C-contiguous uint16 (rows, m) output array (bfloat16 bits or integer sums).
+uint16_t* narrow_rows(py::array_t<uint16_t, py::array::c_style>& y, int64_t rows, int64_t m) {
+  if (y.ndim() != 2 || y.shape(0) != rows || y.shape(1) != m || !y.writeable())
+    throw py::value_error("out must be a writable C-contiguous uint16 array of shape (" + std::to_string(rows) + ", " +
+                          std::to_string(m) + ")");
+  return y.mutable_data();
+}
+
 void bind_model(py::module_& m) {
   py::class_<Maddness>(m, "Maddness")
       .def(py::init<MaddnessConfig>(), py::arg_v("config", MaddnessConfig{}, "MaddnessConfig()"))
@@ -142,18 +161,42 @@ void bind_model(py::module_& m) {
            py::arg("a"))
       .def("scan",
            [](const Maddness& self, const py::array_t<uint8_t, py::array::c_style>& codes, py::array& y) {
-             if (codes.ndim() != 2 || codes.shape(1) != self.ncodebooks())
-               throw py::value_error("codes must have shape (N, " + std::to_string(self.ncodebooks()) + ")");
+             const lutmul::EncodedRows packed = packed_codes(self, codes);
              int64_t ldy = 0;
-             float* out = output_rows(y, codes.shape(0), self.output_dim(), ldy);
-             lutmul::EncodedRows packed(codes.shape(0), self.ncodebooks(), self.leaves());
-             const uint8_t* c = codes.data();
-             for (int64_t r = 0; r < codes.shape(0); ++r)
-               for (int k = 0; k < self.ncodebooks(); ++k) packed.set_code(r, k, c[r * self.ncodebooks() + k]);
+             float* out = output_rows(y, packed.rows(), self.output_dim(), ldy);
              py::gil_scoped_release release;
              self.scan(packed, out, ldy);
            },
            py::arg("codes"), py::arg("y"))
+      .def("matmul_bf16_into",
+           [](const Maddness& self, const py::array& a, py::array_t<uint16_t, py::array::c_style>& y) {
+             const MatrixView view = matrix_view(a, "A");
+             uint16_t* out = narrow_rows(y, view.rows, self.output_dim());
+             py::gil_scoped_release release;
+             self.matmul_bf16(view, out, self.output_dim());
+           },
+           py::arg("a"), py::arg("y"))
+      .def("scan_sums_into",
+           [](const Maddness& self, const py::array_t<uint8_t, py::array::c_style>& codes,
+              py::array_t<uint16_t, py::array::c_style>& y) {
+             const lutmul::EncodedRows packed = packed_codes(self, codes);
+             uint16_t* out = narrow_rows(y, packed.rows(), self.output_dim());
+             py::gil_scoped_release release;
+             self.scan_sums(packed, out, self.output_dim());
+           },
+           py::arg("codes"), py::arg("y"))
+      .def("sum_scales",
+           [](const Maddness& s) {
+             py::array_t<float> out(static_cast<py::ssize_t>(s.output_dim()));
+             for (int64_t o = 0; o < s.output_dim(); ++o) out.mutable_at(o) = s.sum_scale(o);
+             return out;
+           })
+      .def("sum_offsets",
+           [](const Maddness& s) {
+             py::array_t<float> out(static_cast<py::ssize_t>(s.output_dim()));
+             for (int64_t o = 0; o < s.output_dim(); ++o) out.mutable_at(o) = s.sum_offset(o);
+             return out;
+           })
       .def("set_accumulation", &Maddness::set_accumulation, py::arg("accumulation"))
       .def("set_table_mode", &Maddness::set_table_mode, py::arg("mode"))
       .def_property_readonly("config", [](const Maddness& s) { return s.config(); })

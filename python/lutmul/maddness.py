@@ -155,14 +155,43 @@ class Maddness:
     def scan(self, codes) -> np.ndarray:
         """Outputs from codes made by :meth:`encode`: float32 (N, M)."""
         self._require_weights()
-        codes = np.ascontiguousarray(codes, dtype=np.uint8)
-        if codes.ndim != 2 or codes.shape[1] != self.ncodebooks:
-            raise ValueError(f"codes must have shape (N, {self.ncodebooks}), got {codes.shape}")
-        if codes.size and codes.max() >= self.leaves:
-            raise ValueError(f"codes must be in 0..{self.leaves - 1}")
+        codes = self._codes(codes)
         out = np.empty((codes.shape[0], self._core.output_dim), dtype=np.float32)
         self._core.scan(codes, out)
         return out
+
+    # ---- narrow outputs ----
+    def matmul_bf16(self, A) -> np.ndarray:
+        """:meth:`matmul` rounded to bfloat16 (nearest even), bit for bit: uint16 (N, M) bit
+        patterns, half the bytes of float32. ``(out.astype(np.uint32) << 16).view(np.float32)``
+        gives the values."""
+        self._require_weights()
+        A = self._input(A)
+        out = np.empty((A.shape[0], self._core.output_dim), dtype=np.uint16)
+        self._core.matmul_bf16_into(A, out)
+        return out
+
+    def scan_sums(self, codes) -> np.ndarray:
+        """The scan's integer sums for codes made by :meth:`encode`: uint16 (N, M), with
+        ``float32(S) * sum_scales + sum_offsets`` equal to :meth:`scan`'s output. Needs 8-bit tables
+        and at most 256 codebooks (512 with averaged accumulation)."""
+        self._require_weights()
+        codes = self._codes(codes)
+        out = np.empty((codes.shape[0], self._core.output_dim), dtype=np.uint16)
+        self._core.scan_sums_into(codes, out)
+        return out
+
+    @property
+    def sum_scales(self) -> np.ndarray:
+        """float32 (M,): the scale of :meth:`scan_sums` in the current accumulation mode."""
+        self._require_weights()
+        return self._core.sum_scales()
+
+    @property
+    def sum_offsets(self) -> np.ndarray:
+        """float32 (M,): the offset of :meth:`scan_sums` (bias included)."""
+        self._require_weights()
+        return self._core.sum_offsets()
 
     # ---- settings and learned state ----
     @property
@@ -256,6 +285,14 @@ class Maddness:
     def _require_weights(self) -> None:
         if not self._core.has_weights:
             raise ValueError("the model has no weights (call fit or set_weights first)")
+
+    def _codes(self, codes) -> np.ndarray:
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        if codes.ndim != 2 or codes.shape[1] != self.ncodebooks:
+            raise ValueError(f"codes must have shape (N, {self.ncodebooks}), got {codes.shape}")
+        if codes.size and codes.max() >= self.leaves:
+            raise ValueError(f"codes must be in 0..{self.leaves - 1}")
+        return codes
 
     def _input(self, A) -> np.ndarray:
         A = as_matrix(A, "A")

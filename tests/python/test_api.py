@@ -65,6 +65,40 @@ def test_encode_scan_and_views(model, data):
     assert view.sum() >= 0
 
 
+def bf16_bits(x):
+    """float32 -> bfloat16 bit patterns, rounded to nearest even (x finite)."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+@pytest.mark.parametrize("leaves", [16, 64])
+def test_narrow_outputs(data, leaves):
+    """bfloat16 Y is the float Y rounded; the integer sums give the float Y through their scale
+    and offset, float32 arithmetic in two roundings, in both accumulation modes."""
+    train, test, b, bias = data
+    model = lutmul.Maddness(ncodebooks=12, leaves=leaves).fit(train, b, bias)
+    for accumulation in ["exact", "averaged"] if leaves == 16 else ["exact"]:
+        model.accumulation = accumulation
+        y = model(test)
+        narrow = model.matmul_bf16(test)
+        assert narrow.dtype == np.uint16 and narrow.shape == y.shape
+        np.testing.assert_array_equal(bf16_bits(y), narrow)
+        values = (narrow.astype(np.uint32) << 16).view(np.float32)
+        assert np.max(np.abs(values - y)) <= np.max(np.abs(y)) * 2.0**-8
+        sums = model.scan_sums(model.encode(test))
+        assert sums.dtype == np.uint16 and sums.shape == y.shape
+        scales, offsets = model.sum_scales, model.sum_offsets
+        assert scales.dtype == np.float32 and offsets.shape == (7,)
+        np.testing.assert_array_equal(y, sums.astype(np.float32) * scales + offsets)
+    with pytest.raises(ValueError, match="codes must have shape"):
+        model.scan_sums(np.zeros((3, 5), np.uint8))
+    assert model.matmul_bf16(np.zeros((0, 48), np.float32)).shape == (0, 7)
+    model.float_tables_mode = True
+    with pytest.raises(ValueError, match="float tables"):
+        model.scan_sums(model.encode(test))
+    np.testing.assert_array_equal(bf16_bits(model(test)), model.matmul_bf16(test))
+
+
 def test_sixty_four_leaf_trees(model, data, tmp_path):
     """K = 64: 6-level trees, codes 0..63, 64-byte tables; the same contract as 16 leaves."""
     train, test, b, bias = data
