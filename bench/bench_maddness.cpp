@@ -131,17 +131,24 @@ void encode(benchmark::State& state, bool col_major) {
       benchmark::Counter(touched_bytes(model, n, d, col_major), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void scan(benchmark::State& state, lutmul::Accumulation accumulation, int leaves = 16) {
+// What the scan writes: float Y, or the narrow outputs (bfloat16 Y, the integer sums).
+enum class Output { f32, bf16, sums };
+
+void scan(benchmark::State& state, lutmul::Accumulation accumulation, int leaves = 16, Output output = Output::f32) {
   const int64_t n = state.range(0), m = state.range(1), d = 512;
   const int c = static_cast<int>(state.range(2));
   lutmul::set_num_threads(static_cast<int>(state.range(3)));
   Maddness model = cached_model(d, m, c, leaves);
   model.set_accumulation(accumulation);
   const lutmul::EncodedRows codes = model.encode(view(n, d, true));
-  std::vector<float> y(static_cast<size_t>(n * m));
+  std::vector<float> y(static_cast<size_t>(output == Output::f32 ? n * m : 0));
+  std::vector<uint16_t> y16(static_cast<size_t>(output == Output::f32 ? 0 : n * m));
   for (auto _ : state) {
-    model.scan(codes, y.data(), m);
+    if (output == Output::f32) model.scan(codes, y.data(), m);
+    if (output == Output::bf16) model.scan_bf16(codes, y16.data(), m);
+    if (output == Output::sums) model.scan_sums(codes, y16.data(), m);
     benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(y16.data());
     benchmark::ClobberMemory();
   }
   state.counters["lookups/s"] = benchmark::Counter(static_cast<double>(n * m * c), benchmark::Counter::kIsIterationInvariantRate);
@@ -300,6 +307,10 @@ void register_all() {
     for (int64_t m : {10, 100})
       for (int64_t c : {8, 16, 32})
         benchmark::RegisterBenchmark("maddness_scan", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact); })->Args({1024, m, c, t});
+  for (int64_t m : {10, 100}) {
+    benchmark::RegisterBenchmark("maddness_scan_bf16", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact, 16, Output::bf16); })->Args({1024, m, 16, 1});
+    benchmark::RegisterBenchmark("maddness_scan_sums", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact, 16, Output::sums); })->Args({1024, m, 16, 1});
+  }
   for (int64_t n : {1024, 10016, 57600})
     for (int64_t m : {10, 100}) benchmark::RegisterBenchmark("store_y", store_y)->Args({n, m});
   // The row-major encoder with A in L2 (192 rows of 512 floats, 384 KiB): its rate without
@@ -326,6 +337,8 @@ void register_all() {
           benchmark::RegisterBenchmark("maddness_scan", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact); })->Args({n, m, c, t});
           benchmark::RegisterBenchmark("maddness_scan_averaged", [](benchmark::State& s) { scan(s, lutmul::Accumulation::averaged); })->Args({n, m, c, t});
         }
+        benchmark::RegisterBenchmark("maddness_scan_bf16", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact, 16, Output::bf16); })->Args({n, m, 16, t});
+        benchmark::RegisterBenchmark("maddness_scan_sums", [](benchmark::State& s) { scan(s, lutmul::Accumulation::exact, 16, Output::sums); })->Args({n, m, 16, t});
       }
       if (t == 1) benchmark::RegisterBenchmark("stream_read", stream_read)->Args({n, 512});
       for (int64_t c : {8, 16, 32}) {
