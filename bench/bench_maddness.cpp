@@ -6,7 +6,8 @@
 // maddness_encode/N/D/C/threads, maddness_encode_colmajor/..., stream_read/N/D (plain loads
 // of all of a row-major A: the bound for its encoder), maddness_scan/N/M/C/threads
 // (exact accumulation; _averaged for the other mode; N = 1,024 is the in-cache rate;
-// _k64 for 64-leaf trees, also maddness_matmul_colmajor_k64),
+// _k64 for 64-leaf trees, also maddness_matmul_colmajor_k64; _bf16 and _sums for the narrow
+// outputs, bfloat16 Y and the integer sums),
 // store_y/N/M (plain stores of all of Y: the bound for the scan's output),
 // maddness_produced/N/D/M/C/threads (rows encoded as a LayerNorm writes them), against
 // maddness_after_producer (the LayerNorm, then matmul) and layer_norm_rows (the LayerNorm alone),
