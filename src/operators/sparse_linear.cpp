@@ -173,7 +173,9 @@ std::unique_ptr<SparseLinear> SparseLinear::from_payload(const uint8_t* data, si
                "operator file is corrupt: sparse segments do not cover the ", nonzeros, " kept weights");
   for (int64_t segment = 0; segment < op->blocks_ * op->m_; ++segment) {
     const int64_t begin = op->segment_start_[segment], end = op->segment_start_[segment + 1];
-    LUTMUL_CHECK(begin <= end, "operator file is corrupt: sparse segment ", segment, " ends before it starts");
+    // Checked here, before rows[i] is read: a later segment coming back to `nonzeros` is too late.
+    LUTMUL_CHECK(begin <= end && end <= nonzeros, "operator file is corrupt: sparse segment ", segment, " (",
+                 begin, "..", end, ") is not within the ", nonzeros, " kept weights");
     const int64_t block = segment / op->m_;
     for (int64_t i = begin; i < end; ++i) {
       const int64_t k = rows[i];

@@ -158,6 +158,18 @@ TEST(OperatorFileContents, LyingContentsWithAValidChecksumAreRejected) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("row index"), std::string::npos) << e.what();
   }
+  // A segment ending past the kept weights, the last one back at their count (found by
+  // fuzz_operator_file: rows were read out of bounds before the last start was checked).
+  std::vector<uint8_t> overlong = sparse.serialize();
+  const int64_t past = 1 << 20;
+  std::memcpy(overlong.data() + state + 16 + 8 + 8, &past, 8);
+  reseal(overlong);
+  try {
+    LinearOperator::deserialize(overlong.data(), overlong.size());
+    FAIL() << "a segment past the kept weights loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is not within the"), std::string::npos) << e.what();
+  }
   // An unknown kind.
   std::vector<uint8_t> foreign = sparse.serialize();
   foreign[24 + 8] = 'x';
