@@ -1,5 +1,5 @@
-// The scans' narrow outputs (ScanOutput::bf16, ::sums) checked for one kernel level, for
-// 16-leaf and 64-leaf scans alike:
+// Scan test helpers: a scan's arguments, and its narrow outputs (ScanOutput::bf16, ::sums)
+// checked for one kernel level, for 16-leaf and 64-leaf scans alike:
 //   - sums equal the scalar reference's, and float(S)·scale + offset is the level's float Y;
 //   - bf16 is the level's float Y (epilogue included) rounded to nearest even, bit for bit,
 //     and without GELU (whose vector form differs by ulps) the scalar reference's bits too.
@@ -15,6 +15,23 @@
 #include "kernels/cpu/maddness/maddness_kernels.h"
 
 namespace lutmul::testing {
+
+// A scan's arguments for codes and tables of N rows, M outputs and C codebooks (either tree
+// width): everything but the output and the epilogue.
+inline kernels::ScanArgs scan_args(const std::vector<uint8_t>& packed, const std::vector<uint8_t>& tables,
+                                   const std::vector<float>& scales, const std::vector<float>& offsets, int64_t n,
+                                   int64_t m, int c) {
+  kernels::ScanArgs a;
+  a.packed = packed.data();
+  a.rows = n;
+  a.npairs = (c + 1) / 2;
+  a.ncodebooks = c;
+  a.tables = tables.data();
+  a.outputs = m;
+  a.scales = scales.data();
+  a.offsets = offsets.data();
+  return a;
+}
 
 // Runs `scan` of `table` over all blocks, outputs split in two ranges as threads split them.
 // `storage` holds Y with one element of padding in front (a misaligned start), ldy = M + 3.

@@ -118,19 +118,7 @@ struct ScanProblem {
     }
   }
   int64_t nblocks() const { return (n + kBlockRows - 1) / kBlockRows; }
-  // Everything but the output and the epilogue.
-  kernels::ScanArgs args() const {
-    kernels::ScanArgs a;
-    a.packed = packed.data();
-    a.rows = n;
-    a.npairs = (c + 1) / 2;
-    a.ncodebooks = c;
-    a.tables = tables.data();
-    a.outputs = m;
-    a.scales = scales.data();
-    a.offsets = offsets.data();
-    return a;
-  }
+  kernels::ScanArgs args() const { return testing::scan_args(packed, tables, scales, offsets, n, m, c); }
 };
 
 TEST_P(KernelGrid, ScanMatchesScalarReference) {

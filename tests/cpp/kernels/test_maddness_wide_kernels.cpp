@@ -91,15 +91,7 @@ std::vector<float> scan_wide_with(const kernels::KernelTable& table, const std::
   const int64_t ldy = m + 3, nblocks = (n + kBlockRows - 1) / kBlockRows;
   std::vector<float> storage(static_cast<size_t>(n * ldy + 1), -7.25f);
   for (size_t i = 0; i < storage.size(); ++i) storage[i] = static_cast<float>(i % 13) * 0.125f - 0.75f;
-  kernels::ScanArgs args;
-  args.packed = packed.data();
-  args.rows = n;
-  args.npairs = (c + 1) / 2;
-  args.ncodebooks = c;
-  args.tables = tables.data();
-  args.outputs = m;
-  args.scales = scales.data();
-  args.offsets = offsets.data();
+  kernels::ScanArgs args = testing::scan_args(packed, tables, scales, offsets, n, m, c);
   args.y = storage.data() + 1;  // misaligned output
   args.ldy = ldy;
   args.gelu = gelu;
@@ -144,6 +136,9 @@ struct WideScanProblem {
       offsets.push_back(-6.f + 9.f * static_cast<float>(j % 7) / 6.f);
     }
   }
+  kernels::ScanArgs args(int64_t n, int64_t m, int c) const {
+    return testing::scan_args(packed, tables, scales, offsets, n, m, c);
+  }
 };
 
 TEST_P(WideKernelGrid, ScanMatchesScalarReference) {
@@ -167,16 +162,8 @@ TEST_P(WideKernelGrid, ScanMatchesScalarReference) {
 TEST_P(WideKernelGrid, NarrowOutputsMatchFloatOutputsAndReference) {
   const auto [isa, n, m, c] = GetParam();
   const WideScanProblem problem(n, m, c, 13 * n + 7 * m + c);
-  kernels::ScanArgs args;
-  args.packed = problem.packed.data();
-  args.rows = n;
-  args.npairs = (c + 1) / 2;
-  args.ncodebooks = c;
-  args.tables = problem.tables.data();
-  args.outputs = m;
-  args.scales = problem.scales.data();
-  args.offsets = problem.offsets.data();
-  testing::expect_narrow_outputs_match(detail::kernels_for(isa).maddness, &kernels::KernelTable::scan_wide, args, "wide");
+  testing::expect_narrow_outputs_match(detail::kernels_for(isa).maddness, &kernels::KernelTable::scan_wide,
+                                       problem.args(n, m, c), "wide");
 }
 
 INSTANTIATE_TEST_SUITE_P(
