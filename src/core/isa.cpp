@@ -61,6 +61,7 @@ detail::KernelSet fill(Isa isa) {
   set.lora = kernels::lora_scalar_kernel();
   set.runtime = kernels::runtime_scalar_kernels();
   set.panel_gemm = kernels::panel_gemm_scalar_kernel();
+  set.panel_gemm_bf16 = kernels::panel_gemm_bf16_scalar_kernel();
   [[maybe_unused]] const CpuFeatures& f = cpu_features();
   switch (isa) {
     case Isa::scalar: break;
@@ -71,6 +72,7 @@ detail::KernelSet fill(Isa isa) {
       set.sparse24 = kernels::sparse24_avx2_kernel();
       set.runtime = kernels::runtime_avx2_kernels();
       set.panel_gemm = kernels::panel_gemm_avx2_kernel();
+      set.panel_gemm_bf16 = kernels::panel_gemm_bf16_avx2_kernel();
       set.lora = kernels::lora_avx2_kernel();
       break;
 #endif
@@ -83,6 +85,7 @@ detail::KernelSet fill(Isa isa) {
       set.lora = kernels::lora_avx512_kernel();
       set.runtime = kernels::runtime_avx512_kernels();
       set.panel_gemm = kernels::panel_gemm_avx512_kernel();
+      set.panel_gemm_bf16 = kernels::panel_gemm_bf16_avx2_kernel();
       break;
 #endif
 #if defined(LUTMUL_HAVE_NEON_KERNELS)

@@ -29,6 +29,9 @@ struct KernelSet {
   // DenseLinear's few-row product on packed weights; the scalar reference at levels without
   // a vector one, where DenseLinear keeps sgemm instead.
   kernels::PanelGemmFn panel_gemm = nullptr;
+  // Bf16Linear's product on bfloat16 panels where oneDNN has none; the AVX2 kernel at every
+  // x86 SIMD level (AVX-512 CPUs run oneDNN's, so the AVX-512 levels only test it).
+  kernels::PanelGemmFn panel_gemm_bf16 = nullptr;
 };
 
 // The set of the level in use (active_isa()).

@@ -153,9 +153,14 @@ void Bf16Linear::prepare() {
   try {
     product_ = std::make_shared<const detail::Bf16OnednnProduct>(k_, m_, weights_.data());
   } catch (const dnnl::error&) {
-    // oneDNN has no bfloat16 product for this CPU (one without AVX-512): the same values
-    // through the f32 product.
+    // oneDNN has no bfloat16 product for this CPU (one without AVX-512): lutmul's panels where
+    // it has a vector kernel for them, else the same values through the f32 product.
     product_.reset();
+    if (detail::active_kernels().panel_gemm_bf16 != kernels::panel_gemm_bf16_scalar_kernel()) {
+      panels_.resize(static_cast<size_t>(kernels::panel_count(m_) * k_ * kernels::kPanelWidth));
+      kernels::pack_bf16_panels(weights_.data(), m_, k_, m_, panels_.data());
+      return;
+    }
     fallback_weights_.resize(weights_.size());
     for (size_t i = 0; i < weights_.size(); ++i) fallback_weights_[i] = from_bfloat16(weights_[i]);
   }
@@ -166,7 +171,8 @@ void Bf16Linear::prepare() {
 bool Bf16Linear::fuses_epilogue() const { return product_ != nullptr && product_->has_blocks(); }
 
 std::string Bf16Linear::path() const {
-  return product_ ? "oneDNN " + product_->implementation() : std::string("f32 product of bfloat16 values");
+  if (product_) return "oneDNN " + product_->implementation();
+  return panels_.empty() ? std::string("f32 product of bfloat16 values") : std::string("lutmul bfloat16 panels");
 }
 
 void Bf16Linear::compute(const MatrixView& X, float* Y, int64_t ldy) const { compute_with(X, Y, ldy, Epilogue{}); }
@@ -184,8 +190,9 @@ void Bf16Linear::compute_with(const MatrixView& X, float* Y, int64_t ldy, const 
       detail::check_rows_finite(X, nullptr, "bf16");  // throws, naming the row
     return;
   }
-  // No oneDNN bfloat16 product (a CPU without AVX-512; fuses_epilogue() is false): the rounded
-  // values through the f32 product.
+  // No oneDNN bfloat16 product (a CPU without AVX-512; fuses_epilogue() is false).
+  if (!panels_.empty()) return compute_on_panels(X, Y, ldy);
+  // Not even a vector panel kernel: the rounded values through the f32 product.
   const int threads = num_threads();
   const int64_t n = X.rows;
   std::vector<uint16_t> x(static_cast<size_t>(n * k_));
@@ -203,6 +210,57 @@ void Bf16Linear::compute_with(const MatrixView& X, float* Y, int64_t ldy, const 
   for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = from_bfloat16(x[i]);
   detail::fill_rows_on_threads(Y, ldy, n, bias_.data(), m_, threads);
   detail::sgemm(false, false, n, m_, k_, rounded.data(), k_, fallback_weights_.data(), m_, 1.f, Y, ldy, threads);
+}
+
+// X in blocks of rows, each rounded to bfloat16 (as floats, which the panel kernel broadcasts)
+// by all threads into a buffer the calling thread keeps, then multiplied with the panels split
+// among the threads, so that on a few rows each thread reads only its share of the weights.
+void Bf16Linear::compute_on_panels(const MatrixView& X, float* Y, int64_t ldy) const {
+  constexpr int64_t kBlockRows = 256;
+  const kernels::PanelGemmFn panel_gemm = detail::active_kernels().panel_gemm_bf16;
+  const kernels::RoundBf16FloatsFn round = detail::active_kernels().runtime.round_bf16_floats;
+  const int threads = num_threads();
+  const int64_t panels = kernels::panel_count(m_);
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<size_t>(std::min(X.rows, kBlockRows) * k_));
+  float* const rounded = buffer.data();  // the calling thread's, named so in the workers
+  for (int64_t first = 0; first < X.rows; first += kBlockRows) {
+    const int64_t rows = std::min(X.rows - first, kBlockRows);
+    const int parts = static_cast<int>(std::min<int64_t>(threads, rows));
+    const bool finite = detail::run_on_threads(parts, [&](int thread, int count) {
+      thread_local std::vector<uint16_t> bits;
+      bool ok = true;
+      const auto [begin, end] = detail::partition(rows, count, thread);
+      for (int64_t r = begin; r < end; ++r) {
+        float* out = rounded + r * k_;
+        if (X.layout == Layout::row_major) {
+          ok = round(X.data + (first + r) * X.leading_dim(), k_, out) && ok;
+          continue;
+        }
+        bits.resize(static_cast<size_t>(k_));
+        ok = detail::round_rows(X, first + r, 1, bits.data()) && ok;
+        for (int64_t j = 0; j < k_; ++j) out[j] = from_bfloat16(bits[static_cast<size_t>(j)]);
+      }
+      return ok;
+    });
+    if (!finite) detail::check_rows_finite(X, nullptr, "bf16");  // throws, naming the row
+    kernels::PanelGemmArgs args;
+    args.x = rounded;
+    args.ldx = k_;
+    args.rows = rows;
+    args.k = k_;
+    args.bf16_panels = panels_.data();
+    args.bias = bias_.data();
+    args.m = m_;
+    args.y = Y + first * ldy;
+    args.ldy = ldy;
+    const int used = static_cast<int>(std::min<int64_t>(threads, panels));
+    detail::run_on_threads(used, [&](int thread, int count) {
+      const auto [begin, end] = detail::partition(panels, count, thread);
+      panel_gemm(args, begin, end);
+      return true;
+    });
+  }
 }
 
 void Bf16Linear::check_chainable(const char* who) const {

@@ -1,8 +1,11 @@
 // Y = X·W + bias with W stored in bfloat16 (8-bit mantissa, float's range): half the bytes of
 // the dense weights and about 1.5–1.8x the speed of the f32 product on CPUs with AVX512-BF16
 // (AMD Zen 4), about 4x on CPUs with AMX (Sapphire Rapids; docs/performance.md). X is rounded to bfloat16 on the fly; products accumulate and
-// Y is written in float. On a CPU with neither, the same rounded values are multiplied through
-// the f32 product: the same result up to summation order, at f32 speed; path() says which runs.
+// Y is written in float. On a CPU with neither (AVX2), lutmul's panel product multiplies the
+// same rounded values, the weights kept in bfloat16 and widened in registers: about the f32
+// product's speed on large batches and faster on a few rows, whose product reads the weights
+// from memory. Elsewhere (no vector panel kernel) the f32 product runs on the rounded values.
+// The same result up to summation order on every path; path() says which runs.
 #pragma once
 
 #include <cstddef>
@@ -28,7 +31,7 @@ class Bf16Linear final : public SizedLinearOperator {
   double multiply_adds_per_row() const override { return static_cast<double>(k_) * static_cast<double>(m_); }
   // "oneDNN brg:avx512_core_amx_bf16 for blocks of 64, 32 and 16 rows (the last rows padded to
   // one), gemm:jit where Y is wider than M",
-  // "oneDNN gemm:jit", ... or "f32 product of bfloat16 values".
+  // "oneDNN gemm:jit", ..., "lutmul bfloat16 panels" or "f32 product of bfloat16 values".
   std::string path() const;
   // Where oneDNN runs AMX blocks, the epilogue (GELU, the residual add) is its post-ops,
   // applied as each block is stored; oneDNN's erf is within 1e-6 of the runtime's GELU pass.
@@ -53,11 +56,13 @@ class Bf16Linear final : public SizedLinearOperator {
   void compute_with(const MatrixView& X, float* Y, int64_t ldy, const Epilogue& epilogue) const;
   void check_chainable(const char* who) const;
   void check_output(const void* Y, int64_t rows, int64_t ldy) const;
+  void compute_on_panels(const MatrixView& X, float* Y, int64_t ldy) const;
   Bf16Linear() : SizedLinearOperator("bf16") {}
-  void prepare();  // the primitive, or the fallback's float weights
+  void prepare();  // the primitive, else the panels, else the fallback's float weights
   std::vector<uint16_t> weights_;               // K × M row-major
   std::vector<float> bias_;                     // M
   std::shared_ptr<const detail::Bf16OnednnProduct> product_;  // null: the fallback runs
+  std::vector<uint16_t> panels_;                // the weights as bfloat16 panels (kernels/cpu/dense/), panels only
   std::vector<float> fallback_weights_;         // the bfloat16 weights as floats, fallback only
 };
 

@@ -3,7 +3,8 @@
 // sums in registers: per k, the panel's 16 weights are loaded once and each row's x[k]
 // broadcast into kTileRows · kVectors FMAs (6 × 2 ymm on AVX2, the register file's worth).
 // Panels are the outer loop of whole tiles, so a panel read from memory serves those rows
-// while in cache.
+// while in cache. The weights come as float panels or as bfloat16 ones widened in registers
+// (Weights: FloatPanels, Bf16Panels).
 #pragma once
 
 #include <cstdint>
@@ -14,29 +15,59 @@
 namespace lutmul::kernels {
 namespace {
 
+// A panel row's 16 weights as kVectors vectors: float panels, loaded as they are ...
 template <class Arch>
+struct FloatPanels {
+  using B = xsimd::batch<float, Arch>;
+  using Element = float;
+  static constexpr int kVectors = static_cast<int>(kPanelWidth / B::size);
+  static const float* panels(const PanelGemmArgs& a) { return a.panels; }
+  static void load(const float* row, B (&out)[kVectors]) {
+    for (int v = 0; v < kVectors; ++v) out[v] = B::load_unaligned(row + v * static_cast<int>(B::size));
+  }
+};
+
+// ... or bfloat16 panels in pair order (pack_bf16_panels): one load, a shift and a mask.
+template <class Arch>
+struct Bf16Panels {
+  using B = xsimd::batch<float, Arch>;
+  using Pairs = xsimd::batch<uint32_t, Arch>;
+  using Element = uint16_t;
+  static_assert(B::size == 8, "pair order fills two vectors of 8 floats");
+  static constexpr int kVectors = 2;
+  static const uint16_t* panels(const PanelGemmArgs& a) { return a.bf16_panels; }
+  static void load(const uint16_t* row, B (&out)[kVectors]) {
+    const Pairs pairs = Pairs::load_unaligned(reinterpret_cast<const uint32_t*>(row));
+    out[0] = xsimd::bitwise_cast<B>(pairs << 16);
+    out[1] = xsimd::bitwise_cast<B>(pairs & Pairs(0xffff0000u));
+  }
+};
+
+template <class Arch, class Weights = FloatPanels<Arch>>
 struct PanelGemm {
   using B = xsimd::batch<float, Arch>;
+  using W = typename Weights::Element;
   static constexpr int kLanes = static_cast<int>(B::size);
-  static constexpr int kVectors = static_cast<int>(kPanelWidth) / kLanes;
+  static constexpr int kVectors = Weights::kVectors;
   static constexpr int kTileRows = kVectors == 1 ? 8 : 6;
+  static constexpr int64_t kRowsPerLine = 64 / (kPanelWidth * static_cast<int64_t>(sizeof(W)));  // panel rows in a cache line
 
   // Rows [row0, row0 + kRows) × panels [panel0, panel0 + kPanels); with kPrefetch, the
-  // next panel is fetched into cache along the way, one line per k.
+  // next panel is fetched into cache along the way, a line at a time.
   template <int kRows, int kPanels, bool kPrefetch = false>
   static void tile(const PanelGemmArgs& a, int64_t row0, int64_t panel0) {
-    const float* w = a.panels + panel0 * a.k * kPanelWidth;
-    const int64_t panel_floats = a.k * kPanelWidth;
+    const W* w = Weights::panels(a) + panel0 * a.k * kPanelWidth;
+    const int64_t panel_size = a.k * kPanelWidth;
     const float* x = a.x + row0 * a.ldx;
     B sum[kPanels][kRows][kVectors];
     for (int p = 0; p < kPanels; ++p)
       for (int r = 0; r < kRows; ++r)
         for (int v = 0; v < kVectors; ++v) sum[p][r][v] = B(0.f);
     for (int64_t i = 0; i < a.k; ++i) {
-      if constexpr (kPrefetch) __builtin_prefetch(w + kPanels * panel_floats + i * kPanelWidth);
+      if constexpr (kPrefetch)
+        if (i % kRowsPerLine == 0) __builtin_prefetch(w + kPanels * panel_size + i * kPanelWidth);
       B weights[kPanels][kVectors];
-      for (int p = 0; p < kPanels; ++p)
-        for (int v = 0; v < kVectors; ++v) weights[p][v] = B::load_unaligned(w + p * panel_floats + i * kPanelWidth + v * kLanes);
+      for (int p = 0; p < kPanels; ++p) Weights::load(w + p * panel_size + i * kPanelWidth, weights[p]);
       for (int r = 0; r < kRows; ++r) {
         const B xi(x[r * a.ldx + i]);
         for (int p = 0; p < kPanels; ++p)

@@ -259,7 +259,21 @@ struct RuntimeKernels {
     return non_finite == 0;
   }
 
-  static RuntimeKernelTable table() { return {embedding, gelu, residual_norm, attention, pool, round_bf16}; }
+  static bool round_bf16_floats(const float* x, int64_t n, float* out) {
+    uint32_t non_finite = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, x + i, sizeof bits);
+      const uint32_t wide = uint32_t{round_to_bf16_bits(bits)} << 16;
+      std::memcpy(out + i, &wide, sizeof wide);
+      non_finite |= (bits & 0x7f800000u) == 0x7f800000u ? 0x7f800000u : 0u;
+    }
+    return non_finite == 0;
+  }
+
+  static RuntimeKernelTable table() {
+    return {embedding, gelu, residual_norm, attention, pool, round_bf16, round_bf16_floats};
+  }
 };
 
 }  // namespace

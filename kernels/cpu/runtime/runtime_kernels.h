@@ -68,6 +68,9 @@ using PoolFn = void (*)(const float* rows, int64_t count, int64_t h, bool mean, 
 // Bf16Linear's rounding of X (and so the runtime's at precision bf16). Integer arithmetic on
 // the float bits (round_to_bf16_bits), so every ISA gives the same bits.
 using RoundBf16Fn = bool (*)(const float* x, int64_t n, uint16_t* out);
+// The same rounding, each result widened back to the float it stands for (its bits shifted up
+// 16): Bf16Linear's X for the panel product, which multiplies floats.
+using RoundBf16FloatsFn = bool (*)(const float* x, int64_t n, float* out);
 
 // The bfloat16 bits of the float with bits b: ties to even by adding 0x7fff plus the kept
 // part's lowest bit; a NaN keeps its top bits and is made quiet (rounding could carry it into
@@ -84,6 +87,7 @@ struct RuntimeKernelTable {
   AttentionFn attention = nullptr;
   PoolFn pool = nullptr;
   RoundBf16Fn round_bf16 = nullptr;
+  RoundBf16FloatsFn round_bf16_floats = nullptr;
 };
 
 RuntimeKernelTable runtime_scalar_kernels();

@@ -96,11 +96,23 @@ bool round_bf16_reference(const float* x, int64_t n, uint16_t* out) {
   return finite;
 }
 
+bool round_bf16_floats_reference(const float* x, int64_t n, float* out) {
+  bool finite = true;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    const uint32_t wide = uint32_t{round_to_bf16_bits(bits)} << 16;
+    finite = finite && std::isfinite(x[i]);
+    std::memcpy(out + i, &wide, sizeof wide);
+  }
+  return finite;
+}
+
 }  // namespace
 
 RuntimeKernelTable runtime_scalar_kernels() {
   return {embedding_reference, gelu_reference, residual_norm_reference, attention_reference, pool_reference,
-          round_bf16_reference};
+          round_bf16_reference, round_bf16_floats_reference};
 }
 
 }  // namespace lutmul::kernels

@@ -1,18 +1,20 @@
-// The panel product (kernels/cpu/dense/) at every SIMD level against the scalar reference, bit
-// for bit: both run each output's fused multiply-adds in the same order. Row counts on both
-// sides of each level's tile height, M not a multiple of 16, strided X and Y, part of the
-// panels, with and without a bias.
+// The panel products (kernels/cpu/dense/), on float and on bfloat16 panels, at every SIMD level
+// against their scalar references, bit for bit: both run each output's fused multiply-adds in
+// the same order. Row counts on both sides of each level's tile height, M not a multiple of 16,
+// strided X and Y, part of the panels, with and without a bias.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/isa_sweep.h"
 #include "core/kernel_registry.h"
 #include "kernels/cpu/dense/panel_gemm.h"
+#include "lutmul/operators/bf16_linear.h"
 #include "test_util.h"
 
 namespace lutmul::testing {
@@ -20,9 +22,17 @@ namespace {
 
 using kernels::kPanelWidth;
 
+// W's bfloat16 bit patterns (to nearest even).
+std::vector<uint16_t> to_bf16(const std::vector<float>& w) {
+  std::vector<uint16_t> out(w.size());
+  for (size_t i = 0; i < w.size(); ++i) out[i] = to_bfloat16(w[i]);
+  return out;
+}
+
 struct Problem {
   int64_t rows, k, m, ldx, ldy;
   std::vector<float> x, w, bias, panels;
+  std::vector<uint16_t> bf16_panels;  // W rounded to bfloat16, in pair order
 
   Problem(int64_t rows_, int64_t k_, int64_t m_, uint64_t seed)
       : rows(rows_), k(k_), m(m_), ldx(k_ + 3), ldy(m_ + 5) {
@@ -31,9 +41,12 @@ struct Problem {
     bias = uniform(1, m, -1.f, 1.f, seed + 2);
     panels.assign(static_cast<size_t>(kernels::panel_count(m) * k * kPanelWidth), std::nanf(""));
     kernels::pack_panels(w.data(), m, k, m, panels.data());
+    bf16_panels.assign(panels.size(), 0x7fc0);  // NaN
+    kernels::pack_bf16_panels(to_bf16(w).data(), m, k, m, bf16_panels.data());
   }
 
-  // Y filled with a sentinel, then panels [begin, end) written by `gemm`.
+  // Y filled with a sentinel, then panels [begin, end) written by `gemm` (float or bfloat16
+  // panels: each kernel reads its own).
   std::vector<float> run(kernels::PanelGemmFn gemm, bool with_bias, int64_t begin, int64_t end) const {
     std::vector<float> y(static_cast<size_t>(rows * ldy), -7.f);
     kernels::PanelGemmArgs args;
@@ -42,6 +55,7 @@ struct Problem {
     args.rows = rows;
     args.k = k;
     args.panels = panels.data();
+    args.bf16_panels = bf16_panels.data();
     args.bias = with_bias ? bias.data() : nullptr;
     args.m = m;
     args.y = y.data();
@@ -73,6 +87,22 @@ TEST(PanelGemm, PackingPutsColumnsInPanelsWithZerosPastM) {
       }
 }
 
+TEST(PanelGemm, Bf16PackingPairsEachColumnWithTheOneEightPlacesOn) {
+  const int64_t k = 2, m = 20;
+  std::vector<uint16_t> w(static_cast<size_t>(k * m));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(i + 1);
+  std::vector<uint16_t> panels(static_cast<size_t>(kernels::panel_count(m) * k * kPanelWidth), 0xffff);
+  kernels::pack_bf16_panels(w.data(), m, k, m, panels.data());
+  for (int64_t p = 0; p < 2; ++p)
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t pair = 0; pair < kPanelWidth / 2; ++pair)
+        for (int64_t half = 0; half < 2; ++half) {
+          const int64_t j = p * kPanelWidth + pair + half * kPanelWidth / 2;
+          EXPECT_EQ(panels[static_cast<size_t>((p * k + i) * kPanelWidth + 2 * pair + half)], j < m ? w[static_cast<size_t>(i * m + j)] : 0)
+              << "panel " << p << " k " << i << " pair " << pair << " half " << half;
+        }
+}
+
 TEST(PanelGemm, ScalarReferenceIsTheProductPlusBias) {
   const Problem problem(5, 37, 21, 11);
   const std::vector<float> y = problem.run(kernels::panel_gemm_scalar_kernel(), true, 0, kernels::panel_count(21));
@@ -85,22 +115,42 @@ TEST(PanelGemm, ScalarReferenceIsTheProductPlusBias) {
     }
 }
 
+TEST(PanelGemm, Bf16ScalarReferenceIsTheProductOfTheRoundedWeights) {
+  const Problem problem(5, 37, 21, 12);
+  const std::vector<float> y = problem.run(kernels::panel_gemm_bf16_scalar_kernel(), true, 0, kernels::panel_count(21));
+  for (int64_t r = 0; r < problem.rows; ++r)
+    for (int64_t j = 0; j < problem.m; ++j) {
+      double exact = problem.bias[static_cast<size_t>(j)];
+      for (int64_t i = 0; i < problem.k; ++i)
+        exact += static_cast<double>(problem.x[static_cast<size_t>(r * problem.ldx + i)]) *
+                 from_bfloat16(to_bfloat16(problem.w[static_cast<size_t>(i * problem.m + j)]));
+      EXPECT_NEAR(y[static_cast<size_t>(r * problem.ldy + j)], exact, 1e-5) << r << ", " << j;
+    }
+}
+
 // (level, rows, k, m)
 class PanelGemmLevels : public LevelTest<Family::dense, std::tuple<Isa, int64_t, int64_t, int64_t>> {};
+
+// The level's kernel and the scalar reference: float panels, then bfloat16 ones.
+std::vector<std::pair<kernels::PanelGemmFn, kernels::PanelGemmFn>> kernel_pairs() {
+  return {{detail::active_kernels().panel_gemm, detail::reference_kernels().panel_gemm},
+          {detail::active_kernels().panel_gemm_bf16, detail::reference_kernels().panel_gemm_bf16}};
+}
 
 TEST_P(PanelGemmLevels, EqualsTheScalarReferenceBitForBit) {
   const auto [level, rows, k, m] = GetParam();
   const Problem problem(rows, k, m, static_cast<uint64_t>(rows * 1000 + k * 10 + m));
-  const kernels::PanelGemmFn simd = detail::active_kernels().panel_gemm;
-  const kernels::PanelGemmFn reference = detail::reference_kernels().panel_gemm;
   const int64_t panels = kernels::panel_count(m);
-  for (bool with_bias : {true, false}) {
-    EXPECT_EQ(bits(problem.run(simd, with_bias, 0, panels)), bits(problem.run(reference, with_bias, 0, panels)))
-        << isa_name(level) << " bias " << with_bias;
-    // The last panels only (a thread's share): the columns before them keep the sentinel.
-    const int64_t begin = panels / 2;
-    EXPECT_EQ(bits(problem.run(simd, with_bias, begin, panels)), bits(problem.run(reference, with_bias, begin, panels)))
-        << isa_name(level) << " panels from " << begin;
+  for (const auto& [simd, reference] : kernel_pairs()) {
+    const char* weights = simd == detail::active_kernels().panel_gemm ? "float" : "bfloat16";
+    for (bool with_bias : {true, false}) {
+      EXPECT_EQ(bits(problem.run(simd, with_bias, 0, panels)), bits(problem.run(reference, with_bias, 0, panels)))
+          << isa_name(level) << " " << weights << " bias " << with_bias;
+      // The last panels only (a thread's share): the columns before them keep the sentinel.
+      const int64_t begin = panels / 2;
+      EXPECT_EQ(bits(problem.run(simd, with_bias, begin, panels)), bits(problem.run(reference, with_bias, begin, panels)))
+          << isa_name(level) << " " << weights << " panels from " << begin;
+    }
   }
 }
 
@@ -110,12 +160,14 @@ TEST_P(PanelGemmLevels, NonFiniteInputsGiveTheReferenceNonFiniteOutputs) {
   problem.x[0] = std::numeric_limits<float>::infinity();
   problem.x[static_cast<size_t>((rows - 1) * problem.ldx + k - 1)] = std::nanf("");
   const int64_t panels = kernels::panel_count(m);
-  const std::vector<float> simd = problem.run(detail::active_kernels().panel_gemm, true, 0, panels);
-  const std::vector<float> reference = problem.run(detail::reference_kernels().panel_gemm, true, 0, panels);
-  for (size_t i = 0; i < simd.size(); ++i) {
-    ASSERT_EQ(std::isnan(simd[i]), std::isnan(reference[i])) << isa_name(level) << " at " << i;
-    if (!std::isnan(simd[i])) {
-      ASSERT_EQ(simd[i], reference[i]) << isa_name(level) << " at " << i;
+  for (const auto& [simd_kernel, reference_kernel] : kernel_pairs()) {
+    const std::vector<float> simd = problem.run(simd_kernel, true, 0, panels);
+    const std::vector<float> reference = problem.run(reference_kernel, true, 0, panels);
+    for (size_t i = 0; i < simd.size(); ++i) {
+      ASSERT_EQ(std::isnan(simd[i]), std::isnan(reference[i])) << isa_name(level) << " at " << i;
+      if (!std::isnan(simd[i])) {
+        ASSERT_EQ(simd[i], reference[i]) << isa_name(level) << " at " << i;
+      }
     }
   }
 }

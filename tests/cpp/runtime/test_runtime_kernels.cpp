@@ -148,6 +148,16 @@ TEST_P(RuntimeLevel, Bf16RoundingIsNearestEvenBitForBit) {
         ASSERT_EQ(out[i], bf16_nearest_even(x[i])) << std::hex << "bits 0x" << (*set)[i] << ", n " << std::dec << n;
       EXPECT_EQ(out[n], 0xabcd) << "wrote past n = " << n;
       EXPECT_EQ(finite, std::all_of(x.begin(), x.end(), [](float v) { return std::isfinite(v); })) << "n " << n;
+      // The same rounding widened back to floats: each result's bits are the bfloat16 ones
+      // shifted up 16.
+      std::vector<float> wide(n + 1, -3.f);
+      EXPECT_EQ(level_kernels().round_bf16_floats(x.data(), static_cast<int64_t>(n), wide.data()), finite) << "n " << n;
+      for (size_t i = 0; i < n; ++i) {
+        uint32_t got;
+        std::memcpy(&got, &wide[i], sizeof got);
+        ASSERT_EQ(got, uint32_t{out[i]} << 16) << std::hex << "bits 0x" << (*set)[i] << ", n " << std::dec << n;
+      }
+      EXPECT_EQ(wide[n], -3.f) << "wrote past n = " << n;
     }
   }
 }
