@@ -103,29 +103,26 @@ TEST(PanelGemm, Bf16PackingPairsEachColumnWithTheOneEightPlacesOn) {
         }
 }
 
-TEST(PanelGemm, ScalarReferenceIsTheProductPlusBias) {
+// A scalar reference against the double-precision product plus bias, W rounded to bfloat16
+// for the bfloat16 panels.
+void expect_reference_is_the_product(kernels::PanelGemmFn reference, bool bf16_weights) {
   const Problem problem(5, 37, 21, 11);
-  const std::vector<float> y = problem.run(kernels::panel_gemm_scalar_kernel(), true, 0, kernels::panel_count(21));
+  const std::vector<float> y = problem.run(reference, true, 0, kernels::panel_count(21));
   for (int64_t r = 0; r < problem.rows; ++r)
     for (int64_t j = 0; j < problem.m; ++j) {
       double exact = problem.bias[static_cast<size_t>(j)];
-      for (int64_t i = 0; i < problem.k; ++i)
-        exact += static_cast<double>(problem.x[static_cast<size_t>(r * problem.ldx + i)]) * problem.w[static_cast<size_t>(i * problem.m + j)];
-      EXPECT_NEAR(y[static_cast<size_t>(r * problem.ldy + j)], exact, 1e-5) << r << ", " << j;
+      for (int64_t i = 0; i < problem.k; ++i) {
+        const float w = problem.w[static_cast<size_t>(i * problem.m + j)];
+        exact += static_cast<double>(problem.x[static_cast<size_t>(r * problem.ldx + i)]) *
+                 (bf16_weights ? from_bfloat16(to_bfloat16(w)) : w);
+      }
+      EXPECT_NEAR(y[static_cast<size_t>(r * problem.ldy + j)], exact, 1e-5) << r << ", " << j << " bf16 " << bf16_weights;
     }
 }
 
-TEST(PanelGemm, Bf16ScalarReferenceIsTheProductOfTheRoundedWeights) {
-  const Problem problem(5, 37, 21, 12);
-  const std::vector<float> y = problem.run(kernels::panel_gemm_bf16_scalar_kernel(), true, 0, kernels::panel_count(21));
-  for (int64_t r = 0; r < problem.rows; ++r)
-    for (int64_t j = 0; j < problem.m; ++j) {
-      double exact = problem.bias[static_cast<size_t>(j)];
-      for (int64_t i = 0; i < problem.k; ++i)
-        exact += static_cast<double>(problem.x[static_cast<size_t>(r * problem.ldx + i)]) *
-                 from_bfloat16(to_bfloat16(problem.w[static_cast<size_t>(i * problem.m + j)]));
-      EXPECT_NEAR(y[static_cast<size_t>(r * problem.ldy + j)], exact, 1e-5) << r << ", " << j;
-    }
+TEST(PanelGemm, ScalarReferencesAreTheProductPlusBias) {
+  expect_reference_is_the_product(kernels::panel_gemm_scalar_kernel(), false);
+  expect_reference_is_the_product(kernels::panel_gemm_bf16_scalar_kernel(), true);
 }
 
 // (level, rows, k, m)
