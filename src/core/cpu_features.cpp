@@ -5,7 +5,12 @@
 #include <cpuid.h>
 #endif
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <fstream>
+#include <string>
 #include <utility>
 
 namespace lutmul {
@@ -63,10 +68,45 @@ CpuFeatures probe() {
 CpuFeatures probe() { return {}; }
 #endif
 
+// A cache's size as Linux's sysfs writes it ("512K", "32768K", "1M"); 0 if unreadable.
+int64_t sysfs_cache_bytes(const std::string& path) {
+  std::ifstream in(path);
+  int64_t value = 0;
+  std::string unit;
+  if (!(in >> value) || value <= 0) return 0;
+  in >> unit;
+  return unit == "K" ? value << 10 : unit == "M" ? value << 20 : unit == "G" ? value << 30 : value;
+}
+
+// The caches of the first CPU from Linux's sysfs: the L3 there is the slice this core shares
+// (one CCX's 32 MiB on an EPYC), where glibc's sysconf reports the whole package's (256 MiB).
+// Elsewhere, or with no sysfs, sysconf's figures (0 where it knows none).
+CpuFeatures with_cache_sizes(CpuFeatures f) {
+  const std::string root = "/sys/devices/system/cpu/cpu0/cache/index";
+  for (int index = 0; index < 8; ++index) {
+    std::ifstream level_file(root + std::to_string(index) + "/level"), type_file(root + std::to_string(index) + "/type");
+    int level = 0;
+    std::string type;
+    if (!(level_file >> level) || !(type_file >> type)) break;
+    if (type == "Instruction") continue;
+    const int64_t bytes = sysfs_cache_bytes(root + std::to_string(index) + "/size");
+    if (level == 2) f.l2_bytes = bytes;
+    if (level >= 2 && bytes > 0) f.last_level_bytes = bytes;
+  }
+#if defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
+  if (f.l2_bytes == 0) f.l2_bytes = std::max<long>(sysconf(_SC_LEVEL2_CACHE_SIZE), 0);
+  if (f.last_level_bytes == 0) {
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    f.last_level_bytes = l3 > 0 ? l3 : f.l2_bytes;
+  }
+#endif
+  return f;
+}
+
 }  // namespace
 
 const CpuFeatures& cpu_features() {
-  static const CpuFeatures features = probe();
+  static const CpuFeatures features = with_cache_sizes(probe());
   return features;
 }
 

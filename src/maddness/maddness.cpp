@@ -11,6 +11,7 @@
 
 #include "core/blas.h"
 #include "core/kernel_registry.h"
+#include "lutmul/core/cpu_features.h"
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
 #include "maddness/lookup_tables.h"
@@ -223,6 +224,20 @@ float* encoder_scratch(int ncodebooks) {
   if (scratch.size() < need) scratch.resize(need);
   return scratch.data();
 }
+// Whether matmul asks the scan to write Y past the caches (kernels::ScanArgs::stream_y). After
+// the encoder has streamed a row-major A of at least half the last-level cache, Y's earlier
+// lines are gone from the caches and a plain store would first read each one; a Y larger than
+// L2 leaves it for its reader in L3 or memory either way. A smaller A, a column-major one (only
+// the split columns are read), a Y that fits L2 or an epilogue that reads Y keep plain stores
+// (docs/experiments.md, "Zen 3, sixth session").
+bool y_has_left_the_caches(const MatrixView& A, int64_t m, const Epilogue& epilogue) {
+  if (A.layout != Layout::row_major || epilogue.accumulate) return false;
+  const CpuFeatures& cpu = cpu_features();
+  const double l2 = cpu.l2_bytes > 0 ? static_cast<double>(cpu.l2_bytes) : 1024.0 * 1024;
+  const double last_level = cpu.last_level_bytes > 0 ? static_cast<double>(cpu.last_level_bytes) : 32.0 * 1024 * 1024;
+  const double rows = static_cast<double>(A.rows);
+  return 4.0 * rows * static_cast<double>(A.leading_dim()) >= last_level / 2 && 4.0 * rows * static_cast<double>(m) >= l2;
+}
 }  // namespace
 
 bool Maddness::encode_blocks(const MatrixView& A, uint8_t* packed, int64_t block_begin, int64_t block_end,
@@ -320,7 +335,7 @@ void Maddness::matmul_produced(const MatrixView& A, const RowProducer& produce, 
   if (failure) std::rethrow_exception(failure);
   LUTMUL_CHECK(!saw_nan, "matmul_produced: A contains NaN in a column the encoder reads (", A.rows, " x ", A.cols,
                " input)");
-  scan(codes, Y, ldy, epilogue);
+  scan_to(codes, Output::f32, Y, ldy, epilogue, "matmul_produced", y_has_left_the_caches(A, output_dim_, epilogue));
 }
 
 float Maddness::sum_scale(int64_t m) const {
@@ -352,7 +367,7 @@ void Maddness::scan_sums(const EncodedRows& codes, uint16_t* S, int64_t lds) con
 }
 
 void Maddness::scan_to(const EncodedRows& codes, Output output, void* Y, int64_t ldy, const Epilogue& epilogue,
-                       const char* what) const {
+                       const char* what, bool stream_y) const {
   LUTMUL_CHECK(has_weights(), what, ": no weights (call fit or set_weights first)");
   LUTMUL_CHECK(codes.ncodebooks() == config_.ncodebooks && codes.leaves() == config_.leaves, what, ": codes have ",
                codes.ncodebooks(), " codebooks of ", codes.leaves(), " leaves, the model has ", config_.ncodebooks,
@@ -403,6 +418,7 @@ void Maddness::scan_to(const EncodedRows& codes, Output output, void* Y, int64_t
   args.ldy = ldy;
   args.gelu = epilogue.activation == Epilogue::Activation::gelu;
   args.accumulate = epilogue.accumulate;
+  args.stream_y = stream_y;
   const kernels::KernelTable& table = detail::active_kernels().maddness;
   const kernels::ScanFn scan_blocks = config_.leaves == 16 ? table.scan : table.scan_wide;
 
@@ -427,7 +443,7 @@ void Maddness::matmul(const MatrixView& A, float* Y, int64_t ldy, const Epilogue
   // blocks it encoded (two threads: 213-228 µs against 160-171 µs for two passes).
   EncodedRows codes;
   encode(A, codes);
-  scan(codes, Y, ldy, epilogue);
+  scan_to(codes, Output::f32, Y, ldy, epilogue, "matmul", y_has_left_the_caches(A, output_dim_, epilogue));
 }
 
 void Maddness::matmul_bf16(const MatrixView& A, uint16_t* Y, int64_t ldy, const Epilogue& epilogue) const {

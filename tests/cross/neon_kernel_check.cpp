@@ -113,18 +113,22 @@ void check_shape(long n, long m, int c, std::mt19937_64& rng) {
   base.offsets = offsets.data();
   for (bool averaged : {false, true}) {
     base.averaged = averaged;
-    auto scan = [&](const KernelTable& table) {
-      const long ldy = m + 3;
+    auto scan = [&](const KernelTable& table, bool stream = false, long ldy = 0) {
+      ldy = ldy > 0 ? ldy : m + 3;
       std::vector<float> y(static_cast<size_t>(n * ldy + 1), -7.25f);
       ScanArgs args = base;
       args.y = y.data() + 1;
       args.ldy = ldy;
+      args.stream_y = stream;
       table.scan(args, 0, nblocks, 0, m);
       return y;
     };
     const std::vector<float> expected = scan(scalar_kernels()), got = scan(*neon_kernels());
     expect(std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)) == 0,
            averaged ? "scan averaged" : "scan exact", n, m, c, false);
+    // Y through the staged, streamed writer (plain stores on NEON), rows apart and contiguous.
+    expect(scan(*neon_kernels(), true) == expected && scan(*neon_kernels(), true, m) == scan(scalar_kernels(), false, m),
+           averaged ? "scan averaged, streamed Y" : "scan exact, streamed Y", n, m, c, false);
     check_narrow(base, &KernelTable::scan, averaged ? "narrow outputs, averaged (accumulating: 'column-major')"
                                                     : "narrow outputs, exact (accumulating: 'column-major')",
                  n, m, c);

@@ -3,6 +3,7 @@
 // public so that programs can print them next to a measurement.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace lutmul {
@@ -18,6 +19,9 @@ struct CpuFeatures {
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;  // Sapphire Rapids and later
   // AArch64: Advanced SIMD is part of the architecture.
   bool neon = false;
+  // Cache sizes the OS reports, in bytes (0 where it reports none): L2 per core, and the last
+  // level (L3, else L2).
+  int64_t l2_bytes = 0, last_level_bytes = 0;
 };
 
 // Read on first use (cpuid and xgetbv on x86-64); the same object afterwards.

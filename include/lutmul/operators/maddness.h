@@ -247,10 +247,11 @@ class Maddness {
   bool encode_blocks(const MatrixView& A, uint8_t* packed, int64_t block_begin, int64_t block_end,
                      bool rows_in_cache) const;
   void build_output_offsets();
-  // scan and its narrow forms: Y is float* (f32) or uint16_t* (bf16, sums).
+  // scan and its narrow forms: Y is float* (f32) or uint16_t* (bf16, sums); stream_y: float Y
+  // written with non-temporal stores (kernels::ScanArgs::stream_y).
   enum class Output : uint8_t { f32, bf16, sums };
   void scan_to(const EncodedRows& codes, Output output, void* Y, int64_t ldy, const Epilogue& epilogue,
-               const char* what) const;
+               const char* what, bool stream_y = false) const;
 
   MaddnessConfig config_;
   int64_t input_dim_ = 0;

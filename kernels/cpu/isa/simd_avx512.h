@@ -69,6 +69,9 @@ struct Avx512Ops {
   // For the pruned products (rows in lanes, weights broadcast).
   static Floats load_aligned(const float* p) { return _mm512_load_ps(p); }
   static void store_aligned(float* p, Floats v) { _mm512_store_ps(p, v); }
+  // Past the caches (p 64-byte aligned); stream_fence orders them before later stores.
+  static void stream_floats(float* p, Floats v) { _mm512_stream_ps(p, v); }
+  static void stream_fence() { _mm_sfence(); }
   static Floats broadcast(float v) { return _mm512_set1_ps(v); }
   static Floats zero_floats() { return _mm512_setzero_ps(); }
   static Floats add_floats(Floats a, Floats b) { return _mm512_add_ps(a, b); }

@@ -59,6 +59,9 @@ struct NeonOps {
   // For the pruned products (rows in lanes, weights broadcast).
   static Floats load_aligned(const float* p) { return vld1q_f32(p); }
   static void store_aligned(float* p, Floats v) { vst1q_f32(p, v); }
+  // No non-temporal store is used on NEON: plain ones.
+  static void stream_floats(float* p, Floats v) { vst1q_f32(p, v); }
+  static void stream_fence() {}
   static Floats broadcast(float v) { return vdupq_n_f32(v); }
   static Floats zero_floats() { return vdupq_n_f32(0.f); }
   static Floats add_floats(Floats a, Floats b) { return vaddq_f32(a, b); }

@@ -67,6 +67,10 @@ struct ScanArgs {
   float* y = nullptr;       // ScanOutput::f32
   uint16_t* y16 = nullptr;  // ScanOutput::bf16 and ::sums
   int64_t ldy = 0;          // of y or y16, in elements
+  // Float Y without accumulation written with non-temporal stores, through a block staged in
+  // L1: for a caller that knows Y is out of the caches (a plain store first reads the line).
+  // The same values either way.
+  bool stream_y = false;
 };
 
 // Encodes row blocks [block_begin, block_end). Returns true if any value read was NaN.

@@ -271,6 +271,63 @@ inline void write_outputs(const ScanArgs& args, const void* sums, int64_t row0, 
   }
 }
 
+// Writes a block's outputs chunk by chunk (write, then end_block): straight into Y, or, with
+// ScanArgs::stream_y, into a staging block in L1 copied out with non-temporal stores, so Y's
+// lines are written without first being read (a plain store to a line not in cache reads it).
+// Only where the block's rows are one contiguous span (ldy = M, at most kStagedOutputs
+// outputs), which the copy writes in whole lines; any other Y gets plain stores. Streaming
+// rows a chunk at a time measured mixed on Zen 3: 0.92-0.93x the time at M = 100 (ldy = 112)
+// and M = 1024, 1.8x at M = 300 (ldy = 304).
+template <class Ops, bool kNarrow>
+class BlockWriter {
+ public:
+  static constexpr int kStagedOutputs = 2 * kChunkOutputs;
+
+  BlockWriter(const ScanArgs& args, int64_t m_begin, int64_t m_end)
+      : args_(args),
+        m_begin_(m_begin),
+        width_(m_end - m_begin),
+        streaming_(args.stream_y && args.output == ScanOutput::f32 && !args.accumulate && width_ <= kStagedOutputs &&
+                   args.ldy == width_) {
+    staged_ = args;  // staged at row 0 and column chunk − m_begin; scales still by output
+    staged_.y = staging_;
+    staged_.ldy = width_;
+    staged_.scales = args.scales + m_begin;
+    staged_.offsets = args.offsets + m_begin;
+  }
+  BlockWriter(const BlockWriter&) = delete;
+  BlockWriter& operator=(const BlockWriter&) = delete;
+  ~BlockWriter() {
+    if (streaming_) Ops::stream_fence();
+  }
+
+  // Outputs [chunk, chunk + count) of the block at row0 from its sums.
+  void write(const void* sums, int64_t row0, int valid_rows, int64_t chunk, int count) {
+    if (!streaming_) return write_outputs<Ops, kNarrow>(args_, sums, row0, valid_rows, chunk, count);
+    write_outputs<Ops, kNarrow>(staged_, sums, 0, valid_rows, chunk - m_begin_, count);
+  }
+
+  // The block's rows, one span of valid_rows · M floats: plain stores up to the first
+  // vector-aligned element and after the last whole vector, non-temporal ones between.
+  void end_block(int64_t row0, int valid_rows) {
+    if (!streaming_) return;
+    float* dst = args_.y + row0 * args_.ldy + m_begin_;
+    const int64_t n = int64_t{valid_rows} * width_;
+    constexpr uintptr_t kAlign = sizeof(float) * Ops::kLanes;
+    int64_t i = 0;
+    for (; i < n && reinterpret_cast<uintptr_t>(dst + i) % kAlign != 0; ++i) dst[i] = staging_[i];
+    for (; i + Ops::kLanes <= n; i += Ops::kLanes) Ops::stream_floats(dst + i, Ops::load_floats(staging_ + i));
+    for (; i < n; ++i) dst[i] = staging_[i];
+  }
+
+ private:
+  const ScanArgs& args_;
+  const int64_t m_begin_, width_;
+  const bool streaming_;
+  ScanArgs staged_;
+  alignas(64) float staging_[kBlockRows * kStagedOutputs];
+};
+
 template <class Ops, bool kAveraged, bool kNarrow>
 void scan_blocks_in_mode(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin,
                          int64_t m_end) {
@@ -279,6 +336,7 @@ void scan_blocks_in_mode(const ScanArgs& args, int64_t block_begin, int64_t bloc
   constexpr int kParts = kBlockRows / Ops::kByteWidth;
   constexpr int kPairsPerRound = kAveraged ? 256 : 128;
   alignas(64) uint32_t sums[kChunkOutputs * kBlockRows];  // 16-bit sums take the first half
+  BlockWriter<Ops, kNarrow> writer(args, m_begin, m_end);
 
   for (int64_t block = block_begin; block < block_end; ++block) {
     const uint8_t* codes = args.packed + block * args.npairs * kBlockRows;
@@ -306,8 +364,9 @@ void scan_blocks_in_mode(const ScanArgs& args, int64_t block_begin, int64_t bloc
           }
         }
       }
-      write_outputs<Ops, kNarrow>(args, sums, row0, valid_rows, chunk, count);
+      writer.write(sums, row0, valid_rows, chunk, count);
     }
+    writer.end_block(row0, valid_rows);
   }
 }
 

@@ -62,6 +62,7 @@ void scan_blocks_vnni(const ScanArgs& args, int64_t block_begin, int64_t block_e
   const __m512i ones = _mm512_set1_epi8(1);
   alignas(64) uint32_t sums[kChunkOutputs * kBlockRows];
   alignas(64) __m512i indices[kQuadsPerRound * 4];
+  BlockWriter<Avx512Ops, false> writer(args, m_begin, m_end);
 
   for (int64_t block = block_begin; block < block_end; ++block) {
     const uint8_t* codes = args.packed + block * args.npairs * kBlockRows;
@@ -100,8 +101,9 @@ void scan_blocks_vnni(const ScanArgs& args, int64_t block_begin, int64_t block_e
           }
         }
       }
-      write_outputs<Avx512Ops, false>(args, sums, row0, valid_rows, chunk, count);
+      writer.write(sums, row0, valid_rows, chunk, count);
     }
+    writer.end_block(row0, valid_rows);
   }
 }
 

@@ -42,6 +42,7 @@ void scan_wide_blocks(const ScanArgs& args, int64_t block_begin, int64_t block_e
   constexpr int kParts = kBlockRows / Ops::kByteWidth;
   const int C = args.ncodebooks;
   alignas(64) uint32_t sums[kChunkOutputs * kBlockRows];
+  BlockWriter<Ops, false> writer(args, m_begin, m_end);
 
   for (int64_t block = block_begin; block < block_end; ++block) {
     const uint8_t* codes = args.packed + block * C * kBlockRows;
@@ -62,8 +63,9 @@ void scan_wide_blocks(const ScanArgs& args, int64_t block_begin, int64_t block_e
             accumulate_wide_tile<Ops>(codes, part, c, end, tables, valid_outputs, sums + t * kBlockRows);
           }
       }
-      write_outputs<Ops, false>(args, sums, row0, valid_rows, chunk, count);
+      writer.write(sums, row0, valid_rows, chunk, count);
     }
+    writer.end_block(row0, valid_rows);
   }
 }
 

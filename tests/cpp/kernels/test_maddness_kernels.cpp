@@ -12,6 +12,7 @@
 
 #include "../core/isa_sweep.h"
 #include "narrow_outputs.h"
+#include "streamed_outputs.h"
 #include "core/kernel_registry.h"
 #include "kernels/cpu/maddness/maddness_kernels.h"
 #include "lutmul/core/isa.h"
@@ -193,6 +194,18 @@ TEST_P(KernelGrid, NarrowOutputsMatchFloatOutputsAndReference) {
   }
 }
 
+// Non-temporal Y (streamed_outputs.h), in both accumulation modes.
+TEST_P(KernelGrid, StreamedOutputsMatchPlainStores) {
+  const auto [isa, n, m, c] = GetParam();
+  const ScanProblem problem(n, m, c, 9 * n + 5 * m + c);
+  kernels::ScanArgs args = problem.args();
+  for (const bool averaged : {false, true}) {
+    args.averaged = averaged;
+    testing::expect_streamed_outputs_match(detail::kernels_for(isa).maddness, &kernels::KernelTable::scan, args,
+                                           averaged ? "averaged" : "exact");
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, KernelGrid,
     ::testing::ValuesIn(testing::level_grid(Family::maddness, testing::simd_levels(),
@@ -229,6 +242,16 @@ TEST_P(KernelEdges, NanIsReportedByEveryIsa) {
       const auto got = encode_with(detail::kernels_for(isa).maddness, e, a, n, col_major);
       EXPECT_TRUE(got.second) << isa_name(isa) << " n=" << n;
     }
+  }
+}
+
+// More outputs than a block stages at once (plain stores then), with 16-bit sums and with the
+// 32-bit ones of more than 128 pairs.
+TEST_P(KernelEdges, StreamedOutputsWiderThanAStagedBlock) {
+  for (const int c : {16, 520}) {
+    const ScanProblem problem(130, 300, c, 41 + c);
+    testing::expect_streamed_outputs_match(detail::kernels_for(level()).maddness, &kernels::KernelTable::scan,
+                                           problem.args(), "C=" + std::to_string(c));
   }
 }
 

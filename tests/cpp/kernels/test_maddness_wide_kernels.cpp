@@ -13,6 +13,7 @@
 
 #include "../core/isa_sweep.h"
 #include "narrow_outputs.h"
+#include "streamed_outputs.h"
 #include "core/kernel_registry.h"
 #include "kernels/cpu/maddness/maddness_kernels.h"
 #include "lutmul/core/isa.h"
@@ -164,6 +165,18 @@ TEST_P(WideKernelGrid, NarrowOutputsMatchFloatOutputsAndReference) {
   const WideScanProblem problem(n, m, c, 13 * n + 7 * m + c);
   testing::expect_narrow_outputs_match(detail::kernels_for(isa).maddness, &kernels::KernelTable::scan_wide,
                                        problem.args(n, m, c), "wide");
+}
+
+// Non-temporal Y (streamed_outputs.h); and more outputs than a block stages at once (plain stores).
+TEST_P(WideKernelGrid, StreamedOutputsMatchPlainStores) {
+  const auto [isa, n, m, c] = GetParam();
+  const WideScanProblem problem(n, m, c, 17 * n + 3 * m + c);
+  testing::expect_streamed_outputs_match(detail::kernels_for(isa).maddness, &kernels::KernelTable::scan_wide,
+                                         problem.args(n, m, c), "wide");
+  if (n != 1000 || m != 100) return;
+  const WideScanProblem wider(130, 300, c, 19 + c);
+  testing::expect_streamed_outputs_match(detail::kernels_for(isa).maddness, &kernels::KernelTable::scan_wide,
+                                         wider.args(130, 300, c), "wide, 300 outputs");
 }
 
 INSTANTIATE_TEST_SUITE_P(
