@@ -289,6 +289,7 @@ class BlockWriter {
         width_(m_end - m_begin),
         streaming_(args.stream_y && args.output == ScanOutput::f32 && !args.accumulate && width_ <= kStagedOutputs &&
                    args.ldy == width_) {
+    if (!streaming_) return;
     staged_ = args;  // staged at row 0 and column chunk − m_begin; scales still by output
     staged_.y = staging_;
     staged_.ldy = width_;
