@@ -177,10 +177,26 @@ struct Avx2Ops {
       if (4 + k < rows) visit(4 + k, _mm256_permute2f128_ps(u[k], u[4 + k], 0x31));
     }
   }
+  // transpose_rows for in[0..3] only: visit(j, row) gets row j's four outputs in lanes 0-3
+  // (lanes 4-7 hold another row's). Twelve shuffles where the whole transpose takes 24: the
+  // last tile of an M such as 10 or 100 (2 and 4 outputs) cost as much as a whole one.
+  template <class Visit>
+  static void transpose_rows_4(const Floats* in, int rows, Visit visit) {
+    const __m256 t0 = _mm256_unpacklo_ps(in[0], in[1]), t1 = _mm256_unpackhi_ps(in[0], in[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(in[2], in[3]), t3 = _mm256_unpackhi_ps(in[2], in[3]);
+    const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),  // rows k | 4 + k
+                         _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+    for (int k = 0; k < 4; ++k) {
+      if (k < rows) visit(k, u[k]);
+      if (4 + k < rows) visit(4 + k, _mm256_permute2f128_ps(u[k], u[k], 0x01));
+    }
+  }
   // Stores row j's outputs 0..cols-1 at y + j·ldy, j < rows, each row passed through `finish`.
   template <class Finish = Unchanged>
   static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
-    transpose_rows(in, rows, [&](int j, Floats row) { store_prefix_ps(y + j * ldy, finish(row), cols); });
+    const auto store = [&](int j, Floats row) { store_prefix_ps(y + j * ldy, finish(row), cols); };
+    if (cols <= 4) return transpose_rows_4(in, rows, store);
+    transpose_rows(in, rows, store);
   }
   // The low 16 bits of each 32-bit lane (all below 2^16) to out[0..cols).
   static void store_u16_prefix(uint16_t* out, Ints v, int cols) {
