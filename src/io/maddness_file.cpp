@@ -141,7 +141,10 @@ Maddness Maddness::read_state(detail::ByteReader& r, uint32_t version) {
   check_all_finite(model.bias_, "bias");
   for (float scale : model.table_scales_)
     LUTMUL_CHECK(std::isfinite(scale) && scale > 0, "model file is corrupt: table scale ", scale);
-  if (m > 0) model.build_output_offsets();
+  if (m > 0) {
+    model.build_output_offsets();
+    model.build_wide_row_tables();
+  }
   return model;
 }
 

@@ -135,6 +135,7 @@ void Maddness::fit_encoder(const MatrixView& A_train, const ProgressCallback& pr
   output_dim_ = 0;
   float_tables_.clear();
   quantized_tables_.clear();
+  wide_row_tables_.clear();
   table_scales_.clear();
   table_offsets_.clear();
   bias_.clear();
@@ -166,6 +167,14 @@ void Maddness::set_weights(const MatrixView& B, const float* bias) {
   table_offsets_ = std::move(t.offsets);
   bias_ = std::move(new_bias);
   build_output_offsets();
+  build_wide_row_tables();
+}
+
+void Maddness::build_wide_row_tables() {
+  wide_row_tables_.clear();
+  if (config_.leaves != kernels::kWideLeaves || config_.tables != TableMode::uint8 || output_dim_ == 0) return;
+  wide_row_tables_.resize(kernels::wide_row_table_bytes(config_.ncodebooks, output_dim_));
+  kernels::pack_wide_row_tables(quantized_tables_.data(), config_.ncodebooks, output_dim_, wide_row_tables_.data());
 }
 
 float Maddness::table_scale(int64_t m) const {
@@ -419,6 +428,7 @@ void Maddness::scan_to(const EncodedRows& codes, Output output, void* Y, int64_t
   args.gelu = epilogue.activation == Epilogue::Activation::gelu;
   args.accumulate = epilogue.accumulate;
   args.stream_y = stream_y;
+  args.wide_row_tables = wide_row_tables_.empty() ? nullptr : wide_row_tables_.data();
   const kernels::KernelTable& table = detail::active_kernels().maddness;
   const kernels::ScanFn scan_blocks = config_.leaves == 16 ? table.scan : table.scan_wide;
 

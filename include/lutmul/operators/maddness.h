@@ -247,6 +247,7 @@ class Maddness {
   bool encode_blocks(const MatrixView& A, uint8_t* packed, int64_t block_begin, int64_t block_end,
                      bool rows_in_cache) const;
   void build_output_offsets();
+  void build_wide_row_tables();
   // scan and its narrow forms: Y is float* (f32) or uint16_t* (bf16, sums); stream_y: float Y
   // written with non-temporal stores (kernels::ScanArgs::stream_y).
   enum class Output : uint8_t { f32, bf16, sums };
@@ -263,6 +264,9 @@ class Maddness {
   std::vector<float> prototypes_;        // KC × D
   std::vector<float> float_tables_;      // M × C × K
   std::vector<uint8_t> quantized_tables_;// M × ceil(C/2) × 32, or M × C × 64
+  // 64 leaves: quantized_tables_ again with outputs last (kernels::pack_wide_row_tables), for
+  // the AVX2 scan; derived, never saved. Empty for 16 leaves.
+  std::vector<uint8_t> wide_row_tables_;
   std::vector<float> table_scales_;      // M
   std::vector<double> table_offsets_;    // M
   std::vector<float> bias_;              // M (zeros when none)

@@ -71,6 +71,9 @@ struct ScanArgs {
   // L1: for a caller that knows Y is out of the caches (a plain store first reads the line).
   // The same values either way.
   bool stream_y = false;
+  // 64-leaf tables also laid out with outputs last (pack_wide_row_tables), or null: where a
+  // kernel looks a row's code up in a table row of all its outputs (AVX2, at enough outputs).
+  const uint8_t* wide_row_tables = nullptr;
 };
 
 // Encodes row blocks [block_begin, block_end). Returns true if any value read was NaN.
@@ -140,6 +143,20 @@ static inline size_t encode_scratch_floats(int ncodebooks) {
   const size_t narrow = column_tile > row_plan ? column_tile : row_plan;
   const size_t most = narrow > wide_tile ? narrow : wide_tile;
   return most > short_rows_tile ? most : short_rows_tile;
+}
+
+// 64-leaf tables with outputs last: byte (c, leaf, m) at (c · 64 + leaf) · stride + m, the
+// stride M rounded up to 16, and 16 bytes after the last row, so a kernel may load 16 outputs
+// from any m < M. From the M × C × 64 tables the scans read.
+static inline int64_t wide_row_table_stride(int64_t m) { return (m + 15) / 16 * 16; }
+static inline size_t wide_row_table_bytes(int ncodebooks, int64_t m) {
+  return static_cast<size_t>(ncodebooks) * kWideLeaves * static_cast<size_t>(wide_row_table_stride(m)) + 16;
+}
+static inline void pack_wide_row_tables(const uint8_t* tables, int ncodebooks, int64_t m, uint8_t* out) {
+  const int64_t stride = wide_row_table_stride(m);
+  std::memset(out, 0, wide_row_table_bytes(ncodebooks, m));
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t i = 0; i < int64_t{ncodebooks} * kWideLeaves; ++i) out[i * stride + j] = tables[j * ncodebooks * kWideLeaves + i];
 }
 
 // Position of (row-in-block r, pair p) in the packed layout: byte offset within a block.

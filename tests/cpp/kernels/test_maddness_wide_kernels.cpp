@@ -88,7 +88,7 @@ std::pair<std::vector<uint8_t>, bool> encode_wide_with(const kernels::KernelTabl
 std::vector<float> scan_wide_with(const kernels::KernelTable& table, const std::vector<uint8_t>& packed,
                                   const std::vector<uint8_t>& tables, const std::vector<float>& scales,
                                   const std::vector<float>& offsets, int64_t n, int64_t m, int c, bool gelu = false,
-                                  bool accumulate = false) {
+                                  bool accumulate = false, const uint8_t* row_tables = nullptr) {
   const int64_t ldy = m + 3, nblocks = (n + kBlockRows - 1) / kBlockRows;
   std::vector<float> storage(static_cast<size_t>(n * ldy + 1), -7.25f);
   for (size_t i = 0; i < storage.size(); ++i) storage[i] = static_cast<float>(i % 13) * 0.125f - 0.75f;
@@ -97,6 +97,7 @@ std::vector<float> scan_wide_with(const kernels::KernelTable& table, const std::
   args.ldy = ldy;
   args.gelu = gelu;
   args.accumulate = accumulate;
+  args.wide_row_tables = row_tables;
   const int64_t split = m / 2;  // two output ranges, as threads split them
   table.scan_wide(args, 0, nblocks, 0, split);
   table.scan_wide(args, 0, nblocks, split, m);
@@ -125,6 +126,7 @@ TEST_P(WideKernelGrid, EncodeMatchesScalarReference) {
 struct WideScanProblem {
   std::vector<uint8_t> packed, tables;
   std::vector<float> scales, offsets;
+  std::vector<uint8_t> row_tables;  // the tables with outputs last, as Maddness passes them
   WideScanProblem(int64_t n, int64_t m, int c, uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::uniform_int_distribution<int> byte(0, 255), code(0, kWideLeaves - 1);
@@ -136,16 +138,21 @@ struct WideScanProblem {
       scales.push_back(static_cast<float>(1 + j % 5) / (255.f * static_cast<float>(c)));
       offsets.push_back(-6.f + 9.f * static_cast<float>(j % 7) / 6.f);
     }
+    row_tables.resize(kernels::wide_row_table_bytes(c, m));
+    kernels::pack_wide_row_tables(tables.data(), c, m, row_tables.data());
   }
+  // With the row tables: kernels that take them must give the same bits in every output mode.
   kernels::ScanArgs args(int64_t n, int64_t m, int c) const {
-    return testing::scan_args(packed, tables, scales, offsets, n, m, c);
+    kernels::ScanArgs a = testing::scan_args(packed, tables, scales, offsets, n, m, c);
+    a.wide_row_tables = row_tables.data();
+    return a;
   }
 };
 
 TEST_P(WideKernelGrid, ScanMatchesScalarReference) {
   const auto [isa, n, m, c] = GetParam();
   const WideScanProblem problem(n, m, c, 11 * n + 5 * m + c);
-  const auto& [packed, tables, scales, offsets] = problem;
+  const auto& [packed, tables, scales, offsets, row_tables] = problem;
   const std::vector<float> expected = scan_wide_with(kernels::scalar_kernels(), packed, tables, scales, offsets, n, m, c);
   const std::vector<float> got = scan_wide_with(detail::kernels_for(isa).maddness, packed, tables, scales, offsets, n, m, c);
   ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), expected.size() * sizeof(float)));
@@ -157,6 +164,13 @@ TEST_P(WideKernelGrid, ScanMatchesScalarReference) {
   const auto activated_here = scan_wide_with(level_table, packed, tables, scales, offsets, n, m, c, true, true);
   for (size_t i = 0; i < activated.size(); ++i)
     ASSERT_NEAR(activated[i], activated_here[i], 1e-6 * std::max(1.f, std::fabs(activated[i]))) << "at " << i;
+  // The same with the tables also given with outputs last (AVX2 then scans M >= 24 from them).
+  const uint8_t* rows = row_tables.data();
+  ASSERT_EQ(expected, scan_wide_with(level_table, packed, tables, scales, offsets, n, m, c, false, false, rows));
+  ASSERT_EQ(accumulated, scan_wide_with(level_table, packed, tables, scales, offsets, n, m, c, false, true, rows));
+  const auto activated_rows = scan_wide_with(level_table, packed, tables, scales, offsets, n, m, c, true, true, rows);
+  for (size_t i = 0; i < activated.size(); ++i)
+    ASSERT_NEAR(activated[i], activated_rows[i], 1e-6 * std::max(1.f, std::fabs(activated[i]))) << "at " << i;
 }
 
 // bf16 outputs and the integer sums (narrow_outputs.h).
@@ -212,6 +226,28 @@ TEST_P(WideKernelEdges, ManyCodebooksNeverOverflowSixteenBits) {
   const std::vector<float> y = scan_wide_with(detail::kernels_for(level()).maddness, packed, tables, ones, zeros, n, m, c);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t j = 0; j < m; ++j) ASSERT_EQ(255.f * c, y[1 + r * (m + 3) + j]) << isa_name(level());
+}
+
+// Output ranges of every width around the row tables' threshold (24) and chunk (128), at odd
+// starts, against the scalar reference: each range's outputs, and nothing outside it.
+TEST_P(WideKernelEdges, RowTableRangesMatchScalarReference) {
+  const auto& table = detail::kernels_for(level()).maddness;
+  for (const auto& [n, m, c] : std::vector<std::tuple<int64_t, int64_t, int>>{
+           {1, 24, 1}, {65, 31, 3}, {130, 40, 16}, {64, 130, 33}, {77, 300, 5}, {3, 257, 256}}) {
+    const WideScanProblem problem(n, m, c, 23 * n + m + c);
+    kernels::ScanArgs args = problem.args(n, m, c);
+    const int64_t ldy = m + 2, nblocks = (n + kBlockRows - 1) / kBlockRows;
+    for (const auto& [begin, end] : std::vector<std::pair<int64_t, int64_t>>{{0, m}, {1, m}, {5, m - 1}, {m - 24, m}}) {
+      std::vector<float> expected(static_cast<size_t>(n * ldy), 0.5f), got(expected.size(), 0.5f);
+      args.ldy = ldy;
+      args.y = expected.data();
+      kernels::scalar_kernels().scan_wide(args, 0, nblocks, begin, end);
+      args.y = got.data();
+      table.scan_wide(args, 0, nblocks, begin, end);
+      ASSERT_EQ(expected, got) << isa_name(level()) << " n=" << n << " m=" << m << " c=" << c << " outputs [" << begin
+                               << ", " << end << ")";
+    }
+  }
 }
 
 TEST_P(WideKernelEdges, BlockRangesEncodeIndependently) {
