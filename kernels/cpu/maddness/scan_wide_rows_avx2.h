@@ -6,14 +6,16 @@
 // entries widened to 16-bit sums by one vpmovzxbw, one add. That work does not grow with
 // the leaves (only the tables do: C · 64 · M bytes, in L2 for MiniLM-sized layers), and the
 // sums come out with outputs in lanes, so Y's rows are stored without a transpose. At a few
-// outputs a row fills a vector poorly, so the rows-in-lanes scan keeps M below
-// kWideRowsMinOutputs (docs/design.md, "64-leaf trees").
+// outputs a row fills a vector poorly, so the rows-in-lanes scan keeps ranges of fewer than
+// kWideRowsMinOutputs outputs (docs/design.md, "64-leaf trees").
 //
 // Float Y only (GELU and accumulation as every scan applies them), at most 256 codebooks (the
 // 16-bit sums); callers fall back to scan_wide_blocks otherwise. Y gets plain stores.
 #pragma once
 
 #include <immintrin.h>
+
+#include <cstring>
 
 #include <xsimd/xsimd.hpp>
 
@@ -24,7 +26,10 @@
 namespace lutmul::kernels {
 namespace {
 
-constexpr int64_t kWideRowsMinOutputs = 24;  // below it the rows-in-lanes scan is faster
+// Below 9 outputs the rows-in-lanes scan is faster: it takes a tile of 8 outputs or a half
+// tile of 4 at once, and at M = 10 (8 + 4) it took 109-115 µs against 97-102 µs here (N =
+// 10,016, C = 16, Zen 3).
+constexpr int64_t kWideRowsMinOutputs = 9;
 constexpr int kWideRowsChunk = 128;          // outputs per pass: 8 accumulators of 16
 
 inline bool wide_rows_apply(const ScanArgs& args, int64_t m_begin, int64_t m_end) {
@@ -32,13 +37,43 @@ inline bool wide_rows_apply(const ScanArgs& args, int64_t m_begin, int64_t m_end
          m_end - m_begin >= kWideRowsMinOutputs;
 }
 
-// Outputs [m0, m0 + count) of rows [row_begin, row_end), count ≤ 16 · kVectors; the epilogue
-// as template flags, so the plain product's row loop has no branches on it.
+// Y's row `row`, outputs [m0, m0 + count), from its 16-bit sums: float(S)·scale + offset
+// (two roundings, never fused, as the scalar reference), then the epilogue.
 template <int kVectors, bool kGelu, bool kAccumulate>
-void scan_wide_rows_chunk(const ScanArgs& args, int64_t row_begin, int64_t row_end, int64_t m0, int count) {
+inline void store_row(const ScanArgs& args, const __m256i (&sums)[kVectors], const float* scales, const float* offsets,
+                      int64_t row, int64_t m0, int count) {
   using Batch = xsimd::batch<float, xsimd::avx2>;
+  float* y = args.y + row * args.ldy + m0;
+  for (int v = 0; v < kVectors; ++v)
+    for (int half = 0; half < 2; ++half) {
+      const int j = 16 * v + 8 * half;
+      if (j >= count) return;
+      const int here = count - j < 8 ? count - j : 8;
+      const __m128i words = half ? _mm256_extracti128_si256(sums[v], 1) : _mm256_castsi256_si128(sums[v]);
+      Batch out = Batch(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(words))) * Batch::load_aligned(scales + j) +
+                  Batch::load_aligned(offsets + j);
+      if constexpr (kGelu) out = vector_gelu<xsimd::avx2>(out);
+      if constexpr (kAccumulate) {
+        alignas(32) float old[8] = {};
+        for (int i = 0; i < here; ++i) old[i] = y[j + i];
+        out = Batch::load_aligned(old) + out;
+      }
+      store_prefix_ps(y + j, out, here);
+    }
+}
+
+// Outputs [m0, m0 + count) of the rows of blocks [block_begin, block_end), count ≤ 16 ·
+// kVectors. kRows rows at a time, whose codes are kRows adjacent bytes of each codebook's
+// column (byte b is row b/2 + 32·(b % 2)): one load gives them all, and kRows · kVectors
+// independent sums keep the adds and loads in flight (at M = 10, N = 10,016 on Zen 3: one row
+// at a time 157 µs, four 97-102 µs). The epilogue as template flags, so the plain
+// product's loop has no branches on it. kStride16: M ≤ 16, table rows of 16 bytes, found by
+// a shift (Zen 3 has one multiplier: four imul per codebook held four rows to 127 µs).
+template <int kVectors, int kRows, bool kStride16, bool kGelu, bool kAccumulate>
+void scan_wide_rows_chunk(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m0, int count) {
+  static_assert(kRows == 1 || kRows == 2 || kRows == 4, "rows per step: a byte, a word or a double word of codes");
   const int C = args.ncodebooks;
-  const int64_t stride = wide_row_table_stride(args.outputs);
+  const int64_t stride = kStride16 ? 16 : wide_row_table_stride(args.outputs);
   const uint8_t* tables = args.wide_row_tables + m0;
   // The chunk's scales and offsets, zeros past count, so every row loads whole vectors.
   alignas(32) float scales[16 * kVectors] = {}, offsets[16 * kVectors] = {};
@@ -46,66 +81,69 @@ void scan_wide_rows_chunk(const ScanArgs& args, int64_t row_begin, int64_t row_e
     scales[i] = args.scales[m0 + i];
     offsets[i] = args.offsets[m0 + i];
   }
-  for (int64_t row = row_begin; row < row_end; ++row) {
-    const int r = static_cast<int>(row % kBlockRows);
-    const uint8_t* codes = args.packed + row / kBlockRows * C * kBlockRows + packed_byte_offset(0, r);
-    __m256i sums[kVectors];
-    for (int v = 0; v < kVectors; ++v) sums[v] = _mm256_setzero_si256();
-    for (int c = 0; c < C; ++c) {
-      const uint8_t* entries = tables + (int64_t{c} * kWideLeaves + codes[c * kBlockRows]) * stride;
-      for (int v = 0; v < kVectors; ++v) {
-        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(entries + 16 * v));
-        sums[v] = _mm256_add_epi16(sums[v], _mm256_cvtepu8_epi16(bytes));
+  for (int64_t block = block_begin; block < block_end; ++block) {
+    const uint8_t* codes = args.packed + block * C * kBlockRows;
+    for (int step = 0; step < kBlockRows; step += kRows) {
+      __m256i sums[kRows][kVectors];
+      for (int q = 0; q < kRows; ++q)
+        for (int v = 0; v < kVectors; ++v) sums[q][v] = _mm256_setzero_si256();
+      for (int c = 0; c < C; ++c) {
+        uint32_t step_codes = 0;
+        std::memcpy(&step_codes, codes + c * kBlockRows + step, kRows);
+        const uint8_t* codebook_tables = tables + int64_t{c} * kWideLeaves * stride;
+        for (int q = 0; q < kRows; ++q) {
+          const uint32_t leaf = (step_codes >> (8 * q)) & 0xffu;
+          const uint8_t* entries = codebook_tables + (kStride16 ? leaf << 4 : leaf * stride);
+          for (int v = 0; v < kVectors; ++v) {
+            const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(entries + 16 * v));
+            sums[q][v] = _mm256_add_epi16(sums[q][v], _mm256_cvtepu8_epi16(bytes));
+          }
+        }
+      }
+      for (int q = 0; q < kRows; ++q) {
+        const int byte = step + q;
+        const int64_t row = block * kBlockRows + byte / 2 + 32 * (byte % 2);
+        if (row < args.rows) store_row<kVectors, kGelu, kAccumulate>(args, sums[q], scales, offsets, row, m0, count);
       }
     }
-    float* y = args.y + row * args.ldy + m0;
-    for (int v = 0; v < kVectors; ++v)
-      for (int half = 0; half < 2; ++half) {
-        const int j = 16 * v + 8 * half;
-        if (j >= count) break;
-        const int here = count - j < 8 ? count - j : 8;
-        const __m128i words = half ? _mm256_extracti128_si256(sums[v], 1) : _mm256_castsi256_si128(sums[v]);
-        // Two roundings (multiply, then add), never fused, as the scalar reference.
-        Batch out = Batch(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(words))) * Batch::load_aligned(scales + j) +
-                    Batch::load_aligned(offsets + j);
-        if constexpr (kGelu) out = vector_gelu<xsimd::avx2>(out);
-        if constexpr (kAccumulate) {
-          alignas(32) float old[8] = {};
-          for (int i = 0; i < here; ++i) old[i] = y[j + i];
-          out = Batch::load_aligned(old) + out;
-        }
-        store_prefix_ps(y + j, out, here);
-      }
   }
 }
 
+template <int kVectors, int kRows, bool kStride16>
+void scan_wide_rows_epilogue(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m0, int count) {
+  constexpr auto chunk = [](bool gelu, bool accumulate) {
+    if (gelu) return accumulate ? scan_wide_rows_chunk<kVectors, kRows, kStride16, true, true>
+                                : scan_wide_rows_chunk<kVectors, kRows, kStride16, true, false>;
+    return accumulate ? scan_wide_rows_chunk<kVectors, kRows, kStride16, false, true>
+                      : scan_wide_rows_chunk<kVectors, kRows, kStride16, false, false>;
+  };
+  chunk(args.gelu, args.accumulate)(args, block_begin, block_end, m0, count);
+}
+
+// At most 8 sums in registers: 4 rows of up to 32 outputs, 2 of up to 64, else 1.
 template <int kVectors>
-void scan_wide_rows_with(const ScanArgs& args, int64_t row_begin, int64_t row_end, int64_t m0, int count) {
-  if (args.gelu) {
-    if (args.accumulate) return scan_wide_rows_chunk<kVectors, true, true>(args, row_begin, row_end, m0, count);
-    return scan_wide_rows_chunk<kVectors, true, false>(args, row_begin, row_end, m0, count);
-  }
-  if (args.accumulate) return scan_wide_rows_chunk<kVectors, false, true>(args, row_begin, row_end, m0, count);
-  scan_wide_rows_chunk<kVectors, false, false>(args, row_begin, row_end, m0, count);
+void scan_wide_rows_with(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m0, int count) {
+  constexpr int kRows = kVectors <= 2 ? 4 : kVectors <= 4 ? 2 : 1;
+  if (kVectors == 1 && wide_row_table_stride(args.outputs) == 16)
+    return scan_wide_rows_epilogue<kVectors, kRows, kVectors == 1>(args, block_begin, block_end, m0, count);
+  scan_wide_rows_epilogue<kVectors, kRows, false>(args, block_begin, block_end, m0, count);
 }
 
 // A ScanFn's work, where wide_rows_apply: rows of blocks [block_begin, block_end), outputs
 // [m_begin, m_end) a chunk at a time (a chunk's tables stay in L2 across the rows).
 inline void scan_wide_rows(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin,
                            int64_t m_end) {
-  const int64_t row_begin = block_begin * kBlockRows;
-  const int64_t row_end = block_end * kBlockRows < args.rows ? block_end * kBlockRows : args.rows;
   for (int64_t m0 = m_begin; m0 < m_end; m0 += kWideRowsChunk) {
     const int count = m_end - m0 < kWideRowsChunk ? static_cast<int>(m_end - m0) : kWideRowsChunk;
     switch ((count + 15) / 16) {
-      case 1: scan_wide_rows_with<1>(args, row_begin, row_end, m0, count); break;
-      case 2: scan_wide_rows_with<2>(args, row_begin, row_end, m0, count); break;
-      case 3: scan_wide_rows_with<3>(args, row_begin, row_end, m0, count); break;
-      case 4: scan_wide_rows_with<4>(args, row_begin, row_end, m0, count); break;
-      case 5: scan_wide_rows_with<5>(args, row_begin, row_end, m0, count); break;
-      case 6: scan_wide_rows_with<6>(args, row_begin, row_end, m0, count); break;
-      case 7: scan_wide_rows_with<7>(args, row_begin, row_end, m0, count); break;
-      default: scan_wide_rows_with<8>(args, row_begin, row_end, m0, count); break;
+      case 1: scan_wide_rows_with<1>(args, block_begin, block_end, m0, count); break;
+      case 2: scan_wide_rows_with<2>(args, block_begin, block_end, m0, count); break;
+      case 3: scan_wide_rows_with<3>(args, block_begin, block_end, m0, count); break;
+      case 4: scan_wide_rows_with<4>(args, block_begin, block_end, m0, count); break;
+      case 5: scan_wide_rows_with<5>(args, block_begin, block_end, m0, count); break;
+      case 6: scan_wide_rows_with<6>(args, block_begin, block_end, m0, count); break;
+      case 7: scan_wide_rows_with<7>(args, block_begin, block_end, m0, count); break;
+      default: scan_wide_rows_with<8>(args, block_begin, block_end, m0, count); break;
     }
   }
 }
