@@ -230,23 +230,35 @@ TEST_P(WideKernelEdges, ManyCodebooksNeverOverflowSixteenBits) {
 }
 
 // Output ranges on both sides of the row tables' threshold (9 outputs) and chunk (128), at odd
-// starts, against the scalar reference: each range's outputs, and nothing outside it.
+// starts, against the scalar reference: each range's outputs, and nothing outside it; the
+// accumulating epilogue bit for bit, GELU (the runtime's vector GELU) to 1e-6.
 TEST_P(WideKernelEdges, RowTableRangesMatchScalarReference) {
   const auto& table = detail::kernels_for(level()).maddness;
   for (const auto& [n, m, c] : std::vector<std::tuple<int64_t, int64_t, int>>{
-           {1, 24, 1}, {65, 31, 3}, {130, 40, 16}, {64, 130, 33}, {77, 300, 5}, {3, 257, 256}}) {
+           {1, 9, 1}, {100, 10, 16}, {33, 16, 3}, {1, 24, 1}, {65, 31, 3}, {130, 40, 16}, {64, 130, 33},
+           {77, 300, 5}, {3, 257, 256}}) {
     const WideScanProblem problem(n, m, c, 23 * n + m + c);
     kernels::ScanArgs args = problem.args(n, m, c);
     const int64_t ldy = m + 2, nblocks = (n + kBlockRows - 1) / kBlockRows;
-    for (const auto& [begin, end] : std::vector<std::pair<int64_t, int64_t>>{{0, m}, {1, m}, {5, m - 1}, {m - 24, m}, {m - 9, m}, {m - 8, m}}) {
-      std::vector<float> expected(static_cast<size_t>(n * ldy), 0.5f), got(expected.size(), 0.5f);
-      args.ldy = ldy;
-      args.y = expected.data();
-      kernels::scalar_kernels().scan_wide(args, 0, nblocks, begin, end);
-      args.y = got.data();
-      table.scan_wide(args, 0, nblocks, begin, end);
-      ASSERT_EQ(expected, got) << isa_name(level()) << " n=" << n << " m=" << m << " c=" << c << " outputs [" << begin
-                               << ", " << end << ")";
+    for (const auto& [begin, end] : std::vector<std::pair<int64_t, int64_t>>{
+             {0, m}, {1, m}, {5, m - 1}, {m - 24, m}, {m - 9, m}, {m - 8, m}}) {
+      if (begin < 0 || begin >= end) continue;
+      for (int epilogue = 0; epilogue < 3; ++epilogue) {  // plain, accumulate, GELU + accumulate
+        std::vector<float> expected(static_cast<size_t>(n * ldy), 0.5f), got(expected.size(), 0.5f);
+        args.ldy = ldy;
+        args.accumulate = epilogue > 0;
+        args.gelu = epilogue == 2;
+        args.y = expected.data();
+        kernels::scalar_kernels().scan_wide(args, 0, nblocks, begin, end);
+        args.y = got.data();
+        table.scan_wide(args, 0, nblocks, begin, end);
+        for (size_t i = 0; i < expected.size(); ++i) {
+          const float tolerance = epilogue == 2 ? 1e-6f * std::max(1.f, std::fabs(expected[i])) : 0.f;
+          ASSERT_NEAR(expected[i], got[i], tolerance) << isa_name(level()) << " n=" << n << " m=" << m << " c=" << c
+                                                      << " outputs [" << begin << ", " << end << ") epilogue "
+                                                      << epilogue << " at " << i;
+        }
+      }
     }
   }
 }
