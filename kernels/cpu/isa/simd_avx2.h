@@ -114,12 +114,23 @@ struct Avx2Ops {
   static WideThresholds load_wide_thresholds(const float* p32) {
     return {{_mm256_loadu_ps(p32), _mm256_loadu_ps(p32 + 8), _mm256_loadu_ps(p32 + 16), _mm256_loadu_ps(p32 + 24)}};
   }
+  // Level kLevel has 2^kLevel nodes: up to level 3 one register holds them all, level 4 two
+  // (one blend), level 5 four (three blends). Picking from all four at every level took
+  // the encoder 350-380 µs at C = 16, N = 10,016 on Zen 3.
+  template <int kLevel>
   static Ints descend_wide(Ints node, Floats x, const WideThresholds& t) {
-    const __m256 bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 28));
-    const __m256 bit4 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 27));
-    const __m256 low = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.part[0], node), _mm256_permutevar8x32_ps(t.part[1], node), bit3);
-    const __m256 high = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.part[2], node), _mm256_permutevar8x32_ps(t.part[3], node), bit3);
-    const __m256 right = _mm256_cmp_ps(x, _mm256_blendv_ps(low, high, bit4), _CMP_GT_OQ);
+    __m256 threshold = _mm256_permutevar8x32_ps(t.part[0], node);
+    if constexpr (kLevel >= 4) {
+      const __m256 bit3 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 28));
+      threshold = _mm256_blendv_ps(threshold, _mm256_permutevar8x32_ps(t.part[1], node), bit3);
+      if constexpr (kLevel >= 5) {
+        const __m256 bit4 = _mm256_castsi256_ps(_mm256_slli_epi32(node, 27));
+        const __m256 high = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.part[2], node),
+                                             _mm256_permutevar8x32_ps(t.part[3], node), bit3);
+        threshold = _mm256_blendv_ps(threshold, high, bit4);
+      }
+    }
+    const __m256 right = _mm256_cmp_ps(x, threshold, _CMP_GT_OQ);
     return _mm256_sub_epi32(_mm256_add_epi32(node, node), _mm256_castps_si256(right));
   }
   static uint32_t greater_mask(Floats x, Floats t) {

@@ -105,6 +105,7 @@ struct Avx512Ops {
     Floats low, high;
   };
   static WideThresholds load_wide_thresholds(const float* p32) { return {_mm512_loadu_ps(p32), _mm512_loadu_ps(p32 + 16)}; }
+  template <int kLevel>  // one permute at every level
   static Ints descend_wide(Ints node, Floats x, const WideThresholds& t) {
     const __mmask16 right = _mm512_cmp_ps_mask(x, _mm512_permutex2var_ps(t.low, node, t.high), _CMP_GT_OQ);
     const Ints twice = _mm512_add_epi32(node, node);

@@ -115,6 +115,7 @@ struct NeonOps {
     const auto* bytes = reinterpret_cast<const uint8_t*>(p32);
     return {vld1q_u8_x4(bytes), vld1q_u8_x4(bytes + 64)};
   }
+  template <int kLevel>  // the same lookups at every level
   static Ints descend_wide(Ints node, Floats x, const WideThresholds& t) {
     const uint8x16_t index = vreinterpretq_u8_u32(vaddq_u32(vmulq_n_u32(node, 0x04040404u), vdupq_n_u32(0x03020100u)));
     const uint8x16_t bytes = vorrq_u8(vqtbl4q_u8(t.low, index), vqtbl4q_u8(t.high, vsubq_u8(index, vdupq_n_u8(64))));

@@ -14,6 +14,24 @@
 namespace lutmul::kernels {
 namespace {
 
+// Levels kLevel.. of one codebook's trees for the block's rows (node: 64 / kLanes vectors).
+template <class Ops, int kLevel>
+inline void descend_wide_levels(const EncodeArgs& args, const float* origin, int64_t col_stride, const int32_t* columns,
+                                int c, typename Ops::Ints* node, typename Ops::NanFlag& nan) {
+  if constexpr (kLevel < kWideTreeDepth) {
+    constexpr int kLanes = Ops::kLanes;
+    const typename Ops::WideThresholds thresholds =
+        Ops::load_wide_thresholds(args.thresholds + (c * kWideTreeDepth + kLevel) * kWideThresholdStride);
+    const float* column = origin + int64_t{columns[c * kWideTreeDepth + kLevel]} * col_stride;
+    for (int v = 0; v < kBlockRows / kLanes; ++v) {
+      const typename Ops::Floats x = Ops::load_floats(column + v * kLanes);
+      Ops::track_nan(nan, x);
+      node[v] = Ops::template descend_wide<kLevel>(node[v], x, thresholds);
+    }
+    descend_wide_levels<Ops, kLevel + 1>(args, origin, col_stride, columns, c, node, nan);
+  }
+}
+
 template <class Ops>
 inline void encode_wide_block(const EncodeArgs& args, const float* origin, int64_t col_stride, const int32_t* columns,
                               uint8_t* out, typename Ops::NanFlag& nan) {
@@ -23,16 +41,7 @@ inline void encode_wide_block(const EncodeArgs& args, const float* origin, int64
   for (int c = 0; c < args.ncodebooks; ++c) {
     Ints node[kVectors];
     for (int v = 0; v < kVectors; ++v) node[v] = Ops::zero_ints();
-    for (int level = 0; level < kWideTreeDepth; ++level) {
-      const typename Ops::WideThresholds thresholds =
-          Ops::load_wide_thresholds(args.thresholds + (c * kWideTreeDepth + level) * kWideThresholdStride);
-      const float* column = origin + int64_t{columns[c * kWideTreeDepth + level]} * col_stride;
-      for (int v = 0; v < kVectors; ++v) {
-        const typename Ops::Floats x = Ops::load_floats(column + v * kLanes);
-        Ops::track_nan(nan, x);
-        node[v] = Ops::descend_wide(node[v], x, thresholds);
-      }
-    }
+    descend_wide_levels<Ops, 0>(args, origin, col_stride, columns, c, node, nan);
     Ops::store_wide_codes(node, out + c * kBlockRows);
   }
 }
