@@ -27,8 +27,8 @@ namespace lutmul::kernels {
 namespace {
 
 // Below 9 outputs the rows-in-lanes scan is faster: it takes a tile of 8 outputs or a half
-// tile of 4 at once, and at M = 10 (8 + 4) it took 109-115 µs against 97-102 µs here (N =
-// 10,016, C = 16, Zen 3).
+// tile of 4 at once, and at M = 10 (8 + 4) it took 109-115 µs against 97-102 µs here before
+// scan_wide_rows_narrow (76 µs; N = 10,016, C = 16, Zen 3).
 constexpr int64_t kWideRowsMinOutputs = 9;
 constexpr int kWideRowsChunk = 128;          // outputs per pass: 8 accumulators of 16
 
@@ -88,7 +88,7 @@ inline int64_t row_of_byte(int64_t block, int byte) { return block * kBlockRows 
 // kVectors. kRows rows at a time, whose codes are kRows adjacent bytes of each codebook's
 // column (byte b is row b/2 + 32·(b % 2)): one load gives them all, and kRows · kVectors
 // independent sums keep the adds and loads in flight (at M = 10, N = 10,016 on Zen 3: one row
-// at a time 157 µs, four 97-102 µs). The epilogue as template flags, so the plain
+// at a time 157 µs, four 97-102 µs, four in scan_wide_rows_narrow 76 µs). The epilogue as template flags, so the plain
 // product's loop has no branches on it. kStride16: M ≤ 16, table rows of 16 bytes, found by
 // a shift (Zen 3 has one multiplier: four imul per codebook held four rows to 127 µs).
 template <int kVectors, int kRows, bool kStride16, bool kGelu, bool kAccumulate>
