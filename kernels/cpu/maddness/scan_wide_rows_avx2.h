@@ -57,9 +57,8 @@ inline void store_sums(__m256i sums, const Batch* scales, const Batch* offsets, 
   }
 }
 
-// The chunk's scales and offsets as vectors, zeros past count, loaded once: loads from the
-// stack between Y's stores ran 1.4x slower at M = 10 (a stand-alone driver, 98 against 71
-// µs; the stores' addresses alias the stack's every 4 KiB).
+// The chunk's scales and offsets as vectors, zeros past count, loaded once: reloading them
+// from the stack between Y's stores cost 98 against 92 µs at M = 10 (Zen 3).
 template <int kVectors, class Batch>
 inline void load_chunk_scales(const ScanArgs& args, int64_t m0, int count, Batch (&scales)[2 * kVectors],
                               Batch (&offsets)[2 * kVectors]) {
@@ -88,9 +87,9 @@ inline int64_t row_of_byte(int64_t block, int byte) { return block * kBlockRows 
 // kVectors. kRows rows at a time, whose codes are kRows adjacent bytes of each codebook's
 // column (byte b is row b/2 + 32·(b % 2)): one load gives them all, and kRows · kVectors
 // independent sums keep the adds and loads in flight (at M = 10, N = 10,016 on Zen 3: one row
-// at a time 157 µs, four 97-102 µs, four in scan_wide_rows_narrow 76 µs). The epilogue as template flags, so the plain
-// product's loop has no branches on it. kStride16: M ≤ 16, table rows of 16 bytes, found by
-// a shift (Zen 3 has one multiplier: four imul per codebook held four rows to 127 µs).
+// at a time 157 µs, four 97-102 µs). The epilogue as template flags, so the plain product's
+// loop has no branches on it. kStride16: M ≤ 16, table rows of 16 bytes, found by a shift
+// (Zen 3 has one multiplier: four imul per codebook held four rows to 127 µs).
 template <int kVectors, int kRows, bool kStride16, bool kGelu, bool kAccumulate>
 void scan_wide_rows_chunk(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m0, int count) {
   static_assert(kRows == 1 || kRows == 2 || kRows == 4, "rows per step: a byte, a word or a double word of codes");
@@ -128,9 +127,9 @@ void scan_wide_rows_chunk(const ScanArgs& args, int64_t block_begin, int64_t blo
   }
 }
 
-// Up to 16 outputs (one vector a row), four rows at a time in named sums: the generic loop's
-// array of sums cost four register moves per codebook there (GCC), 90 against 71 µs at
-// M = 10, N = 10,016 on Zen 3.
+// Up to 16 outputs (one vector a row), four rows at a time in named sums: GCC kept the
+// generic loop's array of sums with four register moves per codebook, 90-92 against 76 µs
+// here at M = 10, N = 10,016 on Zen 3.
 template <bool kStride16, bool kGelu, bool kAccumulate>
 void scan_wide_rows_narrow(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m0, int count) {
   const int C = args.ncodebooks;
