@@ -150,6 +150,44 @@ def test_a_driver_joins_through_ray_client(ray_cluster, sentences, reference, tm
     assert np.array_equal(np.load(tmp_path / "out.npy"), reference[:300])
 
 
+class _FlakyClientRay:
+    """Stands in for the ``ray`` module where a real cluster cannot fail on demand: Ray
+    Client's proxy losing its new server at start (ray-project/ray#63202) is a race."""
+
+    def __init__(self, failures, message):
+        self.failures, self.message, self.inits, self.shutdowns = failures, message, 0, 0
+
+    def init(self, address, **options):
+        self.inits += 1
+        if self.inits <= self.failures:
+            raise ConnectionAbortedError(self.message)
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def test_a_client_connection_retries_only_ray_clients_transient_start_failures(monkeypatch):
+    from lutmul.distributed import _ray
+
+    monkeypatch.setattr(_ray.time, "sleep", lambda seconds: None)
+    zombie = "Initialization failure from server:\npsutil.ZombieProcess: PID still exists but it's a zombie"
+    ray = _FlakyClientRay(2, zombie)
+    _ray._join(ray, "ray://127.0.0.1:10001", {})
+    assert (ray.inits, ray.shutdowns) == (3, 2)
+    ray = _FlakyClientRay(_ray.CLIENT_CONNECT_ATTEMPTS, zombie)  # every attempt fails: the error
+    with pytest.raises(ConnectionAbortedError, match="Initialization failure"):
+        _ray._join(ray, "ray://127.0.0.1:10001", {})
+    assert ray.inits == _ray.CLIENT_CONNECT_ATTEMPTS
+    ray = _FlakyClientRay(1, "Connection refused")  # not a transient start failure: at once
+    with pytest.raises(ConnectionAbortedError):
+        _ray._join(ray, "ray://127.0.0.1:10001", {})
+    assert ray.inits == 1
+    ray = _FlakyClientRay(1, zombie)  # not Ray Client: at once
+    with pytest.raises(ConnectionAbortedError):
+        _ray._join(ray, "127.0.0.1:6379", {})
+    assert ray.inits == 1
+
+
 def test_bad_arguments_fail_before_any_work(tmp_path):
     with pytest.raises(TypeError, match=r"sentences\[1\] must be str"):
         embed_job(None, ["a", 3], None)

@@ -36,9 +36,11 @@ def check_address(address: Optional[str]) -> Optional[str]:
 
 
 # Ray Client's proxy starts a server process for each client; on a busy machine that start
-# sometimes fails at once ("Starting Ray client server failed", its logs empty) and the
-# next attempt succeeds.
+# sometimes fails at once and the next attempt succeeds: "Starting Ray client server failed"
+# (its logs empty), or "Initialization failure from server" when the proxy finds the new
+# server already dead (psutil.ZombieProcess; ray-project/ray#63202, a race in the proxy's fork).
 CLIENT_CONNECT_ATTEMPTS = 3
+TRANSIENT_CLIENT_FAILURES = ("client server failed", "Initialization failure from server")
 
 
 def _join(ray, address: str, options: dict) -> None:
@@ -47,8 +49,8 @@ def _join(ray, address: str, options: dict) -> None:
             ray.init(address=address, **options)
             return
         except ConnectionError as error:
-            if not address.startswith("ray://") or "client server failed" not in str(error) or \
-                    attempt == CLIENT_CONNECT_ATTEMPTS:
+            transient = any(failure in str(error) for failure in TRANSIENT_CLIENT_FAILURES)
+            if not address.startswith("ray://") or not transient or attempt == CLIENT_CONNECT_ATTEMPTS:
                 raise
             ray.shutdown()  # what the failed attempt set up
             time.sleep(attempt)
