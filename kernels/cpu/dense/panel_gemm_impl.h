@@ -52,10 +52,14 @@ struct PanelGemm {
   static constexpr int kTileRows = kVectors == 1 ? 8 : 6;
   static constexpr int64_t kRowsPerLine = 64 / (kPanelWidth * static_cast<int64_t>(sizeof(W)));  // panel rows in a cache line
 
-  // Rows [row0, row0 + kRows) × panels [panel0, panel0 + kPanels); with kPrefetch, the
-  // next panel is fetched into cache along the way, a line at a time.
-  template <int kRows, int kPanels, bool kPrefetch = false>
-  static void tile(const PanelGemmArgs& a, int64_t row0, int64_t panel0) {
+  // How a tile fetches the next panel into cache along the way: not at all, every line of it,
+  // or its share: the lines whose index is `phase` modulo `period` (the `period` tiles of a
+  // panel each take one phase).
+  enum class Fetch { none, every_line, share };
+
+  // Rows [row0, row0 + kRows) × panels [panel0, panel0 + kPanels).
+  template <int kRows, int kPanels, Fetch kFetch = Fetch::none>
+  static void tile(const PanelGemmArgs& a, int64_t row0, int64_t panel0, int phase = 0, int period = 1) {
     const W* w = Weights::panels(a) + panel0 * a.k * kPanelWidth;
     const int64_t panel_size = a.k * kPanelWidth;
     const float* x = a.x + row0 * a.ldx;
@@ -63,9 +67,16 @@ struct PanelGemm {
     for (int p = 0; p < kPanels; ++p)
       for (int r = 0; r < kRows; ++r)
         for (int v = 0; v < kVectors; ++v) sum[p][r][v] = B(0.f);
+    int countdown = phase + 1;  // lines until this tile's next one (Fetch::share)
     for (int64_t i = 0; i < a.k; ++i) {
-      if constexpr (kPrefetch)
+      if constexpr (kFetch == Fetch::every_line) {
         if (i % kRowsPerLine == 0) __builtin_prefetch(w + kPanels * panel_size + i * kPanelWidth);
+      } else if constexpr (kFetch == Fetch::share) {
+        if (i % kRowsPerLine == 0 && --countdown == 0) {
+          __builtin_prefetch(w + kPanels * panel_size + i * kPanelWidth);
+          countdown = period;
+        }
+      }
       B weights[kPanels][kVectors];
       for (int p = 0; p < kPanels; ++p) Weights::load(w + p * panel_size + i * kPanelWidth, weights[p]);
       for (int r = 0; r < kRows; ++r) {
@@ -115,25 +126,57 @@ struct PanelGemm {
 
   // Rows in chunks whose X fits in a quarter of a 512 KiB L2: each panel is read once per chunk
   // and the chunk's rows from cache (panel by panel over all of a large X, X would stream
-  // from memory once per panel). A panel's first tile reads it from memory, where a model's
-  // weights are (MiniLM's are 42 MB), and at 6 rows asks for them faster than one core's share
-  // of the bandwidth gives them; its later tiles fetch the next panel meanwhile. The order
-  // changes no bits: each output is its own chain.
+  // from memory once per panel). A chunk's rows are split into tiles of nearly equal size, all
+  // run over each panel while it is in cache (16 rows: 6 + 5 + 5, not 6 + 6 and then a sweep
+  // of 4 rows over all of W again), as long as each tile keeps 8 sums to hide the FMA latency;
+  // otherwise the last rows take panels two or four at a time after the chunk.
+  // A panel's first tile reads it from where the model's weights are (memory: MiniLM's are
+  // 42 MB) faster than one core's share of the bandwidth gives them, so the next panel is
+  // fetched meanwhile. A product of one chunk and up to 3 tiles (a sentence's rows) reads each
+  // panel once: its tiles share the fetch, so that none of them waits on the bandwidth for all
+  // of it. With more tiles or chunks (W back from L3), the first tile reads and the others each
+  // fetch every line, which measured faster there (docs/experiments.md, "Zen 3, tenth
+  // session"). The order changes no bits: each output is its own chain.
+  static constexpr int kMinTileRows = (8 + kVectors - 1) / kVectors;
+
   static void run(const PanelGemmArgs& a, int64_t panel_begin, int64_t panel_end) {
     const int64_t fit = (32 * 1024 / (a.k > 0 ? a.k : 1)) / kTileRows * kTileRows;
     const int64_t chunk = fit > kTileRows ? fit : kTileRows;
     for (int64_t row0 = 0; row0 < a.rows; row0 += chunk) {
       const int64_t rows = a.rows - row0 < chunk ? a.rows - row0 : chunk;
-      const int64_t whole = rows / kTileRows * kTileRows;
-      for (int64_t p = panel_begin; p < panel_end; ++p)
-        for (int64_t r = 0; r < whole; r += kTileRows) {
-          if (r > 0 && p + 1 < panel_end) {
-            tile<kTileRows, 1, true>(a, row0 + r, p);
-          } else {
-            tile<kTileRows, 1>(a, row0 + r, p);
-          }
+      int64_t tiles = (rows + kTileRows - 1) / kTileRows;
+      const bool balanced = rows / tiles >= kMinTileRows;
+      if (!balanced) tiles = rows / kTileRows;
+      const int64_t size = balanced ? rows / tiles : kTileRows, larger = balanced ? rows % tiles : 0;
+      const bool share = a.rows <= chunk && tiles <= 3;
+      for (int64_t p = panel_begin; p < panel_end; ++p) {
+        const bool last_panel = p + 1 == panel_end;
+        int64_t r = row0;
+        for (int64_t t = 0; t < tiles; ++t) {
+          const int64_t n = size + (t < larger ? 1 : 0);
+          const Fetch fetch = last_panel ? Fetch::none
+                              : share    ? Fetch::share
+                              : t > 0 || tiles == 1 ? Fetch::every_line : Fetch::none;
+          panel_tile<kTileRows>(a, r, n, p, fetch, static_cast<int>(t), static_cast<int>(tiles));
+          r += n;
         }
-      last_rows<kTileRows - 1>(a, row0 + whole, rows - whole, panel_begin, panel_end);
+      }
+      const int64_t covered = balanced ? rows : tiles * kTileRows;
+      last_rows<kTileRows - 1>(a, row0 + covered, rows - covered, panel_begin, panel_end);
+    }
+  }
+
+  // One tile of `rows` rows (kMinTileRows to kTileRows) over panel p.
+  template <int kRows>
+  static void panel_tile(const PanelGemmArgs& a, int64_t row0, int64_t rows, int64_t p, Fetch fetch, int phase,
+                         int period) {
+    if constexpr (kRows >= kMinTileRows) {
+      if (rows != kRows) return panel_tile<kRows - 1>(a, row0, rows, p, fetch, phase, period);
+      switch (fetch) {
+        case Fetch::none: return tile<kRows, 1>(a, row0, p);
+        case Fetch::every_line: return tile<kRows, 1, Fetch::every_line>(a, row0, p);
+        case Fetch::share: return tile<kRows, 1, Fetch::share>(a, row0, p, phase, period);
+      }
     }
   }
 };

@@ -169,8 +169,10 @@ TEST_P(PanelGemmLevels, NonFiniteInputsGiveTheReferenceNonFiniteOutputs) {
   }
 }
 
+// Rows: every split into tiles (2-3 swept after the panels, 4-17 in balanced tiles of 4-6, 7
+// as 6 and a sweep of 1) and, at k = 384, a second chunk (100 = 84 + 16).
 INSTANTIATE_TEST_SUITE_P(Shapes, PanelGemmLevels,
-                         ::testing::ValuesIn(level_grid(Family::dense, simd_levels(), std::vector<int64_t>{1, 5, 6, 7, 8, 9, 16, 32},
+                         ::testing::ValuesIn(level_grid(Family::dense, simd_levels(), std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 32, 100},
                                                         std::vector<int64_t>{1, 17, 384}, std::vector<int64_t>{1, 15, 16, 17, 100})),
                          [](const ::testing::TestParamInfo<std::tuple<Isa, int64_t, int64_t, int64_t>>& shape) {
                            return isa_name(std::get<0>(shape.param)) + "_rows" + std::to_string(std::get<1>(shape.param)) + "_k" +
