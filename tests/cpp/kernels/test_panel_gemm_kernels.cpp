@@ -169,8 +169,9 @@ TEST_P(PanelGemmLevels, NonFiniteInputsGiveTheReferenceNonFiniteOutputs) {
   }
 }
 
-// Rows: every split into tiles (2-3 swept after the panels, 4-17 in balanced tiles of 4-6, 7
-// as 6 and a sweep of 1) and, at k = 384, a second chunk (100 = 84 + 16).
+// Rows, for every way the AVX2 kernel splits them: 1-3 swept two or four panels at a time,
+// 4-6 one tile, 7 as 6 and a sweep of 1, more in balanced tiles of 4-6 (13 = 5 + 4 + 4,
+// 16 = 6 + 5 + 5), and at k = 384 a second chunk (100 = 84 + 16).
 INSTANTIATE_TEST_SUITE_P(Shapes, PanelGemmLevels,
                          ::testing::ValuesIn(level_grid(Family::dense, simd_levels(), std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 32, 100},
                                                         std::vector<int64_t>{1, 17, 384}, std::vector<int64_t>{1, 15, 16, 17, 100})),
