@@ -11,6 +11,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/cpu/dense/panel_gemm.h"
+#include "kernels/cpu/runtime/vector_math.h"
 
 namespace lutmul::kernels {
 namespace {
@@ -82,7 +83,7 @@ struct PanelGemm {
       for (int r = 0; r < kRows; ++r) {
         const B xi(x[r * a.ldx + i]);
         for (int p = 0; p < kPanels; ++p)
-          for (int v = 0; v < kVectors; ++v) sum[p][r][v] = xsimd::fma(xi, weights[p][v], sum[p][r][v]);
+          for (int v = 0; v < kVectors; ++v) sum[p][r][v] = fmadd(xi, weights[p][v], sum[p][r][v]);  // xsimd::fma is no FMA on AVX-512
       }
     }
     for (int p = 0; p < kPanels; ++p) store<kRows>(a, row0, panel0 + p, sum[p]);
