@@ -186,6 +186,47 @@ inline void store_tile(const ScanArgs& args, const typename Ops::Floats* tile, i
 // shift give the even and the odd rows of 2·kLanes rows, each tile stored with stride 2·ldy;
 // no widening shuffles (AVX2's vpmovzxwd runs one per cycle on Zen 3). ScanOutput::sums skips
 // the float conversion: the transpose moves the integers' bits.
+// Integer sums (below 2^24, so exactly convertible) as a tile's floats, or their bits for
+// ScanOutput::sums.
+template <class Ops, ScanOutput kOutput>
+inline typename Ops::Floats tile_value(xsimd::batch<int32_t, typename Ops::XsimdArch> sums) {
+  if constexpr (kOutput == ScanOutput::sums) {
+    return typename Ops::Floats(xsimd::bitwise_cast<xsimd::batch<float, typename Ops::XsimdArch>>(sums));
+  } else {
+    return typename Ops::Floats(xsimd::to_float(sums));
+  }
+}
+
+// The scales and offsets of outputs [m0, m0 + cols), cols <= kLanes, in lanes (zeros past
+// cols; ones and zeros for ScanOutput::sums), applied to a transposed row as store_tile's
+// `finish`.
+template <class Ops, ScanOutput kOutput>
+struct OutputColumns {
+  using Batch = xsimd::batch<float, typename Ops::XsimdArch>;
+  static constexpr int kLanes = Ops::kLanes;
+  static_assert(Batch::size == kLanes, "xsimd batch and Ops lanes disagree");
+  Batch scale = Batch(1.f), offset = Batch(0.f);
+  bool nan_free = true;  // finite scales and offsets
+
+  OutputColumns(const ScanArgs& args, int64_t m0, int cols) {
+    if (kOutput != ScanOutput::sums && cols == kLanes) {
+      scale = Batch::load_unaligned(args.scales + m0);
+      offset = Batch::load_unaligned(args.offsets + m0);
+    } else if (kOutput != ScanOutput::sums) {
+      alignas(64) float scale_lanes[kLanes] = {}, offset_lanes[kLanes] = {};
+      for (int i = 0; i < cols; ++i) {
+        scale_lanes[i] = args.scales[m0 + i];
+        offset_lanes[i] = args.offsets[m0 + i];
+      }
+      scale = Batch::load_aligned(scale_lanes);
+      offset = Batch::load_aligned(offset_lanes);
+    }
+    nan_free = xsimd::all(xsimd::isfinite(scale) && xsimd::isfinite(offset));
+  }
+  // Two roundings (multiply, then add), never fused, as the scalar reference.
+  typename Ops::Floats operator()(typename Ops::Floats row) const { return Batch(row) * scale + offset; }
+};
+
 template <class Ops, bool kNarrow, ScanOutput kOutput>
 inline void write_outputs_as(const ScanArgs& args, const void* sums, int64_t row0, int valid_rows, int64_t m0,
                              int count) {
@@ -195,33 +236,11 @@ inline void write_outputs_as(const ScanArgs& args, const void* sums, int64_t row
   using WordPairs = xsimd::batch<uint32_t, Arch>;
   using Floats = typename Ops::Floats;
   constexpr int kLanes = Ops::kLanes;
-  static_assert(Batch::size == kLanes, "xsimd batch and Ops lanes disagree");
-  // Integer sums (below 2^24, so exactly convertible) as floats, or their bits for kOutput sums.
-  const auto as_tile_value = [](IntBatch sums_here) -> Floats {
-    if constexpr (kOutput == ScanOutput::sums) {
-      return Floats(xsimd::bitwise_cast<Batch>(sums_here));
-    } else {
-      return Floats(xsimd::to_float(sums_here));
-    }
-  };
+  const auto as_tile_value = [](IntBatch sums_here) { return tile_value<Ops, kOutput>(sums_here); };
   for (int j = 0; j < count; j += kLanes) {
     const int cols_here = count - j < kLanes ? count - j : kLanes;
-    Batch scale(1.f), offset(0.f);
-    if (kOutput != ScanOutput::sums && cols_here == kLanes) {
-      scale = Batch::load_unaligned(args.scales + m0 + j);
-      offset = Batch::load_unaligned(args.offsets + m0 + j);
-    } else if (kOutput != ScanOutput::sums) {  // the last tile: zeros past M
-      alignas(64) float scale_lanes[kLanes] = {}, offset_lanes[kLanes] = {};
-      for (int i = 0; i < cols_here; ++i) {
-        scale_lanes[i] = args.scales[m0 + j + i];
-        offset_lanes[i] = args.offsets[m0 + j + i];
-      }
-      scale = Batch::load_aligned(scale_lanes);
-      offset = Batch::load_aligned(offset_lanes);
-    }
-    const bool nan_free = xsimd::all(xsimd::isfinite(scale) && xsimd::isfinite(offset));
-    // Two roundings (multiply, then add), never fused, as the scalar reference.
-    const auto finish = [&](Floats row) -> Floats { return Batch(row) * scale + offset; };
+    const OutputColumns<Ops, kOutput> finish(args, m0 + j, cols_here);
+    const bool nan_free = finish.nan_free;
     if constexpr (kNarrow) {
       const uint16_t* narrow = static_cast<const uint16_t*>(sums);
       for (int r = 0; r < valid_rows; r += 2 * kLanes) {
@@ -304,9 +323,13 @@ class BlockWriter {
 
   // Outputs [chunk, chunk + count) of the block at row0 from its sums.
   void write(const void* sums, int64_t row0, int valid_rows, int64_t chunk, int count) {
-    if (!streaming_) return write_outputs<Ops, kNarrow>(args_, sums, row0, valid_rows, chunk, count);
-    write_outputs<Ops, kNarrow>(staged_, sums, 0, valid_rows, chunk - m_begin_, count);
+    write_outputs<Ops, kNarrow>(target(), sums, target_row(row0), valid_rows, target_output(chunk), count);
   }
+  // Where a caller writing its own tiles puts output m of row row0: Y itself, or the
+  // staging block (rows from 0, outputs from m_begin, scales and offsets offset to match).
+  const ScanArgs& target() const { return streaming_ ? staged_ : args_; }
+  int64_t target_row(int64_t row0) const { return streaming_ ? 0 : row0; }
+  int64_t target_output(int64_t m) const { return streaming_ ? m - m_begin_ : m; }
 
   // The block's rows, one span of valid_rows · M floats: plain stores up to the first
   // vector-aligned element and after the last whole vector, non-temporal ones between.

@@ -7,6 +7,12 @@
 // into its 32-bit sum: two instructions per 64 lookups, no widening, no overflow.
 // The index vectors are built once per block from the packed nibbles and reused by
 // every output.
+//
+// Up to 32 quads (C <= 128), a tile of 16 outputs × 16 rows is summed in registers and
+// converted, transposed and stored from them: the sums never go through memory, which cost
+// about as much as the lookups on Sapphire Rapids (docs/experiments.md, "Sapphire Rapids,
+// third session"). A narrower last tile (12, 8 or 4 outputs) does only its own lookups.
+// Larger C sums rounds of 32 quads in L1 and writes them through BlockWriter.
 #pragma once
 
 #include <immintrin.h>
@@ -19,6 +25,7 @@ namespace {
 
 constexpr int kQuadsPerRound = 32;  // index vectors of 32 quads: 32 KiB on the stack
 constexpr int kVnniOutputTile = 4;
+constexpr int kRegisterOutputs = 16;  // one 16 × 16 transpose
 
 // Row permutation applied to a pair's 64 packed bytes so that, after the byte and word
 // unpacks below, index vector j holds rows 16j .. 16j + 15 in order.
@@ -56,7 +63,8 @@ inline __m512i load_quad_table(const uint8_t* table, bool has_second) {
   return has_second ? _mm512_loadu_si512(table) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, table);
 }
 
-void scan_blocks_vnni(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin, int64_t m_end) {
+// More than kQuadsPerRound quads: block sums in L1, a round of quads at a time.
+void scan_blocks_vnni_in_rounds(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin, int64_t m_end) {
   const int nquads = (args.npairs + 1) / 2;
   const __m512i order = row_order_for_unpacks();
   const __m512i ones = _mm512_set1_epi8(1);
@@ -107,5 +115,81 @@ void scan_blocks_vnni(const ScanArgs& args, int64_t block_begin, int64_t block_e
   }
 }
 
+
+// kOut outputs (tables[i], the last repeated past cols) for rows 16g .. 16g + rows_here − 1 of
+// a block, summed over every quad in registers, then stored at `at` of dest through `finish`.
+template <ScanOutput kOutput, int kOut>
+inline void scan_register_tile(const ScanArgs& dest, const __m512i* indices, int npairs, int g,
+                               const uint8_t* const* tables, int cols, int64_t at, int rows_here,
+                               const OutputColumns<Avx512Ops, kOutput>& finish) {
+  using IntBatch = xsimd::batch<int32_t, Avx512Ops::XsimdArch>;
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i acc[kOut];
+  for (int i = 0; i < kOut; ++i) acc[i] = _mm512_setzero_si512();
+  const int full_quads = npairs / 2;
+  for (int q = 0; q < full_quads; ++q) {
+    const __m512i idx = indices[4 * q + g];
+    for (int i = 0; i < kOut; ++i)
+      acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(tables[i] + 2 * q * kPairBytes)), ones);
+  }
+  if (npairs % 2 != 0) {
+    const __m512i idx = indices[4 * full_quads + g];
+    for (int i = 0; i < kOut; ++i)
+      acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_permutexvar_epi8(idx, load_quad_table(tables[i] + 2 * full_quads * kPairBytes, false)), ones);
+  }
+  Avx512Ops::Floats tile[kRegisterOutputs];
+  for (int i = 0; i < kRegisterOutputs; ++i)
+    tile[i] = i < kOut && i < cols ? tile_value<Avx512Ops, kOutput>(IntBatch(acc[i < kOut ? i : 0])) : _mm512_setzero_ps();
+  store_tile<Avx512Ops, kOutput>(dest, tile, at, dest.ldy, rows_here, cols, finish, finish.nan_free);
+}
+
+template <ScanOutput kOutput>
+void scan_blocks_in_registers(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin,
+                              int64_t m_end) {
+  const int nquads = (args.npairs + 1) / 2;
+  const __m512i order = row_order_for_unpacks();
+  alignas(64) __m512i indices[kQuadsPerRound * 4];
+  BlockWriter<Avx512Ops, false> writer(args, m_begin, m_end);
+  const ScanArgs& dest = writer.target();
+
+  for (int64_t block = block_begin; block < block_end; ++block) {
+    const uint8_t* codes = args.packed + block * args.npairs * kBlockRows;
+    const int64_t row0 = block * kBlockRows;
+    const int valid_rows = args.rows - row0 < kBlockRows ? static_cast<int>(args.rows - row0) : kBlockRows;
+    for (int q = 0; q < nquads; ++q) build_quad_indices(codes, 2 * q, 2 * q + 1 < args.npairs, order, &indices[4 * q]);
+    for (int64_t m = m_begin; m < m_end; m += kRegisterOutputs) {
+      const int cols = m_end - m < kRegisterOutputs ? static_cast<int>(m_end - m) : kRegisterOutputs;
+      const uint8_t* tables[kRegisterOutputs];
+      for (int i = 0; i < kRegisterOutputs; ++i) tables[i] = args.tables + (m + (i < cols ? i : cols - 1)) * args.npairs * kPairBytes;
+      const OutputColumns<Avx512Ops, kOutput> finish(dest, writer.target_output(m), cols);
+      for (int g = 0; 16 * g < valid_rows; ++g) {
+        const int rows_here = valid_rows - 16 * g < 16 ? valid_rows - 16 * g : 16;
+        const int64_t at = (writer.target_row(row0) + 16 * g) * dest.ldy + writer.target_output(m);
+        if (cols > 12) {
+          scan_register_tile<kOutput, 16>(dest, indices, args.npairs, g, tables, cols, at, rows_here, finish);
+        } else if (cols > 8) {
+          scan_register_tile<kOutput, 12>(dest, indices, args.npairs, g, tables, cols, at, rows_here, finish);
+        } else if (cols > 4) {
+          scan_register_tile<kOutput, 8>(dest, indices, args.npairs, g, tables, cols, at, rows_here, finish);
+        } else {
+          scan_register_tile<kOutput, 4>(dest, indices, args.npairs, g, tables, cols, at, rows_here, finish);
+        }
+      }
+    }
+    writer.end_block(row0, valid_rows);
+  }
+}
+
+void scan_blocks_vnni(const ScanArgs& args, int64_t block_begin, int64_t block_end, int64_t m_begin, int64_t m_end) {
+  if ((args.npairs + 1) / 2 > kQuadsPerRound) return scan_blocks_vnni_in_rounds(args, block_begin, block_end, m_begin, m_end);
+  switch (args.output) {
+    case ScanOutput::f32:
+      return scan_blocks_in_registers<ScanOutput::f32>(args, block_begin, block_end, m_begin, m_end);
+    case ScanOutput::bf16:
+      return scan_blocks_in_registers<ScanOutput::bf16>(args, block_begin, block_end, m_begin, m_end);
+    case ScanOutput::sums:
+      return scan_blocks_in_registers<ScanOutput::sums>(args, block_begin, block_end, m_begin, m_end);
+  }
+}
 }  // namespace
 }  // namespace lutmul::kernels
