@@ -83,8 +83,8 @@ py::array_t<T> copy_of(const std::vector<T>& values, std::vector<py::ssize_t> sh
 }
 
 // A read-only numpy view of a vector, kept alive by `owner` (the Python object holding it).
-template <typename T>
-py::array readonly_view(const std::vector<T>& values, std::vector<py::ssize_t> shape, py::handle owner) {
+template <typename T, typename Allocator>
+py::array readonly_view(const std::vector<T, Allocator>& values, std::vector<py::ssize_t> shape, py::handle owner) {
   py::array out(py::dtype::of<T>(), shape, {}, values.data(), owner);
   py::detail::array_proxy(out.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   return out;

@@ -42,8 +42,8 @@ class ByteWriter {
     const auto* p = reinterpret_cast<const uint8_t*>(&value);
     bytes_.insert(bytes_.end(), p, p + sizeof(T));
   }
-  template <typename T>
-  void put_array(const std::vector<T>& values) {
+  template <typename T, typename Allocator>
+  void put_array(const std::vector<T, Allocator>& values) {
     put<uint64_t>(values.size());
     const auto* p = reinterpret_cast<const uint8_t*>(values.data());
     bytes_.insert(bytes_.end(), p, p + values.size() * sizeof(T));
@@ -62,8 +62,8 @@ class ByteWriter {
   std::vector<uint8_t>& bytes() { return bytes_; }
 
  private:
-  template <typename T>
-  void put_field(const std::vector<T>& values) { put_array(values); }
+  template <typename T, typename Allocator>
+  void put_field(const std::vector<T, Allocator>& values) { put_array(values); }
   template <typename T>
   void put_field(const T& value) { put<T>(value); }
   std::vector<uint8_t> bytes_;

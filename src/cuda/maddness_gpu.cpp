@@ -100,7 +100,7 @@ MaddnessGpu::MaddnessGpu(const Maddness& model)
     }
 
   // Tables interleaved 4 outputs per word (kernels/cuda/kernels.h, ScanParams).
-  const std::vector<uint8_t>& q = model.quantized_tables();
+  const CacheLineBytes& q = model.quantized_tables();
   const int codebooks = 2 * s.npairs;
   std::vector<uint32_t> tables(static_cast<size_t>(codebooks) * static_cast<size_t>(s.groups) * 16, 0u);
   for (int64_t m = 0; m < M; ++m)

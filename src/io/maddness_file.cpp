@@ -105,8 +105,9 @@ Maddness Maddness::read_state(detail::ByteReader& r, uint32_t version) {
   model.thresholds_ = r.get_array<float>("thresholds", detail::array_entries(what, "thresholds", {uc, depth, leaves / 2}));
   model.prototypes_ = r.get_array<float>("prototypes", detail::array_entries(what, "prototypes", {uc, leaves, ud}));
   model.float_tables_ = r.get_array<float>("float tables", detail::array_entries(what, "float tables", {um, uc, leaves}));
-  model.quantized_tables_ =
+  const std::vector<uint8_t> quantized =
       r.get_array<uint8_t>("quantized tables", detail::array_entries(what, "quantized tables", {um, table_bytes}));
+  model.quantized_tables_.assign(quantized.begin(), quantized.end());
   if (version == 1) {
     // One scale for every output; an offset per codebook, summed in order as version 1 did.
     const float scale = r.get<float>("table scale");

@@ -4,13 +4,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "lutmul/core/cache_line_bytes.h"
 #include "lutmul/core/matrix.h"
 
 namespace lutmul::detail {
 
 struct LookupTables {
   std::vector<float> float_tables;        // M × C × K
-  std::vector<uint8_t> quantized_tables;  // K = 16: M × ceil(C/2) × 32; K = 64: M × C × 64
+  CacheLineBytes quantized_tables;  // K = 16: M × ceil(C/2) × 32; K = 64: M × C × 64
   // q[m][c][k] = round((T[m][c][k] − min_k T[m][c][k]) · scales[m]).
   std::vector<float> scales;   // M
   std::vector<double> offsets;  // M: Σ_c min_k T[m][c][k]

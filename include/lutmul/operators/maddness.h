@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "lutmul/core/cache_line_bytes.h"
 #include "lutmul/core/matrix.h"
 #include "lutmul/operators/epilogue.h"
 
@@ -209,7 +210,7 @@ class Maddness {
   const std::vector<float>& float_tables() const { return float_tables_; }
   // 8-bit tables: K = 16: M × ceil(C/2) × 32 bytes (codebook 2p's 16 entries, then 2p+1's);
   // K = 64: M × C × 64 bytes.
-  const std::vector<uint8_t>& quantized_tables() const { return quantized_tables_; }
+  const CacheLineBytes& quantized_tables() const { return quantized_tables_; }
   // Dequantisation of output m: y_m ≈ Σ_c q[m][c][code_c] / table_scale(m) + table_offset(m)
   // + bias_m, where table_offset(m) sums the minima of output m's codebook tables.
   // Both throw lutmul::Error unless 0 ≤ m < output_dim().
@@ -263,7 +264,7 @@ class Maddness {
   std::vector<float> thresholds_;        // C × depth × K/2 (level t uses the first 2^t)
   std::vector<float> prototypes_;        // KC × D
   std::vector<float> float_tables_;      // M × C × K
-  std::vector<uint8_t> quantized_tables_;// M × ceil(C/2) × 32, or M × C × 64
+  CacheLineBytes quantized_tables_;      // M × ceil(C/2) × 32, or M × C × 64; lines for the scans
   // 64 leaves: quantized_tables_ again with outputs last (kernels::pack_wide_row_tables), for
   // the AVX2 scan; derived, never saved. Empty for 16 leaves.
   std::vector<uint8_t> wide_row_tables_;

@@ -180,6 +180,7 @@ TEST_P(Saved, SixteenLeafFilesStayVersionTwo) {
   EXPECT_EQ(leaves(), back.leaves());
   EXPECT_EQ(model_.prototypes(), back.prototypes());
   EXPECT_EQ(model_.quantized_tables(), back.quantized_tables());
+  EXPECT_EQ(0u, reinterpret_cast<uintptr_t>(back.quantized_tables().data()) % 64) << "a loaded model's tables too";
   const int last = model_.tree_depth() - 1;
   for (int c = 0; c < model_.ncodebooks(); ++c)
     for (int node = 0; node < (1 << last); ++node)

@@ -101,6 +101,7 @@ TEST_P(Api, OutputsAreTheDequantisedTableSums) {
   // Tables per output: codebook pairs of 16 entries (a phantom one for odd C), or 64 each.
   const int table_bytes = leaves() == 16 ? (kCodebooks + 1) / 2 * 32 : kCodebooks * 64;
   ASSERT_EQ(static_cast<size_t>(kOut * table_bytes), q.size());
+  EXPECT_EQ(0u, reinterpret_cast<uintptr_t>(q.data()) % 64) << "the scans read tables in whole cache lines";
   for (int64_t i = 0; i < kTest; ++i)
     for (int64_t j = 0; j < kOut; ++j) {
       double sum = 0;
