@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/isa/kernel_inline.h"
+
 namespace lutmul::kernels {
 namespace {
 
@@ -135,7 +137,7 @@ struct Avx512Ops {
   };
   // in[i] holds output i for 16 rows; calls visit(j, row j's outputs in lanes) for j < rows.
   template <class Visit>
-  static void transpose_rows(const Floats* in, int rows, Visit visit) {
+  LUTMUL_KERNEL_INLINE static void transpose_rows(const Floats* in, int rows, Visit visit) {
     __m512 t[16], u[16];
     for (int i = 0; i < 16; i += 2) {
       t[i] = _mm512_unpacklo_ps(in[i], in[i + 1]);
@@ -164,7 +166,8 @@ struct Avx512Ops {
   }
   // Stores row j's outputs 0..cols-1 at y + j·ldy, j < rows, each row passed through `finish`.
   template <class Finish = Unchanged>
-  static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols, Finish finish = {}) {
+  LUTMUL_KERNEL_INLINE static void transpose_store(const Floats* in, float* y, int64_t ldy, int rows, int cols,
+                                                   Finish finish = {}) {
     const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
     transpose_rows(in, rows, [&](int j, Floats row) { _mm512_mask_storeu_ps(y + j * ldy, mask, finish(row)); });
   }

@@ -12,6 +12,8 @@
 // runs at half width.
 #pragma once
 
+#include <type_traits>
+
 #include <xsimd/xsimd.hpp>
 
 #include "kernels/cpu/maddness/maddness_kernels.h"
@@ -226,6 +228,23 @@ struct OutputColumns {
   // Two roundings (multiply, then add), never fused, as the scalar reference.
   typename Ops::Floats operator()(typename Ops::Floats row) const { return Batch(row) * scale + offset; }
 };
+
+// Calls visit(std::integral_constant<int, W>{}) for W = cols (1 .. 16) rounded up to even: a
+// tile of outputs summed in registers does at most one output's lookups more than it needs
+// (M = 10 in tiles of 12 measured 1.25x the time of tiles of 10 on Sapphire Rapids).
+template <class Visit>
+inline void with_even_width(int cols, Visit visit) {
+  switch ((cols + 1) / 2) {
+    case 1: return visit(std::integral_constant<int, 2>{});
+    case 2: return visit(std::integral_constant<int, 4>{});
+    case 3: return visit(std::integral_constant<int, 6>{});
+    case 4: return visit(std::integral_constant<int, 8>{});
+    case 5: return visit(std::integral_constant<int, 10>{});
+    case 6: return visit(std::integral_constant<int, 12>{});
+    case 7: return visit(std::integral_constant<int, 14>{});
+    default: return visit(std::integral_constant<int, 16>{});
+  }
+}
 
 template <class Ops, bool kNarrow, ScanOutput kOutput>
 inline void write_outputs_as(const ScanArgs& args, const void* sums, int64_t row0, int valid_rows, int64_t m0,

@@ -11,12 +11,13 @@
 // Up to 32 quads (C <= 128), a tile of 16 outputs × 16 rows is summed in registers and
 // converted, transposed and stored from them: the sums never go through memory, which cost
 // about as much as the lookups on Sapphire Rapids (docs/experiments.md, "Sapphire Rapids,
-// third session"). A narrower last tile (12, 8 or 4 outputs) does only its own lookups.
+// third session"). A narrower last tile does the lookups of its outputs rounded up to even.
 // Larger C sums rounds of 32 quads in L1 and writes them through BlockWriter.
 #pragma once
 
 #include <immintrin.h>
 
+#include "kernels/cpu/isa/kernel_inline.h"
 #include "kernels/cpu/maddness/maddness_kernels.h"
 #include "kernels/cpu/maddness/scan_impl.h"
 
@@ -116,10 +117,18 @@ void scan_blocks_vnni_in_rounds(const ScanArgs& args, int64_t block_begin, int64
 }
 
 
+// acc + the four-byte dot products of u8 and s8 bytes (vpdpbusd), the accumulator kept in its
+// register: with the intrinsic, GCC 12 copies each of a 16-register tile's accumulators into
+// a temporary and back around every vpdpbusd, three instructions for one.
+LUTMUL_KERNEL_INLINE __m512i dpbusd_in_place(__m512i acc, __m512i u8, __m512i s8) {
+  asm("vpdpbusd %[s8], %[u8], %[acc]" : [acc] "+v"(acc) : [u8] "v"(u8), [s8] "v"(s8));
+  return acc;
+}
+
 // kOut outputs (tables[i], the last repeated past cols) for rows 16g .. 16g + rows_here − 1 of
 // a block, summed over every quad in registers, then stored at `at` of dest through `finish`.
 template <ScanOutput kOutput, int kOut>
-inline void scan_register_tile(const ScanArgs& dest, const __m512i* indices, int npairs, int g,
+LUTMUL_KERNEL_INLINE void scan_register_tile(const ScanArgs& dest, const __m512i* indices, int npairs, int g,
                                const uint8_t* const* tables, int cols, int64_t at, int rows_here,
                                const OutputColumns<Avx512Ops, kOutput>& finish) {
   using IntBatch = xsimd::batch<int32_t, Avx512Ops::XsimdArch>;
@@ -130,17 +139,21 @@ inline void scan_register_tile(const ScanArgs& dest, const __m512i* indices, int
   for (int q = 0; q < full_quads; ++q) {
     const __m512i idx = indices[4 * q + g];
     for (int i = 0; i < kOut; ++i)
-      acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(tables[i] + 2 * q * kPairBytes)), ones);
+      acc[i] = dpbusd_in_place(acc[i], _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(tables[i] + 2 * q * kPairBytes)), ones);
   }
   if (npairs % 2 != 0) {
     const __m512i idx = indices[4 * full_quads + g];
     for (int i = 0; i < kOut; ++i)
-      acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_permutexvar_epi8(idx, load_quad_table(tables[i] + 2 * full_quads * kPairBytes, false)), ones);
+      acc[i] = dpbusd_in_place(acc[i], _mm512_permutexvar_epi8(idx, load_quad_table(tables[i] + 2 * full_quads * kPairBytes, false)), ones);
   }
   Avx512Ops::Floats tile[kRegisterOutputs];
   for (int i = 0; i < kRegisterOutputs; ++i)
     tile[i] = i < kOut && i < cols ? tile_value<Avx512Ops, kOutput>(IntBatch(acc[i < kOut ? i : 0])) : _mm512_setzero_ps();
-  store_tile<Avx512Ops, kOutput>(dest, tile, at, dest.ldy, rows_here, cols, finish, finish.nan_free);
+  if (kOutput == ScanOutput::f32 && !dest.accumulate && !dest.gelu) {
+    Avx512Ops::transpose_store(tile, dest.y + at, dest.ldy, rows_here, cols, finish);
+  } else {
+    store_tile<Avx512Ops, kOutput>(dest, tile, at, dest.ldy, rows_here, cols, finish, finish.nan_free);
+  }
 }
 
 template <ScanOutput kOutput>
@@ -165,15 +178,9 @@ void scan_blocks_in_registers(const ScanArgs& args, int64_t block_begin, int64_t
       for (int g = 0; 16 * g < valid_rows; ++g) {
         const int rows_here = valid_rows - 16 * g < 16 ? valid_rows - 16 * g : 16;
         const int64_t at = (writer.target_row(row0) + 16 * g) * dest.ldy + writer.target_output(m);
-        if (cols > 12) {
-          scan_register_tile<kOutput, 16>(dest, indices, args.npairs, g, tables, cols, at, rows_here, finish);
-        } else if (cols > 8) {
-          scan_register_tile<kOutput, 12>(dest, indices, args.npairs, g, tables, cols, at, rows_here, finish);
-        } else if (cols > 4) {
-          scan_register_tile<kOutput, 8>(dest, indices, args.npairs, g, tables, cols, at, rows_here, finish);
-        } else {
-          scan_register_tile<kOutput, 4>(dest, indices, args.npairs, g, tables, cols, at, rows_here, finish);
-        }
+        with_even_width(cols, [&](auto width) {
+          scan_register_tile<kOutput, decltype(width)::value>(dest, indices, args.npairs, g, tables, cols, at, rows_here, finish);
+        });
       }
     }
     writer.end_block(row0, valid_rows);

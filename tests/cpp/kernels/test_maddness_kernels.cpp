@@ -287,6 +287,23 @@ TEST_P(KernelEdges, LargeCodebookCountsNeverOverflowSixteenBits) {
   }
 }
 
+TEST_P(KernelEdges, EveryOutputCountUpToThreeTilesMatchesTheReference) {
+  // Every width of a last tile of outputs summed in registers (with_even_width), after zero,
+  // one and two whole tiles of 16.
+  for (int64_t m = 1; m <= 48; ++m) {
+    const ScanProblem problem(70, m, 5, 100 + m);
+    auto run = [&](const kernels::KernelTable& table) {
+      std::vector<float> y(static_cast<size_t>(problem.n * m), -7.25f);
+      kernels::ScanArgs args = problem.args();
+      args.y = y.data();
+      args.ldy = m;
+      table.scan(args, 0, problem.nblocks(), 0, m);
+      return y;
+    };
+    ASSERT_EQ(run(kernels::scalar_kernels()), run(detail::kernels_for(level()).maddness)) << isa_name(level()) << " M=" << m;
+  }
+}
+
 TEST_P(KernelEdges, BlockRangesEncodeIndependently) {
   const RandomEncoder e = random_encoder(6, 23, 9);
   const int64_t n = 300;
