@@ -198,7 +198,7 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, WideKernelGrid,
     ::testing::ValuesIn(testing::level_grid(Family::maddness, testing::simd_levels(),
                                             std::vector<int64_t>{1, 33, 64, 1000, 10016},
-                                            std::vector<int64_t>{1, 3, 10, 100}, std::vector<int>{1, 3, 16, 33})),
+                                            std::vector<int64_t>{1, 3, 10, 21, 100}, std::vector<int>{1, 3, 16, 33})),
     [](const ::testing::TestParamInfo<GridParam>& param_info) {
       return isa_name(std::get<0>(param_info.param)) + "_N" + std::to_string(std::get<1>(param_info.param)) + "_M" +
              std::to_string(std::get<2>(param_info.param)) + "_C" + std::to_string(std::get<3>(param_info.param));
@@ -217,16 +217,30 @@ TEST_P(WideKernelEdges, NanIsReportedByEveryIsa) {
   }
 }
 
+TEST_P(WideKernelEdges, EveryOutputCountUpToThreeTilesMatchesTheReference) {
+  // Every width of a last tile of outputs summed in registers (with_even_width), after zero,
+  // one and two whole tiles of 16; 70 rows end in a partial half-block.
+  for (int64_t m = 1; m <= 48; ++m) {
+    const WideScanProblem problem(70, m, 5, 200 + m);
+    const auto& [packed, tables, scales, offsets, row_tables] = problem;
+    ASSERT_EQ(scan_wide_with(kernels::scalar_kernels(), packed, tables, scales, offsets, 70, m, 5),
+              scan_wide_with(detail::kernels_for(level()).maddness, packed, tables, scales, offsets, 70, m, 5))
+        << isa_name(level()) << " M=" << m;
+  }
+}
+
 TEST_P(WideKernelEdges, ManyCodebooksNeverOverflowSixteenBits) {
-  // 300 codebooks of all-255 tables: a second round of sums past 256 codebooks.
-  const int c = 300;
-  const int64_t n = 100, m = 5, nblocks = 2;
-  std::vector<uint8_t> packed(static_cast<size_t>(nblocks * c * kBlockRows), 37);
-  std::vector<uint8_t> tables(static_cast<size_t>(m * c * kWideLeaves), 255);
-  const std::vector<float> zeros(static_cast<size_t>(m), 0.f), ones(static_cast<size_t>(m), 1.f);
-  const std::vector<float> y = scan_wide_with(detail::kernels_for(level()).maddness, packed, tables, ones, zeros, n, m, c);
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t j = 0; j < m; ++j) ASSERT_EQ(255.f * c, y[1 + r * (m + 3) + j]) << isa_name(level());
+  // All-255 tables: 255 and 256 codebooks, the largest sums kept in 16 bits (65,280; odd and
+  // even codebook counts); 300, a second round of sums past 256 codebooks.
+  for (const int c : {255, 256, 300}) {
+    const int64_t n = 100, m = 5, nblocks = 2;
+    std::vector<uint8_t> packed(static_cast<size_t>(nblocks * c * kBlockRows), 37);
+    std::vector<uint8_t> tables(static_cast<size_t>(m * c * kWideLeaves), 255);
+    const std::vector<float> zeros(static_cast<size_t>(m), 0.f), ones(static_cast<size_t>(m), 1.f);
+    const std::vector<float> y = scan_wide_with(detail::kernels_for(level()).maddness, packed, tables, ones, zeros, n, m, c);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < m; ++j) ASSERT_EQ(255.f * static_cast<float>(c), y[1 + r * (m + 3) + j]) << isa_name(level()) << " C=" << c;
+  }
 }
 
 // Output ranges on both sides of the row tables' threshold (9 outputs) and chunk (128), at odd
