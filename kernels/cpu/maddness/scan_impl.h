@@ -16,6 +16,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/isa/kernel_inline.h"
 #include "kernels/cpu/maddness/maddness_kernels.h"
 #include "kernels/cpu/runtime/vector_math.h"
 
@@ -228,6 +229,25 @@ struct OutputColumns {
   // Two roundings (multiply, then add), never fused, as the scalar reference.
   typename Ops::Floats operator()(typename Ops::Floats row) const { return Batch(row) * scale + offset; }
 };
+
+// Stores a tile of integer sums held in registers, sums_of(i) giving output i's for up to
+// kLanes rows (i < kOut, the tile's width), at `at` of dest (rows_here rows, cols outputs):
+// plain float Y straight through the transpose, any other output or epilogue by store_tile.
+template <class Ops, ScanOutput kOutput, int kOut, class SumsOf>
+LUTMUL_KERNEL_INLINE void store_register_tile(const ScanArgs& dest, SumsOf sums_of, int64_t at, int rows_here, int cols,
+                                              const OutputColumns<Ops, kOutput>& finish) {
+  using IntBatch = xsimd::batch<int32_t, typename Ops::XsimdArch>;
+  using Floats = typename Ops::Floats;
+  Floats tile[Ops::kLanes];
+  for (int i = 0; i < Ops::kLanes; ++i)
+    tile[i] = i < kOut && i < cols ? tile_value<Ops, kOutput>(IntBatch(sums_of(i < kOut ? i : 0)))
+                                   : Floats(xsimd::batch<float, typename Ops::XsimdArch>(0.f));
+  if (kOutput == ScanOutput::f32 && !dest.accumulate && !dest.gelu) {
+    Ops::transpose_store(tile, dest.y + at, dest.ldy, rows_here, cols, finish);
+  } else {
+    store_tile<Ops, kOutput>(dest, tile, at, dest.ldy, rows_here, cols, finish, finish.nan_free);
+  }
+}
 
 // Calls visit(std::integral_constant<int, W>{}) for W = cols (1 .. 16) rounded up to even: a
 // tile of outputs summed in registers does at most one output's lookups more than it needs

@@ -116,7 +116,6 @@ void scan_blocks_vnni_in_rounds(const ScanArgs& args, int64_t block_begin, int64
   }
 }
 
-
 // acc + the four-byte dot products of u8 and s8 bytes (vpdpbusd), the accumulator kept in its
 // register: with the intrinsic, GCC 12 copies each of a 16-register tile's accumulators into
 // a temporary and back around every vpdpbusd, three instructions for one.
@@ -129,9 +128,8 @@ LUTMUL_KERNEL_INLINE __m512i dpbusd_in_place(__m512i acc, __m512i u8, __m512i s8
 // a block, summed over every quad in registers, then stored at `at` of dest through `finish`.
 template <ScanOutput kOutput, int kOut>
 LUTMUL_KERNEL_INLINE void scan_register_tile(const ScanArgs& dest, const __m512i* indices, int npairs, int g,
-                               const uint8_t* const* tables, int cols, int64_t at, int rows_here,
-                               const OutputColumns<Avx512Ops, kOutput>& finish) {
-  using IntBatch = xsimd::batch<int32_t, Avx512Ops::XsimdArch>;
+                                            const uint8_t* const* tables, int cols, int64_t at, int rows_here,
+                                            const OutputColumns<Avx512Ops, kOutput>& finish) {
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i acc[kOut];
   for (int i = 0; i < kOut; ++i) acc[i] = _mm512_setzero_si512();
@@ -146,14 +144,7 @@ LUTMUL_KERNEL_INLINE void scan_register_tile(const ScanArgs& dest, const __m512i
     for (int i = 0; i < kOut; ++i)
       acc[i] = dpbusd_in_place(acc[i], _mm512_permutexvar_epi8(idx, load_quad_table(tables[i] + 2 * full_quads * kPairBytes, false)), ones);
   }
-  Avx512Ops::Floats tile[kRegisterOutputs];
-  for (int i = 0; i < kRegisterOutputs; ++i)
-    tile[i] = i < kOut && i < cols ? tile_value<Avx512Ops, kOutput>(IntBatch(acc[i < kOut ? i : 0])) : _mm512_setzero_ps();
-  if (kOutput == ScanOutput::f32 && !dest.accumulate && !dest.gelu) {
-    Avx512Ops::transpose_store(tile, dest.y + at, dest.ldy, rows_here, cols, finish);
-  } else {
-    store_tile<Avx512Ops, kOutput>(dest, tile, at, dest.ldy, rows_here, cols, finish, finish.nan_free);
-  }
+  store_register_tile<Avx512Ops, kOutput, kOut>(dest, [&](int i) { return acc[i]; }, at, rows_here, cols, finish);
 }
 
 template <ScanOutput kOutput>

@@ -53,9 +53,8 @@ LUTMUL_KERNEL_INLINE __m512i add_words_in_place(__m512i acc, __m512i x) {
 // (rows 32h) of dest, rows_here rows in all.
 template <ScanOutput kOutput, int kOut>
 LUTMUL_KERNEL_INLINE void scan_wide_register_tile(const ScanArgs& dest, const __m512i* indices, int ncodebooks, int h,
-                                    const uint8_t* const* tables, int cols, int64_t at, int rows_here,
-                                    const OutputColumns<Avx512Ops, kOutput>& finish) {
-  using IntBatch = xsimd::batch<int32_t, Avx512Ops::XsimdArch>;
+                                                 const uint8_t* const* tables, int cols, int64_t at, int rows_here,
+                                                 const OutputColumns<Avx512Ops, kOutput>& finish) {
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i acc[kOut];
   for (int i = 0; i < kOut; ++i) acc[i] = _mm512_setzero_si512();
@@ -78,22 +77,9 @@ LUTMUL_KERNEL_INLINE void scan_wide_register_tile(const ScanArgs& dest, const __
   }
   const __m512i low_words = _mm512_set1_epi32(0xFFFF);
   for (int part = 0; part < 2 && 16 * part < rows_here; ++part) {
-    Avx512Ops::Floats tile[kWideRegisterOutputs];
-    for (int i = 0; i < kWideRegisterOutputs; ++i) {
-      if (i >= kOut || i >= cols) {
-        tile[i] = _mm512_setzero_ps();
-        continue;
-      }
-      const __m512i sums = part == 0 ? _mm512_and_si512(acc[i], low_words) : _mm512_srli_epi32(acc[i], 16);
-      tile[i] = tile_value<Avx512Ops, kOutput>(IntBatch(sums));
-    }
     const int rows = rows_here - 16 * part < 16 ? rows_here - 16 * part : 16;
-    const int64_t tile_at = at + 16 * part * dest.ldy;
-    if (kOutput == ScanOutput::f32 && !dest.accumulate && !dest.gelu) {
-      Avx512Ops::transpose_store(tile, dest.y + tile_at, dest.ldy, rows, cols, finish);
-    } else {
-      store_tile<Avx512Ops, kOutput>(dest, tile, tile_at, dest.ldy, rows, cols, finish, finish.nan_free);
-    }
+    const auto sums_of = [&](int i) { return part == 0 ? _mm512_and_si512(acc[i], low_words) : _mm512_srli_epi32(acc[i], 16); };
+    store_register_tile<Avx512Ops, kOutput, kOut>(dest, sums_of, at + 16 * part * dest.ldy, rows, cols, finish);
   }
 }
 
