@@ -180,15 +180,6 @@ inline void store_tile(const ScanArgs& args, const typename Ops::Floats* tile, i
   }
 }
 
-// y[row][m] = float(sum) * scales[m] + offsets[m] for the block's valid rows and `count` outputs,
-// then the epilogue and the output type (finish_output in maddness_kernels.h; GELU by the
-// runtime's vector GELU).
-// The sums are converted with rows in lanes, transposed, and scaled and offset with outputs in
-// lanes as each row is stored, so one tile's scales and offsets are loaded once for all rows.
-// Narrow (16-bit) sums: a 32-bit lane holds rows 2k and 2k + 1, so one load and a mask or a
-// shift give the even and the odd rows of 2·kLanes rows, each tile stored with stride 2·ldy;
-// no widening shuffles (AVX2's vpmovzxwd runs one per cycle on Zen 3). ScanOutput::sums skips
-// the float conversion: the transpose moves the integers' bits.
 // Integer sums (below 2^24, so exactly convertible) as a tile's floats, or their bits for
 // ScanOutput::sums.
 template <class Ops, ScanOutput kOutput>
@@ -251,7 +242,8 @@ LUTMUL_KERNEL_INLINE void store_register_tile(const ScanArgs& dest, SumsOf sums_
 
 // Calls visit(std::integral_constant<int, W>{}) for W = cols (1 .. 16) rounded up to even: a
 // tile of outputs summed in registers does at most one output's lookups more than it needs
-// (M = 10 in tiles of 12 measured 1.25x the time of tiles of 10 on Sapphire Rapids).
+// (the 64-leaf scan at M = 10 in tiles of 12 took 1.15x the time of tiles of 10 on Sapphire
+// Rapids).
 template <class Visit>
 inline void with_even_width(int cols, Visit visit) {
   switch ((cols + 1) / 2) {
@@ -266,6 +258,15 @@ inline void with_even_width(int cols, Visit visit) {
   }
 }
 
+// y[row][m] = float(sum) * scales[m] + offsets[m] for the block's valid rows and `count` outputs,
+// then the epilogue and the output type (finish_output in maddness_kernels.h; GELU by the
+// runtime's vector GELU).
+// The sums are converted with rows in lanes, transposed, and scaled and offset with outputs in
+// lanes as each row is stored, so one tile's scales and offsets are loaded once for all rows.
+// Narrow (16-bit) sums: a 32-bit lane holds rows 2k and 2k + 1, so one load and a mask or a
+// shift give the even and the odd rows of 2·kLanes rows, each tile stored with stride 2·ldy;
+// no widening shuffles (AVX2's vpmovzxwd runs one per cycle on Zen 3). ScanOutput::sums skips
+// the float conversion: the transpose moves the integers' bits.
 template <class Ops, bool kNarrow, ScanOutput kOutput>
 inline void write_outputs_as(const ScanArgs& args, const void* sums, int64_t row0, int valid_rows, int64_t m0,
                              int count) {
