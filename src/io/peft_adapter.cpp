@@ -48,6 +48,41 @@ bool names(const std::string& module, const std::string& name) {
 // characters.
 constexpr size_t kMaxModuleName = 1024;
 constexpr size_t kMaxPattern = 1024;
+// libstdc++ reads the number of a back-reference or of a {n,m} repetition into a long with no
+// overflow check (undefined behaviour at 20 digits; fuzz_peft_adapter found it) and compiles
+// a repetition as that many copies of what it repeats. Patterns therefore get no
+// back-references (the __polynomial matcher rejects them anyway) and repetition counts of
+// at most kMaxRepeat, whose product over the pattern is at most kMaxCopies.
+constexpr long kMaxRepeat = 64;
+constexpr long kMaxCopies = 256;
+
+void check_pattern_numbers(const std::string& pattern, const std::string& origin, const char* field) {
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  long copies = 1;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '\\') {
+      LUTMUL_CHECK(i + 1 >= pattern.size() || !is_digit(pattern[i + 1]), origin, ": ", field, " \"", pattern,
+                   "\" has a back-reference (\\", pattern[i + 1], "), which lutmul does not match");
+      ++i;  // an escaped character, a brace included, is a literal
+      continue;
+    }
+    if (pattern[i] != '{' || i + 1 >= pattern.size() || !is_digit(pattern[i + 1])) continue;
+    long most = 0;
+    for (size_t j = i + 1; j < pattern.size() && (is_digit(pattern[j]) || pattern[j] == ','); ++j) {
+      if (pattern[j] == ',') continue;
+      size_t end = j;
+      long value = 0;
+      while (end < pattern.size() && is_digit(pattern[end]) && value <= kMaxRepeat) value = 10 * value + (pattern[end++] - '0');
+      LUTMUL_CHECK(value <= kMaxRepeat, origin, ": ", field, " \"", pattern, "\" repeats more than ", kMaxRepeat,
+                   " times");
+      most = value > most ? value : most;
+      j = end - 1;
+    }
+    copies *= most > 0 ? most : 1;
+    LUTMUL_CHECK(copies <= kMaxCopies, origin, ": ", field, " \"", pattern, "\" has repetitions whose counts multiply past ",
+                 kMaxCopies);
+  }
+}
 
 // `module` matches the regular expression `pattern` whole. libstdc++'s __polynomial flag
 // matches by breadth-first search: time linear in the module's length, a stack that does not
@@ -55,6 +90,7 @@ constexpr size_t kMaxPattern = 1024;
 bool regex_matches(const std::string& module, const std::string& pattern, const std::string& origin, const char* field) {
   LUTMUL_CHECK(pattern.size() <= kMaxPattern, origin, ": ", field, " is ", pattern.size(), " characters long, more than the ",
                kMaxPattern, " allowed");
+  check_pattern_numbers(pattern, origin, field);
   try {
 #ifdef __GLIBCXX__
     const auto flags = std::regex::ECMAScript | std::regex_constants::__polynomial;

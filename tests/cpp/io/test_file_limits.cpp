@@ -131,6 +131,34 @@ TEST(FileLimits, PeftModuleNamesAndPatternsAreBounded) {
   }
 }
 
+TEST(FileLimits, PeftPatternNumbersAreBounded) {
+  // A back-reference of 22 digits overflowed libstdc++'s parser (fuzz_peft_adapter); a large
+  // repetition count compiles that many copies. Both are errors; small counts still match.
+  const auto config = [](const std::string& key) {
+    return "{\"r\":1,\"lora_alpha\":1,\"alpha_pattern\":{\"" + key + "\":2}}";
+  };
+  {
+    const AdapterFolder folder(config("la\\\\1111111111111111111111.0"), "layers.0.q_proj");
+    expect_error([&] { read_peft_adapter(folder.path.string()); }, "has a back-reference");
+  }
+  {
+    const AdapterFolder folder(config("q{1000000000000000000000}"), "layers.0.q_proj");
+    expect_error([&] { read_peft_adapter(folder.path.string()); }, "repeats more than 64 times");
+  }
+  {
+    const AdapterFolder folder(config("(q{1,20}){20}"), "layers.0.q_proj");
+    expect_error([&] { read_peft_adapter(folder.path.string()); }, "counts multiply past 256");
+  }
+  {
+    const AdapterFolder folder(config("q_pro{1,2}j"), "layers.0.q_proj");
+    EXPECT_EQ(read_peft_adapter(folder.path.string()).module, "layers.0.q_proj");
+  }
+  {
+    const AdapterFolder folder(config("q_proj\\\\{9999\\\\}"), "layers.0.q_proj");  // escaped braces are literals
+    EXPECT_EQ(read_peft_adapter(folder.path.string()).module, "layers.0.q_proj");
+  }
+}
+
 TEST(FileLimits, PeftPatternsMatchInPolynomialTime) {
   // (a*)*b against 64 a's: a backtracking matcher tries ~2^64 ways and never finishes (this
   // test then hangs); the breadth-first matcher answers at once.
