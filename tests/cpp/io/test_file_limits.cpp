@@ -209,8 +209,9 @@ TEST(FuzzRegressions, OperatorFileInputsLoadOrFailCleanly) {
   }
 }
 
-// The other readers have no crash finding yet: these replay whatever lands in their crash
-// folders plus the fuzzers' seed corpora (fuzz/corpus/), which are valid or near-valid files.
+// The other readers: these replay whatever lands in their crash folders (peft_adapter: a
+// 54-digit back-reference, which overflowed libstdc++'s regex parser) plus the fuzzers' seed
+// corpora (fuzz/corpus/), which are valid or near-valid files.
 // Each input must load or throw lutmul::Error (the sanitizer build catches anything worse), and
 // at least one seed per reader must load, so the parsers behind the checks are reached.
 std::vector<fs::path> replay_inputs(const std::string& target) {
