@@ -4,9 +4,11 @@
 // (2c, 2c + 1), contiguous in the table layout. Index bytes are laid out as [code of 2c,
 // 64 + code of 2c + 1] per row, so one vpermt2b gives 32 rows × 2 codebooks and one
 // vpmaddubsw (against ones) adds each row's two entries into a 16-bit word: three
-// instructions per 64 lookups (vpermb, a shift and two adds in scan_wide_impl.h). Words of a
-// 32-bit lane hold rows r and r + 16, so a mask and a shift give two tiles of 16 rows in
-// order. 16-bit sums are exact up to 257 codebooks.
+// instructions per 64 lookups against four in scan_wide_impl.h (vpermb, a shift and two adds),
+// though vpermt2b takes two cycles of port 5 on Sapphire Rapids, so the cycles per lookup are
+// about the same; the gain is summing in registers. Words of a 32-bit lane hold rows r and
+// r + 16, so a mask and a shift give two tiles of 16 rows in order. 16-bit sums are exact up
+// to 257 codebooks.
 //
 // As in scan_vnni_impl.h, a tile of 16 outputs × 32 rows is summed in registers and converted,
 // transposed and stored from them; a narrower last tile does the lookups of its outputs
@@ -23,7 +25,7 @@
 namespace lutmul::kernels {
 namespace {
 
-constexpr int kWideVbmiMostCodebooks = 256;  // 256 · 2 · 255 / 2 < 2^16 per word
+constexpr int kWideVbmiMostCodebooks = 256;  // a row's sum, at most 256 · 255, fits a 16-bit word
 constexpr int kWideRegisterOutputs = 16;     // one 16 × 16 transpose per 16 rows
 
 // Byte selectors of the two index vectors of a codebook pair (half h: rows 32h .. 32h + 31):
