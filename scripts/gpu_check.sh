@@ -8,6 +8,15 @@
 #   scripts/gpu_check.sh                      # every stage
 #   scripts/gpu_check.sh build test           # chosen stages, in the order given:
 #                                             #   build test memcheck racecheck bench table
+#                                             #   bundle unpack
+#
+# A GPU machine that cannot build (no network for the dependencies, or too little time to
+# spend on a build) takes a bundle made on a CPU machine with nvcc instead:
+#   scripts/gpu_check.sh bundle               # here: build, then pack the two binaries and the
+#                                             # shared libraries they need into build/gpu-bundle
+#   scripts/gpu_check.sh unpack test bench table memcheck racecheck   # there, bundle carried
+# The bundle leaves the CUDA runtime and cuBLAS out (hundreds of MB): unpack finds the GPU
+# machine's own (CUDA_HOME, /usr/local/cuda, or a pip-installed nvidia-*-cu13 package).
 #
 # Results (logs, gtest XML, benchmark JSON, the Markdown tables) go to $RESULTS (default
 # build/gpu/results) and are copied into $OUT when that is set. Settings from the
@@ -44,6 +53,33 @@ stage_build() {
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DLUTMUL_CUDA=ON -DLUTMUL_WERROR=ON -DLUTMUL_TESTS=ON \
     -DLUTMUL_BENCH=ON -DCMAKE_CUDA_COMPILER="$nvcc" ${arch[@]+"${arch[@]}"} || return 1
   cmake --build "$build" -j "$jobs" --target lutmul_cuda_tests lutmul_bench_cuda
+}
+
+bundle=build/gpu-bundle
+
+stage_bundle() {
+  stage_build || return 1
+  rm -rf "$bundle" && mkdir -p "$bundle/libs" || return 1
+  cp "$tests_binary" "$bench_binary" "$bundle/" || return 1
+  # Every shared library the binaries load except the C runtime and the CUDA libraries.
+  ldd "$tests_binary" "$bench_binary" | awk '/=> \//{print $3}' | sort -u |
+    grep -v -E '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|libcud|libcublas' |
+    while read -r library; do cp -L "$library" "$bundle/libs/"; done
+  tar cJf "$bundle/libs.tar.xz" -C "$bundle/libs" . && rm -rf "$bundle/libs" || return 1
+  du -sh "$bundle"
+}
+
+stage_unpack() {
+  [ -f "$bundle/libs.tar.xz" ] || { echo "no bundle in $bundle (make it with: scripts/gpu_check.sh bundle)"; return 1; }
+  mkdir -p /tmp/lutmul-gpu-libs "$(dirname "$tests_binary")" "$(dirname "$bench_binary")"
+  tar xJf "$bundle/libs.tar.xz" -C /tmp/lutmul-gpu-libs || return 1
+  cp "$bundle/$(basename "$tests_binary")" "$tests_binary" && cp "$bundle/$(basename "$bench_binary")" "$bench_binary" || return 1
+  local cuda_libraries
+  cuda_libraries=$(find "${CUDA_HOME:-/usr/local/cuda}/" /usr/local /opt -name 'libcublasLt.so.*' 2>/dev/null |
+    xargs -r -n1 dirname | sort -u | tr '\n' ':')
+  export LD_LIBRARY_PATH="/tmp/lutmul-gpu-libs:${cuda_libraries}${LD_LIBRARY_PATH:-}"
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  if ldd "$tests_binary" "$bench_binary" | grep "not found"; then return 1; fi
 }
 
 stage_test() {
@@ -91,7 +127,7 @@ stage_table() {
 for stage in "${stages[@]}"; do
   echo "== gpu_check: $stage"
   if ! declare -F "stage_$stage" >/dev/null; then
-    echo "unknown stage '$stage' (build test memcheck racecheck bench table)"
+    echo "unknown stage '$stage' (build test memcheck racecheck bench table bundle unpack)"
     exit 2
   fi
   start=$(date +%s)
