@@ -5,6 +5,7 @@
 #include "core/sgemm.h"
 #include "core/file_format.h"
 #include "lutmul/core/error.h"
+#include "lutmul/core/isa.h"
 #include "lutmul/core/threading.h"
 #include "operators/dense_small_batches.h"
 #include "operators/operator_skeleton.h"
@@ -41,13 +42,22 @@ DenseLinear& DenseLinear::operator=(const DenseLinear& other) {
 
 DenseLinear::~DenseLinear() = default;
 
-void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
+void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const { product(X, Y, ldy, true); }
+
+void DenseLinear::forward_unchecked(const MatrixView& X, float* Y, int64_t ldy) const {
+  (void)active_isa();  // as forward: an LUTMUL_ISA this CPU cannot run is an error
+  check_forward(X, Y, ldy);
+  if (X.rows > 0) product(X, Y, ldy, false);
+}
+
+void DenseLinear::product(const MatrixView& X, float* Y, int64_t ldy, bool check_finite) const {
   const int threads = num_threads();
   // Every output of a row sums every input of that row times a weight, so one NaN or infinity
   // in a row of X leaves no output of the row finite: a finite Y proves X finite. So the
   // smaller of the two is checked, X before the product or Y after it (a column-major X is
   // read with a stride, so Y then).
-  const bool check_x = X.layout == Layout::row_major && k_ < m_;
+  const bool check_x = check_finite && X.layout == Layout::row_major && k_ < m_;
+  const bool check_y = check_finite && !check_x;
   if (check_x && !detail::rows_finite_on_threads(X, threads)) detail::check_rows_finite(X, nullptr, "dense");
   // Where the panels run they take every call (a column-major X as a row-major copy), so a
   // row's bits never depend on the layout, the strides or the other rows.
@@ -63,7 +73,7 @@ void DenseLinear::compute(const MatrixView& X, float* Y, int64_t ldy) const {
                   1.f, Y, ldy, threads);
   }
   // A non-finite Y from a finite X is an overflow of finite values: no error, as for every kind.
-  if (!check_x && !detail::rows_finite_on_threads(MatrixView::row_major(Y, X.rows, m_, ldy), threads))
+  if (check_y && !detail::rows_finite_on_threads(MatrixView::row_major(Y, X.rows, m_, ldy), threads))
     detail::check_rows_finite(X, nullptr, "dense");
 }
 

@@ -12,6 +12,7 @@
 #include "lutmul/core/error.h"
 #include "lutmul/core/threading.h"
 #include "lutmul/operators/bf16_linear.h"
+#include "lutmul/operators/dense_linear.h"
 #include "operators/operator_skeleton.h"
 #include "runtime/encoder_parts.h"
 
@@ -34,6 +35,15 @@ void parallel_ranges(int64_t count, int64_t min_per_thread, Work&& work) {
     const int64_t begin = count * part / parts, end = count * (part + 1) / parts;
     if (begin < end) work(begin, end);
   }
+}
+
+// A layer's product on the encoder's own rows. DenseLinear skips its check of finite values:
+// forward() checks the last hidden states once instead, and a value that is not finite
+// anywhere reaches them (every block adds its input to its output before a LayerNorm, which
+// makes the whole row NaN). That check was 2 % of the exact forward (docs/experiments.md).
+void product(const LinearOperator& op, const MatrixView& X, float* Y, int64_t ldy) {
+  if (const auto* dense = dynamic_cast<const DenseLinear*>(&op)) return dense->forward_unchecked(X, Y, ldy);
+  op.forward(X, Y, ldy);
 }
 
 }  // namespace
@@ -101,6 +111,9 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
   float* hidden = ws.hidden.data();
 
   if (start_hidden != nullptr) {
+    // The caller's rows: checked here, since the products do not check theirs (product()).
+    const MatrixView given = MatrixView::row_major(start_hidden, tokens, h);
+    if (!detail::rows_finite_on_threads(given, threads_now)) check_finite(given, "Encoder: hidden");
     std::copy_n(start_hidden, tokens * h, hidden);
   } else {  // from the tokens: only an encoder holding the embeddings gets here (require_blocks)
     kernels::EmbeddingArgs embedding;
@@ -121,9 +134,14 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   // True (and the forward ends) when `tap` asks for the rows of layer `layer` of this block.
   int block_index = 0;
+  // The products skip their own finite checks (product() above), so the tapped rows are
+  // checked here, as the last hidden states are at the end.
   const auto tapped = [&](int layer, const float* rows, int64_t width) {
     if (tap == nullptr || tap->block != block_index || tap->layer != layer) return false;
     std::copy_n(rows, tokens * width, tap->out);
+    check_rows_finite(tap->out, width, lengths, sequences, tokens,
+                      "inputs of block " + std::to_string(block_index) + "'s " + linear_names()[static_cast<size_t>(layer)],
+                      "");
     return true;
   };
   for (const std::shared_ptr<const Block>& block_ptr : blocks_) {
@@ -136,11 +154,11 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
     const Block& block = *block_ptr;
     float* qkv = ws.shared.data();  // tokens × 3H
     if (block.qkv) {
-      block.qkv->forward(hidden_view, qkv, 3 * h);
+      product(*block.qkv, hidden_view, qkv, 3 * h);
     } else {
-      block.query->forward(hidden_view, qkv, 3 * h);
-      block.key->forward(hidden_view, qkv + h, 3 * h);
-      block.value->forward(hidden_view, qkv + 2 * h, 3 * h);
+      product(*block.query, hidden_view, qkv, 3 * h);
+      product(*block.key, hidden_view, qkv + h, 3 * h);
+      product(*block.value, hidden_view, qkv + 2 * h, 3 * h);
     }
     // Attention: (sequence, head) pairs, handed out one at a time (lengths differ).
     const int64_t pairs = sequences * heads;
@@ -176,7 +194,7 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
         norm.x = projected;
         norm.ldx = 0;
       } else {
-        op.forward(input, projected, h);
+        product(op, input, projected, h);
         norm.x = projected;
         norm.ldx = h;
       }
@@ -207,7 +225,7 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
       if (block.ffn_in->fuses_epilogue()) {  // GELU as the layer stores its output
         block.ffn_in->forward_with(hidden_view, intermediate, inter, Epilogue{Epilogue::Activation::gelu, false});
       } else {
-        block.ffn_in->forward(hidden_view, intermediate, inter);
+        product(*block.ffn_in, hidden_view, intermediate, inter);
         parallel_ranges(tokens, 2, [&](int64_t b, int64_t e) { k.gelu(intermediate, inter, inter, nullptr, b, e); });
       }
       if (tapped(5, intermediate, inter)) return false;
@@ -218,25 +236,25 @@ bool Encoder::forward(const int32_t* ids, const int64_t* lengths, int64_t sequen
     parallel_ranges(tokens, 4, [&](int64_t b, int64_t e) { k.residual_norm(norm, b, e); });
     ++block_index;
   }
-  check_hidden_finite(lengths, sequences, tokens, ws);
+  check_rows_finite(ws.hidden.data(), config_.hidden_size, lengths, sequences, tokens, "hidden states",
+                    " after the last block");
   return true;
 }
 
-void Encoder::check_hidden_finite(const int64_t* lengths, int64_t sequences, int64_t tokens,
-                                  const Workspace& ws) const {
+void Encoder::check_rows_finite(const float* rows, int64_t width, const int64_t* lengths, int64_t sequences,
+                                int64_t tokens, const std::string& what, const char* where) const {
   // The operators leave an overflow of finite inputs to their caller (the contract in
   // linear_operator.h); here the caller is the user. A layer whose outputs pass float's range
   // makes its rows' LayerNorm NaN and attention spreads that over the sequence, so the last
   // hidden states show every such failure: one read of them, against a NaN embedding returned.
-  const int64_t h = config_.hidden_size;
-  const MatrixView hidden = MatrixView::row_major(ws.hidden.data(), tokens, h);
-  if (detail::rows_finite_on_threads(hidden, num_threads())) return;
+  const MatrixView view = MatrixView::row_major(rows, tokens, width);
+  if (detail::rows_finite_on_threads(view, num_threads())) return;
   int64_t s = 0;
   for (int64_t start = 0; s < sequences; start += lengths[s++])
-    if (!detail::rows_finite(hidden, start, lengths[s])) break;
-  detail::throw_error("Encoder: the forward overflowed: the hidden states of sequence ", s,
-                      " are not finite after the last block (a layer's outputs passed float's range: its weights "
-                      "or its operator's approximation are unfit for these inputs)");
+    if (!detail::rows_finite(view, start, lengths[s])) break;
+  detail::throw_error("Encoder: the forward overflowed: the ", what, " of sequence ", s, " are not finite", where,
+                      " (a layer's outputs passed float's range: its weights or its operator's approximation are "
+                      "unfit for these inputs)");
 }
 
 void Encoder::hidden_states(const int32_t* ids, const int64_t* lengths, int64_t sequences, float* out) const {

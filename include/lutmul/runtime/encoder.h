@@ -159,8 +159,10 @@ class Encoder {
   // From the embeddings, or (with `start_hidden`) from block `start_block`'s input.
   bool forward(const int32_t* ids, const int64_t* lengths, int64_t sequences, int64_t tokens, Workspace& ws,
                const Tap* tap = nullptr, int start_block = 0, const float* start_hidden = nullptr) const;
-  // Error naming the first sequence whose last hidden states are not finite.
-  void check_hidden_finite(const int64_t* lengths, int64_t sequences, int64_t tokens, const Workspace& ws) const;
+  // Error naming the first sequence whose rows (tokens × width, contiguous) are not finite:
+  // "the <what> of sequence s are not finite<where>".
+  void check_rows_finite(const float* rows, int64_t width, const int64_t* lengths, int64_t sequences, int64_t tokens,
+                         const std::string& what, const char* where) const;
   void pool(const int64_t* lengths, int64_t sequences, const Workspace& ws, float* out) const;
   static std::shared_ptr<Encoder> load_file(const std::string& path);
   const Block& block_at(int block, const std::string& name) const;
