@@ -375,6 +375,7 @@ int main(int argc, char** argv) {
   const lutmul::ProductBackend& exact = lutmul::exact_product_backend();
   benchmark::AddCustomContext("onednn", exact.version + " " + exact.isa);
   register_all();
+  register_fma_peak();
   register_operator_benchmarks();
   register_lowrank_benchmarks();
   register_runtime_benchmarks();
