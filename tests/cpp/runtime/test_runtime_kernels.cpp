@@ -164,7 +164,8 @@ TEST_P(RuntimeLevel, Bf16RoundingIsNearestEvenBitForBit) {
 
 TEST_P(RuntimeKernels, AttentionMatchesTheReference) {
   const int64_t d = std::get<1>(GetParam()) == 384 ? 32 : std::get<1>(GetParam());
-  for (int64_t length : {1, 2, 15, 16, 17, 40}) {
+  // Every remainder after the whole tiles of 8 query rows (scores) and of 4 (context).
+  for (int64_t length : {1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 21, 40}) {
     const int64_t ld_qkv = 3 * d + 5, ld_context = d + 2;
     const std::vector<float> qkv = random_floats(length * ld_qkv, 13 + length, 1.5f);
     std::vector<float> scratch(kernels::attention_scratch_floats(length, d));
