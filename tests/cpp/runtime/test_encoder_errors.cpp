@@ -59,6 +59,32 @@ TEST(EncoderErrors, ALayerThatOverflowsIsAnErrorNotNaNEmbeddings) {
   for (size_t j = 0; j < 3 * h; ++j) ASSERT_TRUE(std::isfinite(out[j])) << j;
 }
 
+// The same overflow in block 0: the encoder's products do not check their inputs, so the rows a
+// tap would hand back (layer_inputs, hidden_through_blocks) are checked instead, and a whole
+// forward still ends in the error of the last hidden states.
+TEST(EncoderErrors, AnOverflowBeforeATapIsAnErrorNotRowsHandedBack) {
+  TinyBertSpec spec;
+  const TinyBert bert = write_tiny_bert(spec, "overflow_tap");
+  const auto encoder = Encoder::load(bert.folder);
+  const std::vector<float> huge(static_cast<size_t>(spec.intermediate * spec.hidden), 3e38f);
+  const auto overflowing = encoder->with_linear(
+      0, "ffn_out", std::make_shared<DenseLinear>(MatrixView::row_major(huge.data(), spec.intermediate, spec.hidden)));
+  const Batch batch = random_batch({5, 9, 3}, spec.vocab, 32);
+  const size_t h = static_cast<size_t>(spec.hidden), tokens = 17;
+  std::vector<float> rows(tokens * static_cast<size_t>(spec.intermediate)), out(tokens * h);
+  for (const std::string name : {"query", "attn_out", "ffn_in", "ffn_out"})
+    expect_error([&] { overflowing->layer_inputs(batch.ids.data(), batch.lengths.data(), 3, 1, name, rows.data()); },
+                 {"the forward overflowed", "the inputs of block 1's " + name + " of sequence 0", "not finite"});
+  // Block 0's inputs come before the overflow: finite, handed back.
+  overflowing->layer_inputs(batch.ids.data(), batch.lengths.data(), 3, 0, "ffn_out", rows.data());
+  std::vector<float> start(tokens * h);
+  encoder->layer_inputs(batch.ids.data(), batch.lengths.data(), 3, 0, "query", start.data());
+  expect_error([&] { overflowing->hidden_through_blocks(0, 1, start.data(), batch.lengths.data(), 3, out.data()); },
+               {"the inputs of block 1's query of sequence 0 are not finite"});
+  expect_error([&] { overflowing->embed_from_block(0, start.data(), batch.lengths.data(), 3, out.data()); },
+               {"the hidden states of sequence 0 are not finite after the last block"});
+}
+
 // Writes the tiny model with config.json replaced by `config`.
 std::string with_config(const std::string& name, const std::string& config) {
   const TinyBert bert = write_tiny_bert(TinyBertSpec{}, name);
