@@ -21,9 +21,7 @@ TEST(DenseUnchecked, GivesForwardsBitsInEveryPath) {
     const DenseLinear op(MatrixView::row_major(w.data(), k, m), b.data());
     for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{33}, int64_t{100}}) {
       const std::vector<float> x = uniform(n, k, -2.f, 2.f, static_cast<uint64_t>(n));
-      std::vector<float> x_columns(x.size());  // the same X, column-major
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < k; ++j) x_columns[static_cast<size_t>(j * n + i)] = x[static_cast<size_t>(i * k + j)];
+      const std::vector<float> x_columns = to_col_major(x, n, k);
       for (const MatrixView& view :
            {MatrixView::row_major(x.data(), n, k), MatrixView::col_major(x_columns.data(), n, k)}) {
         for (const int64_t ldy : {m, m + 5}) {
