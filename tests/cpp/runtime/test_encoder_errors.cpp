@@ -39,23 +39,35 @@ TEST(EncoderErrors, BadBatches) {
   encoder->embed(nullptr, nullptr, 0, nullptr);  // an empty batch is no work, and no error
 }
 
+// The tiny model, and a copy of it whose `block`'s ffn_out has weights of 3e38: its outputs
+// pass float's range for any input.
+struct Overflowing {
+  TinyBertSpec spec;
+  std::shared_ptr<Encoder> encoder, overflowing;
+};
+
+Overflowing with_overflow_in(int block, const std::string& name) {
+  Overflowing o;
+  o.encoder = Encoder::load(write_tiny_bert(o.spec, name).folder);
+  const std::vector<float> huge(static_cast<size_t>(o.spec.intermediate * o.spec.hidden), 3e38f);
+  o.overflowing = o.encoder->with_linear(
+      block, "ffn_out",
+      std::make_shared<DenseLinear>(MatrixView::row_major(huge.data(), o.spec.intermediate, o.spec.hidden)));
+  return o;
+}
+
 // An operator whose outputs pass float's range is no error of its own (the contract leaves
 // overflow to the caller), but the encoder must not hand back the NaN embeddings it makes.
 TEST(EncoderErrors, ALayerThatOverflowsIsAnErrorNotNaNEmbeddings) {
-  TinyBertSpec spec;
-  const TinyBert bert = write_tiny_bert(spec, "overflow");
-  const auto encoder = Encoder::load(bert.folder);
-  const std::vector<float> huge(static_cast<size_t>(spec.intermediate * spec.hidden), 3e38f);
-  const auto overflowing = encoder->with_linear(
-      1, "ffn_out", std::make_shared<DenseLinear>(MatrixView::row_major(huge.data(), spec.intermediate, spec.hidden)));
-  const Batch batch = random_batch({5, 9, 3}, spec.vocab, 31);
-  const size_t h = static_cast<size_t>(spec.hidden);
+  const Overflowing o = with_overflow_in(1, "overflow");
+  const Batch batch = random_batch({5, 9, 3}, o.spec.vocab, 31);
+  const size_t h = static_cast<size_t>(o.spec.hidden);
   std::vector<float> out(17 * h);
   using Forward = void (Encoder::*)(const int32_t*, const int64_t*, int64_t, float*) const;
   for (Forward forward : {&Encoder::embed, &Encoder::hidden_states})
-    expect_error([&] { (overflowing.get()->*forward)(batch.ids.data(), batch.lengths.data(), 3, out.data()); },
+    expect_error([&] { (o.overflowing.get()->*forward)(batch.ids.data(), batch.lengths.data(), 3, out.data()); },
                  {"the forward overflowed", "sequence 0", "not finite"});
-  encoder->embed(batch.ids.data(), batch.lengths.data(), 3, out.data());  // the original is untouched
+  o.encoder->embed(batch.ids.data(), batch.lengths.data(), 3, out.data());  // the original is untouched
   for (size_t j = 0; j < 3 * h; ++j) ASSERT_TRUE(std::isfinite(out[j])) << j;
 }
 
@@ -63,25 +75,21 @@ TEST(EncoderErrors, ALayerThatOverflowsIsAnErrorNotNaNEmbeddings) {
 // tap would hand back (layer_inputs, hidden_through_blocks) are checked instead, and a whole
 // forward still ends in the error of the last hidden states.
 TEST(EncoderErrors, AnOverflowBeforeATapIsAnErrorNotRowsHandedBack) {
-  TinyBertSpec spec;
-  const TinyBert bert = write_tiny_bert(spec, "overflow_tap");
-  const auto encoder = Encoder::load(bert.folder);
-  const std::vector<float> huge(static_cast<size_t>(spec.intermediate * spec.hidden), 3e38f);
-  const auto overflowing = encoder->with_linear(
-      0, "ffn_out", std::make_shared<DenseLinear>(MatrixView::row_major(huge.data(), spec.intermediate, spec.hidden)));
-  const Batch batch = random_batch({5, 9, 3}, spec.vocab, 32);
-  const size_t h = static_cast<size_t>(spec.hidden), tokens = 17;
-  std::vector<float> rows(tokens * static_cast<size_t>(spec.intermediate)), out(tokens * h);
-  for (const std::string name : {"query", "attn_out", "ffn_in", "ffn_out"})
-    expect_error([&] { overflowing->layer_inputs(batch.ids.data(), batch.lengths.data(), 3, 1, name, rows.data()); },
+  const Overflowing o = with_overflow_in(0, "overflow_tap");
+  const Batch batch = random_batch({5, 9, 3}, o.spec.vocab, 32);
+  const size_t h = static_cast<size_t>(o.spec.hidden), tokens = 17;
+  std::vector<float> rows(tokens * static_cast<size_t>(o.spec.intermediate)), out(tokens * h);
+  const std::vector<std::string> layers = {"query", "attn_out", "ffn_in", "ffn_out"};
+  for (const std::string& name : layers)
+    expect_error([&] { o.overflowing->layer_inputs(batch.ids.data(), batch.lengths.data(), 3, 1, name, rows.data()); },
                  {"the forward overflowed", "the inputs of block 1's " + name + " of sequence 0", "not finite"});
   // Block 0's inputs come before the overflow: finite, handed back.
-  overflowing->layer_inputs(batch.ids.data(), batch.lengths.data(), 3, 0, "ffn_out", rows.data());
+  o.overflowing->layer_inputs(batch.ids.data(), batch.lengths.data(), 3, 0, "ffn_out", rows.data());
   std::vector<float> start(tokens * h);
-  encoder->layer_inputs(batch.ids.data(), batch.lengths.data(), 3, 0, "query", start.data());
-  expect_error([&] { overflowing->hidden_through_blocks(0, 1, start.data(), batch.lengths.data(), 3, out.data()); },
+  o.encoder->layer_inputs(batch.ids.data(), batch.lengths.data(), 3, 0, "query", start.data());
+  expect_error([&] { o.overflowing->hidden_through_blocks(0, 1, start.data(), batch.lengths.data(), 3, out.data()); },
                {"the inputs of block 1's query of sequence 0 are not finite"});
-  expect_error([&] { overflowing->embed_from_block(0, start.data(), batch.lengths.data(), 3, out.data()); },
+  expect_error([&] { o.overflowing->embed_from_block(0, start.data(), batch.lengths.data(), 3, out.data()); },
                {"the hidden states of sequence 0 are not finite after the last block"});
 }
 
